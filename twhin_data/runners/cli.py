@@ -1,0 +1,137 @@
+"""The `twhin-data` command: `twhin-data <command> [flags] [beam flags]`."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import re
+import sys
+
+from twhin_data import __version__
+from twhin_data.core.errors import ConfigError, FatalApiError
+from twhin_data.runners import options as opts
+
+#: command -> (module, kind). "pipeline" modules follow pipelines/__init__.py; "tool" modules
+#: expose add_arguments(parser) and main(args, extra_args) -> int.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("twhin_data.pipelines.run", "tool"),
+    "hydrate": ("twhin_data.pipelines.hydrate", "pipeline"),
+    "prepare": ("twhin_data.pipelines.prepare", "pipeline"),
+    "graph": ("twhin_data.pipelines.graph", "pipeline"),
+    "shard": ("twhin_data.pipelines.shard", "pipeline"),
+    "benchmark hashtag": ("twhin_data.pipelines.benchmark_hashtag", "pipeline"),
+    "benchmark engagement": ("twhin_data.pipelines.benchmark_engagement", "pipeline"),
+    "benchmark evaluate": ("twhin_data.pipelines.benchmark_evaluate", "tool"),
+    "mock-api": ("twhin_data.xapi.mock_server", "tool"),
+    "dataflow-check": ("twhin_data.runners.dataflow", "tool"),
+}
+
+LOG = logging.getLogger("twhin_data")
+_FATAL = re.compile(r"(ConfigError|FatalApiError): ([^\n]+)")
+
+
+def configure_logging(level: str = "INFO") -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("twhin_data").setLevel(level)
+    # tweepy logs the Authorization header at DEBUG: never let it through (x-api.md R21).
+    logging.getLogger("tweepy").setLevel(max(logging.INFO, logging.getLevelName(level)))
+    logging.getLogger("apache_beam").setLevel(logging.WARNING)
+
+
+def _module_help(name: str) -> str:
+    try:
+        return importlib.import_module(COMMANDS[name][0]).HELP
+    except (ImportError, AttributeError):
+        return "(not available in this build)"
+
+
+def _top_help() -> str:
+    lines = [
+        f"twhin-data {__version__}: TwHIN-BERT training and benchmark data with Apache Beam.",
+        "",
+        "usage: twhin-data <command> [flags] [beam flags]",
+        "",
+        "commands:",
+    ]
+    for name in COMMANDS:
+        lines.append(f"  {name:<22} {_module_help(name)}")
+    lines += [
+        "",
+        "Run `twhin-data <command> --help` for a command's flags. Beam flags (--runner,",
+        "--project, --region, --temp_location, ...) pass through; the default runner is FnApiRunner.",
+        "The X bearer token is read from X_BEARER_TOKEN or --bearer_token_file, never from a flag value.",
+    ]
+    return "\n".join(lines)
+
+
+def _split_command(argv: list[str]) -> tuple[str | None, list[str]]:
+    if not argv:
+        return None, []
+    if len(argv) >= 2 and f"{argv[0]} {argv[1]}" in COMMANDS:
+        return f"{argv[0]} {argv[1]}", argv[2:]
+    if argv[0] in COMMANDS:
+        return argv[0], argv[1:]
+    return argv[0], argv[1:]
+
+
+def _fatal_message(exc: BaseException) -> str | None:
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, (ConfigError, FatalApiError)):
+            return str(exc)
+        match = _FATAL.search(str(exc))
+        if match:
+            return match.group(2).strip()
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command, rest = _split_command(argv)
+    if command in (None, "-h", "--help", "help"):
+        print(_top_help())
+        return 0
+    if command == "--version":
+        print(__version__)
+        return 0
+    if command not in COMMANDS:
+        if command == "benchmark":
+            sys.stderr.write("twhin-data: error: benchmark needs a task: hashtag, engagement or evaluate\n")
+        else:
+            sys.stderr.write(f"twhin-data: error: unknown command {command!r} (see twhin-data --help)\n")
+        return 2
+    module_name, kind = COMMANDS[command]
+    module = importlib.import_module(module_name)
+    parser = opts.OneLineParser(prog=f"twhin-data {command}", description=module.HELP, allow_abbrev=False)
+    module.add_arguments(parser)
+    if kind == "pipeline":
+        opts.add_common_arguments(parser)
+    args, extra = parser.parse_known_args(rest)
+    configure_logging(getattr(args, "log_level", "INFO"))
+    try:
+        if kind == "tool":
+            return int(module.main(args, extra) or 0)
+        opts.check_beam_args(extra)
+        from twhin_data.runners.launch import dump, run_module
+
+        summary = run_module(module, args, extra)
+        print(dump(summary))
+        return 0
+    except ConfigError as exc:
+        sys.stderr.write(f"twhin-data {command}: error: {exc}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write(f"twhin-data {command}: interrupted\n")
+        return 130
+    except Exception as exc:  # a job failure: say why in one line when we know it
+        message = _fatal_message(exc)
+        if message is None:
+            raise
+        sys.stderr.write(f"twhin-data {command}: error: {message}\n")
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

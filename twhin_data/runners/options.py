@@ -1,0 +1,115 @@
+"""Flags shared by every command, and the split between our flags and Beam's."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from apache_beam.options.pipeline_options import PipelineOptions, _BeamArgumentParser
+
+from twhin_data.core.errors import ConfigError
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line on stderr and exit code 2 (no usage dump)."""
+
+    def error(self, message: str):  # noqa: D401 - argparse API
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        raise SystemExit(2)
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
+    return value
+
+
+def csv_list(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def default_workers() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def add_common_arguments(parser: argparse.ArgumentParser, *, output_required: bool = True) -> None:
+    """Flags every pipeline command takes."""
+    parser.add_argument(
+        "--output",
+        required=output_required,
+        default=None if output_required else "./twhin-out",
+        help="Output directory (local path or gs://bucket/prefix).",
+    )
+    parser.add_argument(
+        "--workers",
+        type=positive_int,
+        default=None,
+        help="Local profile: processes for the CPU-heavy steps (default: all cores). "
+        "Rejected above 1 on Dataflow, which scales with --max_num_workers instead.",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="Replace an existing complete output instead of refusing to run.",
+    )
+    parser.add_argument(
+        "--log_level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="Log level of twhin-data's own messages (tweepy's request logger never goes below INFO).",
+    )
+
+
+def beam_parser() -> argparse.ArgumentParser:
+    """A parser that knows every Beam pipeline flag (all PipelineOptions subclasses)."""
+    parser = _BeamArgumentParser(allow_abbrev=False, add_help=False)
+    seen: dict[str, type] = {}
+    for cls in PipelineOptions.__subclasses__():
+        seen.setdefault(str(cls), cls)
+    for cls in seen.values():
+        cls._add_argparse_args(parser)  # noqa: SLF001 - the documented extension point
+    return parser
+
+
+def check_beam_args(beam_args: list[str]) -> None:
+    """Raises ConfigError naming the flags that are neither ours nor Beam's."""
+    _known, unknown = beam_parser().parse_known_args(beam_args)
+    flags = [a for a in unknown if a.startswith("-")]
+    if unknown:
+        raise ConfigError(
+            "unrecognized arguments: " + " ".join(flags or unknown) + " (see --help for this command's flags)"
+        )
+
+
+def runner_name(beam_args: list[str]) -> str:
+    known, _ = beam_parser().parse_known_args(beam_args)
+    return getattr(known, "runner", None) or "FnApiRunner"
+
+
+def is_dataflow(beam_args: list[str]) -> bool:
+    return runner_name(beam_args).split(".")[-1] in ("DataflowRunner", "TestDataflowRunner")

@@ -1,0 +1,73 @@
+"""Benchmark datasets: hashtag prediction and engagement prediction."""
+
+import pyarrow as pa
+
+from twhin_data.schemas._field import field, schema
+
+HASHTAG = schema(
+    [
+        field("tweet_id", pa.string(), "Tweet ID.", nullable=False),
+        field("lang", pa.string(), "Language of the benchmark file.", nullable=False),
+        field("split", pa.string(), "train, validation or test.", nullable=False),
+        field("text", pa.string(), "Normalized text with every label hashtag removed.", nullable=False),
+        field("label", pa.string(), "The hashtag label (without '#').", nullable=False),
+        field(
+            "label_id", pa.int32(), "Index of the label in the language's label vocabulary.", nullable=False
+        ),
+        field("input_ids", pa.list_(pa.int32()), "Token IDs when a tokenizer was given, else null."),
+    ],
+    "One row per hashtag-prediction example.",
+)
+
+HASHTAG_LABELS = schema(
+    [
+        field("lang", pa.string(), "Language.", nullable=False),
+        field("label_id", pa.int32(), "Label index.", nullable=False),
+        field("label", pa.string(), "Hashtag label.", nullable=False),
+        field("count", pa.int64(), "Number of kept examples with this label.", nullable=False),
+    ],
+    "Label vocabulary per language.",
+)
+
+ENGAGEMENT_RECORDS = schema(
+    [
+        field("lang", pa.string(), "Language of the tweet.", nullable=False),
+        field("split", pa.string(), "train, validation or test.", nullable=False),
+        field("user_row", pa.int64(), "Row index of the (user embedding, tweet) record.", nullable=False),
+        field("tweet_id", pa.string(), "Engaged tweet ID.", nullable=False),
+        field("user_emb", pa.list_(pa.float32()), "The user's embedding (e.g. 256-d TwHIN).", nullable=False),
+    ],
+    "One row per (user embedding, engaged tweet) record.",
+)
+
+ENGAGEMENT_CANDIDATES = schema(
+    [
+        field("lang", pa.string(), "Language.", nullable=False),
+        field("split", pa.string(), "validation or test.", nullable=False),
+        field("user_row", pa.int64(), "Record the list belongs to.", nullable=False),
+        field(
+            "candidate_tweet_ids",
+            pa.list_(pa.string()),
+            "1 engaged tweet + N negatives, shuffled deterministically.",
+            nullable=False,
+        ),
+        field(
+            "positive_index",
+            pa.int32(),
+            "Position of the engaged tweet in candidate_tweet_ids.",
+            nullable=False,
+        ),
+    ],
+    "Evaluation candidate lists (1 positive + negatives from the same language and split).",
+)
+
+BENCH_TWEETS = schema(
+    [
+        field("tweet_id", pa.string(), "Tweet ID.", nullable=False),
+        field("lang", pa.string(), "Language.", nullable=False),
+        field("split", pa.string(), "Split of the tweet.", nullable=False),
+        field("text", pa.string(), "Normalized text.", nullable=False),
+        field("input_ids", pa.list_(pa.int32()), "Token IDs when a tokenizer was given, else null."),
+    ],
+    "Tweets of the engagement benchmark.",
+)

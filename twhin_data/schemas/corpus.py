@@ -1,0 +1,33 @@
+"""Prepared text: the output of `twhin-data prepare`."""
+
+import pyarrow as pa
+
+from twhin_data.schemas._field import TIMESTAMP, field, schema
+
+CORPUS = schema(
+    [
+        field("tweet_id", pa.string(), "Tweet ID, decimal digits.", nullable=False),
+        field("text", pa.string(), "Normalized text (normalizer version in `normalizer`).", nullable=False),
+        field("text_raw", pa.string(), "The hydrated text before normalization."),
+        field(
+            "lang",
+            pa.string(),
+            "Detected language, ISO 639-1 where one exists (639-3 otherwise), `und` if unsure.",
+            nullable=False,
+        ),
+        field("lang_score", pa.float32(), "Detector confidence in [0, 1]."),
+        field("lang_source", pa.string(), "Language-ID backend: fasttext, langdetect or x."),
+        field("x_lang", pa.string(), "X's own `lang`, raw."),
+        field("hashtags", pa.list_(pa.string()), "Hashtags (without '#') of the tweet."),
+        field("created_at", TIMESTAMP, "Creation time (UTC)."),
+        field("author_id", pa.string(), "Author user ID."),
+        field("num_chars", pa.int32(), "Length of `text` in code points."),
+        field(
+            "normalizer",
+            pa.string(),
+            "Normalizer version and switches, e.g. normalize_v1+user+http.",
+            nullable=False,
+        ),
+    ],
+    "One row per kept tweet (prepare output `corpus/`).",
+)

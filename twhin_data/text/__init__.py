@@ -1,0 +1,1 @@
+"""Pure text functions: normalization, hashtags, language identification (no Beam import)."""
