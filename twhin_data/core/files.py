@@ -81,6 +81,8 @@ def table_to_parquet_bytes(
 ) -> bytes:
     """Serializes a table to Parquet bytes with settings that give identical bytes for identical input."""
     sink = io.BytesIO()
+    # Chunk layout leaks into page boundaries: combine first so equal rows give equal bytes.
+    table = table.combine_chunks()
     # write_statistics and a fixed created_by keep the footer stable; no timestamps are written.
     pq.write_table(
         table,

@@ -75,6 +75,8 @@ class WriteDataset(beam.PTransform):
       key: column whose hash picks the part.
       sort_by: columns that order rows inside a part (default: `key`).
       num_shards: number of parts.
+      name: dataset name for counters (default: the last path component).
+      salt: hash salt for part assignment (fixed, so the output path does not change membership).
     """
 
     def __init__(
@@ -86,6 +88,7 @@ class WriteDataset(beam.PTransform):
         sort_by: list[str] | None = None,
         num_shards: int = 1,
         name: str | None = None,
+        salt: str = "twhin-data-parts",
     ):
         super().__init__()
         if num_shards < 1:
@@ -96,13 +99,15 @@ class WriteDataset(beam.PTransform):
         self._sort_by = sort_by or [key]
         self._num_shards = num_shards
         self._name = name or path.rstrip("/").split("/")[-1]
+        # The salt must not depend on the output path: the same rows go to the same part anywhere.
+        self._salt = salt
 
     def expand(self, pcoll):
-        schema, key, n, name = self._schema, self._key, self._num_shards, self._name
+        schema, key, n, name, salt = self._schema, self._key, self._num_shards, self._name, self._salt
         return (
             pcoll
             | "ToTables" >> ToTables(schema)
-            | "SplitByShard" >> beam.FlatMap(_split_by_shard, key=key, num_shards=n, salt=name)
+            | "SplitByShard" >> beam.FlatMap(_split_by_shard, key=key, num_shards=n, salt=salt)
             # One shuffle: gathers each part's rows on one worker so it can be sorted and written once.
             | "GroupByShard" >> beam.GroupByKey()
             | "WriteShard"
