@@ -111,9 +111,10 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = parser.parse_known_args(rest)
     configure_logging(getattr(args, "log_level", "INFO"))
     try:
+        # Anything left over must be a Beam flag; a typo gets a one-line error, not a warning.
+        opts.check_beam_args(extra)
         if kind == "tool":
             return int(module.main(args, extra) or 0)
-        opts.check_beam_args(extra)
         from twhin_data.runners.launch import dump, run_module
 
         summary = run_module(module, args, extra)
