@@ -1,0 +1,536 @@
+"""Deterministic synthetic multilingual tweets, engagements and ID lists (all text written by us).
+
+Same seed -> same output, byte for byte. Everything streams (generators), so a million tweets never
+sit in memory. Tweets have the X API v2 tweet-object shape; the ground truth the API does not carry
+(true language, kind, the retweeted original) travels beside each tweet as a ``TweetInfo``.
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+import json
+import random
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from twhin_data.core.hashing import hash_ids
+
+TWITTER_EPOCH_MS = 1288834974657
+START_MS = 1640995200000  # 2022-01-01T00:00:00Z
+TCO_ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+ENGAGEMENT_TYPES = ("fav", "reply", "retweet", "quote")
+ENGAGEMENT_TYPE_P = (0.72, 0.10, 0.12, 0.06)
+COMMUNITY_SALT = "synth-community"
+_USER_MOD = (1 << 61) - 1  # prime: multiplying by a constant mod it is a bijection
+_USER_MUL = 0x5DEECE66D1B7
+_CASED = ("Latin", "Cyrillic")
+_ESCAPE = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+
+
+@dataclass(frozen=True)
+class Language:
+    """One language of the generator (see synth_lexicon.json)."""
+
+    code: str  # true ISO 639-1 code
+    x: str  # the code X reports in `lang` (in = Indonesian, iw = Hebrew)
+    script: str
+    weight: float
+    joiner: str
+    stop: str
+    phrases: tuple[str, ...]
+    hashtags: tuple[str, ...]
+
+
+class TweetInfo(NamedTuple):
+    """Ground truth kept out of the API object."""
+
+    true_lang: str  # ISO 639-1 code, or "und" for tweets without words
+    script: str  # Unicode script of the words ("none" for und)
+    kind: str  # original, reply, quote, retweet, note (long original)
+    original: dict | None  # the retweeted tweet (API object) for kind == retweet
+
+
+@functools.lru_cache(maxsize=1)
+def lexicon() -> dict:
+    """The hand-written phrase lists (twhin_data/data/synth_lexicon.json)."""
+    return json.loads((Path(__file__).parent / "synth_lexicon.json").read_text(encoding="utf-8"))
+
+
+@functools.lru_cache(maxsize=1)
+def languages() -> tuple[Language, ...]:
+    """All languages, most common first (weights are Zipf-like)."""
+    out = []
+    for code, spec in lexicon()["languages"].items():
+        out.append(
+            Language(
+                code=code,
+                x=spec["x"],
+                script=spec["script"],
+                weight=float(spec["weight"]),
+                joiner=spec["joiner"],
+                stop=spec["stop"],
+                phrases=tuple(spec["phrases"]),
+                hashtags=tuple(spec["hashtags"]),
+            )
+        )
+    return tuple(sorted(out, key=lambda lang: -lang.weight))
+
+
+def user_id(index: int) -> str:
+    """The decimal user ID of synthetic user `index` (a fixed bijection, so IDs never collide)."""
+    return str((index + 1) * _USER_MUL % _USER_MOD)
+
+
+def user_name(index: int) -> str:
+    """The @username of synthetic user `index`."""
+    parts = lexicon()["name_parts"]
+    return f"{parts[index % len(parts)]}_{parts[(index // len(parts)) % len(parts)]}{index}"
+
+
+def snowflake(created_ms: int, worker: int, sequence: int) -> int:
+    """A Snowflake ID: created_ms = (id >> 22) + TWITTER_EPOCH_MS."""
+    return ((created_ms - TWITTER_EPOCH_MS) << 22) | ((worker & 1023) << 12) | (sequence & 4095)
+
+
+def iso_ms(ms: int) -> str:
+    """ISO 8601 UTC with milliseconds, as the X API writes created_at."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
+
+
+def _tco(rng: random.Random) -> str:
+    return "https://t.co/" + "".join(rng.choices(TCO_ALPHABET, k=10))
+
+
+def _truncate(text: str, limit: int) -> int:
+    """Cut position <= limit - 1 that does not split an HTML entity such as &amp;."""
+    cut = limit - 1
+    amp = text.rfind("&", max(0, cut - 4), cut)
+    if amp != -1 and text.find(";", amp) >= cut:
+        cut = amp
+    return cut
+
+
+class _Builder:
+    """Accumulates escaped text pieces and entity spans (code-point offsets into the escaped text)."""
+
+    __slots__ = ("parts", "pos", "hashtags", "mentions", "urls")
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.pos = 0
+        self.hashtags: list[dict] = []
+        self.mentions: list[dict] = []
+        self.urls: list[dict] = []
+
+    def add(self, raw: str) -> None:
+        escaped = raw.translate(_ESCAPE)
+        self.parts.append(escaped)
+        self.pos += len(escaped)
+
+    def hashtag(self, tag: str) -> None:
+        self.hashtags.append({"start": self.pos, "end": self.pos + 1 + len(tag), "tag": tag})
+        self.add("#" + tag)
+
+    def mention(self, index: int) -> None:
+        name = user_name(index)
+        self.mentions.append(
+            {"start": self.pos, "end": self.pos + 1 + len(name), "username": name, "id": user_id(index)}
+        )
+        self.add("@" + name)
+
+    def url(self, url: str, expanded: str) -> None:
+        display = expanded.split("://", 1)[1]
+        display = display if len(display) <= 26 else display[:25] + "…"
+        self.urls.append(
+            {
+                "start": self.pos,
+                "end": self.pos + len(url),
+                "url": url,
+                "expanded_url": expanded,
+                "display_url": display,
+            }
+        )
+        self.add(url)
+
+    def text(self) -> str:
+        return "".join(self.parts)
+
+    def entities(self, limit: int | None = None) -> dict:
+        out = {}
+        for key in ("hashtags", "mentions", "urls"):
+            spans = getattr(self, key)
+            if limit is not None:
+                spans = [s for s in spans if s["end"] <= limit]
+            if spans:
+                out[key] = spans
+        return out
+
+
+class _TweetFactory:
+    """Stateful generator: clock, Snowflake sequence, author pool, recent tweets to reply/quote/retweet."""
+
+    def __init__(self, seed: int, n_users: int, mean_gap_ms: int) -> None:
+        self.rng = random.Random(seed)
+        self.n_users = n_users
+        self.mean_gap_ms = mean_gap_ms
+        self.now = START_MS + self.rng.randrange(86_400_000)
+        self.langs = languages()
+        total = sum(lang.weight for lang in self.langs)
+        acc, self.cum = 0.0, []
+        for lang in self.langs:
+            acc += lang.weight / total
+            self.cum.append(acc)
+        self.recent: list[tuple[dict, TweetInfo, int]] = []  # (tweet, info, author index)
+        emoji = lexicon()["emoji"]
+        self.emoji = emoji["simple"] * 4 + emoji["skin_tone"] + emoji["zwj"] + emoji["flags"]
+        self.hosts = lexicon()["url_hosts"]
+
+    def _user(self) -> int:
+        return int(self.n_users * self.rng.random() ** 3)  # power law: a few very active authors
+
+    def _lang(self) -> Language:
+        return self.langs[min(bisect.bisect(self.cum, self.rng.random()), len(self.langs) - 1)]
+
+    def _words(self, b: _Builder, lang: Language, budget: int, min_len: int) -> None:
+        rng = self.rng
+        r = rng.random()
+        n = 1 if r < 0.3 else 2 if r < 0.62 else 3 if r < 0.82 else 4 if r < 0.95 else 5
+        start, phrases, last = b.pos, lang.phrases, -1
+        for i in range(n if not min_len else 40):
+            pick = rng.randrange(len(phrases))
+            if pick == last:  # no phrase twice in a row
+                pick = (pick + 1 + rng.randrange(len(phrases) - 1)) % len(phrases)
+            last, phrase = pick, phrases[pick]
+            if i and b.pos - start + len(phrase) > budget and b.pos - start >= min_len:
+                break
+            capital = i == 0
+            if i:
+                r = rng.random()
+                if r < 0.04 and lang.joiner == " ":
+                    b.add(" & ")
+                elif r < 0.6 and lang.stop:
+                    b.add(lang.stop + lang.joiner if lang.joiner == " " else lang.stop)
+                    capital = True
+                else:
+                    b.add(", " if lang.joiner == " " and lang.script != "Thai" else lang.joiner)
+            b.add(phrase[0].upper() + phrase[1:] if capital and lang.script in _CASED else phrase)
+            if min_len and b.pos - start >= min_len and rng.random() < 0.3:
+                break
+        r = rng.random()
+        b.add(lang.stop if r < 0.5 else "!" if r < 0.62 else "?" if r < 0.7 else "")
+        if rng.random() < 0.03:
+            b.add(" <3" if rng.random() < 0.5 else " ->")
+
+    def _extras(self, b: _Builder, lang: Language | None) -> None:
+        rng = self.rng
+        if lang is not None and rng.random() < 0.35:
+            tags = lang.hashtags
+            first = tags[int(len(tags) * rng.random() ** 2)]
+            chosen = [first] if rng.random() < 0.75 else [first, rng.choice(tags)]
+            for tag in dict.fromkeys(chosen):
+                b.add(" ")
+                b.hashtag(tag)
+        if rng.random() < 0.35:
+            b.add(" ")
+            for _ in range(1 + int(rng.random() ** 3 * 3)):
+                b.add(rng.choice(self.emoji))
+        if rng.random() < 0.15:
+            b.add(" ")
+            b.url(_tco(rng), f"https://{rng.choice(self.hosts)}/{rng.randrange(10**6)}")
+
+    def next(self) -> tuple[dict, TweetInfo]:
+        rng = self.rng
+        self.now += 1 + int(rng.expovariate(1.0 / self.mean_gap_ms))
+        tid = str(snowflake(self.now, rng.randrange(1024), rng.randrange(4096)))
+        author = self._user()
+        r = rng.random()
+        parent = self.recent[rng.randrange(len(self.recent))] if self.recent else None
+        if parent is not None and r < 0.12:
+            return self._retweet(tid, author, parent)
+        kind = "reply" if parent and r < 0.27 else "quote" if parent and r < 0.35 else "original"
+        if kind == "original" and rng.random() < 0.02:
+            kind = "note"
+        b = _Builder()
+        lang: Language | None = self._lang()
+        if kind == "reply" and rng.random() < 0.8:
+            lang = (
+                next(x for x in self.langs if x.code == parent[1].true_lang)
+                if parent[1].true_lang != "und"
+                else lang
+            )
+        x_lang = lang.x
+        if kind == "reply":
+            b.mention(parent[2])
+            b.add(" ")
+        elif rng.random() < 0.06:
+            b.mention(self._user())
+            b.add(" ")
+        body = rng.random()
+        if kind == "quote" and body < 0.15:
+            lang, x_lang = None, "qst"
+        elif kind != "note" and body < 0.025:
+            lang, x_lang = None, "und"
+            b.add(rng.choice(self.emoji) + rng.choice(self.emoji))
+        else:
+            self._words(b, lang, 2000 if kind == "note" else 200, 300 if kind == "note" else 0)
+        self._extras(b, lang)
+        if kind == "quote":
+            b.add(" " if b.pos else "")
+            qid = parent[0]["id"]
+            b.url(_tco(rng), f"https://twitter.com/{user_name(parent[2])}/status/{qid}")
+        text = b.text()
+        tweet = self._envelope(tid, author, x_lang)
+        if len(text) > 280:  # a long post: X truncates `text` and sends the full one in note_tweet
+            cut = _truncate(text, 280)
+            tweet["text"] = text[:cut] + "…"
+            tweet["note_tweet"] = {"text": text}
+            entities = b.entities()
+            if entities:
+                tweet["note_tweet"]["entities"] = entities
+            entities = b.entities(limit=cut)
+        else:
+            kind = "original" if kind == "note" else kind
+            tweet["text"] = text
+            entities = b.entities()
+        if entities:
+            tweet["entities"] = entities
+        if kind in ("reply", "quote"):
+            ptweet = parent[0]
+            if kind == "reply":
+                tweet["conversation_id"] = ptweet["conversation_id"]
+                tweet["in_reply_to_user_id"] = ptweet["author_id"]
+            tweet["referenced_tweets"] = [
+                {"type": "replied_to" if kind == "reply" else "quoted", "id": ptweet["id"]}
+            ]
+        info = TweetInfo(lang.code if lang else "und", lang.script if lang else "none", kind, None)
+        self.recent.append((tweet, info, author))
+        if len(self.recent) > 512:
+            del self.recent[: len(self.recent) - 384]
+        return tweet, info
+
+    def _envelope(self, tid: str, author: int, x_lang: str) -> dict:
+        rng = self.rng
+        likes = int(rng.paretovariate(1.1)) - 1
+        edits = [tid] if rng.random() > 0.01 else [tid, str(int(tid) + (rng.randrange(1, 3_600_000) << 22))]
+        return {
+            "id": tid,
+            "text": "",
+            "lang": x_lang,
+            "created_at": iso_ms(self.now),
+            "author_id": user_id(author),
+            "conversation_id": tid,
+            "edit_history_tweet_ids": edits,
+            "possibly_sensitive": rng.random() < 0.02,
+            "public_metrics": {
+                "retweet_count": likes // 7,
+                "reply_count": likes // 11,
+                "like_count": likes,
+                "quote_count": likes // 40,
+            },
+        }
+
+    def _retweet(self, tid: str, author: int, parent: tuple[dict, TweetInfo, int]) -> tuple[dict, TweetInfo]:
+        orig, oinfo, oauthor = parent
+        if oinfo.kind == "retweet":
+            orig, oinfo = oinfo.original, oinfo._replace(kind="original")
+        b = _Builder()
+        b.add("RT ")
+        b.mention(oauthor)
+        b.add(": ")
+        prefix = b.pos
+        src = orig.get("note_tweet") or orig
+        full = "RT @" + user_name(oauthor) + ": " + src["text"]
+        tweet = self._envelope(tid, author, orig["lang"])
+        tweet["public_metrics"] = dict(orig["public_metrics"], like_count=0, reply_count=0, quote_count=0)
+        cut = len(full)
+        if len(full) > 140:
+            cut = _truncate(full, 140)
+            tweet["text"] = full[:cut] + "…"
+        else:
+            tweet["text"] = full
+        spans = b.entities()
+        for key, items in src.get("entities", {}).items():
+            shifted = [dict(s, start=s["start"] + prefix, end=s["end"] + prefix) for s in items]
+            shifted = [s for s in shifted if s["end"] <= cut]
+            if shifted:
+                spans[key] = spans.get(key, []) + shifted
+        tweet["entities"] = spans
+        tweet["referenced_tweets"] = [{"type": "retweeted", "id": orig["id"]}]
+        return tweet, TweetInfo(oinfo.true_lang, oinfo.script, "retweet", orig)
+
+
+def generate_labelled_tweets(
+    n: int, seed: int = 0, *, n_users: int = 10_000, mean_gap_ms: int = 2_000
+) -> Iterator[tuple[dict, TweetInfo]]:
+    """Yields `n` (API tweet object, TweetInfo) pairs; IDs and created_at strictly increase."""
+    factory = _TweetFactory(seed, n_users, mean_gap_ms)
+    for _ in range(n):
+        yield factory.next()
+
+
+def generate_tweets(n: int, seed: int = 0, **kwargs) -> Iterator[dict]:
+    """Yields `n` X API v2 tweet objects (see generate_labelled_tweets for the ground truth)."""
+    for tweet, _ in generate_labelled_tweets(n, seed, **kwargs):
+        yield tweet
+
+
+def generate_labelled_texts(n_per_language: int, seed: int = 0) -> Iterator[tuple[str, str]]:
+    """Yields short plain texts with their true language, round-robin over every language."""
+    rng = random.Random(seed)
+    langs = languages()
+    for i in range(n_per_language * len(langs)):
+        lang = langs[i % len(langs)]
+        k = 1 + int(rng.random() * 2.5)
+        phrases = rng.sample(lang.phrases, k)
+        yield lang.joiner.join(phrases) + lang.stop, lang.code
+
+
+# ---------------------------------------------------------------- engagements and communities
+
+
+def tweet_community(tweet_ids: Sequence[str], communities: int) -> np.ndarray:
+    """Planted community (0..communities-1) of each tweet ID (stable hash, any machine)."""
+    return (hash_ids(list(tweet_ids), COMMUNITY_SALT) % np.uint64(communities)).astype(np.int64)
+
+
+def user_community(user_ids: Sequence[str], communities: int) -> np.ndarray:
+    """Planted community of each user ID (same rule as tweets, different salt)."""
+    return (hash_ids(list(user_ids), COMMUNITY_SALT + "-user") % np.uint64(communities)).astype(np.int64)
+
+
+def _zipf_weights(rng: np.random.Generator, n: int, exponent: float) -> np.ndarray:
+    ranks = rng.permutation(n) + 1
+    weights = 1.0 / ranks.astype(np.float64) ** exponent
+    return weights / weights.sum()
+
+
+def generate_engagements(
+    tweets: Iterable[dict | str],
+    n_users: int,
+    n_engagements: int,
+    seed: int = 0,
+    *,
+    communities: int = 8,
+    in_community: float = 0.85,
+    chunk: int = 65_536,
+) -> Iterator[dict]:
+    """Yields engagement rows {user_id, tweet_id, type, ts} with planted communities.
+
+    User activity and tweet popularity are power laws (Zipf over a seeded random ranking). A user
+    engages with a tweet of its own community (`user_community`/`tweet_community`) with probability
+    `in_community`, else with any tweet. ts is after the tweet's creation time (from its Snowflake ID).
+    The same (user, tweet, type) can repeat, as in real logs.
+    """
+    ids = [t if isinstance(t, str) else t["id"] for t in tweets]
+    if not ids or n_users <= 0:
+        return
+    rng = np.random.default_rng(seed)
+    users = [user_id(i) for i in range(n_users)]
+    ucomm = user_community(users, communities)
+    tcomm = tweet_community(ids, communities)
+    created = (np.array([int(t) >> 22 for t in ids], dtype=np.int64)) + TWITTER_EPOCH_MS
+    activity = _zipf_weights(rng, n_users, 1.0)
+    popularity = _zipf_weights(rng, len(ids), 0.9)
+    all_cdf = np.cumsum(popularity)
+    members = [np.flatnonzero(tcomm == c) for c in range(communities)]
+    cdfs = [np.cumsum(popularity[m]) for m in members]
+    done = 0
+    while done < n_engagements:
+        size = min(chunk, n_engagements - done)
+        done += size
+        who = rng.choice(n_users, size=size, p=activity)
+        pick = np.searchsorted(all_cdf, rng.random(size) * all_cdf[-1], side="right")
+        inside = rng.random(size) < in_community
+        draws = rng.random(size)
+        for c in range(communities):
+            if not len(members[c]):
+                continue
+            mask = inside & (ucomm[who] == c)
+            local = np.searchsorted(cdfs[c], draws[mask] * cdfs[c][-1], side="right")
+            pick[mask] = members[c][np.minimum(local, len(members[c]) - 1)]
+        pick = np.minimum(pick, len(ids) - 1)
+        kinds = rng.choice(len(ENGAGEMENT_TYPES), size=size, p=ENGAGEMENT_TYPE_P)
+        delay = (rng.exponential(6 * 3_600_000, size=size)).astype(np.int64) + 1_000
+        ts = created[pick] + delay
+        for u, t, k, ms in zip(who.tolist(), pick.tolist(), kinds.tolist(), ts.tolist(), strict=True):
+            yield {"user_id": users[u], "tweet_id": ids[t], "type": ENGAGEMENT_TYPES[k], "ts": iso_ms(ms)}
+
+
+def community_embeddings(
+    ids: Sequence[str], communities: np.ndarray, dim: int, seed: int = 0, *, noise: float = 0.35
+) -> np.ndarray:
+    """Unit float32 vectors: a random centroid per community plus Gaussian noise (rows follow `ids`)."""
+    rng = np.random.default_rng(seed)
+    k = int(communities.max()) + 1 if len(communities) else 1
+    centroids = rng.standard_normal((k, dim))
+    centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
+    vectors = centroids[communities] + noise * rng.standard_normal((len(ids), dim)) / np.sqrt(dim)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors.astype(np.float32)
+
+
+# ---------------------------------------------------------------- ID lists
+
+#: Malformed ID-list lines, one per kind; "excel" is filled in from a real ID (Excel's 1.23E+18 damage).
+MALFORMED_KINDS = ("alpha", "empty", "excel", "too_long", "negative")
+
+
+def malformed_line(kind: str, rng: random.Random, example_id: str) -> str:
+    """One malformed ID line of the given kind."""
+    if kind == "alpha":
+        return rng.choice(["abc", "tweet_id", "n/a", "1234x5678"])
+    if kind == "empty":
+        return ""
+    if kind == "excel":
+        return f"{int(example_id):.2E}".replace("E+", "E+")
+    if kind == "too_long":
+        return example_id + str(rng.randrange(10**6, 10**7))
+    if kind == "negative":
+        return "-" + example_id[:8]
+    raise ValueError(f"unknown malformed kind {kind!r}")
+
+
+def unavailable_ids(tweet_ids: Sequence[str], n: int, seed: int = 0) -> dict[str, str]:
+    """`n` plausible IDs that are not in `tweet_ids`, each mapped to "deleted" or "protected"."""
+    rng = random.Random(seed)
+    taken = set(tweet_ids)
+    out: dict[str, str] = {}
+    while len(out) < n and tweet_ids:
+        base = int(rng.choice(tweet_ids))
+        candidate = str(
+            base + (rng.randrange(1, 4096) << 12 if rng.random() < 0.5 else rng.randrange(1, 4096))
+        )
+        if candidate not in taken and candidate not in out:
+            out[candidate] = "deleted" if rng.random() < 0.6 else "protected"
+    return dict(sorted(out.items()))
+
+
+def generate_id_list(
+    tweet_ids: Sequence[str],
+    extra_ids: Sequence[str] = (),
+    seed: int = 0,
+    *,
+    duplicate_rate: float = 0.03,
+    messy_rate: float = 0.05,
+    malformed: Sequence[str] = MALFORMED_KINDS,
+) -> list[str]:
+    """ID-list lines: every ID once (shuffled), some duplicates, some wrapped in whitespace/quotes,
+    and one line per entry of `malformed` (a kind from MALFORMED_KINDS)."""
+    rng = random.Random(seed)
+    lines = list(tweet_ids) + list(extra_ids)
+    rng.shuffle(lines)
+    for _ in range(int(len(lines) * duplicate_rate)):
+        lines.insert(rng.randrange(len(lines) + 1), rng.choice(lines))
+    wraps = ("  {} ", "\t{}", '"{}"', "'{}'", " {}\t", '"{}" ')
+    for i in range(len(lines)):
+        if rng.random() < messy_rate:
+            lines[i] = rng.choice(wraps).format(lines[i])
+    for kind in malformed:
+        lines.insert(rng.randrange(len(lines) + 1), malformed_line(kind, rng, rng.choice(tweet_ids)))
+    return lines
