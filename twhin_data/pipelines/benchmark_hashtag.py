@@ -1,0 +1,197 @@
+"""`twhin-data benchmark hashtag`: the paper's multilingual hashtag-prediction benchmark from ID,label files."""
+
+from __future__ import annotations
+
+import argparse
+
+import apache_beam as beam
+
+from twhin_data.core import files
+from twhin_data.runners import options as opts
+from twhin_data.transforms import benchmark as bt
+from twhin_data.transforms import benchmark_common as common
+from twhin_data.transforms import benchmark_io as bio
+from twhin_data.transforms.benchmark_report import (
+    check_output,
+    counters_of,
+    read_json,
+    rejected_of,
+    write_stats,
+)
+from twhin_data.transforms.io import WriteErrors
+
+NAME = "benchmark hashtag"
+HELP = "Hashtag-prediction benchmark: label files + hydrated tweets -> per-language splits."
+STAGE = bt.STAGE
+LEAK_REASONS = ("label_not_in_text", "label_leak_remains", "other_label_hashtag", "empty_after_removal")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--labels",
+        required=True,
+        help="Released ID,label files: file, directory, glob (comma-separated allowed) or the "
+        "hashtag-classification-id.zip archive itself. TSV or CSV, delimiter detected per file.",
+    )
+    parser.add_argument(
+        "--tweets", required=True, help="Hydrate output: DIR (reads DIR/tweets/*.parquet) or a Parquet glob."
+    )
+    parser.add_argument("--tokenizer", default=None, help="tokenizer.json path or Hub name: adds input_ids.")
+    parser.add_argument(
+        "--max_labels_per_lang",
+        type=opts.positive_int,
+        default=500,
+        help="Keep the N most frequent labels of each language (paper: 500).",
+    )
+    parser.add_argument(
+        "--split",
+        default="0.8,0.1,0.1",
+        help="train,validation,test fractions, assigned by a salted hash of the tweet ID; or 'released' "
+        "to keep the split named by each label file (train/dev/test).",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="Salt of the split hash.")
+    parser.add_argument(
+        "--lang_column", default="lang", help="Language column of the label files, when they have one."
+    )
+    parser.add_argument(
+        "--no_placeholders",
+        action="store_true",
+        help="Keep @mentions and URLs instead of the @user / http placeholders of normalize_v1.",
+    )
+
+
+def validate(args: argparse.Namespace) -> None:
+    args.fractions = None if args.split.strip() == "released" else common.parse_split(args.split)
+    args.label_sources = bio.label_sources(args.labels)
+    for source in args.label_sources:
+        bio.check_label_source(source, args.lang_column)
+    args.tweet_files = bio.tweet_files(args.tweets)
+    common.check_tokenizer(args.tokenizer)
+    check_output(args.output, getattr(args, "overwrite", False), STAGE)
+
+
+def build(p: beam.Pipeline, args: argparse.Namespace):
+    labels = p | "ReadLabels" >> bio.ReadLabelFiles(
+        args.label_sources, stage=STAGE, lang_column=args.lang_column
+    )
+    tweets = p | "ReadTweets" >> bio.ReadParquetTables(args.tweet_files, bt.TWEET_COLUMNS)
+    examples = (labels.main, tweets) | "JoinLabelsWithTweets" >> bt.JoinLabelsWithTweets(
+        placeholders=not args.no_placeholders
+    )
+    vocabulary = examples.main | "BuildLabelVocabulary" >> bt.BuildLabelVocabulary(args.max_labels_per_lang)
+    rows = examples.main | "AssignLabels" >> bt.AssignLabels(vocabulary, released=args.fractions is None)
+    infos = rows.main | "WriteBenchmark" >> bt.WriteHashtagBenchmark(
+        args.output, vocabulary, tokenizer=args.tokenizer, fractions=args.fractions, seed=args.seed
+    )
+    manifest = infos | "WriteManifestAndCard" >> common.WriteManifestAndCard(args.output, render_card)
+    errors = (labels.errors, examples.errors, rows.errors) | "AllErrors" >> beam.Flatten()
+    errors | "WriteErrors" >> WriteErrors(args.output, STAGE)
+    return manifest
+
+
+def render_card(manifest: dict) -> str:
+    """The dataset card: one config per language, data_files per split."""
+    langs = common.languages_in(manifest)
+    configs = [
+        {"config_name": lang, "data_files": {s: f"{lang}/{s}.parquet" for s in common.SPLITS}}
+        for lang in langs
+    ]
+    rows = [
+        [
+            lang,
+            *(common.rows_of(manifest, lang, s) for s in common.SPLITS),
+            common.rows_of(manifest, lang, "labels"),
+        ]
+        for lang in langs
+    ]
+    body = "\n".join(
+        [
+            "## Languages",
+            "",
+            common.markdown_table(["config", *common.SPLITS, "labels"], rows),
+            "",
+            "## Files",
+            "",
+            "- `<lang>/{train,validation,test}.parquet`: `tweet_id, lang, split, text, label, label_id, input_ids`;"
+            " `text` is the normalized tweet with every occurrence of its label hashtag removed.",
+            "- `<lang>/labels.parquet`: the label vocabulary (`label_id` 0 = most frequent).",
+            "- `manifest.json`: every file with its rows and sha256.",
+            "",
+            'Load one language with `datasets.load_dataset("<this directory>", "<lang>")`.',
+            "Tweet texts are subject to X's terms: share tweet IDs, not this directory.",
+        ]
+    )
+    return common.dataset_card(
+        "Hashtag prediction benchmark (TwHIN-BERT)",
+        "Built by `twhin-data benchmark hashtag` from released `ID,label` files and hydrated tweets "
+        "(arXiv 2209.07562, section 3).",
+        configs,
+        body,
+    )
+
+
+def finish(result, args: argparse.Namespace) -> dict:
+    counts = counters_of(result, STAGE)
+    rejected = rejected_of(counts)
+    kept = {s: counts.get(f"kept_{s}", 0) for s in common.SPLITS}
+    manifest_path = files.join(args.output, "manifest.json")
+    manifest = read_json(manifest_path) if files.exists(manifest_path) else {"files": []}
+    per_language = {
+        lang: {name: common.rows_of(manifest, lang, name) for name in (*common.SPLITS, "labels")}
+        for lang in common.languages_in(manifest)
+    }
+    labels_read = counts.get("labels_read", 0)
+    duplicates = counts.get("duplicate_label_rows", 0)
+    malformed = sum(v for k, v in rejected.items() if k.startswith("malformed_"))
+    found = counts.get("tweets_found", 0)
+    steps = {
+        "labels_read": labels_read,
+        "malformed_label_rows": malformed,
+        "duplicate_label_rows": duplicates,
+        "conflicting_label": rejected.get("conflicting_label", 0),
+        "unavailable": rejected.get("unavailable", 0),
+        "tweets_found": found,
+        "leaked": {r: rejected.get(r, 0) for r in LEAK_REASONS},
+        "label_not_in_top_k": rejected.get("label_not_in_top_k", 0),
+        "kept": kept,
+    }
+    after_found = sum(
+        v
+        for k, v in rejected.items()
+        if not k.startswith("malformed_") and k not in ("conflicting_label", "unavailable")
+    )
+    stats = {
+        "stage": STAGE,
+        "in": labels_read,
+        "out": sum(kept.values()),
+        "rejected": dict(sorted(rejected.items())),
+        "duplicates": duplicates,
+        "steps": steps,
+        "checks": {
+            "in == out + rejected + duplicates": labels_read
+            == sum(kept.values()) + sum(rejected.values()) + duplicates,
+            "tweets_found == out + rejected after the join": found == sum(kept.values()) + after_found,
+        },
+        "per_language": per_language,
+        "parameters": {
+            "labels": args.labels,
+            "tweets": args.tweets,
+            "tokenizer": args.tokenizer,
+            "max_labels_per_lang": args.max_labels_per_lang,
+            "split": args.split,
+            "seed": args.seed,
+            "placeholders": not args.no_placeholders,
+        },
+        "elapsed_s": round(getattr(args, "elapsed_s", 0.0), 3),
+    }
+    write_stats(args.output, STAGE, stats)
+    return {
+        "stage": STAGE,
+        "output": args.output,
+        "languages": len(per_language),
+        "in": stats["in"],
+        "out": stats["out"],
+        "rejected": sum(rejected.values()),
+        "duplicates": duplicates,
+        "balanced": all(stats["checks"].values()),
+    }
