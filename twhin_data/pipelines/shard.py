@@ -1,0 +1,376 @@
+"""`twhin-data shard`: tokenize the corpus, pack tweets, write deterministic Parquet shards.
+
+Output under --output DIR: ``mlm/{split}-{i:05d}-of-{n:05d}.parquet``, ``pairs/...`` (with
+--pairs), ``manifest.json``, the dataset card ``README.md`` and ``COMPLETED`` (written last, by
+the final Beam step, once every shard, dead letter and the manifest exist). Dead letters go to
+``DIR/errors/shard/``, stats to ``DIR/reports/shard/stats.json``. See docs/shards.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+
+from twhin_data import __version__
+from twhin_data.core import files
+from twhin_data.core.errors import ConfigError
+from twhin_data.runners import options as opts
+from twhin_data.text.tokenize import BUNDLED, bundled_path, load_tokenizer
+from twhin_data.transforms.io import WriteErrors
+from twhin_data.transforms.shard import WriteShards, plan_shards
+from twhin_data.transforms.tokenize import (
+    CORPUS_COLUMNS,
+    PAIR_COLUMNS,
+    JoinPairs,
+    ReadTables,
+    SumDicts,
+    TokenizeTweets,
+    check_columns,
+)
+
+NAME = "shard"
+HELP = "Tokenize the corpus (and pairs), pack tweets, write deterministic Parquet shards + manifest."
+SPLITS = ("train", "validation")
+DATASETS = ("mlm", "pairs")
+OUTPUT_NAMES = ("mlm", "pairs", "manifest.json", "README.md", "COMPLETED")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--corpus",
+        required=True,
+        help="Prepared corpus: Parquet files, glob or directory (DIR means DIR/corpus/ if present).",
+    )
+    parser.add_argument(
+        "--pairs",
+        default=None,
+        help="Pairs from `twhin-data graph` (file, glob or directory; DIR/pairs/ if present).",
+    )
+    parser.add_argument(
+        "--tokenizer",
+        default=BUNDLED,
+        help="tokenizer.json path (local or gs://), a directory holding one, a Hub name found in the local "
+        "Hugging Face cache (offline), or 'bundled' (the small 8k tokenizer shipped with twhin-data; default).",
+    )
+    parser.add_argument(
+        "--max_length", type=opts.positive_int, default=128, help="Most token ids per sequence (default 128)."
+    )
+    parser.add_argument(
+        "--pack",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="Pack several whole tweets per MLM row up to --max_length (default); --no_pack: one tweet per row.",
+    )
+    parser.add_argument("--no_pack", dest="pack", action="store_false", help="Same as --no-pack.")
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument(
+        "--target_shard_mb",
+        type=opts.positive_int,
+        default=None,
+        help="Aim for shards of about this many MB of uncompressed token data (default 256).",
+    )
+    size.add_argument(
+        "--num_shards",
+        type=opts.positive_int,
+        default=None,
+        help="Exact number of train shards (validation gets a proportional count, at least 1).",
+    )
+    parser.add_argument(
+        "--valid_fraction",
+        type=opts.fraction,
+        default=0.01,
+        help="Fraction of tweets (by hashed tweet ID) in the validation split (default 0.01).",
+    )
+    parser.add_argument(
+        "--seed",
+        type=opts.non_negative_int,
+        default=0,
+        help="Salt of the split and shard hashes (same seed, same shards).",
+    )
+    parser.add_argument(
+        "--batch_rows",
+        type=opts.positive_int,
+        default=4096,
+        help="Tweets per Arrow table read and tokenized at once (default 4096).",
+    )
+
+
+def _input_files(pattern: str, subdir: str) -> list[str]:
+    if "://" not in pattern and os.path.isdir(os.path.join(pattern, subdir)):
+        pattern = os.path.join(pattern, subdir)
+    return files.expand_inputs(pattern, suffixes=(".parquet",))
+
+
+def _clear(output: str) -> None:
+    for name in (*OUTPUT_NAMES, os.path.join("errors", NAME), os.path.join("reports", NAME)):
+        path = files.join(output, name)
+        if FileSystems.exists(path):
+            FileSystems.delete([path])
+
+
+def validate(args: argparse.Namespace) -> None:
+    """Checks inputs, tokenizer and output; clears an incomplete (or --overwrite) previous output."""
+    if args.max_length < 4:
+        raise ConfigError("--max_length must be at least 4 (<s>, a token, </s>)")
+    args.corpus_files = _input_files(args.corpus, "corpus")
+    for path in args.corpus_files:
+        check_columns(path, CORPUS_COLUMNS)
+    args.pairs_files = _input_files(args.pairs, "pairs") if args.pairs else []
+    for path in args.pairs_files:
+        check_columns(path, PAIR_COLUMNS)
+    _tokenizer, info = load_tokenizer(args.tokenizer)
+    args.tokenizer_info = info
+    if files.exists(files.join(args.output, "COMPLETED")) and not args.overwrite:
+        raise ConfigError(
+            f"{args.output} already holds complete shards (COMPLETED); pass --overwrite to replace them"
+        )
+    _clear(args.output)
+
+
+def parameters(args: argparse.Namespace) -> dict:
+    """The run's parameters as recorded in the manifest (paths relative to the output when local)."""
+
+    def rel(path: str | None) -> str | None:
+        if path is None or "://" in path or "://" in args.output:
+            return path
+        return os.path.relpath(os.path.abspath(path), os.path.abspath(args.output))
+
+    tokenizer = args.tokenizer
+    if tokenizer == BUNDLED or os.path.abspath(tokenizer) == os.path.abspath(bundled_path()):
+        tokenizer = BUNDLED
+    return {
+        "corpus": rel(args.corpus),
+        "pairs": rel(args.pairs),
+        "tokenizer": tokenizer,
+        "max_length": args.max_length,
+        "pack": args.pack,
+        "target_shard_mb": None if args.num_shards else (args.target_shard_mb or 256),
+        "num_shards": args.num_shards,
+        "valid_fraction": args.valid_fraction,
+        "seed": args.seed,
+    }
+
+
+def build(p: beam.Pipeline, args: argparse.Namespace):
+    """Adds the shard stage to `p`. Expects `validate(args)` to have run (it lists the inputs)."""
+    if not hasattr(args, "corpus_files"):
+        validate(args)
+    out, workers = args.output, getattr(args, "workers", None) or 1
+    target = (args.target_shard_mb or 256) * 1_000_000
+    tables = p | "ReadCorpus" >> ReadTables(args.corpus_files, CORPUS_COLUMNS, args.batch_rows)
+    tokens, errors, stats = tables | "TokenizeTweets" >> TokenizeTweets(
+        tokenizer=args.tokenizer,
+        max_length=args.max_length,
+        valid_fraction=args.valid_fraction,
+        seed=args.seed,
+        workers=workers,
+    )
+    totals = [stats]
+    mlm_plan = (
+        stats
+        | "SumMlmSizes" >> beam.CombineGlobally(SumDicts())
+        | "PlanMlm" >> beam.Map(plan_shards, prefix="mlm_", num_shards=args.num_shards, target_bytes=target)
+    )
+    infos = [
+        tokens
+        | "WriteMlm"
+        >> WriteShards(
+            dataset="mlm",
+            path=files.join(out, "mlm"),
+            plan=mlm_plan,
+            max_length=args.max_length,
+            pack=args.pack,
+        )
+    ]
+    all_errors = [errors]
+    if args.pairs_files:
+        pair_tables = p | "ReadPairs" >> ReadTables(args.pairs_files, PAIR_COLUMNS, args.batch_rows)
+        pairs, pair_errors = (pair_tables, tokens) | "JoinPairs" >> JoinPairs()
+        pair_sizes = pairs | "PairSizes" >> beam.Map(_pair_size)
+        totals += [
+            pair_tables | "PairsIn" >> beam.Map(lambda t: {"pairs_in": t.num_rows}),
+            pair_errors | "PairRejects" >> beam.Map(lambda e: {f"rejected_{e['error_type']}": 1}),
+            pair_sizes,
+        ]
+        pair_plan = (
+            pair_sizes
+            | "SumPairSizes" >> beam.CombineGlobally(SumDicts())
+            | "PlanPairs"
+            >> beam.Map(plan_shards, prefix="pairs_", num_shards=args.num_shards, target_bytes=target)
+        )
+        infos.append(
+            pairs
+            | "WritePairs"
+            >> WriteShards(
+                dataset="pairs",
+                path=files.join(out, "pairs"),
+                plan=pair_plan,
+                max_length=args.max_length,
+                salt=f"pairs:{args.seed}",
+            )
+        )
+        all_errors.append(pair_errors)
+    error_files = all_errors | "AllErrors" >> beam.Flatten() | "WriteErrors" >> WriteErrors(out, NAME)
+    stats_total = totals | "AllStats" >> beam.Flatten() | "SumStats" >> beam.CombineGlobally(SumDicts())
+    shard_infos = infos | "AllShards" >> beam.Flatten()
+    # seqio's completion pattern: the side inputs make this step wait for every write above.
+    return (
+        p
+        | "Finalize" >> beam.Create([None])
+        | "WriteManifest"
+        >> beam.Map(
+            write_manifest,
+            output=out,
+            params=parameters(args),
+            tokenizer=args.tokenizer_info.to_dict(),
+            shards=beam.pvalue.AsList(shard_infos),
+            stats=beam.pvalue.AsSingleton(stats_total),
+            error_files=beam.pvalue.AsList(error_files),
+        )
+    )
+
+
+def _pair_size(pair: dict) -> dict:
+    split = pair["split"]
+    return {
+        f"pairs_rows_{split}": 1,
+        f"pairs_tokens_{split}": len(pair["input_ids_a"]) + len(pair["input_ids_b"]),
+    }
+
+
+def build_manifest(
+    params: dict, tokenizer: dict, shards: list[dict], stats: dict, error_files: list[dict]
+) -> dict:
+    """The manifest: per shard, per split, per language counts, tokenizer, parameters, code version."""
+    shards = sorted(shards, key=lambda s: s["file"])
+    splits: dict[str, dict] = {}
+    languages: dict[str, dict] = {}
+    duplicates = 0
+    for s in shards:
+        entry = splits.setdefault(s["dataset"], {}).setdefault(
+            s["split"], {"shards": 0, "rows": 0, "tweets": 0, "tokens": 0, "bytes": 0}
+        )
+        entry["shards"] += 1
+        for k in ("rows", "tweets", "tokens", "bytes"):
+            entry[k] += s[k]
+        duplicates += s["duplicates"]
+        for lang, (tweets, tokens) in s.get("langs", {}).items():
+            lang_entry = languages.setdefault(lang, {"tweets": 0, "tokens": 0})
+            lang_entry["tweets"] += tweets
+            lang_entry["tokens"] += tokens
+    counts = dict(stats, duplicates=duplicates, errors=sum(e["rows"] for e in error_files))
+    counts["tweets_out"] = sum(v["tweets"] for v in splits.get("mlm", {}).values())
+    counts["pairs_out"] = sum(v["rows"] for v in splits.get("pairs", {}).values())
+    return {
+        "format": "twhin-data shards v1",
+        "code_version": __version__,
+        "tokenizer": {
+            k: tokenizer[k] for k in ("name", "sha256", "vocab_size", "special_ids", "special_tokens")
+        },
+        "dtype": "int32",
+        "max_length": params["max_length"],
+        "pad_id": tokenizer["special_ids"].get("pad"),
+        "parameters": params,
+        "splits": splits,
+        "languages": dict(sorted(languages.items())),
+        "counts": dict(sorted(counts.items())),
+        "shards": [
+            {k: s[k] for k in ("file", "dataset", "split", "rows", "tweets", "tokens", "bytes", "sha256")}
+            for s in shards
+        ],
+    }
+
+
+def dataset_card(manifest: dict) -> str:
+    """README.md whose YAML header (``configs:``) lets ``datasets.load_dataset(DIR)`` find the splits."""
+    lines = ["---", "configs:"]
+    for dataset, config in (("mlm", "default"), ("pairs", "pairs")):
+        present = [s for s in SPLITS if s in manifest["splits"].get(dataset, {})]
+        if not present:
+            continue
+        lines += [f"- config_name: {config}", "  data_files:"]
+        for split in present:
+            lines += [f"  - split: {split}", f"    path: {dataset}/{split}-*.parquet"]
+    tok = manifest["tokenizer"]
+    lines += [
+        "---",
+        "",
+        "# TwHIN-BERT training shards",
+        "",
+        f"Written by twhin-data {manifest['code_version']} (`twhin-data shard`). Token ids are int32, "
+        f"at most {manifest['max_length']} per row, tokenizer `{tok['name']}` "
+        f"(vocab {tok['vocab_size']}, sha256 {tok['sha256'][:16]}..., pad id {manifest['pad_id']}).",
+        "",
+        "| dataset | split | shards | rows | tweets | tokens |",
+        "|---|---|---|---|---|---|",
+    ]
+    for dataset, by_split in manifest["splits"].items():
+        for split, e in sorted(by_split.items()):
+            lines.append(
+                f"| {dataset} | {split} | {e['shards']} | {e['rows']} | {e['tweets']} | {e['tokens']} |"
+            )
+    lines += [
+        "",
+        "`mlm` rows pack whole tweets `<s> ... </s>` (`tweet_offsets` = each tweet's `<s>`); no masks are "
+        "stored (mask dynamically). `pairs` rows hold both tweets' ids. Per-shard counts and hashes: "
+        '`manifest.json`. Load with `datasets.load_dataset("<this folder>")` '
+        '(`name="pairs"` for pairs).',
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_manifest(
+    _, *, output: str, params: dict, tokenizer: dict, shards: list, stats: dict, error_files: list
+) -> dict:
+    """Writes manifest.json, README.md and, last, COMPLETED. Returns the manifest."""
+    manifest = build_manifest(params, tokenizer, shards, stats, error_files)
+    files.write_json(files.join(output, "manifest.json"), manifest)
+    files.write_bytes_atomic(files.join(output, "README.md"), dataset_card(manifest).encode("utf-8"))
+    files.write_bytes_atomic(files.join(output, "COMPLETED"), b"")
+    return manifest
+
+
+def finish(result, args: argparse.Namespace) -> dict:
+    """Writes reports/shard/stats.json from the manifest; returns a short summary."""
+    manifest = _read_json(files.join(args.output, "manifest.json"))
+    counts = manifest["counts"]
+    rejected = {k[len("rejected_") :]: v for k, v in counts.items() if k.startswith("rejected_")}
+    tweet_rejects = sum(v for k, v in rejected.items() if not k.startswith("pair_"))
+    stats = {
+        "stage": NAME,
+        "tweets_in": counts.get("tweets_in", 0),
+        "tweets_out": counts["tweets_out"],
+        "duplicates": counts["duplicates"],
+        "rejected": rejected,
+        "balanced": counts.get("tweets_in", 0) == counts["tweets_out"] + tweet_rejects + counts["duplicates"],
+        "truncated": counts.get("truncated", 0),
+        "tokens": counts.get("tokens", 0),
+        "pairs_in": counts.get("pairs_in", 0),
+        "pairs_out": counts["pairs_out"],
+        "splits": manifest["splits"],
+        "languages": manifest["languages"],
+        "elapsed_s": round(getattr(args, "elapsed_s", 0.0), 2),
+    }
+    files.write_json(files.join(args.output, "reports", NAME, "stats.json"), stats)
+    return {
+        "stage": NAME,
+        "tweets_in": stats["tweets_in"],
+        "tweets_out": stats["tweets_out"],
+        "rejected": rejected,
+        "duplicates": stats["duplicates"],
+        "truncated": stats["truncated"],
+        "tokens": stats["tokens"],
+        "pairs_out": stats["pairs_out"],
+        "shards": {d: {s: e["shards"] for s, e in v.items()} for d, v in manifest["splits"].items()},
+        "output": args.output,
+    }
+
+
+def _read_json(path: str) -> dict:
+    import json
+
+    return json.loads(files.read_bytes(path).decode("utf-8"))

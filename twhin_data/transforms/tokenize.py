@@ -1,0 +1,285 @@
+"""Reading the corpus and pairs as Arrow tables, tokenizing tweets, joining pairs with tokens.
+
+The CPU-heavy step is `tokenize_table`, a pure module-level function over one Arrow table, so it
+can run inline or under `transforms.parallel.PoolMapFn` (``--workers``). Its outputs are one
+tokenized table, dead letters (tag ``errors``) and one stats dict (tag ``stats``); counters are
+incremented from the stats dicts in the main process (pool children cannot report metrics).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Iterator
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics import Metrics
+
+from twhin_data.core.errors import ConfigError, error_record
+from twhin_data.core.hashing import hash_ids, id_unit_interval
+from twhin_data.text.tokenize import encode_arrow, load_tokenizer
+from twhin_data.transforms.parallel import PoolMapFn
+
+STAGE = "shard"
+ERRORS = "errors"
+STATS = "stats"
+CORPUS_COLUMNS = ("tweet_id", "text", "lang")
+PAIR_COLUMNS = ("tweet_id_a", "tweet_id_b", "score")
+#: Columns of a tokenized table (between TokenizeTweets and the shard writer).
+TOKENS = pa.schema(
+    [
+        ("tweet_id", pa.string()),
+        ("lang", pa.string()),
+        ("input_ids", pa.list_(pa.int32())),
+        ("key", pa.uint64()),
+        ("split", pa.string()),
+    ]
+)
+_ID_DIGITS = r"^[0-9]{1,19}$"
+
+
+def check_columns(path: str, columns: tuple[str, ...]) -> None:
+    """Raises ConfigError when the Parquet file at `path` lacks one of `columns`."""
+    with FileSystems.open(path) as handle:
+        names = pq.ParquetFile(handle).schema_arrow.names
+    missing = [c for c in columns if c not in names]
+    if missing:
+        raise ConfigError(f"{path} lacks column(s) {', '.join(missing)} (has {', '.join(names)})")
+
+
+class _ReadTablesFn(beam.DoFn):
+    """Reads one Parquet file as Arrow tables of at most `batch_rows` rows (selected columns)."""
+
+    def __init__(self, columns: tuple[str, ...], batch_rows: int):
+        self._columns = list(columns)
+        self._batch_rows = batch_rows
+
+    def process(self, path: str) -> Iterator[pa.Table]:
+        check_columns(path, tuple(self._columns))
+        with FileSystems.open(path) as handle:
+            reader = pq.ParquetFile(handle)
+            for batch in reader.iter_batches(batch_size=self._batch_rows, columns=self._columns):
+                if batch.num_rows:
+                    yield pa.Table.from_batches([batch]).append_column(
+                        "source", pa.array([path] * batch.num_rows, pa.string())
+                    )
+
+
+class ReadTables(beam.PTransform):
+    """Reads Parquet files (a list of paths) as Arrow tables holding `columns` plus ``source``."""
+
+    def __init__(self, paths: list[str], columns: tuple[str, ...], batch_rows: int = 4096):
+        super().__init__()
+        self._paths = sorted(paths)
+        self._columns = columns
+        self._batch_rows = batch_rows
+
+    def expand(self, pbegin):
+        return (
+            pbegin
+            | "Files" >> beam.Create(self._paths)
+            # Spread files over workers before reading (Create holds them in one bundle).
+            | "SpreadFiles" >> beam.Reshuffle()
+            | "Read" >> beam.ParDo(_ReadTablesFn(self._columns, self._batch_rows))
+        )
+
+
+def _reject(table: pa.Table, mask: np.ndarray, error_type: str, message: str) -> Iterator:
+    rows = table.filter(pa.array(mask)).select(["tweet_id", "text", "source"]).to_pylist()
+    for row in rows:
+        value = {"tweet_id": row["tweet_id"], "text": row["text"]}
+        yield beam.pvalue.TaggedOutput(ERRORS, error_record(STAGE, value, error_type, message, row["source"]))
+
+
+def tokenize_table(
+    table: pa.Table, *, tokenizer: str, max_length: int, valid_fraction: float, seed: int
+) -> list:
+    """Tokenizes one corpus table (tweet_id, text, lang, source) into a `TOKENS` table.
+
+    Rows with a malformed tweet_id or null/blank text become dead letters. Each kept tweet gets
+    ``<s> ... </s>`` ids (truncated to `max_length`), its split (validation when the hashed
+    tweet ID falls below `valid_fraction`) and a salted hash `key` that picks and orders shards.
+
+    Returns: [tokens table, TaggedOutput errors..., TaggedOutput stats dict].
+    """
+    tok, info = load_tokenizer(tokenizer)
+    out: list = []
+    ids = table.column("tweet_id")
+    text = table.column("text")
+    bad_id = pc.invert(pc.fill_null(pc.match_substring_regex(ids, _ID_DIGITS), False)).to_numpy(
+        zero_copy_only=False
+    )
+    blank = pc.fill_null(pc.equal(pc.utf8_trim_whitespace(text), ""), True).to_numpy(zero_copy_only=False)
+    blank &= ~bad_id
+    stats = {"tweets_in": table.num_rows, "rejected_invalid_id": int(bad_id.sum())}
+    stats["rejected_text_empty"] = int(blank.sum())
+    out.extend(_reject(table, bad_id, "invalid_id", "tweet_id is not 1-19 decimal digits"))
+    out.extend(_reject(table, blank, "text_empty", "text is null or blank: nothing to tokenize"))
+    keep = ~(bad_id | blank)
+    if not keep.all():
+        table = table.filter(pa.array(keep))
+    ids = table.column("tweet_id").combine_chunks()
+    langs = pc.fill_null(table.column("lang"), "und").combine_chunks()
+    values, offsets, truncated = encode_arrow(
+        tok, table.column("text").to_pylist(), max_length, eos_id=info.special_ids["eos"]
+    )
+    validation = id_unit_interval(ids, salt=f"split:{seed}") < valid_fraction
+    tokens = pa.table(
+        [
+            ids,
+            langs,
+            pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), pa.array(values, type=pa.int32())),
+            pa.array(hash_ids(ids, salt=f"shard:{seed}"), type=pa.uint64()),
+            pa.array(np.where(validation, "validation", "train")),
+        ],
+        schema=TOKENS,
+    )
+    stats.update(tokenized=table.num_rows, truncated=int(truncated.sum()), tokens=int(offsets[-1]))
+    lengths = np.diff(offsets)
+    for split, mask in (("train", ~validation), ("validation", validation)):
+        stats[f"mlm_rows_{split}"] = int(mask.sum())
+        stats[f"mlm_tokens_{split}"] = int(lengths[mask].sum())
+    out.append(tokens)
+    out.append(beam.pvalue.TaggedOutput(STATS, stats))
+    return out
+
+
+class _CountStatsFn(beam.DoFn):
+    """Turns stats dicts into Beam counters (namespace ``shard``) and passes them on."""
+
+    def process(self, stats: dict) -> Iterator[dict]:
+        for name, value in stats.items():
+            Metrics.counter(STAGE, name).inc(int(value))
+        yield stats
+
+
+class SumDicts(beam.CombineFn):
+    """Adds dicts of numbers key by key (small, bounded)."""
+
+    def create_accumulator(self) -> dict:
+        return {}
+
+    def add_input(self, acc: dict, item: dict) -> dict:
+        for key, value in item.items():
+            acc[key] = acc.get(key, 0) + value
+        return acc
+
+    def merge_accumulators(self, accs: Iterable[dict]) -> dict:
+        out: dict = {}
+        for acc in accs:
+            self.add_input(out, acc)
+        return out
+
+    def extract_output(self, acc: dict) -> dict:
+        return dict(sorted(acc.items()))
+
+
+class TokenizeTweets(beam.PTransform):
+    """Corpus tables -> tokenized tables (`TOKENS`), plus ``errors`` and summed ``stats``.
+
+    Args:
+      tokenizer: path or Hub name (loaded once per process, see text.tokenize.load_tokenizer).
+      max_length: most ids per tweet, ``<s>`` and ``</s>`` included.
+      valid_fraction, seed: the hashed train/validation split.
+      workers: processes of the PoolMapFn (1 = inline; the Rust tokenizer is threaded anyway).
+    """
+
+    def __init__(
+        self, *, tokenizer: str, max_length: int, valid_fraction: float, seed: int, workers: int = 1
+    ):
+        super().__init__()
+        self._fn = functools.partial(
+            tokenize_table,
+            tokenizer=tokenizer,
+            max_length=max_length,
+            valid_fraction=valid_fraction,
+            seed=seed,
+        )
+        self._workers = workers
+
+    def expand(self, tables):
+        results = tables | "Tokenize" >> beam.ParDo(PoolMapFn(self._fn, workers=self._workers)).with_outputs(
+            ERRORS, STATS, main="tokens"
+        )
+        stats = results[STATS] | "CountStats" >> beam.ParDo(_CountStatsFn())
+        return results.tokens, results[ERRORS], stats
+
+
+def pair_tweet_ids(table: pa.Table) -> list[str]:
+    return pc.unique(
+        pa.concat_arrays([table.column(c).combine_chunks() for c in PAIR_COLUMNS[:2]])
+    ).to_pylist()
+
+
+def _token_rows(table: pa.Table, wanted: set[str]) -> Iterator[tuple[str, tuple]]:
+    """(tweet_id, (input_ids, lang, split)) for the tweets of `table` that some pair uses."""
+    mask = pc.is_in(table.column("tweet_id"), value_set=pa.array(sorted(wanted), pa.string()))
+    for row in table.filter(mask).to_pylist():
+        yield row["tweet_id"], (row["input_ids"], row["lang"], row["split"])
+
+
+def _pair_rows(table: pa.Table) -> Iterator[tuple[str, dict]]:
+    for row in table.to_pylist():
+        yield row["tweet_id_a"], row
+
+
+def _attach(item: tuple[str, dict], side: str) -> Iterator:
+    """Joins one tweet's tokens to its pairs; pairs whose tweet is not in the corpus are dead letters."""
+    tweet_id, grouped = item
+    tokens, pairs = list(grouped["tokens"]), list(grouped["pairs"])
+    for pair in pairs:
+        if not tokens:
+            message = f"tweet_{side} {tweet_id} is not in the tokenized corpus"
+            yield beam.pvalue.TaggedOutput(
+                ERRORS,
+                error_record(
+                    STAGE,
+                    {k: pair[k] for k in PAIR_COLUMNS},
+                    "pair_tweet_missing",
+                    message,
+                    pair.get("source"),
+                ),
+            )
+            continue
+        ids, lang, split = tokens[0]
+        out = dict(pair, **{f"input_ids_{side}": ids, f"lang_{side}": lang})
+        out["split"] = "validation" if split == "validation" or pair.get("split") == "validation" else "train"
+        yield (out["tweet_id_b"], out) if side == "a" else out
+
+
+class JoinPairs(beam.PTransform):
+    """Pairs tables + tokenized tables -> pair dicts carrying both tweets' ids, langs and a split.
+
+    Only tweets that some pair names are shuffled (a side-input set filters the tokens first). A
+    pair is in validation when either tweet is, so no train pair shares a tweet with validation.
+    Outputs: (pairs, errors).
+    """
+
+    def expand(self, inputs):
+        pair_tables, token_tables = inputs
+        wanted = (
+            pair_tables
+            | "PairIds" >> beam.FlatMap(pair_tweet_ids)
+            | "DistinctIds" >> beam.Distinct()
+            | "IdSet" >> beam.combiners.ToSet()
+        )
+        tokens = token_tables | "PairTokens" >> beam.FlatMap(
+            _token_rows, wanted=beam.pvalue.AsSingleton(wanted)
+        )
+        by_a = pair_tables | "KeyByA" >> beam.FlatMap(_pair_rows)
+        with_a = (
+            {"tokens": tokens, "pairs": by_a}
+            | "JoinA" >> beam.CoGroupByKey()
+            | "AttachA" >> beam.FlatMap(_attach, side="a").with_outputs(ERRORS, main="pairs")
+        )
+        both = (
+            {"tokens": tokens, "pairs": with_a.pairs}
+            | "JoinB" >> beam.CoGroupByKey()
+            | "AttachB" >> beam.FlatMap(_attach, side="b").with_outputs(ERRORS, main="pairs")
+        )
+        errors = (with_a[ERRORS], both[ERRORS]) | "PairErrors" >> beam.Flatten()
+        return both.pairs, errors
