@@ -94,7 +94,7 @@ class MockXApi:
         self.rate_limit = rate_limit
         self.window_s = float(window_s)
         self.faults = dict(faults or {})
-        unknown = sorted(set(self.faults) | set(script or []) - set(FAULTS) - {"ok"})
+        unknown = sorted((set(self.faults) | set(script or [])) - set(FAULTS) - {"ok"})
         if unknown:
             raise ConfigError(f"unknown mock faults {unknown}; expected {', '.join(FAULTS)}")
         self.script = list(script or [])
@@ -104,13 +104,16 @@ class MockXApi:
         self.post_vocabulary = post_vocabulary
         self.request_log: list[list[str]] = []  # the IDs of every authorized lookup request
         self.status_log: list[int] = []  # the HTTP status answered, aligned with request_log
+        self.query_log: list[dict[str, str]] = []  # each lookup's query parameters, aligned with request_log
         self.served = 0  # tweets returned in data (for usage_cap)
         self._lock = threading.Lock()
         self._windows: Counter = Counter()
         self._attempts: Counter = Counter()
         self._server = ThreadingHTTPServer((host, port), _handler_for(self))
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="mock-x-api", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="mock-x-api", daemon=True
+        )
         self._thread.start()
 
     @property
@@ -182,6 +185,7 @@ class MockXApi:
         )
         with self._lock:
             self.request_log.append(ids)
+            self.query_log.append({k: v[0] for k, v in query.items() if not k.startswith("_")})
         status, headers, body = self._answer_ids(ids, query, token)
         with self._lock:
             self.status_log.append(status)
