@@ -7,6 +7,13 @@ from twhin_data.schemas._field import TIMESTAMP, field, schema
 CORPUS = schema(
     [
         field("tweet_id", pa.string(), "Tweet ID, decimal digits.", nullable=False),
+        field(
+            "source_tweet_id",
+            pa.string(),
+            "The input tweet this row came from: the retweet's own ID when a retweet was kept as its "
+            "original (then `tweet_id` is the original's ID, `author_id` is null and `created_at` comes "
+            "from the original's Snowflake ID); otherwise equal to `tweet_id`.",
+        ),
         field("text", pa.string(), "Normalized text (normalizer version in `normalizer`).", nullable=False),
         field("text_raw", pa.string(), "The hydrated text before normalization."),
         field(

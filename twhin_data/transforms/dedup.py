@@ -1,0 +1,99 @@
+"""Exact dedup of normalized text and retweet collapsing, per text-hash bucket (after ONE shuffle).
+
+Input: ``(bucket, [tables in the transforms.prepare.KEPT layout])`` from a GroupByKey on the
+text-hash bucket, so every copy of a text is in the same group. Rows are sorted by
+(text, numeric tweet ID, is-retweet); then, inside a run of equal texts:
+
+* a row with the same ID as the row before it is dropped: ``retweet_duplicate`` when it is a
+  retweet (its original, or another retweet of the same original, stays), else ``duplicate_id``
+  (the same tweet read twice);
+* with ``--dedup exact``, a row with a different ID is dropped as ``duplicate_text``: the lowest
+  tweet ID of each text stays, whatever order the runner delivered the rows in.
+
+Output: tables in the corpus layout, plus ``TaggedOutput("stats", dict)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from apache_beam.metrics import Metrics
+
+from twhin_data.schemas.corpus import CORPUS
+from twhin_data.transforms import prepare_stats as st
+
+STATS_TAG = "stats"
+
+
+def dedup_table(table: pa.Table, *, exact: bool) -> tuple[pa.Table, st.TableStats]:
+    """Pure: the kept rows of one bucket (corpus layout, sorted) and the duplicate counts."""
+    stats = st.TableStats()
+    if table.num_rows == 0:
+        return table.select([f.name for f in CORPUS]), stats
+    ids_num = pc.cast(table.column("tweet_id"), pa.uint64())
+    keyed = table.append_column("_id_num", ids_num)
+    keyed = keyed.take(
+        pc.sort_indices(
+            keyed, sort_keys=[("text", "ascending"), ("_id_num", "ascending"), ("_rt", "ascending")]
+        )
+    )
+    n = keyed.num_rows
+    texts = keyed.column("text")
+    same_text = np.zeros(n, dtype=bool)
+    same_id = np.zeros(n, dtype=bool)
+    if n > 1:
+        same_text[1:] = pc.equal(texts.slice(1), texts.slice(0, n - 1)).to_numpy(zero_copy_only=False)
+        ids = keyed.column("_id_num").to_numpy()
+        same_id[1:] = ids[1:] == ids[:-1]
+    rt = keyed.column("_rt").to_numpy(zero_copy_only=False)
+    drop_rt = same_text & same_id & rt
+    drop_id = same_text & same_id & ~rt
+    drop_text = same_text & ~same_id if exact else np.zeros(n, dtype=bool)
+    stats.duplicate("retweet_duplicate", int(drop_rt.sum()))
+    stats.duplicate("duplicate_id", int(drop_id.sum()))
+    stats.duplicate("duplicate_text", int(drop_text.sum()))
+    keep = ~(drop_rt | drop_id | drop_text)
+    kept = keyed.filter(pa.array(keep))
+    stats.add("retweets_as_original", int(pc.sum(kept.column("_rt")).as_py() or 0))
+    stats.counts("lang_before", kept.column("lang").to_pylist())
+    return kept.select([f.name for f in CORPUS]), stats
+
+
+class _DedupBucketFn(beam.DoFn):
+    def __init__(self, exact: bool):
+        self._exact = exact
+        self._dropped = Metrics.counter("prepare", "duplicates")
+
+    def process(self, item: tuple[int, Iterable[pa.Table]]) -> Iterable:
+        _bucket, tables = item
+        table = pa.concat_tables(list(tables))
+        kept, stats = dedup_table(table, exact=self._exact)
+        self._dropped.inc(table.num_rows - kept.num_rows)
+        if kept.num_rows:
+            yield kept
+        yield beam.pvalue.TaggedOutput(STATS_TAG, stats.to_dict())
+
+
+class DedupText(beam.PTransform):
+    """``(bucket, KEPT table)`` pairs -> deduplicated corpus-layout tables (+ ``stats`` output).
+
+    Args:
+      exact: drop rows whose normalized text another (lower) tweet ID already has; False keeps
+        them (``--dedup none``) but still collapses retweets and repeated IDs.
+    """
+
+    def __init__(self, *, exact: bool = True):
+        super().__init__()
+        self._exact = exact
+
+    def expand(self, pcoll):
+        return (
+            pcoll
+            # The one shuffle of prepare: every copy of a text meets in its bucket.
+            | "GroupByTextBucket" >> beam.GroupByKey()
+            | "Dedup" >> beam.ParDo(_DedupBucketFn(self._exact)).with_outputs(STATS_TAG, main="kept")
+        )

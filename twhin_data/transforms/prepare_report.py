@@ -1,0 +1,69 @@
+"""The prepare report: stats.json rendered as a self-contained HTML page (core.report)."""
+
+from __future__ import annotations
+
+from twhin_data.core import files
+from twhin_data.core.report import Report
+
+
+def _bins(hist: list[dict]) -> list[tuple[float, float, int]]:
+    return [(b["low"], b["high"] if b["high"] is not None else b["low"] * 2, b["count"]) for b in hist]
+
+
+def render_report(stats: dict) -> str:
+    """HTML for one prepare stats.json document (deterministic for the same stats)."""
+    langs = stats["languages"]
+    report = Report("twhin-data prepare report", subtitle=f"{stats['in']:,} tweets in, {stats['out']:,} out")
+    report.heading("Accounting")
+    rows = [["in", stats["in"]], ["out (corpus/)", stats["out"]]]
+    rows += [[f"rejected: {k}", v] for k, v in stats["rejected"].items()]
+    rows += [[f"duplicate: {k}", v] for k, v in stats["duplicates"].items()]
+    rows += [["balanced (in = out + rejected + duplicates)", "yes" if stats["balanced"] else "NO"]]
+    report.table(["", "tweets"], rows)
+    drops = {**stats["rejected"], **stats["duplicates"]}
+    if drops:
+        report.bar_chart(dict(sorted(drops.items(), key=lambda kv: -kv[1])), title="Drop reasons")
+    report.heading("Languages")
+    before, after = langs["before_resampling"], langs["after_resampling"]
+    if before:
+        report.bar_chart(
+            before,
+            second=after,
+            labels=("before resampling", "after resampling"),
+            title="Tweets per language (after dedup), before and after resampling",
+            log_scale=True,
+        )
+    resampling = stats.get("resampling") or {}
+    if resampling.get("rates"):
+        report.paragraph(
+            f"Resampling alpha = {resampling.get('alpha')}, languages under "
+            f"{resampling.get('min_count')} tweets kept whole."
+        )
+    table = [
+        [
+            lang,
+            langs["detected"].get(lang, 0),
+            before.get(lang, 0),
+            after.get(lang, 0),
+            (resampling.get("rates") or {}).get(lang, 1.0),
+        ]
+        for lang in langs["detected"]
+    ]
+    report.table(["language", "detected", "before resampling", "after", "keep rate"], table)
+    report.heading("Lengths")
+    for name, title in (
+        ("raw_chars", "Input text length (characters)"),
+        ("out_chars", "Normalized length of kept tweets (characters)"),
+    ):
+        if name in stats["length_histograms"]:
+            report.histogram(_bins(stats["length_histograms"][name]), title=title, x_label="characters")
+    report.heading("Parameters")
+    report.table(["flag", "value"], [[k, str(v)] for k, v in sorted(stats["params"].items())])
+    timing = stats.get("timing") or {}
+    if timing.get("elapsed_s") is not None:
+        report.paragraph(f"Elapsed {timing['elapsed_s']} s ({timing.get('tweets_per_s')} tweets/s).")
+    return report.render()
+
+
+def write_report(stats: dict, path: str) -> None:
+    files.write_bytes_atomic(path, render_report(stats).encode("utf-8"))
