@@ -123,6 +123,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=6,
         help="Retries after 5xx, timeouts and connection errors before IDs are recorded as failed.",
     )
+    parser.add_argument(
+        "--backoff_base",
+        type=float,
+        default=1.0,
+        help="First retry backoff in seconds (doubles per retry, deterministic jitter).",
+    )
+    parser.add_argument(
+        "--backoff_cap", type=float, default=60.0, help="Longest single retry backoff in seconds."
+    )
     parser.add_argument("--read_timeout", type=float, default=30.0, help="HTTP read timeout in seconds.")
     parser.add_argument("--connect_timeout", type=float, default=5.0, help="HTTP connect timeout in seconds.")
 
@@ -174,6 +183,8 @@ def client_config(args: argparse.Namespace):
         connect_timeout=args.connect_timeout,
         read_timeout=args.read_timeout,
         max_retries=args.max_retries,
+        backoff_base=args.backoff_base,
+        backoff_cap=args.backoff_cap,
         requests_per_window=args.requests_per_window,
         window_s=args.window_s,
         max_concurrency=args.max_concurrency,
@@ -344,6 +355,8 @@ def finish(result, args: argparse.Namespace) -> dict:
             args.max_reads,
             summary["ids_over_read_budget"],
         )
+    if not args.archive:
+        _drop_progress(args.output)
     files.write_json(
         files.join(args.output, "reports", NAME, "stats.json"),
         {k: v for k, v in summary.items() if k != "elapsed_s"},
