@@ -1,0 +1,460 @@
+"""`twhin-data graph`: engagement logs (+ hydrated tweets) -> engagement graph, PBG input, tweet pairs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+from apache_beam.io.filesystems import FileSystems
+
+from twhin_data.core import files
+from twhin_data.core.errors import ConfigError
+from twhin_data.runners import options as opts
+from twhin_data.schemas.graph import (
+    EDGES,
+    ENGAGEMENT_TYPES,
+    ENGAGEMENTS,
+    PAIRS,
+    RELATIONS,
+    TWEET_NODES,
+    USERS,
+)
+from twhin_data.transforms import engagements as eng
+from twhin_data.transforms import graph_core as gc
+from twhin_data.transforms import pbg
+from twhin_data.transforms.graph import BuildGraph
+from twhin_data.transforms.io import WriteDataset, WriteErrors
+from twhin_data.transforms.pairs import CoEngagementPairs, EmbeddingPairs, check_embeddings
+
+NAME = "graph"
+HELP = "Build the user-tweet engagement graph (PyTorch-BigGraph ready) and socially-similar tweet pairs."
+LOG = logging.getLogger("twhin_data.graph")
+PAIR_METHODS = ("cooccurrence", "embeddings")
+OUTPUT_DIRS = ("engagements", "graph", "pairs", os.path.join("errors", NAME), os.path.join("reports", NAME))
+BYTES_PER_PARTITION = 32 << 20
+BYTES_PER_OUTPUT_PART = 256 << 20
+
+
+def _types(text: str) -> list[str]:
+    return [t for t in opts.csv_list(text)]
+
+
+def _float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add(
+        "--engagements",
+        help="Engagement logs: file, directory or glob (comma-separated allowed); CSV, TSV, JSONL "
+        "or Parquet with user_id, tweet_id, type, ts (see --column_map). Any Beam filesystem (gs://...).",
+    )
+    add(
+        "--tweets",
+        help="Hydrate output (DIR/tweets/*.parquet or DIR/*.parquet): adds reply/quote/retweet "
+        "engagements author -> referenced tweet.",
+    )
+    add(
+        "--types",
+        type=_types,
+        default=list(ENGAGEMENT_TYPES),
+        help="Engagement types kept (default: all of fav,reply,retweet,quote). Each becomes a PBG relation.",
+    )
+    add(
+        "--start",
+        help="Keep engagements at or after this ISO 8601 time (UTC if no zone). Rows without ts are then dropped.",
+    )
+    add("--end", help="Keep engagements before this ISO 8601 time (exclusive).")
+    add(
+        "--max_per_user",
+        type=opts.non_negative_int,
+        default=100,
+        help="Per-user edge cap (0 = none). Default 100 (TwitterFaveGraph).",
+    )
+    add(
+        "--min_per_tweet",
+        type=opts.positive_int,
+        default=5,
+        help="Minimum distinct engaging users per tweet. Default 5 (TwitterFaveGraph).",
+    )
+    add(
+        "--filter_iterations",
+        type=opts.positive_int,
+        default=3,
+        help="Rounds of (per-user cap, per-tweet minimum); see docs/graph.md.",
+    )
+    add(
+        "--cap_policy",
+        choices=["recent", "hash"],
+        default="recent",
+        help="Which edges the per-user cap keeps: the most recent, or a deterministic hash sample.",
+    )
+    add(
+        "--pairs",
+        type=opts.csv_list,
+        default=["cooccurrence"],
+        help="Pair methods: cooccurrence, embeddings (both: cooccurrence,embeddings) or none.",
+    )
+    add(
+        "--embeddings",
+        help="Tweet embeddings for --pairs embeddings: Parquet (tweet_id|id + embedding|vector) or "
+        "PBG's exported TSV (names t<id>); .h5 needs h5py.",
+    )
+    add(
+        "--top_k",
+        type=opts.positive_int,
+        default=10,
+        help="Neighbours kept per tweet (a pair is kept if in either tweet's top k).",
+    )
+    add("--min_score", type=_float, default=0.0, help="Minimum pair score (cosine) kept.")
+    add(
+        "--min_count",
+        type=opts.positive_int,
+        default=2,
+        help="Co-engagement: minimum users who engaged with both tweets.",
+    )
+    add(
+        "--max_fanout_per_user",
+        type=opts.non_negative_int,
+        default=1000,
+        help="Co-engagement: at most this many pairs per user, closest in time first (0 = no cap).",
+    )
+    add(
+        "--pair_time_gap_s",
+        type=opts.non_negative_int,
+        default=0,
+        help="Co-engagement: only pair a user's engagements at most this many seconds apart (0 = no limit).",
+    )
+    add(
+        "--index_factory",
+        default="auto",
+        help="FAISS index factory for embeddings (auto: Flat up to 50k vectors, "
+        "else OPQ64,IVF65536,PQ64 scaled down to N).",
+    )
+    add(
+        "--nprobe",
+        type=opts.positive_int,
+        default=2000,
+        help="FAISS IVF lists probed (paper: 2000; capped at nlist).",
+    )
+    add("--column_map", help="Input column names, e.g. user_id=uid,tweet_id=tid,type=action,ts=time.")
+    add(
+        "--partitions",
+        type=opts.non_negative_int,
+        default=0,
+        help="Range partitions of the graph (0 = auto, one "
+        "per 32 MiB of input, at least 16). Memory per worker ~ edges / partitions.",
+    )
+    add("--pbg_dimension", type=opts.positive_int, default=256, help="PBG embedding dimension (paper: 256).")
+    add("--pbg_epochs", type=opts.positive_int, default=10, help="PBG training epochs (paper: 10).")
+
+
+def _input_bytes(paths: list[str]) -> int:
+    return sum(m.size_in_bytes for result in FileSystems.match(paths) for m in result.metadata_list)
+
+
+def validate(args: argparse.Namespace) -> None:
+    if not args.engagements and not args.tweets:
+        raise ConfigError("give --engagements and/or --tweets")
+    bad = [t for t in args.types if t not in ENGAGEMENT_TYPES]
+    if bad or not args.types:
+        raise ConfigError(
+            f"--types: unknown {', '.join(bad) or '(empty)'}; choose from {', '.join(ENGAGEMENT_TYPES)}"
+        )
+    args.types = [t for t in ENGAGEMENT_TYPES if t in args.types]
+    try:
+        args.start_ms = gc.iso_to_ms(args.start) if args.start else None
+        args.end_ms = gc.iso_to_ms(args.end) if args.end else None
+    except ValueError as exc:
+        raise ConfigError(f"--start/--end: {exc}") from None
+    if args.start_ms is not None and args.end_ms is not None and args.start_ms >= args.end_ms:
+        raise ConfigError("--start must be before --end")
+    methods = [m for m in args.pairs if m != "none"]
+    unknown = [m for m in methods if m not in PAIR_METHODS]
+    if unknown:
+        raise ConfigError(
+            f"--pairs: unknown method {', '.join(unknown)}; choose from cooccurrence, embeddings, none"
+        )
+    args.pair_methods = [m for m in PAIR_METHODS if m in methods]
+    if "embeddings" in args.pair_methods:
+        if not args.embeddings:
+            raise ConfigError("--pairs embeddings needs --embeddings GLOB")
+        check_embeddings(args.embeddings)
+    if not -1.0 <= args.min_score <= 1.0:
+        raise ConfigError(f"--min_score must be in [-1, 1], got {args.min_score}")
+    args.mapping = eng.parse_column_map(args.column_map)
+    paths = []
+    if args.engagements:
+        paths = files.expand_inputs(args.engagements)
+        known = [p for p in paths if eng.file_format(p)]
+        if not known:
+            raise ConfigError(f"--engagements {args.engagements!r}: no .csv/.tsv/.jsonl/.parquet files")
+        for path in known[:5]:
+            eng.check_header(path, args.mapping)
+    if args.tweets:
+        paths += files.expand_inputs(eng.tweets_pattern(args.tweets))
+    size = _input_bytes(paths)
+    args.num_partitions = args.partitions or max(16, -(-size // BYTES_PER_PARTITION))
+    args.output_parts = max(1, -(-size // BYTES_PER_OUTPUT_PART))
+    existing = [d for d in ("graph", "pairs", "engagements") if files.exists(files.join(args.output, d))]
+    if existing and not args.overwrite:
+        raise ConfigError(f"{files.join(args.output, existing[0])} exists: pass --overwrite to replace it")
+    if args.overwrite:
+        _clear(args.output)
+
+
+def _clear(output: str) -> None:
+    for name in OUTPUT_DIRS:
+        path = files.join(output, name)
+        if "://" in output:
+            if files.exists(path):
+                FileSystems.delete([path])
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _engagements_table(edges: pa.Table) -> pa.Table:
+    names = np.array(ENGAGEMENT_TYPES, dtype=object)
+    ts = edges.column("ts").to_numpy()
+    return pa.table(
+        {
+            "user_id": gc.ids_to_strings(edges.column("user").to_numpy()),
+            "tweet_id": gc.ids_to_strings(edges.column("tweet").to_numpy()),
+            "type": pa.array(names[edges.column("rel").to_numpy().astype(np.int64)], pa.string()),
+            "ts": pa.array(ts, pa.int64(), mask=ts == gc.NO_TS).cast(pa.timestamp("ms", tz="UTC")),
+            "source": pa.array(
+                np.array(gc.SOURCES, dtype=object)[edges.column("source").to_numpy()], pa.string()
+            ),
+        }
+    )
+
+
+def _edges_table(edges: pa.Table, relation_index: dict[int, int]) -> pa.Table:
+    rel = edges.column("rel").to_numpy()
+    remap = np.array([relation_index.get(i, -1) for i in range(len(ENGAGEMENT_TYPES))], dtype=np.int32)
+    return pa.table(
+        {
+            "lhs": edges.column("lhs"),
+            "rel": pa.array(remap[rel.astype(np.int64)], pa.int32()),
+            "rhs": edges.column("rhs"),
+            "ts": gc.ts_to_arrow(edges.column("ts").to_numpy()),
+        }
+    )
+
+
+def _vocab(nodes: pa.Table, side: str) -> pa.Table:
+    return pa.table(
+        {
+            "index": nodes.column("index"),
+            f"{side}_id": gc.ids_to_strings(nodes.column(side).to_numpy()),
+            "degree": nodes.column("degree"),
+        }
+    )
+
+
+def build(p: beam.Pipeline, args: argparse.Namespace) -> None:
+    out = args.output
+    parts = getattr(args, "output_parts", 1)
+    spec = eng.WindowSpec(
+        types=args.types, start_ms=getattr(args, "start_ms", None), end_ms=getattr(args, "end_ms", None)
+    )
+    mapping = getattr(args, "mapping", None) or eng.parse_column_map(args.column_map)
+    raw, errors = p | "ReadEngagements" >> eng.ReadEngagements(
+        args.engagements or "", spec=spec, mapping=mapping, tweets=args.tweets
+    )
+    graph = raw | "BuildGraph" >> BuildGraph(
+        num_shards=getattr(args, "num_partitions", 16),
+        max_per_user=args.max_per_user,
+        min_per_tweet=args.min_per_tweet,
+        iterations=args.filter_iterations,
+        cap_policy=args.cap_policy,
+    )
+    relation_index = {ENGAGEMENT_TYPES.index(t): i for i, t in enumerate(args.types)}
+    edges = graph["edges"]
+    _ = (
+        edges
+        | "EngagementRows" >> beam.Map(_engagements_table)
+        | "WriteEngagements"
+        >> WriteDataset(
+            files.join(out, "engagements"),
+            ENGAGEMENTS,
+            key="tweet_id",
+            sort_by=["user_id", "tweet_id", "type"],
+            num_shards=parts,
+            name="engagements",
+        )
+    )
+    _ = (
+        edges
+        | "EdgeRows" >> beam.Map(_edges_table, relation_index)
+        | "WriteEdges"
+        >> WriteDataset(
+            files.join(out, "graph", "edges"),
+            EDGES,
+            key="lhs",
+            sort_by=["lhs", "rhs", "rel"],
+            num_shards=parts,
+            name="graph_edges",
+        )
+    )
+    for side, schema in (("user", USERS), ("tweet", TWEET_NODES)):
+        _ = (
+            graph[f"{side}s"]
+            | f"{side.title()}Rows" >> beam.Map(_vocab, side)
+            | f"Write{side.title()}s"
+            >> WriteDataset(
+                files.join(out, "graph", f"{side}s"),
+                schema,
+                key=f"{side}_id",
+                sort_by=["index"],
+                num_shards=parts,
+                name=f"graph_{side}s",
+            )
+        )
+    relations = pa.table({"index": pa.array(range(len(args.types)), pa.int32()), "name": args.types})
+    _ = (
+        p
+        | "Relations" >> beam.Create([relations])
+        | "WriteRelations"
+        >> WriteDataset(
+            files.join(out, "graph", "relations"),
+            RELATIONS,
+            key="name",
+            sort_by=["index"],
+            name="graph_relations",
+        )
+    )
+    _ = edges | "PbgEdges" >> pbg.WritePbgEdges(files.join(out, "graph", "pbg"), args.types)
+    pair_tables = []
+    if "cooccurrence" in args.pair_methods:
+        pair_tables.append(
+            edges
+            | "CoEngagement"
+            >> CoEngagementPairs(
+                graph["splits"],
+                top_k=args.top_k,
+                min_score=args.min_score,
+                min_count=args.min_count,
+                gap_s=args.pair_time_gap_s,
+                fanout_cap=args.max_fanout_per_user,
+            )
+        )
+    if "embeddings" in args.pair_methods:
+        knn = p | "EmbeddingPairs" >> EmbeddingPairs(
+            args.embeddings,
+            top_k=args.top_k,
+            min_score=args.min_score,
+            factory=args.index_factory,
+            nprobe=args.nprobe,
+        )
+        pair_tables.append(knn.pairs)
+        errors = (errors, knn.errors) | "AllErrors" >> beam.Flatten()
+        _ = knn.info | "WriteKnnInfo" >> beam.Map(
+            lambda info: files.write_json(files.join(out, "reports", NAME, "embeddings_index.json"), info)
+        )
+    if pair_tables:
+        _ = (
+            pair_tables
+            | "AllPairs" >> beam.Flatten()
+            | "WritePairs"
+            >> WriteDataset(
+                files.join(out, "pairs"),
+                PAIRS,
+                key="tweet_id_a",
+                sort_by=["tweet_id_a", "tweet_id_b", "method"],
+                num_shards=parts,
+                name="pairs",
+            )
+        )
+    _ = errors | "WriteErrors" >> WriteErrors(out, NAME)
+
+
+def params(args: argparse.Namespace) -> dict:
+    keys = (
+        "engagements",
+        "tweets",
+        "types",
+        "start",
+        "end",
+        "max_per_user",
+        "min_per_tweet",
+        "filter_iterations",
+        "cap_policy",
+        "pair_methods",
+        "embeddings",
+        "top_k",
+        "min_score",
+        "min_count",
+        "max_fanout_per_user",
+        "pair_time_gap_s",
+        "index_factory",
+        "nprobe",
+        "column_map",
+        "num_partitions",
+        "pbg_dimension",
+        "pbg_epochs",
+    )
+    return {k: getattr(args, k, None) for k in keys}
+
+
+def _ensure_dataset(path: str, schema: pa.Schema) -> None:
+    """An empty result is still a dataset: one zero-row part with the schema."""
+    if not files.exists(path):
+        files.write_parquet_atomic(files.join(path, "part-00000-of-00001.parquet"), schema.empty_table())
+
+
+def finish(result, args: argparse.Namespace) -> dict:
+    from twhin_data.runners.launch import counters
+    from twhin_data.transforms.graph_report import build_stats, render_html
+
+    out = args.output
+    report_dir = files.join(out, "reports", NAME)
+    for path, schema in (
+        (files.join(out, "engagements"), ENGAGEMENTS),
+        (files.join(out, "graph", "edges"), EDGES),
+        (files.join(out, "graph", "users"), USERS),
+        (files.join(out, "graph", "tweets"), TWEET_NODES),
+    ) + (((files.join(out, "pairs"), PAIRS),) if args.pair_methods else ()):
+        _ensure_dataset(path, schema)
+    pbg_dir = files.join(out, "graph", "pbg")
+    files.write_bytes_atomic(
+        files.join(pbg_dir, "config.py"),
+        pbg.config_text(args.types, dimension=args.pbg_dimension, epochs=args.pbg_epochs).encode("utf-8"),
+    )
+    extra = {}
+    knn_info = files.join(report_dir, "embeddings_index.json")
+    if files.exists(knn_info):
+        extra["embeddings_index"] = json.loads(files.read_bytes(knn_info))
+    stats = build_stats(
+        counters(result, "graph"), params=params(args), rounds=args.filter_iterations, extra=extra
+    )
+    files.write_json(files.join(report_dir, "stats.json"), stats)
+    files.write_bytes_atomic(files.join(report_dir, "report.html"), render_html(stats).encode("utf-8"))
+    if not stats["accounting"]["balanced"]:
+        LOG.error("graph: counts do not balance: %s", stats["accounting"])
+    return {
+        "stage": NAME,
+        "in": stats["accounting"]["in"],
+        "edges": stats["edges"],
+        "users": stats["users"],
+        "tweets": stats["tweets"],
+        "rejected": stats["accounting"]["rejected"],
+        "filtered": stats["filtered"],
+        "duplicates": stats["duplicates"],
+        "pairs": {m: stats["pairs"][m] for m in args.pair_methods},
+        "balanced": stats["accounting"]["balanced"],
+        "graph": files.join(out, "graph"),
+        "pbg_config": files.join(pbg_dir, "config.py"),
+        "report": files.join(report_dir, "report.html"),
+        "elapsed_s": round(getattr(args, "elapsed_s", 0.0) or 0.0, 2),
+    }
