@@ -1,0 +1,203 @@
+"""`twhin-data shard` end to end on a small synthetic corpus (+ pairs), through the CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from twhin_data.data import synth
+from twhin_data.runners import cli
+from twhin_data.schemas import to_table
+from twhin_data.schemas.corpus import CORPUS
+from twhin_data.schemas.graph import PAIRS
+from twhin_data.schemas.shards import MLM_SHARD, PAIR_SHARD
+from twhin_data.text.tokenize import load_tokenizer
+
+N_TWEETS = 800
+MAX_LENGTH = 48
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory) -> Path:
+    """corpus/ (two files, with one bad ID, one blank text, one duplicate) and pairs/ (one dangling)."""
+    base = tmp_path_factory.mktemp("shard-in")
+    rows = [
+        {"tweet_id": t["id"], "text": t["text"], "lang": t.get("lang") or "und", "normalizer": "test"}
+        for t in synth.generate_tweets(N_TWEETS, seed=7)
+    ]
+    rows += [
+        {"tweet_id": "12x", "text": "bad id", "lang": "en", "normalizer": "test"},
+        {"tweet_id": "42", "text": "  ", "lang": "en", "normalizer": "test"},
+        dict(rows[3]),
+    ]
+    (base / "corpus").mkdir()
+    pq.write_table(to_table(rows[:400], CORPUS), base / "corpus" / "part-00000-of-00002.parquet")
+    pq.write_table(to_table(rows[400:], CORPUS), base / "corpus" / "part-00001-of-00002.parquet")
+    ids = [r["tweet_id"] for r in rows[:120]]
+    pairs = [
+        {"tweet_id_a": ids[i], "tweet_id_b": ids[i + 1], "score": 0.5, "method": "cooccurrence"}
+        for i in range(0, 120, 2)
+    ]
+    pairs.append({"tweet_id_a": "7", "tweet_id_b": ids[0], "score": 0.1, "method": "cooccurrence"})
+    (base / "pairs").mkdir()
+    pq.write_table(to_table(pairs, PAIRS), base / "pairs" / "part-00000-of-00001.parquet")
+    return base
+
+
+def shard(inputs: Path, out: Path, *extra: str) -> int:
+    argv = ["shard", "--corpus", str(inputs), "--pairs", str(inputs), "--output", str(out)]
+    argv += ["--max_length", str(MAX_LENGTH), "--num_shards", "3", "--valid_fraction", "0.2", *extra]
+    return cli.main(argv)
+
+
+@pytest.fixture(scope="module")
+def runs(inputs, tmp_path_factory) -> tuple[Path, Path, Path]:
+    base = tmp_path_factory.mktemp("shard-out")
+    assert shard(inputs, base / "a", "--workers", "1") == 0
+    assert shard(inputs, base / "b", "--workers", "1") == 0
+    mp = ["--workers", "2", "--direct_running_mode=multi_processing", "--direct_num_workers=2"]
+    assert shard(inputs, base / "mp", *mp) == 0
+    return base / "a", base / "b", base / "mp"
+
+
+def digests(folder: Path) -> dict[str, str]:
+    names = sorted(folder.glob("*/*.parquet")) + [folder / "manifest.json", folder / "README.md"]
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in names}
+
+
+def test_layout_and_completed(runs):
+    out = runs[0]
+    assert (out / "COMPLETED").is_file()
+    names = sorted(p.name for p in (out / "mlm").iterdir())
+    assert names == [
+        "train-00000-of-00003.parquet",
+        "train-00001-of-00003.parquet",
+        "train-00002-of-00003.parquet",
+        "validation-00000-of-00001.parquet",
+    ]
+    assert sorted(p.name for p in (out / "pairs").iterdir())[0] == "train-00000-of-00003.parquet"
+    for path in (out / "mlm").iterdir():
+        assert pq.read_schema(path).remove_metadata().equals(MLM_SHARD.remove_metadata())
+        assert pq.read_metadata(path).num_rows > 0  # no empty shards
+    for path in (out / "pairs").iterdir():
+        assert pq.read_schema(path).remove_metadata().equals(PAIR_SHARD.remove_metadata())
+
+
+def test_byte_identical_across_runs_and_runners(runs):
+    a, b, mp = runs
+    assert digests(a) == digests(b)
+    assert digests(a) == digests(mp)  # FnApiRunner in-memory vs multi_processing x2 (+ process pool)
+
+
+def test_manifest_counts_equal_a_recount_and_accounting_balances(runs):
+    out = runs[0]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["dtype"] == "int32" and manifest["max_length"] == MAX_LENGTH and manifest["pad_id"] == 1
+    assert manifest["tokenizer"]["special_ids"]["eos"] == 2 and manifest["parameters"]["num_shards"] == 3
+    langs: dict[str, list[int]] = {}
+    for entry in manifest["shards"]:
+        path = out / entry["file"]
+        table = pq.read_table(path)
+        data = path.read_bytes()
+        assert entry["rows"] == table.num_rows and entry["bytes"] == len(data)
+        assert entry["sha256"] == hashlib.sha256(data).hexdigest()
+        if entry["dataset"] == "mlm":
+            assert entry["tokens"] == sum(len(x) for x in table.column("input_ids").to_pylist())
+            assert entry["tweets"] == sum(len(x) for x in table.column("tweet_ids").to_pylist())
+            for row in table.to_pylist():
+                ends = row["tweet_offsets"][1:] + [row["num_tokens"]]
+                for lang, start, end in zip(row["langs"], row["tweet_offsets"], ends, strict=True):
+                    langs.setdefault(lang, [0, 0])
+                    langs[lang][0] += 1
+                    langs[lang][1] += end - start
+        else:
+            ids = table.column("input_ids_a").to_pylist() + table.column("input_ids_b").to_pylist()
+            assert entry["tokens"] == sum(len(x) for x in ids)
+    assert {k: [v["tweets"], v["tokens"]] for k, v in manifest["languages"].items()} == langs
+    counts = manifest["counts"]
+    assert counts["tweets_in"] == N_TWEETS + 3
+    assert counts["tweets_out"] == N_TWEETS
+    assert (
+        counts["tweets_in"]
+        == counts["tweets_out"]
+        + counts["rejected_invalid_id"]
+        + counts["rejected_text_empty"]
+        + counts["duplicates"]
+    )
+    assert counts["pairs_in"] == counts["pairs_out"] + counts["rejected_pair_tweet_missing"] == 61
+    errors = pq.read_table(out / "errors" / "shard").to_pylist()
+    assert sorted(e["error_type"] for e in errors) == ["invalid_id", "pair_tweet_missing", "text_empty"]
+    stats = json.loads((out / "reports" / "shard" / "stats.json").read_text())
+    assert stats["balanced"] and stats["tweets_out"] == N_TWEETS
+
+
+def test_token_ids_lengths_and_decoding(runs, inputs):
+    out = runs[0]
+    tok, info = load_tokenizer("bundled")
+    texts = {}
+    for path in sorted((inputs / "corpus").iterdir()):
+        for row in pq.read_table(path).to_pylist():
+            texts[row["tweet_id"]] = row["text"]
+    checked = truncated = 0
+    for path in sorted((out / "mlm").iterdir()):
+        for row in pq.read_table(path).to_pylist():
+            ids = row["input_ids"]
+            assert len(ids) == row["num_tokens"] <= MAX_LENGTH
+            assert max(ids) < info.vocab_size and min(ids) >= 0
+            ends = row["tweet_offsets"][1:] + [len(ids)]
+            for tweet_id, start, end in zip(row["tweet_ids"], row["tweet_offsets"], ends, strict=True):
+                piece = ids[start:end]
+                assert piece[0] == info.special_ids["bos"] and piece[-1] == info.special_ids["eos"]
+                expected = tok.encode(texts[tweet_id]).ids
+                if len(expected) > MAX_LENGTH:
+                    truncated += 1
+                    assert piece == expected[: MAX_LENGTH - 1] + [expected[-1]]
+                    continue
+                assert piece == expected
+                if info.special_ids["unk"] not in piece:
+                    normalized = tok.normalizer.normalize_str(texts[tweet_id])
+                    assert tok.decode(piece) == " ".join(normalized.split(" ")).strip()
+                    checked += 1
+    assert checked > N_TWEETS // 2
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["counts"]["truncated"] == truncated
+
+
+def test_datasets_load_dataset_finds_both_splits(runs, tmp_path):
+    datasets = pytest.importorskip("datasets")
+    out = runs[0]
+    manifest = json.loads((out / "manifest.json").read_text())
+    mlm = datasets.load_dataset(str(out), cache_dir=str(tmp_path / "cache"))
+    for split in ("train", "validation"):
+        assert mlm[split].num_rows == manifest["splits"]["mlm"][split]["rows"] > 0
+    pairs = datasets.load_dataset(str(out), "pairs", cache_dir=str(tmp_path / "cache"))
+    assert pairs["train"].num_rows == manifest["splits"]["pairs"]["train"]["rows"]
+
+
+def test_no_pack_and_overwrite(inputs, tmp_path, capsys):
+    out = tmp_path / "np"
+    assert shard(inputs, out, "--workers", "1", "--no_pack") == 0
+    first = (out / "manifest.json").read_bytes()
+    rows = pq.read_table(out / "mlm").to_pylist()
+    assert all(len(r["tweet_ids"]) == 1 and r["tweet_offsets"] == [0] for r in rows)
+    assert shard(inputs, out, "--workers", "1") == 2
+    assert "pass --overwrite" in capsys.readouterr().err
+    assert (out / "manifest.json").read_bytes() == first  # untouched
+    assert shard(inputs, out, "--workers", "1", "--overwrite") == 0
+    assert json.loads((out / "manifest.json").read_text())["parameters"]["pack"] is True
+
+
+def test_bad_tokenizer_and_inputs_are_one_line_errors(inputs, tmp_path, capsys):
+    assert shard(inputs, tmp_path / "x", "--tokenizer", str(tmp_path / "missing.json")) == 2
+    assert "tokenizer file not found" in capsys.readouterr().err
+    assert cli.main(["shard", "--corpus", str(tmp_path / "nothing"), "--output", str(tmp_path / "y")]) == 2
+    assert "no input files match" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:  # argparse: one line, exit code 2
+        shard(inputs, tmp_path / "z", "--num_shards", "2", "--target_shard_mb", "8")
+    assert exit_info.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists() or not (tmp_path / "x" / "COMPLETED").exists()
