@@ -71,3 +71,20 @@ BENCH_TWEETS = schema(
     ],
     "Tweets of the engagement benchmark.",
 )
+
+ENGAGEMENT_NEGATIVES = schema(
+    [
+        field("lang", pa.string(), "Language.", nullable=False),
+        field("tweet_id", pa.string(), "A tweet of the language's training split.", nullable=False),
+        field(
+            "count", pa.int64(), "Training records (user embedding, tweet) with this tweet.", nullable=False
+        ),
+        field(
+            "probability",
+            pa.float64(),
+            "Training negative-sampling probability: count^0.75 / sum over the language's training tweets.",
+            nullable=False,
+        ),
+    ],
+    "Training negative sampler of the engagement benchmark (tweet frequency^0.75, paper 3.2).",
+)

@@ -274,12 +274,12 @@ def _read_row_group(item: tuple[str, int], columns: list[str]) -> pa.Table:
     path, index = item
     with FileSystems.open(path) as handle:
         parquet = pq.ParquetFile(pa.BufferReader(handle.read()))
-    present = [c for c in columns if c in parquet.schema_arrow.names]
+    present = [c for c in columns if c in parquet.schema_arrow.names] if columns else None
     return parquet.read_row_group(index, columns=present)
 
 
 class ReadParquetTables(beam.PTransform):
-    """One ``pa.Table`` per Parquet row group of `paths`, limited to `columns` (missing ones skipped)."""
+    """One ``pa.Table`` per Parquet row group of `paths`, limited to `columns` (missing ones skipped; empty: all)."""
 
     def __init__(self, paths: list[str], columns: list[str]):
         super().__init__()
@@ -319,3 +319,12 @@ def iter_records(path: str) -> Iterator[tuple[int, object]]:
     reader = csv.DictReader(lines, delimiter=delimiter)
     for number, row in enumerate(reader, start=2):
         yield number, {(k or "").strip().lower(): v for k, v in row.items()}
+
+
+def parquet_schema(path: str) -> pa.Schema:
+    """The Arrow schema of one Parquet file (ConfigError when it is not Parquet)."""
+    try:
+        with FileSystems.open(path) as handle:
+            return pq.ParquetFile(pa.BufferReader(handle.read())).schema_arrow
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise ConfigError(f"{path}: not a readable Parquet file ({exc})") from None
