@@ -185,7 +185,12 @@ def _parser() -> argparse.ArgumentParser:
             cmd.add_argument("--out", type=Path, required=True, help="Output folder (ids: output file).")
         if cmd in (tweets, engagements):
             cmd.add_argument("--chunk", type=int, default=100_000, help="Rows per output file.")
-            cmd.add_argument("--users", type=int, default=0, help="Authors (tweets, default 10000) or engaging users (engagements, default n/20).")
+            cmd.add_argument(
+                "--users",
+                type=int,
+                default=0,
+                help="Authors (tweets, default 10000) or engaging users (engagements, default n/20).",
+            )
     return parser
 
 
