@@ -68,10 +68,12 @@ def _embeddings(key: str, ids: list[str], communities: np.ndarray, seed: int) ->
 
 
 def _engagement_rows(tweets: list[dict]) -> list[list[str]]:
+    # Engagements with a retweet count for its original, so the log names originals only.
+    originals = [t for t in tweets if not t["text"].startswith("RT @")]
     rows = [
         [e["user_id"], e["tweet_id"], e["type"], e["ts"]]
         for e in synth.generate_engagements(
-            tweets, N_ENGAGING_USERS, N_ENGAGEMENTS, SEED, communities=COMMUNITIES
+            originals, N_ENGAGING_USERS, N_ENGAGEMENTS, SEED, communities=COMMUNITIES
         )
     ]
     rng = random.Random(SEED)

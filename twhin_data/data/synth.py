@@ -442,8 +442,8 @@ def generate_engagements(
     ucomm = user_community(users, communities)
     tcomm = tweet_community(ids, communities)
     created = (np.array([int(t) >> 22 for t in ids], dtype=np.int64)) + TWITTER_EPOCH_MS
-    activity = _zipf_weights(rng, n_users, 1.0)
-    popularity = _zipf_weights(rng, len(ids), 0.9)
+    activity = _zipf_weights(rng, n_users, 0.85)
+    popularity = _zipf_weights(rng, len(ids), 0.85)
     all_cdf = np.cumsum(popularity)
     members = [np.flatnonzero(tcomm == c) for c in range(communities)]
     cdfs = [np.cumsum(popularity[m]) for m in members]
