@@ -257,3 +257,95 @@ def test_bad_flags_are_config_errors(tmp_path, flag, capsys):
     rc = main(["hydrate", "--ids", str(ids_file), "--output", str(tmp_path / "o"), *flag.split(" ")])
     assert rc == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def _without_retrieved_at(rows: list[dict]) -> list[dict]:
+    return sorted(
+        ({k: v for k, v in r.items() if k != "retrieved_at"} for r in rows), key=lambda r: r["tweet_id"]
+    )
+
+
+def _progress_settled(output: Path) -> set[str]:
+    settled = {r["tweet_id"] for r in read_dir(output / "_progress" / "tweets")}
+    terminal = ("not_found", "not_authorized", "unavailable")
+    settled |= {
+        r["tweet_id"] for r in read_dir(output / "_progress" / "unavailable") if r["status"] in terminal
+    }
+    return settled
+
+
+def test_killed_run_resumes_without_rerequesting_settled_ids(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    ids, store, statuses = make_corpus(3000, seed=21)
+    ids_file = tmp_path / "ids.txt"
+    ids_file.write_text("\n".join(ids))
+    out = tmp_path / "killed"
+    env = {**os.environ, "X_BEARER_TOKEN": TOKEN}
+    with MockXApi(store, statuses=statuses, token=TOKEN, rate_limit=3, window_s=1.0) as m:
+        cmd = [
+            sys.executable,
+            "-m",
+            "twhin_data",
+            "hydrate",
+            "--ids",
+            str(ids_file),
+            "--api_base_url",
+            m.base_url,
+            "--output",
+            str(out),
+            "--pacing_dir",
+            str(tmp_path / "pacing"),
+            *FAST,
+        ]
+        proc = subprocess.Popen(
+            cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
+        deadline = time.monotonic() + 60
+        progress = out / "_progress" / "unavailable"
+        while time.monotonic() < deadline and len(list(progress.glob("*.parquet"))) < 6:
+            assert proc.poll() is None, "the run ended before it could be killed"
+            time.sleep(0.1)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        settled = _progress_settled(out)
+        before = len(m.request_log)
+        assert 0 < len(settled) < len(ids)
+        m.rate_limit = None  # the rest may go fast
+        rc, _ = hydrate(tmp_path, m, ids_file, "--resume", out="killed")
+        again = {i for batch in m.request_log[before:] for i in batch}
+    assert rc == 0
+    assert again, "the resumed run requested nothing"
+    assert not settled & again, "a settled ID was requested again after the restart"
+    with MockXApi(store, statuses=statuses, token=TOKEN) as m2:
+        rc, full = hydrate(tmp_path, m2, ids_file, out="uninterrupted")
+    assert rc == 0
+    for name in ("tweets", "unavailable"):
+        assert _without_retrieved_at(read_dir(out / name)) == _without_retrieved_at(read_dir(full / name))
+
+
+def test_multi_processing_two_workers_share_the_window(tmp_path):
+    ids, store, statuses = make_corpus(2500, seed=31)
+    ids_file = tmp_path / "ids.txt"
+    ids_file.write_text("\n".join(ids))
+    window = 1.0
+    with TimedMock(store, statuses=statuses, token=TOKEN, rate_limit=5, window_s=window) as m:
+        rc, out = hydrate(
+            tmp_path,
+            m,
+            ids_file,
+            "--direct_running_mode=multi_processing",
+            "--direct_num_workers=2",
+            "--pacing_dir",
+            str(tmp_path / "pacing"),
+            "--reset_margin_s=0.05",
+        )
+        times = list(m.times)
+    assert rc == 0
+    first_window = int(times[0][0] // window)
+    late_429 = [t for t, status in times if status == 429 and int(t // window) > first_window]
+    assert late_429 == [], f"{len(late_429)} 429s after the first window"
+    tweets, unavailable = settled_ids(out)
+    assert sorted(tweets + [r["tweet_id"] for r in unavailable]) == sorted(ids)

@@ -112,6 +112,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="Rate-limit window length in seconds, used when the API sends no reset header.",
     )
     parser.add_argument(
+        "--reset_margin_s",
+        type=float,
+        default=1.0,
+        help="Seconds to wait past x-rate-limit-reset before the next window's first request.",
+    )
+    parser.add_argument(
         "--pacing_dir",
         default=None,
         help="Local directory holding the shared pacing state (default: a temp dir keyed by a "
@@ -190,6 +196,7 @@ def client_config(args: argparse.Namespace):
         max_concurrency=args.max_concurrency,
         partitions=getattr(args, "max_num_workers", None) or 1,
         pacing_dir=args.pacing_dir,
+        reset_margin_s=args.reset_margin_s,
     )
 
 
@@ -200,6 +207,8 @@ def validate(args: argparse.Namespace) -> None:
         raise ConfigError("pass at most one of --bearer_token_file and --bearer_token_secret")
     if args.batch_size > 100:
         raise ConfigError(f"--batch_size must be between 1 and 100 (the API's limit), got {args.batch_size}")
+    if args.reset_margin_s < 0:
+        raise ConfigError("--reset_margin_s must be >= 0")
     if args.window_s <= 0 or args.read_timeout <= 0 or args.connect_timeout <= 0:
         raise ConfigError("--window_s, --read_timeout and --connect_timeout must be > 0")
     for flag in ("tweet_fields", "expansions"):

@@ -9,6 +9,7 @@ spreadsheet damage (scientific notation, ``.0`` floats) is reported, never repai
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -115,9 +116,21 @@ def normalize_id(value: object) -> tuple[str, tuple[str, str] | None]:
     return key, ("invalid_id", "not a tweet ID (expected 1-19 decimal digits)")
 
 
-def _open_text(path: str) -> io.TextIOBase:
-    # FileSystems.open detects compression from the suffix; utf-8-sig drops a BOM.
-    return io.TextIOWrapper(FileSystems.open(path), encoding="utf-8-sig", errors="replace", newline="")
+@contextlib.contextmanager
+def _open_text(path: str) -> Iterator[Iterator[str]]:
+    """Decoded lines of `path` (FileSystems.open detects compression from the suffix; BOM dropped)."""
+    handle = FileSystems.open(path)
+    try:
+
+        def lines() -> Iterator[str]:
+            first = True
+            for raw in iter(handle.readline, b""):
+                yield raw.decode("utf-8-sig" if first else "utf-8", errors="replace")
+                first = False
+
+        yield lines()
+    finally:
+        handle.close()
 
 
 def _dialect(fmt: str) -> dict:
@@ -185,7 +198,7 @@ def iter_values(source: IdSource) -> Iterator[tuple[int, object]]:
             column = parquet.read_row_group(group, columns=[source.column]).column(0)
             for value in column.to_pylist():
                 row += 1
-                yield row, _Bad("missing_id", "null ID value") if value is None else value
+                yield row, _Bad("missing_id", "null ID value", "null") if value is None else value
         return
     with _open_text(source.path) as handle:
         if source.fmt in ("csv", "tsv"):
@@ -196,7 +209,10 @@ def iter_values(source: IdSource) -> Iterator[tuple[int, object]]:
                 if not fields or all(not f.strip() for f in fields):
                     yield number, None
                 elif len(fields) <= source.column:
-                    yield number, _Bad("missing_id", f"row has no column {source.column + 1}")
+                    yield (
+                        number,
+                        _Bad("missing_id", f"row has no column {source.column + 1}", ",".join(fields)),
+                    )
                 else:
                     yield number, fields[source.column]
             return
@@ -213,21 +229,22 @@ def iter_values(source: IdSource) -> Iterator[tuple[int, object]]:
 class _Bad:
     error_type: str
     message: str
+    raw: str
 
 
 def _json_value(line: str, field: str | None) -> object:
     try:
         value = json.loads(line)
     except ValueError as exc:
-        return _Bad("bad_json", f"not JSON: {exc}")
+        return _Bad("bad_json", f"not JSON: {exc}", line.strip())
     if not isinstance(value, dict):
         return value
     if field is not None:
-        return value.get(field, _Bad("missing_id", f"no field {field!r}"))
+        return value[field] if field in value else _Bad("missing_id", f"no field {field!r}", line.strip())
     for candidate in GUESS_COLUMNS:
         if candidate in value:
             return value[candidate]
-    return _Bad("missing_id", "object has none of the ID fields " + ", ".join(GUESS_COLUMNS))
+    return _Bad("missing_id", "object has none of the ID fields " + ", ".join(GUESS_COLUMNS), line.strip())
 
 
 class _ReadIdsFn(beam.DoFn):
@@ -248,8 +265,8 @@ class _ReadIdsFn(beam.DoFn):
                 self._blank.inc()
                 continue
             if isinstance(value, _Bad):
-                key, problem = str(number), (value.error_type, value.message)
-                raw = f"line {number}"
+                key, problem = value.raw[:MAX_KEY_CHARS], (value.error_type, value.message)
+                raw = value.raw
             else:
                 key, problem = normalize_id(value)
                 raw = value
