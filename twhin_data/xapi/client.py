@@ -19,17 +19,15 @@ from urllib.parse import urlsplit
 
 import requests
 import tweepy
-from requests.adapters import HTTPAdapter
-from requests.utils import get_environ_proxies
 
-from twhin_data.core.errors import ConfigError, FatalApiError
+from twhin_data.core.errors import ConfigError
 from twhin_data.core.hashing import stable_hash64
-from twhin_data.xapi import parse
+from twhin_data.xapi import parse, transport
 from twhin_data.xapi.pacing import Pacer, default_pacing_dir
+from twhin_data.xapi.transport import TWEEPY_HOST, Reply
 
 LOG = logging.getLogger("twhin_data.xapi.client")
 
-TWEEPY_HOST = "https://api.twitter.com"  # hard-coded in tweepy.client.BaseClient.request
 MAX_IDS = 100
 ID_PATTERN = re.compile(r"^[0-9]{1,19}$")
 
@@ -123,75 +121,9 @@ class LookupOutcome:
     retries: int = 0  # retries after transient failures
 
 
-@dataclass
-class _Reply:
-    kind: str  # ok | bad_request | failed
-    status: int | None = None
-    body: dict | None = None
-    api_version: str | None = None
-    url: str | None = None
-    problem_type: str | None = None
-    title: str | None = None
-    detail: str | None = None
-
-
-class _BaseUrlAdapter(HTTPAdapter):
-    """Sends tweepy's https://api.twitter.com requests to `base_url`, with (connect, read) timeouts."""
-
-    def __init__(self, base_url: str, timeout: tuple[float, float], **kwargs):
-        super().__init__(**kwargs)
-        self._base = base_url.rstrip("/")
-        self._timeout = timeout
-
-    def send(self, request, stream=False, timeout=None, verify=True, cert=None, proxies=None):
-        if self._base != TWEEPY_HOST and request.url.startswith(TWEEPY_HOST):
-            request.url = self._base + request.url[len(TWEEPY_HOST) :]
-            proxies = get_environ_proxies(request.url) if proxies else proxies
-        return super().send(
-            request,
-            stream=stream,
-            timeout=self._timeout if timeout is None else timeout,
-            verify=verify,
-            cert=cert,
-            proxies=proxies,
-        )
-
-
-def guard_tweepy_logger() -> None:
-    """tweepy logs the Authorization header at DEBUG (R21): keep its logger at INFO or above."""
-    logger = logging.getLogger("tweepy")
-    if logger.getEffectiveLevel() < logging.INFO:
-        logger.setLevel(logging.INFO)
-
-
-def _json(response: requests.Response | None) -> dict:
-    if response is None:
-        return {}
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
-
-
 def _now() -> datetime:
     now = datetime.now(UTC)
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
-
-
-def is_usage_capped(body: dict) -> bool:
-    """R13: a 429 that waiting cannot fix."""
-    return str(body.get("type", "")).endswith("/usage-capped") or body.get("title") == "UsageCapExceeded"
-
-
-def _bad_request_parameters(body: dict) -> set[str]:
-    names = set()
-    for error in body.get("errors") or []:
-        if isinstance(error, dict):
-            names.update((error.get("parameters") or {}).keys())
-            if error.get("parameter"):
-                names.add(error["parameter"])
-    return names
 
 
 class XClient:
@@ -204,13 +136,13 @@ class XClient:
         config.validate()
         if not token:
             raise ConfigError("XClient needs a bearer token")
-        guard_tweepy_logger()
+        transport.guard_tweepy_logger()
         self.config = config
         self._sleep = sleep
         self._client = tweepy.Client(
             bearer_token=token, return_type=requests.Response, wait_on_rate_limit=False
         )
-        adapter = _BaseUrlAdapter(
+        adapter = transport.BaseUrlAdapter(
             config.base_url,
             (config.connect_timeout, config.read_timeout),
             pool_maxsize=max(10, config.max_concurrency),
@@ -266,9 +198,9 @@ class XClient:
 
     def _settle(self, ids: list[str], outcome: LookupOutcome) -> None:
         reply = self._send(ids, outcome)
-        if reply.kind == "ok":
+        if reply.kind == transport.OK:
             self._accept(ids, reply, outcome)
-        elif reply.kind == "bad_request" and len(ids) > 1:
+        elif reply.kind == transport.BAD_REQUEST and len(ids) > 1:
             # R15: a 400 naming `ids` in a batch: bisect until the offending ID stands alone.
             middle = len(ids) // 2
             self._settle(ids[:middle], outcome)
@@ -289,7 +221,7 @@ class XClient:
                     )
                 )
 
-    def _accept(self, ids: list[str], reply: _Reply, outcome: LookupOutcome) -> None:
+    def _accept(self, ids: list[str], reply: Reply, outcome: LookupOutcome) -> None:
         retrieved = _now()
         tweets, unavailable, expansion_errors = parse.parse_lookup(
             reply.body, ids, http_status=reply.status, api_version=reply.api_version, retrieved_at=retrieved
@@ -322,7 +254,7 @@ class XClient:
         except requests.RequestException as exc:
             return None, exc
 
-    def _send(self, ids: list[str], outcome: LookupOutcome) -> _Reply:
+    def _send(self, ids: list[str], outcome: LookupOutcome) -> Reply:
         """One batch through pacing and retries; raises FatalApiError for job-wide refusals."""
         attempt = rate_waits = 0
         while True:
@@ -331,111 +263,37 @@ class XClient:
             outcome.requests += 1
             if response is not None:
                 self._pacer.update(response.headers, response.status_code)
-            reply, retry_after = self._classify(response, error)
-            if reply is not None and reply.kind != "retry":
+            reply = transport.classify(response, error)
+            if reply.final:
                 return reply
-            if retry_after == "reset":
+            if reply.status == 429:
                 outcome.rate_limited += 1
+            if reply.kind == transport.WAIT_RESET:
                 rate_waits += 1
                 if rate_waits <= self.config.max_rate_limit_waits:
-                    continue  # the pacer sleeps until the reset before the next send
-                return _Reply(
-                    "failed",
-                    429,
-                    problem_type="rate-limited",
-                    title="Too Many Requests",
-                    detail=f"still rate limited after {rate_waits - 1} resets",
+                    self._pacer.on_rate_limited(reply.reset)  # the next slot() sleeps until the reset
+                    continue
+                reply.kind, reply.detail = (
+                    transport.FAILED,
+                    f"still rate limited after {rate_waits - 1} resets",
                 )
-            if response is not None and response.status_code == 429:
-                outcome.rate_limited += 1
+                return reply
             attempt += 1
             if attempt > self.config.max_retries:
-                reply.detail = f"gave up after {attempt} attempts: {reply.detail}"
-                reply.kind = "failed"
+                reply.kind, reply.detail = (
+                    transport.FAILED,
+                    f"gave up after {attempt} attempts: {reply.detail}",
+                )
                 return reply
             outcome.retries += 1
-            delay = self._backoff(ids, attempt, rate=retry_after == "backoff429")
+            delay = self._backoff(ids, attempt, rate=reply.kind == transport.BACKOFF_429)
             LOG.info("retrying %d IDs in %.2f s after %s", len(ids), delay, reply.title)
             self._sleep(delay)
             outcome.waited_s += delay
 
     def _backoff(self, ids: list[str], attempt: int, *, rate: bool = False) -> float:
-        base = self.config.backoff_base * (5 if rate else 1)
+        """Exponential backoff with deterministic jitter (same batch and attempt, same delay)."""
+        base = self.config.backoff_base * (5 if rate else 1)  # R13: a header-less 429 backs off longer
         delay = min(self.config.backoff_cap, base * 2 ** (attempt - 1))
         rng = random.Random(stable_hash64(",".join(ids), salt=f"{self.config.jitter_seed}:{attempt}"))
         return delay * (0.5 + 0.5 * rng.random())
-
-    def _classify(self, response, error) -> tuple[_Reply | None, str | None]:
-        """(reply, how to retry): kind ok/bad_request/failed are final, kind retry goes round again."""
-        if response is None:
-            kind = "timeout" if isinstance(error, requests.Timeout) else "connection-error"
-            return _Reply(
-                "retry", None, problem_type=kind, title=type(error).__name__, detail=str(error)[:300]
-            ), None
-        status = response.status_code
-        version = response.headers.get("api-version")
-        url = response.url
-        if 200 <= status < 300:
-            body = _json(response)
-            if not body and response.content.strip() != b"{}":
-                return _Reply(
-                    "retry",
-                    status,
-                    api_version=version,
-                    problem_type="invalid-json",
-                    title="Invalid JSON",
-                    detail="response body is not a JSON object",
-                ), None
-            return _Reply("ok", status, body=body, api_version=version, url=url), None
-        body = _json(response)
-        title, detail = (
-            body.get("title"),
-            body.get("detail") or (getattr(error, "api_messages", None) or [None])[0],
-        )
-        if status == 401:
-            raise FatalApiError(
-                "X API rejected the bearer token (401 Unauthorized): check X_BEARER_TOKEN or --bearer_token_file"
-            )
-        if status == 403:
-            raise FatalApiError(f"X API refused access (403 {title or 'Forbidden'}): {detail or 'no detail'}")
-        if status == 429:
-            if is_usage_capped(body):
-                raise FatalApiError(
-                    f"X API usage cap reached (429 {title}): {detail or 'usage capped'}; waiting will not help"
-                )
-            reset = getattr(error, "reset_time", None)
-            reply = _Reply(
-                "retry",
-                429,
-                api_version=version,
-                problem_type="rate-limited",
-                title="Too Many Requests",
-                detail="429 without x-rate-limit-reset",
-            )
-            if reset is not None:
-                self._pacer.on_rate_limited(int(reset))
-                return reply, "reset"
-            return reply, "backoff429"
-        if status == 400:
-            named = _bad_request_parameters(body)
-            if named and "ids" not in named:
-                raise FatalApiError(f"X API rejected the request parameters {sorted(named)} (400): {detail}")
-            return _Reply(
-                "bad_request",
-                400,
-                api_version=version,
-                problem_type="invalid-request",
-                title=title or "Invalid Request",
-                detail=detail,
-            ), None
-        if status == 404:
-            raise FatalApiError(f"X API answered 404 for {url.split('?')[0]}: check --api_base_url")
-        kind = "server-error" if status >= 500 else "http-error"
-        return _Reply(
-            "retry",
-            status,
-            api_version=version,
-            problem_type=kind,
-            title=f"{status} {response.reason or ''}".strip(),
-            detail=detail,
-        ), None
