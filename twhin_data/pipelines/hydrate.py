@@ -19,7 +19,7 @@ from twhin_data.core.errors import ConfigError
 from twhin_data.runners import options as opts
 from twhin_data.schemas.tweets import TWEETS, UNAVAILABLE, UNAVAILABLE_STATUSES
 from twhin_data.transforms import hydrate as hyd
-from twhin_data.transforms.io import WriteDataset, WriteErrors
+from twhin_data.transforms.io import ToTables, WriteDataset, WriteErrors
 
 NAME = "hydrate"
 HELP = "Hydrate tweet IDs through the X API v2 (paced, resumable), or read already-hydrated archives."
@@ -279,27 +279,23 @@ def build(p: beam.Pipeline, args: argparse.Namespace) -> None:
             max_reads=args.max_reads,
         )
         tweets = hydrated["tweets"]
-        invalid = read["invalid"] | "InvalidTables" >> _ToTables(UNAVAILABLE)
+        invalid = read["invalid"]
         unavailable = (hydrated["unavailable"], invalid) | "MergeUnavailable" >> beam.Flatten()
         errors = read["errors"]
     (
         tweets
+        | "TweetTables" >> ToTables(TWEETS)
         | "CountTweets" >> beam.Map(_count_statuses, dataset="tweets")
         | "WriteTweets" >> WriteDataset(files.join(output, "tweets"), TWEETS, num_shards=args.part_shards)
     )
     (
         unavailable
+        | "UnavailableTables" >> ToTables(UNAVAILABLE)
         | "CountUnavailable" >> beam.Map(_count_statuses, dataset="unavailable")
         | "WriteUnavailable"
         >> WriteDataset(files.join(output, "unavailable"), UNAVAILABLE, num_shards=args.part_shards)
     )
     errors | "WriteErrors" >> WriteErrors(output, NAME)
-
-
-def _ToTables(schema: pa.Schema):  # noqa: N802 - a transform factory
-    from twhin_data.transforms.io import ToTables
-
-    return ToTables(schema)
 
 
 def finish(result, args: argparse.Namespace) -> dict:
