@@ -44,7 +44,6 @@ TYPE_ALIASES = {
 }
 _ID_RE = r"^[0-9]{1,19}$"
 _DIGITS = re.compile(r"^-?[0-9]+(\.[0-9]+)?$")
-_MAX_U64 = (1 << 64) - 1
 
 
 def empty_edges() -> pa.Table:
@@ -52,24 +51,13 @@ def empty_edges() -> pa.Table:
 
 
 def parse_ids(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """Decimal ID strings -> (uint64 array, valid mask). Invalid: empty, non-digits, > 2**64-1."""
+    """Decimal ID strings -> (uint64 array, valid mask). Valid: 1-19 digits (always < 2**64)."""
     text = pc.utf8_trim_whitespace(values.cast(pa.string()))
     ok = pc.fill_null(pc.match_substring_regex(text, _ID_RE), False).to_numpy(zero_copy_only=False)
     out = np.zeros(len(values), dtype=np.uint64)
     if ok.any():
         good = pc.filter(text, pa.array(ok))
-        # 19-digit strings can exceed 2**64-1: parse through Python ints only for those.
-        long = pc.greater_equal(pc.utf8_length(good), 19).to_numpy(zero_copy_only=False)
-        parsed = np.zeros(len(good), dtype=np.uint64)
-        if (~long).any():
-            short = pc.filter(good, pa.array(~long))
-            parsed[~long] = pc.cast(short, pa.uint64()).to_numpy(zero_copy_only=False)
-        for i in np.flatnonzero(long):
-            value = int(good[int(i)].as_py())
-            parsed[i] = value if value <= _MAX_U64 else 0
-        idx = np.flatnonzero(ok)
-        out[idx] = parsed
-        ok[idx[(parsed == 0) & long]] = False
+        out[ok] = pc.cast(good, pa.uint64()).to_numpy(zero_copy_only=False)
     return out, ok
 
 

@@ -1,0 +1,145 @@
+"""Pure graph/pair helpers: parsing, dedupe, caps, partitions, fan-out cap, FAISS factory scaling."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from twhin_data.transforms import graph_core as gc
+from twhin_data.transforms import pairs_core as pcore
+from twhin_data.transforms.engagements import WindowSpec, clean_rows, parse_column_map
+from twhin_data.transforms.pbg import config_text, tsv_lines
+
+
+def edges(rows: list[tuple]) -> pa.Table:
+    """rows: (user, tweet, rel, ts) with ts None = unknown."""
+    return pa.table(
+        {
+            "user": pa.array([r[0] for r in rows], pa.uint64()),
+            "tweet": pa.array([r[1] for r in rows], pa.uint64()),
+            "rel": pa.array([r[2] for r in rows], pa.int8()),
+            "ts": pa.array([gc.NO_TS if r[3] is None else r[3] for r in rows], pa.int64()),
+            "source": pa.array([0] * len(rows), pa.int8()),
+        }
+    )
+
+
+def test_parse_ids_accepts_1_to_19_digits_and_rejects_the_rest():
+    values = pa.array(
+        ["1", " 42 ", "9999999999999999999", "18446744073709551615", "1.48E+18", "", None, "-5"]
+    )
+    ids, ok = gc.parse_ids(values)
+    assert ok.tolist() == [True, True, True, False, False, False, False, False]
+    assert ids[:3].tolist() == [1, 42, 10**19 - 1]
+
+
+def test_parse_ts_iso_naive_epoch_and_invalid():
+    values = pa.array(
+        ["2022-01-01T00:00:00Z", "2022-01-01 00:00:00", "1640995200", "1640995200000", "", "yesterday"]
+    )
+    ms, ok = gc.parse_ts(values)
+    assert ok.tolist() == [True, True, True, True, True, False]
+    assert ms[:4].tolist() == [1640995200000] * 4
+    assert ms[4] == gc.NO_TS
+
+
+def test_clean_rows_counts_every_row_once():
+    raw = pa.table(
+        {
+            "user_id": ["1", "2", "x", "4", "5", "6"],
+            "tweet_id": ["10", "11", "12", "bad", "14", "15"],
+            "type": ["like", "reply", "fav", "fav", "follow", "quote"],
+            "ts": ["2022-01-01T00:00:00Z", "2021-01-01T00:00:00Z", "", "", "", "2022-02-01T00:00:00Z"],
+        }
+    )
+    spec = WindowSpec(types=["fav", "reply"], start_ms=gc.iso_to_ms("2021-06-01"), end_ms=None)
+    out, rejects, counts = clean_rows(raw, source=0, spec=spec)
+    assert sorted(kind for _, kind, _ in rejects) == ["invalid_tweet_id", "invalid_type", "invalid_user_id"]
+    assert counts["filtered_type"] == 1  # the quote
+    assert counts["filtered_time_window"] == 1  # the 2021 reply
+    assert out.num_rows == 1 and out.column("rel").to_pylist() == [0]  # like -> fav
+    assert (
+        counts["rows_in"]
+        == out.num_rows + len(rejects) + counts["filtered_type"] + counts["filtered_time_window"]
+    )
+
+
+def test_column_map_rejects_unknown_names():
+    assert parse_column_map("user_id=uid,ts=time")["user_id"] == "uid"
+    with pytest.raises(Exception, match="column_map"):
+        parse_column_map("author=uid")
+
+
+def test_dedupe_keeps_earliest_and_counts_per_type():
+    table = edges([(1, 10, 0, 500), (1, 10, 0, 100), (1, 10, 1, 300), (2, 10, 0, None), (2, 10, 0, 50)])
+    out, dropped = gc.dedupe(table)
+    assert out.num_rows == 3
+    assert dropped.tolist() == [2, 0, 0, 0]
+    assert out.column("ts").to_pylist() == [100, 300, 50]
+
+
+@pytest.mark.parametrize("policy", ["recent", "hash"])
+def test_cap_per_user_bounds_degree_and_respects_alive(policy):
+    rows = [(1, t, 0, t * 10) for t in range(1, 21)] + [(2, 5, 0, 1)]
+    table = edges(rows)
+    alive = np.ones(len(rows), dtype=bool)
+    alive[19] = False  # user 1's most recent edge points to a dead tweet
+    sel = gc.cap_per_user(table, alive, 5, policy)
+    assert sel[:20].sum() == 5 and sel[20]
+    assert not sel[19]
+    if policy == "recent":
+        assert np.flatnonzero(sel[:20]).tolist() == [14, 15, 16, 17, 18]
+
+
+def test_range_shards_preserve_numeric_order():
+    sample = np.arange(1000, dtype=np.uint64) * 7
+    splits = gc.quantile_splits(sample, 8)
+    shards = gc.range_shard(np.sort(sample), splits)
+    assert (np.diff(shards) >= 0).all() and shards.max() == len(splits)
+
+
+def test_user_pairs_fanout_cap_bounds_pairs_and_counts_drops():
+    n = 400  # one heavy user: 79,800 candidate pairs
+    table = edges([(1, 1000 + i, 0, i * 1000) for i in range(n)])
+    left, right, counts = pcore.user_pairs(table, gap_ms=0, fanout_cap=500)
+    assert len(left) == 500
+    assert counts["pairs_candidates"] == n * (n - 1) // 2
+    assert counts["pairs_dropped_fanout_cap"] == n * (n - 1) // 2 - 500
+    assert (right - left == 1).sum() == n - 1  # all adjacent-in-time pairs come first
+
+
+def test_user_pairs_time_gap():
+    table = edges([(1, 1, 0, 0), (1, 2, 0, 1000), (1, 3, 0, 5000), (1, 4, 0, None)])
+    left, right, counts = pcore.user_pairs(table, gap_ms=2000, fanout_cap=0)
+    assert sorted(zip(left.tolist(), right.tolist(), strict=True)) == [(1, 2)]
+    assert counts["pair_edges_no_ts"] == 1
+
+
+def test_resolve_factory_scales_to_n():
+    assert pcore.resolve_factory("auto", 1000, 256, 2000) == ("Flat", 2000)
+    factory, nprobe = pcore.resolve_factory("auto", 200_000, 256, 2000)
+    assert factory == "OPQ64,IVF1024,PQ64" and nprobe == 1024
+    assert pcore.resolve_factory("IVF65536,PQ64", 5000, 48, 10)[0] == "IVF128,PQ48"
+
+
+def test_knn_pairs_canonical_without_self_matches():
+    rng = np.random.default_rng(0)
+    vecs = rng.normal(size=(50, 16)).astype(np.float32)
+    ids = np.arange(100, 150, dtype=np.uint64)
+    table, info = pcore.knn_pairs(ids, vecs, k=3, min_score=-1.0, factory="auto", nprobe=1)
+    a, b = table.column("a").to_numpy(), table.column("b").to_numpy()
+    assert (a < b).all() and len(set(zip(a, b, strict=True))) == len(a)
+    assert info["factory"] == "Flat" and table.column("rank").to_numpy().max() <= 3
+
+
+def test_pbg_tsv_and_config():
+    table = edges([(7, 9, 2, None)])
+    assert tsv_lines(table, ["retweet"]) == b"u7\tretweet\tt9\n"
+    text = config_text(["fav", "retweet"])
+    namespace: dict = {"__file__": "/x/graph/pbg/config.py"}
+    exec(compile(text, "config.py", "exec"), namespace)  # noqa: S102 - our own generated config
+    config = namespace["get_torchbiggraph_config"]()
+    assert config["dimension"] == 256 and config["num_epochs"] == 10
+    assert [r["operator"] for r in config["relations"]] == ["translation", "translation"]
+    assert config["entity_path"] == "/x/graph/pbg/data"
