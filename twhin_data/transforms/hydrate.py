@@ -183,12 +183,13 @@ def settle_rows(
             seen.add(row["tweet_id"])
             out_unavailable.append(row)
     gaps = [i for i in wanted if i not in seen]
+    dropped = len(tweets) + len(unavailable) - len(seen)
     now = datetime.now(UTC)
     for tweet_id in gaps:
         out_unavailable.append(
             failed_row(tweet_id, "unsettled", "The client returned no record for this ID.", now)
         )
-    return out_tweets, out_unavailable, len(gaps) + len(tweets) + len(unavailable) - len(wanted)
+    return out_tweets, out_unavailable, len(gaps) + dropped
 
 
 def failed_row(tweet_id: str, problem: str, detail: str, when: datetime | None) -> dict:
