@@ -75,7 +75,7 @@ def languages() -> tuple[Language, ...]:
                 weight=float(spec["weight"]),
                 joiner=spec["joiner"],
                 stop=spec["stop"],
-                phrases=tuple(spec["phrases"]),
+                phrases=tuple(p.translate(_ESCAPE) for p in spec["phrases"]),  # as X escapes them
                 hashtags=tuple(spec["hashtags"]),
             )
         )
@@ -134,13 +134,9 @@ class _Builder:
         self.urls: list[dict] = []
 
     def add(self, piece: str) -> None:
-        """Appends text that is already escaped (phrases, emoji, tags never hold & < >)."""
+        """Appends text that is already escaped as X escapes it (& < > as &amp; &lt; &gt;)."""
         self.parts.append(piece)
         self.pos += len(piece)
-
-    def add_raw(self, raw: str) -> None:
-        """Appends text, escaping & < > as the X API does."""
-        self.add(raw.translate(_ESCAPE))
 
     def hashtag(self, tag: str) -> None:
         self.hashtags.append({"start": self.pos, "end": self.pos + 1 + len(tag), "tag": tag})
@@ -208,34 +204,45 @@ class _TweetFactory:
         return self.langs[min(bisect.bisect(self.cum, self.rng.random()), len(self.langs) - 1)]
 
     def _words(self, b: _Builder, lang: Language, budget: int, min_len: int) -> None:
-        rng = self.rng
-        r = rng.random()
+        """Appends 1-5 phrases (or, with min_len, a long post of at least min_len code points)."""
+        random_ = self.rng.random
+        r = random_()
         n = 1 if r < 0.3 else 2 if r < 0.62 else 3 if r < 0.82 else 4 if r < 0.95 else 5
-        start, phrases, last = b.pos, lang.phrases, -1
+        phrases, last, size = lang.phrases, -1, len(lang.phrases)
+        spaced, cased = lang.joiner == " ", lang.script in _CASED
+        sentence = lang.stop + lang.joiner if spaced else lang.stop
+        comma = ", " if spaced and lang.script != "Thai" else lang.joiner
+        pieces: list[str] = []
+        length = 0
         for i in range(n if not min_len else 40):
-            pick = int(rng.random() * len(phrases))
+            pick = int(random_() * size)
             if pick == last:  # no phrase twice in a row
-                pick = (pick + 1 + int(rng.random() * (len(phrases) - 1))) % len(phrases)
+                pick = (pick + 1 + int(random_() * (size - 1))) % size
             last, phrase = pick, phrases[pick]
-            if i and b.pos - start + len(phrase) > budget and b.pos - start >= min_len:
+            if i and length + len(phrase) > budget and length >= min_len:
                 break
             capital = i == 0
             if i:
-                r = rng.random()
-                if r < 0.04 and lang.joiner == " ":
-                    b.add_raw(" & ")
+                r = random_()
+                if r < 0.04 and spaced:
+                    sep, capital = " &amp; ", False
                 elif r < 0.6 and lang.stop:
-                    b.add(lang.stop + lang.joiner if lang.joiner == " " else lang.stop)
-                    capital = True
+                    sep, capital = sentence, True
                 else:
-                    b.add(", " if lang.joiner == " " and lang.script != "Thai" else lang.joiner)
-            b.add(phrase[0].upper() + phrase[1:] if capital and lang.script in _CASED else phrase)
-            if min_len and b.pos - start >= min_len and rng.random() < 0.3:
+                    sep, capital = comma, False
+                pieces.append(sep)
+                length += len(sep)
+            if capital and cased:
+                phrase = phrase[0].upper() + phrase[1:]
+            pieces.append(phrase)
+            length += len(phrase)
+            if min_len and length >= min_len and random_() < 0.3:
                 break
-        r = rng.random()
-        b.add(lang.stop if r < 0.5 else "!" if r < 0.62 else "?" if r < 0.7 else "")
-        if rng.random() < 0.03:
-            b.add_raw(" <3" if rng.random() < 0.5 else " ->")
+        r = random_()
+        pieces.append(lang.stop if r < 0.5 else "!" if r < 0.62 else "?" if r < 0.7 else "")
+        if random_() < 0.03:
+            pieces.append(" &lt;3" if random_() < 0.5 else " -&gt;")
+        b.add("".join(pieces))
 
     def _extras(self, b: _Builder, lang: Language | None) -> None:
         rng = self.rng
