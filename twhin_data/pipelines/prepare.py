@@ -110,8 +110,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--dedup_buckets",
         type=opts.positive_int,
-        default=64,
-        help="Text-hash buckets of the dedup shuffle (more = smaller groups per worker).",
+        default=None,
+        help="Text-hash buckets of the dedup shuffle (default: 1 per 100k input rows, at most 4096); "
+        "the output does not depend on it.",
+    )
+    parser.add_argument(
+        "--keep_raw_text",
+        action="store_true",
+        help="Also store the hydrated text before normalization in corpus.text_raw (default: null; "
+        "source_tweet_id points to the row in tweets/).",
     )
 
 
@@ -175,6 +182,8 @@ def validate(args: argparse.Namespace) -> None:
         with FileSystems.open(path) as handle:
             total += pq.ParquetFile(handle).metadata.num_rows
     args.input_rows = total
+    if args.dedup_buckets is None:
+        args.dedup_buckets = max(1, min(4096, -(-total // 100_000)))
     if args.num_output_shards is None:
         args.num_output_shards = max(1, min(256, -(-total // 200_000)))
     if files.exists(files.join(args.output, "corpus")) and not args.overwrite:
@@ -199,6 +208,7 @@ def config_from_args(args: argparse.Namespace) -> prep.PrepareConfig:
         min_lang_score=args.min_lang_score,
         languages=tuple(args.languages or ()),
         buckets=args.dedup_buckets,
+        keep_raw_text=args.keep_raw_text,
     )
 
 

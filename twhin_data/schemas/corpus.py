@@ -15,7 +15,12 @@ CORPUS = schema(
             "from the original's Snowflake ID); otherwise equal to `tweet_id`.",
         ),
         field("text", pa.string(), "Normalized text (normalizer version in `normalizer`).", nullable=False),
-        field("text_raw", pa.string(), "The hydrated text before normalization."),
+        field(
+            "text_raw",
+            pa.string(),
+            "The hydrated text before normalization, with prepare --keep_raw_text; null otherwise "
+            "(source_tweet_id points to the row in tweets/).",
+        ),
         field(
             "lang",
             pa.string(),

@@ -5,14 +5,30 @@ Beam's local runners use few cores (see DESIGN.md, "Runners"). The local profile
 Arrow tables, so the runner's per-element cost is paid once per few thousand tweets. Results are
 emitted in submission order, so the output is exactly what one worker would produce. On Dataflow
 ``workers`` is 1 and the function runs inline (Dataflow already runs one SDK process per vCPU).
+
+Process model (measured in bench/bench_scaleup.py, documented in docs/scale-up.md):
+
+* start method ``forkserver``: children do not inherit the runner's threads (gRPC, logging)
+  and start from a small server process. The server preloads the modules named by `preload`
+  (by default the module that defines `fn`) instead of ``__main__``, so a script without an
+  ``if __name__ == "__main__"`` guard, or pytest, is never re-imported in the children.
+* `initializer` runs once per child (and once in the parent for inline runs): load models there.
+* at most `max_in_flight` elements are submitted and not yet emitted (memory stays bounded);
+  outputs come back in submission order.
+* an exception in a child re-raises in the parent with the original type and message; a child
+  that dies (killed, out of memory) raises a RuntimeError naming the function.
+* the pool is shut down in ``teardown`` (and at interpreter exit, if the runner never calls it).
 """
 
 from __future__ import annotations
 
+import atexit
 import collections
 import multiprocessing
+import weakref
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 import apache_beam as beam
@@ -21,8 +37,28 @@ from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
 
-def _call(fn: Callable[[Any], list], element: Any) -> list:
+def _call(fn: Callable[[Any], Iterable], element: Any) -> list:
     return list(fn(element))
+
+
+def _module_of(fn: Callable) -> str | None:
+    target = getattr(fn, "func", fn)  # functools.partial
+    module = getattr(target, "__module__", None)
+    return module if module and module != "__main__" else None
+
+
+def make_pool(
+    workers: int, *, initializer: Callable[[], None] | None = None, preload: list[str] | None = None
+) -> ProcessPoolExecutor:
+    """A forkserver process pool whose server preloads `preload` (never ``__main__``)."""
+    context = multiprocessing.get_context("forkserver")
+    # Only takes effect when this process has not started its fork server yet.
+    context.set_forkserver_preload(list(preload or []))
+    return ProcessPoolExecutor(workers, mp_context=context, initializer=initializer)
+
+
+def _shutdown(pool: ProcessPoolExecutor) -> None:
+    pool.shutdown(wait=True, cancel_futures=True)
 
 
 class PoolMapFn(beam.DoFn):
@@ -34,6 +70,7 @@ class PoolMapFn(beam.DoFn):
       workers: processes; 1 runs inline with no pool.
       initializer: optional picklable callable run once per process (e.g. load a model).
       max_in_flight: elements submitted but not yet emitted (bounds memory); default 2 x workers.
+      preload: modules the fork server imports once (default: the module defining `fn`).
     """
 
     def __init__(
@@ -43,24 +80,35 @@ class PoolMapFn(beam.DoFn):
         workers: int = 1,
         initializer: Callable[[], None] | None = None,
         max_in_flight: int | None = None,
+        preload: list[str] | None = None,
     ):
         self._fn = fn
         self._workers = max(1, int(workers))
         self._initializer = initializer
-        self._max_in_flight = max_in_flight or 2 * self._workers
+        self._max_in_flight = max(1, max_in_flight or 2 * self._workers)
+        module = _module_of(fn)
+        self._preload = preload if preload is not None else ([module] if module else [])
         self._pool: ProcessPoolExecutor | None = None
         self._pending: collections.deque[Future] = collections.deque()
 
     def setup(self) -> None:
-        if self._initializer is not None:
-            self._initializer()
         if self._workers > 1:
-            # forkserver: children do not inherit the runner's threads (gRPC, logging).
-            context = multiprocessing.get_context("forkserver")
-            self._pool = ProcessPoolExecutor(self._workers, mp_context=context, initializer=self._initializer)
+            self._pool = make_pool(self._workers, initializer=self._initializer, preload=self._preload)
+            # Teardown is best effort on some runners: never leave children behind.
+            self._finalizer = weakref.finalize(self, _shutdown, self._pool)
+            atexit.register(self._finalizer)
+        elif self._initializer is not None:
+            self._initializer()
 
     def start_bundle(self) -> None:
         self._pending = collections.deque()
+
+    def _result(self, future: Future) -> list:
+        try:
+            return future.result()
+        except BrokenProcessPool as exc:
+            name = getattr(getattr(self._fn, "func", self._fn), "__name__", repr(self._fn))
+            raise RuntimeError(f"a worker process running {name} died ({exc}); out of memory?") from exc
 
     def process(self, element: Any) -> Iterable:
         if self._pool is None:
@@ -68,11 +116,11 @@ class PoolMapFn(beam.DoFn):
             return
         self._pending.append(self._pool.submit(_call, self._fn, element))
         while len(self._pending) > self._max_in_flight:
-            yield from self._pending.popleft().result()
+            yield from self._result(self._pending.popleft())
 
     def finish_bundle(self) -> Iterable[WindowedValue]:
         while self._pending:
-            for out in self._pending.popleft().result():
+            for out in self._result(self._pending.popleft()):
                 if isinstance(out, beam.pvalue.TaggedOutput):
                     yield beam.pvalue.TaggedOutput(
                         out.tag, WindowedValue(out.value, MIN_TIMESTAMP, [GlobalWindow()])
@@ -82,5 +130,5 @@ class PoolMapFn(beam.DoFn):
 
     def teardown(self) -> None:
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._finalizer()
             self._pool = None

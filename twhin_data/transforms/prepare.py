@@ -68,6 +68,7 @@ class PrepareConfig:
     min_lang_score: float | None = None
     languages: tuple[str, ...] = field(default_factory=tuple)
     buckets: int = 64
+    keep_raw_text: bool = False
 
     @property
     def normalizer_tag(self) -> str:
@@ -229,7 +230,9 @@ def _build_kept(table, texts, keep, out_texts, lid_texts, rt, config, stats) -> 
         "tweet_id": pa.array(tweet_ids, pa.string()),
         "source_tweet_id": pa.array(ids, pa.string()),
         "text": pa.array(out_texts, pa.string()),
-        "text_raw": pa.array([texts[i] for i in keep], pa.string()),
+        "text_raw": pa.array(
+            [texts[i] for i in keep] if config.keep_raw_text else [None] * len(keep), pa.string()
+        ),
         "lang": pa.array(langs, pa.string()),
         "lang_score": pa.array(scores, pa.float32()),
         "lang_source": pa.array([detector.name] * len(keep), pa.string()),
