@@ -113,14 +113,13 @@ def render_card(manifest: dict) -> str:
     langs = common.languages_in(manifest)
     configs = []
     for lang in langs:
-        configs.append({"config_name": lang, "data_files": {s: f"{lang}/{s}.parquet" for s in common.SPLITS}})
-        configs.append(
-            {
-                "config_name": f"{lang}_candidates",
-                "data_files": {s: f"{lang}/{s}_candidates.parquet" for s in ("validation", "test")},
-            }
-        )
-        configs.append({"config_name": f"{lang}_tweets", "data_files": {"train": f"{lang}/tweets.parquet"}})
+        configs += [
+            common.card_config(manifest, lang, lang, {s: s for s in common.SPLITS}),
+            common.card_config(
+                manifest, lang, f"{lang}_candidates", {s: f"{s}_candidates" for s in ("validation", "test")}
+            ),
+            common.card_config(manifest, lang, f"{lang}_tweets", {"train": "tweets"}),
+        ]
     rows = [[lang, *(common.rows_of(manifest, lang, name) for name in FILES)] for lang in langs]
     body = "\n".join(
         [
@@ -144,7 +143,7 @@ def render_card(manifest: dict) -> str:
     return common.dataset_card(
         "Engagement prediction benchmark (TwHIN-BERT)",
         "Built by `twhin-data benchmark engagement` (arXiv 2209.07562, section 3.2).",
-        configs,
+        [c for c in configs if c],
         body,
     )
 

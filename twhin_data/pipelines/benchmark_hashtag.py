@@ -92,10 +92,7 @@ def build(p: beam.Pipeline, args: argparse.Namespace):
 def render_card(manifest: dict) -> str:
     """The dataset card: one config per language, data_files per split."""
     langs = common.languages_in(manifest)
-    configs = [
-        {"config_name": lang, "data_files": {s: f"{lang}/{s}.parquet" for s in common.SPLITS}}
-        for lang in langs
-    ]
+    configs = [common.card_config(manifest, lang, lang, {s: s for s in common.SPLITS}) for lang in langs]
     rows = [
         [
             lang,

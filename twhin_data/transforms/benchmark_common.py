@@ -153,3 +153,12 @@ class WriteManifestAndCard(beam.PTransform):
             | "AllFiles" >> beam.combiners.ToList()
             | "WriteCard" >> beam.Map(_write_card, output=self._output, render=self._render)
         )
+
+
+def card_config(manifest: dict, lang: str, config_name: str, names: dict[str, str]) -> dict | None:
+    """One card config of `lang` with the non-empty files `names` (split -> file stem), or None.
+
+    Empty files stay out of the card: `datasets` cannot read a Parquet file without row groups.
+    """
+    kept = {split: f"{lang}/{name}.parquet" for split, name in names.items() if rows_of(manifest, lang, name)}
+    return {"config_name": config_name, "data_files": kept} if kept else None
