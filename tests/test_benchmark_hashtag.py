@@ -123,12 +123,12 @@ def test_no_label_hashtag_survives_and_plain_words_stay(inputs, tmp_path):
 
 
 def test_splits_disjoint_deterministic_and_runner_independent(inputs, tmp_path):
-    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    # Two runs, one in-memory and one with 2 worker processes: the same bytes.
+    a, c = tmp_path / "a", tmp_path / "c"
     assert _run(inputs, a) == 0
-    assert _run(inputs, b) == 0
     mp = ["--runner=FnApiRunner", "--direct_running_mode=multi_processing", "--direct_num_workers=2"]
     assert _run(inputs, c, *mp) == 0
-    assert data_digests(a) == data_digests(b) == data_digests(c)
+    assert data_digests(a) == data_digests(c)
     rows = _all_rows(a)
     ids = [r["tweet_id"] for r in rows]
     assert len(ids) == len(set(ids))  # no tweet in two splits
