@@ -295,7 +295,8 @@ class ReadEngagementFileFn(_CleanFn):
 
 def derive_from_tweets(table: pa.Table) -> pa.Table:
     """Hydrated tweets -> string rows (user_id, tweet_id, type, ts): author -> referenced tweet."""
-    refs = table.column("referenced_tweets")
+    table = table.combine_chunks()
+    refs = table.column("referenced_tweets").combine_chunks()
     lengths = pc.fill_null(pc.list_value_length(refs), 0).to_numpy(zero_copy_only=False)
     parent = np.repeat(np.arange(table.num_rows), lengths)
     flat = pc.list_flatten(refs)
