@@ -178,7 +178,7 @@ def test_graph_invariants_and_contiguous_indices(planted_graph):
     assert np.bincount(lhs).tolist() == users.column("degree").to_pylist()
     assert np.bincount(rhs, minlength=tweets.num_rows).tolist() == tweets.column("degree").to_pylist()
     engagers = {}
-    for u, t in set(zip(lhs.tolist(), rhs.tolist(), strict=True)):
+    for _user, t in set(zip(lhs.tolist(), rhs.tolist(), strict=True)):
         engagers[t] = engagers.get(t, 0) + 1
     assert min(engagers.values()) >= 4 and len(engagers) == tweets.num_rows
     stats = json.loads((run / "reports" / "graph" / "stats.json").read_text())
