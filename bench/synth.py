@@ -86,17 +86,25 @@ def _chunks(items: Iterator, size: int) -> Iterator[list]:
 
 
 def write_tweets(args: argparse.Namespace) -> list[Path]:
+    """Streams tweets into files of --chunk rows (JSONL line by line; Parquet one table per file)."""
     args.out.mkdir(parents=True, exist_ok=True)
-    paths = []
+    paths: list[Path] = []
     pairs = synth.generate_labelled_tweets(args.n, args.seed, n_users=args.users)
-    for part, batch in enumerate(_chunks(pairs, args.chunk)):
-        if args.format == "jsonl":
-            path = args.out / f"tweets-{part:05d}.jsonl"
-            lines = (json.dumps(t, ensure_ascii=False, sort_keys=True) + "\n" for t, _ in batch)
-            path.write_bytes("".join(lines).encode("utf-8"))
-        else:
-            path = args.out / f"tweets-{part:05d}.parquet"
-            path.write_bytes(table_to_parquet_bytes(to_table([hydrated_row(t, i) for t, i in batch], TWEETS)))
+    if args.format == "jsonl":
+        handle = None
+        for i, (tweet, _) in enumerate(pairs):
+            if i % args.chunk == 0:
+                if handle:
+                    handle.close()
+                paths.append(args.out / f"tweets-{len(paths):05d}.jsonl")
+                handle = paths[-1].open("w", encoding="utf-8", newline="\n")
+            handle.write(json.dumps(tweet, ensure_ascii=False, sort_keys=True) + "\n")
+        if handle:
+            handle.close()
+        return paths
+    for part, batch in enumerate(_chunks((hydrated_row(t, i) for t, i in pairs), args.chunk)):
+        path = args.out / f"tweets-{part:05d}.parquet"
+        path.write_bytes(table_to_parquet_bytes(to_table(batch, TWEETS)))
         paths.append(path)
     return paths
 
