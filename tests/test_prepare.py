@@ -1,0 +1,234 @@
+"""prepare end to end (CLI on FnApiRunner) and its pure pieces: accounting, bad input, dedup, resampling."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from twhin_data.runners import cli
+from twhin_data.schemas import to_table
+from twhin_data.schemas.corpus import CORPUS
+from twhin_data.schemas.tweets import TWEETS
+from twhin_data.transforms.dedup import dedup_table
+from twhin_data.transforms.prepare import KEPT
+from twhin_data.transforms.resample import resample_rates, resample_table
+
+EN = "The weather is really nice today, going for a long walk in the park"
+JA = "今日はとても良い天気なので公園を散歩します"
+ES = "Hoy hace muy buen tiempo, vamos a caminar por el parque con amigos"
+BAD_UTF8 = b"caf\xff\xfe broken bytes"
+CESU_PAIR = b"smile " + b"\xed\xa0\xbd\xed\xb8\x80" + b" ok today with friends"
+CESU_LONE = b"lonely " + b"\xed\xa0\xbd" + b" surrogate"
+
+
+def _rows() -> list[dict]:
+    return [
+        {"tweet_id": "200", "text": EN + " @bob https://t.co/a", "lang": "en"},
+        {"tweet_id": "150", "text": EN + " @alice https://t.co/b", "lang": "en"},  # same text: 150 stays
+        {"tweet_id": "300", "text": JA, "lang": "ja"},
+        {
+            "tweet_id": "301",
+            "text": JA,
+            "lang": "ja",
+            "referenced_tweets": [{"type": "retweeted", "id": "300"}],
+        },
+        {
+            "tweet_id": "302",
+            "text": ES,
+            "lang": "es",
+            "referenced_tweets": [{"type": "retweeted", "id": "90"}],
+        },
+        {
+            "tweet_id": "303",
+            "text": ES,
+            "lang": "es",
+            "referenced_tweets": [{"type": "retweeted", "id": "90"}],
+        },
+        {"tweet_id": "400", "text": None, "lang": "en"},
+        {"tweet_id": "401", "text": "x" * 1_000_000, "lang": "en"},
+        {"tweet_id": "402", "text": "\u200b \u200f ", "lang": "und"},
+        {"tweet_id": "403", "text": "ok", "lang": "en"},
+        {"tweet_id": "12a", "text": "not an id", "lang": "en"},
+        {"tweet_id": "404", "text": "PLACEHOLDER_BAD_UTF8", "lang": "en"},
+        {"tweet_id": "405", "text": "PLACEHOLDER_CESU_PAIR", "lang": "en"},
+        {"tweet_id": "406", "text": "PLACEHOLDER_CESU_LONE", "lang": "en"},
+        {"tweet_id": "200", "text": EN + " @bob https://t.co/a", "lang": "en"},  # the same tweet twice
+    ]
+
+
+def write_tweets(path: Path, rows: list[dict]) -> None:
+    """Writes hydrate-layout Parquet; PLACEHOLDER_* texts become raw (possibly invalid) bytes."""
+    table = to_table(rows, TWEETS)
+    raw = {
+        "PLACEHOLDER_BAD_UTF8": BAD_UTF8,
+        "PLACEHOLDER_CESU_PAIR": CESU_PAIR,
+        "PLACEHOLDER_CESU_LONE": CESU_LONE,
+    }
+    texts = [
+        raw.get(t, t.encode("utf-8") if t is not None else None) for t in table.column("text").to_pylist()
+    ]
+    column = pa.array(texts, pa.binary()).view(pa.string())
+    table = table.set_column(table.schema.get_field_index("text"), TWEETS.field("text"), column)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, path)
+
+
+def run_prepare(tmp: Path, *flags: str, name: str = "out") -> Path:
+    out = tmp / name
+    code = cli.main(["prepare", f"--tweets={tmp / 'in'}", f"--output={out}", "--log_level=WARNING", *flags])
+    assert code == 0
+    return out
+
+
+def _stats(out: Path) -> dict:
+    return json.loads((out / "reports" / "prepare" / "stats.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("prep")
+    write_tweets(tmp / "in" / "tweets" / "part-0.parquet", _rows())
+    return run_prepare(tmp, "--workers=1", "--min_chars=5")
+
+
+def test_every_record_accounted_for(prepared: Path) -> None:
+    stats = _stats(prepared)
+    assert stats["in"] == 15
+    assert stats["in"] == stats["out"] + stats["rejected_total"] + stats["duplicates_total"]
+    assert stats["balanced"] is True
+    assert stats["rejected"] == {
+        "empty_after_normalization": 1,
+        "invalid_id": 1,
+        "invalid_utf8": 1,
+        "lone_surrogate": 1,
+        "text_null": 1,
+        "text_too_long": 1,
+        "too_short": 1,
+    }
+    assert stats["duplicates"] == {"duplicate_id": 1, "duplicate_text": 1, "retweet_duplicate": 2}
+    assert stats["out"] == 4
+
+
+def test_bad_input_goes_to_dead_letters(prepared: Path) -> None:
+    errors = pq.read_table(prepared / "errors" / "prepare").to_pylist()
+    by_type = {e["error_type"]: e for e in errors}
+    assert sorted(by_type) == ["invalid_id", "invalid_utf8", "lone_surrogate", "text_null", "text_too_long"]
+    assert len(by_type["text_too_long"]["input"]) <= 1000
+    assert "1000000 characters" in by_type["text_too_long"]["message"]
+    assert "not valid UTF-8" in by_type["invalid_utf8"]["message"]
+    assert all(e["stage"] == "prepare" and e["source"].endswith("part-0.parquet") for e in errors)
+
+
+def test_dedup_and_retweets(prepared: Path) -> None:
+    corpus = pq.read_table(prepared / "corpus")
+    assert corpus.schema.equals(CORPUS, check_metadata=False)
+    rows = {r["tweet_id"]: r for r in corpus.to_pylist()}
+    assert sorted(rows) == ["150", "300", "405", "90"]
+    assert rows["150"]["text"] == EN + " @user http"  # lowest ID of the duplicated text
+    assert rows["300"]["source_tweet_id"] == "300"  # the original beat its retweet
+    assert rows["90"]["source_tweet_id"] == "302"  # absent original: kept once under its own ID
+    assert rows["90"]["author_id"] is None and rows["90"]["created_at"] is not None
+    assert rows["405"]["text"] == "smile 😀 ok today with friends"  # CESU-8 pair repaired
+    assert rows["300"]["lang"] == "ja" and rows["90"]["lang"] == "es" and rows["150"]["lang"] == "en"
+    assert rows["150"]["normalizer"] == "normalize_v1+user+http"
+    assert rows["150"]["text_raw"] is None
+
+
+def test_report_is_self_contained(prepared: Path) -> None:
+    html = (prepared / "reports" / "prepare" / "report.html").read_text()
+    assert html.count("<svg") >= 3
+    assert "<script" not in html and "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    assert "retweet_duplicate" in html
+
+
+def test_filters_languages_and_raw_text(tmp_path: Path) -> None:
+    write_tweets(
+        tmp_path / "in" / "p.parquet", [r for r in _rows() if r["tweet_id"] in ("150", "300", "302")]
+    )
+    out = run_prepare(tmp_path, "--workers=1", "--languages=ja,es", "--keep_raw_text", "--dedup=none")
+    stats = _stats(out)
+    assert stats["rejected"] == {"language_not_wanted": 1}
+    corpus = pq.read_table(out / "corpus").to_pylist()
+    assert [r["tweet_id"] for r in corpus] == ["300", "90"]
+    assert corpus[0]["text_raw"] == JA
+
+
+def test_wrong_schema_is_one_line_error(tmp_path: Path, capsys) -> None:
+    pq.write_table(pa.table({"tweet_id": ["1"], "body": ["x"]}), tmp_path / "in.parquet")
+    code = cli.main(["prepare", f"--tweets={tmp_path / 'in.parquet'}", f"--output={tmp_path / 'o'}"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err and "missing column 'text'" in err
+    (tmp_path / "junk.parquet").write_bytes(b"not parquet at all")
+    code = cli.main(["prepare", f"--tweets={tmp_path / 'junk.parquet'}", f"--output={tmp_path / 'o'}"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err and "not a readable Parquet file" in err
+
+
+def test_existing_output_needs_overwrite(prepared: Path, capsys) -> None:
+    code = cli.main(["prepare", f"--tweets={prepared.parent / 'in'}", f"--output={prepared}"])
+    assert code == 2 and "--overwrite" in capsys.readouterr().err
+
+
+def _kept_table(rows: list[tuple[str, str, bool]]) -> pa.Table:
+    data = [
+        {"tweet_id": i, "source_tweet_id": i, "text": t, "lang": "en", "normalizer": "n", "_rt": rt}
+        for i, t, rt in rows
+    ]
+    return to_table(data, KEPT)
+
+
+def test_dedup_independent_of_arrival_order() -> None:
+    rows = [(str(i), f"text {i % 7}", i % 5 == 0) for i in range(1, 60)] + [("3", "text 3", True)]
+    expected, _ = dedup_table(_kept_table(rows), exact=True)
+    for seed in range(3):
+        random.Random(seed).shuffle(rows)
+        got, stats = dedup_table(_kept_table(rows), exact=True)
+        assert got.equals(expected)
+    assert sorted(expected.column("text").to_pylist()) == [f"text {k}" for k in range(7)]
+    assert expected.column("tweet_id").to_pylist()[0] in {str(k) for k in range(1, 8)}
+    assert sum(stats.to_dict()["duplicates"].values()) == len(rows) - 7
+
+
+def test_dedup_ids_compared_numerically() -> None:
+    got, _ = dedup_table(_kept_table([("10", "same", False), ("9", "same", False)]), exact=True)
+    assert got.column("tweet_id").to_pylist() == ["9"]
+
+
+def test_resample_rates_follow_power_law() -> None:
+    counts = {"en": 10_000, "ja": 1_000, "xx": 100, "und": 50, "rare": 5}
+    rates = resample_rates(counts, alpha=0.7, min_count=100)
+    assert rates["xx"] == 1.0 and rates["und"] == 1.0 and rates["rare"] == 1.0
+    kept = {k: counts[k] * rates[k] for k in ("en", "ja", "xx")}
+    assert kept["en"] / kept["ja"] == pytest.approx(10**0.7)
+    assert resample_rates(counts, alpha=1.0) == dict.fromkeys(counts, 1.0)
+
+
+def test_resample_deterministic_by_id() -> None:
+    ids = [str(10**15 + i) for i in range(20_000)]
+    table = to_table(
+        [{"tweet_id": i, "text": "t", "lang": "en", "normalizer": "n", "num_chars": 1} for i in ids], CORPUS
+    )
+    kept1, stats = resample_table(table, {"en": 0.25})
+    kept2, _ = resample_table(table.take(np.arange(table.num_rows)[::-1]), {"en": 0.25})
+    assert sorted(kept1.column("tweet_id").to_pylist()) == sorted(kept2.column("tweet_id").to_pylist())
+    assert abs(kept1.num_rows / 20_000 - 0.25) < 0.02
+    assert stats.to_dict()["rejected"]["resampled_out"] == 20_000 - kept1.num_rows
+
+
+def test_resampling_end_to_end(tmp_path: Path) -> None:
+    rows = [{"tweet_id": str(1000 + i), "text": f"{EN} number {i}", "lang": "en"} for i in range(300)]
+    rows += [{"tweet_id": str(5000 + i), "text": f"{ES} número {i}", "lang": "es"} for i in range(30)]
+    write_tweets(tmp_path / "in" / "p.parquet", rows)
+    out = run_prepare(tmp_path, "--workers=1", "--resample_alpha=0.5", "--resample_min_count=10")
+    stats = _stats(out)
+    assert stats["languages"]["before_resampling"] == {"en": 300, "es": 30}
+    after = stats["languages"]["after_resampling"]
+    assert after["es"] == 30 and 60 <= after["en"] <= 130  # expected 300 * sqrt(30/300) = 95
+    assert stats["rejected"]["resampled_out"] == 300 - after["en"]
+    assert stats["balanced"]
