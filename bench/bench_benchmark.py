@@ -1,0 +1,231 @@
+"""Benchmark builders: end-to-end speed of `benchmark hashtag` / `benchmark engagement`, plus HITS@10 baselines.
+
+  python bench/bench_benchmark.py [--label_rows 40000] [--languages 8] [--tweets_per_lang 3000]
+                                  [--engagements 30000] [--negatives 999] [--workdir DIR]
+
+Hashtag: synthetic hydrated tweets carrying one of ~600 zipf-distributed hashtags per language
+(so the top-500 cut bites), one label file per language. The baseline is the same per-row work
+(read labels, dict join, normalize_v1, label removal + leakage check, top-K, hashed split, sort,
+one Parquet file per language and split) as a plain single-process Python loop, run in the same
+process right after, so the ratio shows what the Beam pipeline costs or gains on this machine.
+
+Engagement: `--tweets_per_lang` tweets in 2 languages, power-law engagements, dim-32 user
+embeddings; with `--negatives 999` and >= 10,000 tweets per language the test lists have 1,000
+candidates, and the random baseline's HITS@10 printed at the end should be close to 0.010.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from twhin_data.core import files
+from twhin_data.runners import cli
+from twhin_data.schemas import to_table
+from twhin_data.schemas.benchmark import HASHTAG
+from twhin_data.schemas.tweets import TWEETS
+from twhin_data.text.label_leakage import label_key, strip_label
+from twhin_data.text.normalize import normalize_v1
+from twhin_data.transforms.benchmark_common import assign_splits
+
+LANGS = ["en", "ja", "es", "ar", "tr", "ru", "hi", "fr", "de", "pt", "ko", "th"]
+WORDS = {
+    "en": "the game was great today and we love it".split(),
+    "ja": "今日 は とても 楽しい 一日 でした 東京".split(),
+    "es": "hoy el partido fue muy bueno para todos".split(),
+    "ar": "اليوم كان المباراة رائعة جدا للجميع".split(),
+    "tr": "bugün maç çok güzeldi herkes için İyi".split(),
+    "ru": "сегодня матч был очень хороший для всех".split(),
+    "hi": "आज का मैच बहुत अच्छा था सबके लिए".split(),
+}
+
+
+def _write_hashtag_inputs(root: Path, rows: int, n_langs: int, seed: int) -> tuple[Path, Path]:
+    rng = np.random.default_rng(seed)
+    langs = LANGS[:n_langs]
+    per_lang = rows // n_langs
+    tweets, label_files = [], root / "labels"
+    label_files.mkdir(parents=True)
+    next_id = 1_500_000_000_000_000_000
+    for lang in langs:
+        words = WORDS.get(lang, WORDS["en"])
+        weights = 1.0 / np.arange(1, 601) ** 1.1
+        labels = rng.choice(600, size=per_lang, p=weights / weights.sum())
+        lines = ["ID\tlabel"]
+        for k in labels:
+            text = (
+                " ".join(rng.choice(words, size=8)) + f" #Tag{lang}{k} " + " ".join(rng.choice(words, size=3))
+            )
+            tweets.append({"tweet_id": str(next_id), "text": text, "lang": lang})
+            lines.append(f"{next_id}\ttag{lang}{k}")
+            next_id += 7919
+        (label_files / f"{lang}_train.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (root / "hydrated" / "tweets").mkdir(parents=True)
+    for i in range(4):
+        pq.write_table(to_table(tweets[i::4], TWEETS), root / "hydrated" / "tweets" / f"part-{i:05d}.parquet")
+    return label_files, root / "hydrated"
+
+
+def baseline_hashtag(label_dir: Path, hydrated: Path, out: Path, max_labels: int = 500) -> int:
+    """The same work as `benchmark hashtag` as one plain Python loop (no Beam)."""
+    table = pa.concat_tables(
+        pq.read_table(p, columns=["tweet_id", "text", "lang"]) for p in sorted(hydrated.rglob("*.parquet"))
+    )
+    texts = dict(zip(table.column("tweet_id").to_pylist(), table.column("text").to_pylist(), strict=True))
+    examples, keys = [], defaultdict(set)
+    labels = []
+    for path in sorted(label_dir.glob("*.tsv")):
+        lang = path.stem.split("_")[0]
+        for line in path.read_text(encoding="utf-8").splitlines()[1:]:
+            tweet_id, label = line.split("\t")
+            labels.append((tweet_id, lang, label))
+            keys[lang].add(label_key(label))
+    for tweet_id, lang, label in labels:
+        text = texts.get(tweet_id)
+        if text is None:
+            continue
+        result = strip_label(normalize_v1(text), label, keys[lang])
+        if result.reason is None:
+            examples.append(
+                {
+                    "tweet_id": tweet_id,
+                    "lang": lang,
+                    "text": result.text,
+                    "label": label,
+                    "key": label_key(label),
+                }
+            )
+    by_lang = defaultdict(list)
+    for e in examples:
+        by_lang[e["lang"]].append(e)
+    written = 0
+    for lang, rows in sorted(by_lang.items()):
+        counts = Counter(e["key"] for e in rows)
+        top = {
+            k: i
+            for i, (k, _) in enumerate(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:max_labels])
+        }
+        rows = [{**e, "label_id": top[e["key"]]} for e in rows if e["key"] in top]
+        splits = assign_splits([e["tweet_id"] for e in rows], (0.8, 0.1, 0.1), 0)
+        for split in ("train", "validation", "test"):
+            part = sorted(
+                (e for e, s in zip(rows, splits, strict=True) if s == split),
+                key=lambda e: (len(e["tweet_id"]), e["tweet_id"]),
+            )
+            part = [{**e, "split": split} for e in part]
+            files.write_parquet_atomic(str(out / lang / f"{split}.parquet"), to_table(part, HASHTAG))
+            written += len(part)
+    return written
+
+
+def _write_engagement_inputs(
+    root: Path, tweets_per_lang: int, n_eng: int, seed: int
+) -> tuple[Path, Path, Path]:
+    rng = np.random.default_rng(seed)
+    tweets, ids = [], []
+    for j, lang in enumerate(("en", "ja")):
+        for i in range(tweets_per_lang):
+            tid = str(1_600_000_000_000_000_000 + j * 10_000_000 + i)
+            ids.append(tid)
+            tweets.append({"tweet_id": tid, "text": f"{lang} tweet {i}", "lang": lang})
+    (root / "hydrated" / "tweets").mkdir(parents=True)
+    pq.write_table(to_table(tweets, TWEETS), root / "hydrated" / "tweets" / "part-00000.parquet")
+    n_users = max(1, n_eng // 2)
+    pop = 1.0 / np.arange(1, len(ids) + 1) ** 0.8
+    tweet_idx = rng.choice(len(ids), size=n_eng, p=pop / pop.sum())
+    users = rng.integers(0, n_users, size=n_eng)
+    lines = ["user_id,tweet_id,type,ts"] + [
+        f"{100 + u},{ids[t]},fav,2022-01-01T00:00:00Z" for u, t in zip(users, tweet_idx, strict=True)
+    ]
+    (root / "engagements.csv").write_text("\n".join(lines) + "\n")
+    emb = rng.standard_normal((n_users, 32)).astype(np.float32)
+    table = pa.table(
+        {
+            "user_id": [str(100 + u) for u in range(n_users)],
+            "embedding": pa.array(list(emb), pa.list_(pa.float32())),
+        }
+    )
+    pq.write_table(table, root / "users.parquet")
+    return root / "engagements.csv", root / "hydrated", root / "users.parquet"
+
+
+def _timed(fn) -> tuple[float, object]:
+    started = time.perf_counter()
+    value = fn()
+    return time.perf_counter() - started, value
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--label_rows", type=int, default=40_000)
+    parser.add_argument("--languages", type=int, default=8)
+    parser.add_argument("--tweets_per_lang", type=int, default=3_000)
+    parser.add_argument("--engagements", type=int, default=30_000)
+    parser.add_argument("--negatives", type=int, default=999)
+    parser.add_argument("--workdir", default=None)
+    args = parser.parse_args(argv)
+    root = Path(args.workdir or tempfile.mkdtemp(prefix="bench-benchmark-"))
+    try:
+        label_dir, hydrated = _write_hashtag_inputs(root / "h", args.label_rows, args.languages, seed=0)
+        argv_h = [
+            "benchmark",
+            "hashtag",
+            "--labels",
+            str(label_dir),
+            "--tweets",
+            str(hydrated),
+            "--output",
+            str(root / "h" / "out"),
+        ]
+        t_beam, rc = _timed(lambda: cli.main([*argv_h, "--log_level", "WARNING"]))
+        if rc != 0:
+            return rc
+        t_base, written = _timed(lambda: baseline_hashtag(label_dir, hydrated, root / "h" / "base"))
+        n = args.label_rows
+        print(f"hashtag: {n} label rows, {args.languages} languages, {written} examples kept")
+        print(f"  beam pipeline (FnApiRunner): {t_beam:.2f} s = {n / t_beam:,.0f} label rows/s")
+        print(f"  plain-Python baseline:       {t_base:.2f} s = {n / t_base:,.0f} label rows/s")
+        print(f"  ratio pipeline/baseline throughput: {t_base / t_beam:.2f}x")
+
+        eng, hyd, users = _write_engagement_inputs(root / "e", args.tweets_per_lang, args.engagements, seed=0)
+        out_e = root / "e" / "out"
+        argv_e = [
+            "benchmark",
+            "engagement",
+            "--engagements",
+            str(eng),
+            "--tweets",
+            str(hyd),
+            "--user_embeddings",
+            str(users),
+        ]
+        argv_e += ["--output", str(out_e), "--negatives", str(args.negatives), "--log_level", "WARNING"]
+        t_eng, rc = _timed(lambda: cli.main(argv_e))
+        if rc != 0:
+            return rc
+        print(f"engagement: {args.engagements} engagement rows, 2 x {args.tweets_per_lang} tweets")
+        print(
+            f"  beam pipeline (FnApiRunner): {t_eng:.2f} s = {args.engagements / t_eng:,.0f} engagement rows/s"
+        )
+        from twhin_data.pipelines.benchmark_evaluate import evaluate, render
+
+        t_eval, result = _timed(lambda: evaluate(str(out_e), k=10))
+        print(render(result))
+        print(f"  evaluation of random + popularity baselines: {t_eval:.2f} s")
+        return 0
+    finally:
+        if args.workdir is None:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
