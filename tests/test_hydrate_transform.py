@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import apache_beam as beam
+import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
@@ -107,11 +108,14 @@ def test_retried_batch_reuses_progress_and_does_not_rebill(tmp_path, monkeypatch
     assert first[1].value.column("status").to_pylist() == ["not_found"]
 
 
-def test_hydrate_tweets_transform(tmp_path, monkeypatch):
+@pytest.mark.parametrize("concurrency", [1, 3])
+def test_hydrate_tweets_transform(tmp_path, monkeypatch, concurrency):
     monkeypatch.setenv("X_BEARER_TOKEN", TOKEN)
     store = {str(i): _tweet(str(i)) for i in range(1, 250)}
     with MockXApi(store, statuses={"300": "protected"}, token=TOKEN) as m:
-        config = ClientConfig(base_url=m.base_url, pacing_dir=str(tmp_path / "pacing"))
+        config = ClientConfig(
+            base_url=m.base_url, pacing_dir=str(tmp_path / "pacing"), max_concurrency=concurrency
+        )
         with TestPipeline(runner="FnApiRunner", options=fnapi_options()) as p:
             ids = p | beam.Create([[str(i) for i in range(1, 200)], [str(i) for i in range(150, 301)]])
             out = {"ids": ids} | HydrateTweets(

@@ -12,6 +12,7 @@ Design (docs/hydrate.md):
 
 from __future__ import annotations
 
+import collections
 import logging
 import time
 from collections.abc import Iterable
@@ -23,6 +24,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from apache_beam.metrics import Metrics
+from apache_beam.transforms.window import GlobalWindow
+from apache_beam.utils.timestamp import MIN_TIMESTAMP
+from apache_beam.utils.windowed_value import WindowedValue
 
 from twhin_data.core import files
 from twhin_data.core.errors import FatalApiError
@@ -205,11 +209,28 @@ def failed_row(tweet_id: str, problem: str, detail: str, when: datetime | None) 
     }
 
 
+@dataclass
+class _Settled:
+    """One batch's result, built off the main thread (Beam metrics are counted on the main thread)."""
+
+    batch: Batch
+    tweets: pa.Table
+    unavailable: pa.Table
+    reused: bool = False
+    requests: int = 0
+    reads: int = 0
+    waited_s: float = 0.0
+    repaired: int = 0
+    client_error: bool = False
+
+
 class _LookupBatchFn(beam.DoFn):
-    """Looks up one Batch through XClient; emits a tweets table and tags an unavailable table.
+    """Looks up Batches through XClient; emits tweets tables and tags unavailable tables.
 
     The client (token, HTTP session, pacing) is built in setup(); the token is read there from
-    `token_source` and never stored on the DoFn, logged, or written.
+    `token_source` and never stored on the DoFn, logged, or written. With max_concurrency > 1,
+    up to that many batches are in flight on threads (the pacer bounds them per token across
+    processes too); outputs keep submission order.
     """
 
     def __init__(self, *, client_config, token_source, progress_dir: str, log_every_s: float = 10.0):
@@ -218,88 +239,136 @@ class _LookupBatchFn(beam.DoFn):
         self._progress_dir = progress_dir
         self._log_every_s = log_every_s
         self._client = None
-        self._requests = Metrics.counter(NAMESPACE, "requests")
-        self._reads = Metrics.counter(NAMESPACE, "billable_reads")
-        self._waited_ms = Metrics.counter(NAMESPACE, "rate_limit_wait_ms")
-        self._reused = Metrics.counter(NAMESPACE, "batches_reused_from_progress")
-        self._deferred = Metrics.counter(NAMESPACE, "ids_over_read_budget")
-        self._repaired = Metrics.counter(NAMESPACE, "ids_repaired_by_settle")
-        self._client_errors = Metrics.counter(NAMESPACE, "client_errors")
+        self._pool = None
+        self._counters = {
+            name: Metrics.counter(NAMESPACE, name)
+            for name in (
+                "requests",
+                "billable_reads",
+                "rate_limit_wait_ms",
+                "batches_reused_from_progress",
+                "ids_over_read_budget",
+                "ids_repaired_by_settle",
+                "client_errors",
+            )
+        }
 
     def setup(self) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
         from twhin_data.xapi.client import XClient
 
         self._client = XClient(self._config, self._token_source.read())
-        self._started = time.monotonic()
-        self._last_log = self._started
+        workers = max(1, int(getattr(self._config, "max_concurrency", 1)))
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="lookup") if workers > 1 else None
+        self._in_flight = workers
+        self._started = self._last_log = time.monotonic()
         self._settled = self._sent = 0
         self._waited = 0.0
 
+    def start_bundle(self) -> None:
+        self._pending = collections.deque()
+        self._plan = None
+
     def process(self, batch: Batch, plan: Plan) -> Iterable:
+        self._plan = plan
         if not plan.allows(batch):
-            self._deferred.inc(len(batch.ids))
+            self._counters["ids_over_read_budget"].inc(len(batch.ids))
             detail = (
                 f"Not requested: --max_reads {plan.max_reads} was reached; rerun with --resume to continue."
             )
             rows = [failed_row(i, "read-budget", detail, None) for i in batch.ids]
             yield beam.pvalue.TaggedOutput(UNAVAILABLE_TAG, to_table(rows, UNAVAILABLE))
             return
+        if self._pool is None:
+            yield from self._emit(self._settle(batch))
+            return
+        self._pending.append(self._pool.submit(self._settle, batch))
+        while len(self._pending) > self._in_flight:
+            yield from self._emit(self._pending.popleft().result())
+
+    def finish_bundle(self) -> Iterable[WindowedValue]:
+        while self._pending:
+            for out in self._emit(self._pending.popleft().result()):
+                if isinstance(out, beam.pvalue.TaggedOutput):
+                    yield beam.pvalue.TaggedOutput(
+                        out.tag, WindowedValue(out.value, MIN_TIMESTAMP, [GlobalWindow()])
+                    )
+                else:
+                    yield WindowedValue(out, MIN_TIMESTAMP, [GlobalWindow()])
+
+    def _settle(self, batch: Batch) -> _Settled:
         tweets_path, unavailable_path = progress_paths(self._progress_dir, batch)
         if files.exists(unavailable_path) and files.exists(tweets_path):
             # A retried bundle (or a resumed run) already paid for this batch: re-emit, never re-bill.
-            self._reused.inc()
-            tweets = files.read_parquet_table(tweets_path)
-            unavailable = files.read_parquet_table(unavailable_path)
-        else:
-            tweets, unavailable = self._lookup(batch)
-            files.write_parquet_atomic(tweets_path, tweets)
-            files.write_parquet_atomic(unavailable_path, unavailable)  # written last: marks the batch done
-        self._settled += len(batch.ids)
-        self._log_progress(plan)
-        yield tweets
-        yield beam.pvalue.TaggedOutput(UNAVAILABLE_TAG, unavailable)
+            return _Settled(
+                batch,
+                files.read_parquet_table(tweets_path),
+                files.read_parquet_table(unavailable_path),
+                reused=True,
+            )
+        result = self._lookup(batch)
+        files.write_parquet_atomic(tweets_path, result.tweets)
+        files.write_parquet_atomic(unavailable_path, result.unavailable)  # written last: marks the batch done
+        return result
 
-    def _lookup(self, batch: Batch) -> tuple[pa.Table, pa.Table]:
+    def _lookup(self, batch: Batch) -> _Settled:
         try:
             outcome = self._client.lookup(list(batch.ids))
         except FatalApiError:
             raise
         except Exception as exc:  # a client bug must not lose IDs: settle them as failed
-            self._client_errors.inc()
             LOG.warning("hydrate: lookup of batch %s failed: %s: %s", batch.key, type(exc).__name__, exc)
             detail = f"client error: {type(exc).__name__}: {exc}"[:500]
-            now = datetime.now(UTC)
-            return TWEETS.empty_table(), to_table(
-                [failed_row(i, "client-error", detail, now) for i in batch.ids], UNAVAILABLE
-            )
-        self._requests.inc(outcome.requests)
-        self._reads.inc(outcome.reads)
-        self._sent += outcome.requests
-        if outcome.waited_s:
-            self._waited += outcome.waited_s
-            self._waited_ms.inc(int(outcome.waited_s * 1000))
+            rows = [failed_row(i, "client-error", detail, datetime.now(UTC)) for i in batch.ids]
+            return _Settled(batch, TWEETS.empty_table(), to_table(rows, UNAVAILABLE), client_error=True)
         tweets, unavailable, repaired = settle_rows(batch.ids, outcome.tweets, outcome.unavailable)
-        self._repaired.inc(repaired)
-        return to_table(tweets, TWEETS), to_table(unavailable, UNAVAILABLE)
+        return _Settled(
+            batch,
+            to_table(tweets, TWEETS),
+            to_table(unavailable, UNAVAILABLE),
+            requests=outcome.requests,
+            reads=outcome.reads,
+            waited_s=outcome.waited_s or 0.0,
+            repaired=repaired,
+        )
 
-    def _log_progress(self, plan: Plan, force: bool = False) -> None:
+    def _emit(self, result: _Settled) -> Iterable:
+        c = self._counters
+        c["batches_reused_from_progress"].inc(int(result.reused))
+        c["client_errors"].inc(int(result.client_error))
+        c["requests"].inc(result.requests)
+        c["billable_reads"].inc(result.reads)
+        c["rate_limit_wait_ms"].inc(int(result.waited_s * 1000))
+        c["ids_repaired_by_settle"].inc(result.repaired)
+        self._sent += result.requests
+        self._waited += result.waited_s
+        self._settled += len(result.batch.ids)
+        self._log_progress()
+        yield result.tweets
+        yield beam.pvalue.TaggedOutput(UNAVAILABLE_TAG, result.unavailable)
+
+    def _log_progress(self) -> None:
         now = time.monotonic()
-        if not force and now - self._last_log < self._log_every_s:
+        if now - self._last_log < self._log_every_s or self._plan is None:
             return
         self._last_log = now
-        elapsed = max(now - self._started, 1e-9)
+        total = self._plan.total_ids
         LOG.info(
             "hydrate: %d/%d IDs settled by this worker (%.1f%% of the job), %.1f IDs/s, %d requests, "
-            "%.1f s waiting for rate-limit resets",
+            "%.1f s waiting for rate limits",
             self._settled,
-            plan.total_ids,
-            100.0 * self._settled / max(plan.total_ids, 1),
-            self._settled / elapsed,
+            total,
+            100.0 * self._settled / max(total, 1),
+            self._settled / max(now - self._started, 1e-9),
             self._sent,
             self._waited,
         )
 
     def teardown(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
         if self._client is not None:
             self._client.close()
             self._client = None
