@@ -179,7 +179,7 @@ def token_source(args: argparse.Namespace):
     return TokenSource(file=args.bearer_token_file, secret=args.bearer_token_secret)
 
 
-def client_config(args: argparse.Namespace):
+def client_config(args: argparse.Namespace, partitions: int = 1):
     from twhin_data.xapi.client import DEFAULT_EXPANSIONS, DEFAULT_TWEET_FIELDS, ClientConfig
 
     return ClientConfig(
@@ -194,7 +194,7 @@ def client_config(args: argparse.Namespace):
         requests_per_window=args.requests_per_window,
         window_s=args.window_s,
         max_concurrency=args.max_concurrency,
-        partitions=getattr(args, "max_num_workers", None) or 1,
+        partitions=partitions,
         pacing_dir=args.pacing_dir,
         reset_margin_s=args.reset_margin_s,
     )
@@ -256,6 +256,15 @@ def _count_statuses(table: pa.Table, dataset: str) -> pa.Table:
     return table
 
 
+def _partitions(p: beam.Pipeline, args: argparse.Namespace) -> int:
+    """Dataflow VMs do not share a pacing directory: each gets 1/max_num_workers of the window budget."""
+    if not getattr(args, "dataflow", False):
+        return 1
+    from apache_beam.options.pipeline_options import WorkerOptions
+
+    return max(1, p.options.view_as(WorkerOptions).max_num_workers or 1)
+
+
 def build(p: beam.Pipeline, args: argparse.Namespace) -> None:
     output = args.output
     if args.archive:
@@ -271,7 +280,7 @@ def build(p: beam.Pipeline, args: argparse.Namespace) -> None:
         if args.previous:
             inputs["previous"] = p | "ReadPrevious" >> hyd.ReadPreviousResults(args.previous)
         hydrated = inputs | "Hydrate" >> hyd.HydrateTweets(
-            client_config=client_config(args),
+            client_config=client_config(args, _partitions(p, args)),
             token_source=token_source(args),
             progress_dir=files.join(output, hyd.PROGRESS),
             batch_size=args.batch_size,
