@@ -62,8 +62,9 @@ def test_main_job_leaves_shards_manifest_and_completed(runs):
 
 def test_shards_are_byte_identical_across_runs_and_worker_counts(runs):
     one, two = runs
-    first, second = _digests(one / "shards"), _digests(two / "shards")
-    assert first and first == second
+    for split in ("mlm", "pairs"):
+        first, second = _digests(one / "shards" / split), _digests(two / "shards" / split)
+        assert first and first == second, split
     assert (one / "shards" / "manifest.json").read_bytes() == (two / "shards" / "manifest.json").read_bytes()
 
 
