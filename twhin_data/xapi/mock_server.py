@@ -12,6 +12,7 @@ import argparse
 import json
 import logging
 import math
+import signal
 import threading
 import time
 from collections import Counter
@@ -351,6 +352,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def main(args: argparse.Namespace, extra_args: list[str]) -> int:
     if extra_args:
         raise ConfigError(f"unknown flags for mock-api: {' '.join(extra_args)}")
@@ -384,6 +389,9 @@ def main(args: argparse.Namespace, extra_args: list[str]) -> int:
     except OSError as exc:
         raise ConfigError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
     print(f"mock X API serving {len(api.store)} tweets at {api.base_url} (Ctrl-C to stop)", flush=True)
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill PID` stops it as cleanly as Ctrl-C
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # started in the background by a shell
+        signal.signal(signal.SIGINT, _interrupt)
     try:
         while True:
             time.sleep(3600)
