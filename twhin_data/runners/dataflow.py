@@ -46,9 +46,10 @@ DEFAULT_LABEL = "app=twhin-data"
 #: Pipelines the check covers, as CLI commands (runners/cli.py COMMANDS).
 PIPELINES = ("hydrate", "prepare", "graph", "shard", "benchmark hashtag", "benchmark engagement")
 
-# Flag names that hold a secret value; "_file" / "_secret" / "_path" name where one lives instead.
+# Flag names that hold a secret value; "_file"/"_path" flags and Secret Manager names say where one lives.
 _SECRET_NAME = re.compile(r"token|secret|password|passwd|credential|api_?key", re.IGNORECASE)
-_REFERENCE_SUFFIXES = ("_file", "_secret", "_path")
+_REFERENCE_SUFFIXES = ("_file", "_path")
+_SECRET_RESOURCE = re.compile(r"^projects/[^/]+/secrets/[^/]+(/versions/[^/]+)?$")
 _TOKEN_ENV_VARS = ("X_BEARER_TOKEN",)
 # Attributes run_module/validate add to args that are not user flags.
 _INTERNAL = frozenset({"dataflow", "elapsed_s", "workers"})
@@ -76,8 +77,11 @@ def _flag_given(flags: list[str], *names: str) -> bool:
     return any(f == n or f.startswith(n + "=") for f in flags for n in names)
 
 
-def _is_secret_name(name: str) -> bool:
-    return bool(_SECRET_NAME.search(name)) and not name.endswith(_REFERENCE_SUFFIXES)
+def _is_secret(name: str, text: str) -> bool:
+    """A flag whose value is a secret: its name says so, unless it names a file or a secret resource."""
+    if not _SECRET_NAME.search(name) or name.endswith(_REFERENCE_SUFFIXES):
+        return False
+    return not (name.endswith("_secret") and _SECRET_RESOURCE.match(text))
 
 
 def _format_value(value: object) -> str | None:
@@ -98,10 +102,10 @@ def app_options(args: argparse.Namespace) -> dict[str, str]:
     tokens = [os.environ[v] for v in _TOKEN_ENV_VARS if os.environ.get(v)]
     out: dict[str, str] = {}
     for name, value in sorted(vars(args).items()):
-        if name.startswith("_") or name in _INTERNAL or value is None or _is_secret_name(name):
+        if name.startswith("_") or name in _INTERNAL or value is None:
             continue
         text = _format_value(value)
-        if text is None or len(text) > _MAX_VALUE_CHARS:
+        if text is None or len(text) > _MAX_VALUE_CHARS or _is_secret(name, text):
             continue
         if any(token in text for token in tokens):
             raise ConfigError(

@@ -1,0 +1,239 @@
+"""Dataflow profile and the offline job-spec check (no network, no credentials, nothing submitted)."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import bz2
+import json
+import os
+import types
+from pathlib import Path
+
+import apache_beam as beam
+import pytest
+
+from twhin_data.core.errors import ConfigError
+from twhin_data.runners import cli, dataflow, launch, local
+
+pytest.importorskip("google.auth", reason="DataflowRunner needs the gcp extra: pip install -e '.[gcp]'")
+
+REPO = Path(__file__).resolve().parent.parent
+BASE = ["--runner=DataflowRunner", "--project=p", "--region=us-central1", "--temp_location=gs://b/tmp"]
+
+
+def _args(**values) -> argparse.Namespace:
+    return argparse.Namespace(**{"output": "gs://b/out", "workers": 1, "overwrite": False, **values})
+
+
+# ---- complete_flags: the profile ---------------------------------------------------------------
+
+
+def test_complete_flags_ships_the_checkout_and_appends_app_flags():
+    flags = dataflow.complete_flags(BASE, _args(min_chars=3, languages=["en", "ja"], log_level="INFO"))
+    assert f"--setup_file={REPO / 'setup.py'}" in flags
+    assert "--machine_type=n2-standard-4" in flags and "--labels=app=twhin-data" in flags
+    assert {"--output=gs://b/out", "--min_chars=3", "--languages=en,ja", "--overwrite=False"} <= set(flags)
+    assert not any(f.startswith("--save_main_session") for f in flags)
+    assert not any(f.startswith("--workers") for f in flags)  # a local-profile switch, not a job option
+
+
+def test_complete_flags_with_container_uses_it_and_keeps_user_choices():
+    flags = dataflow.complete_flags(
+        [*BASE, "--sdk_container_image=r/i:1", "--machine_type=n2-highmem-8"], _args()
+    )
+    assert "--sdk_location=container" in flags
+    assert not any(f.startswith("--setup_file") for f in flags)
+    assert [f for f in flags if f.startswith("--machine_type")] == ["--machine_type=n2-highmem-8"]
+
+
+def test_complete_flags_outside_a_checkout_requires_a_container(monkeypatch):
+    monkeypatch.setattr(dataflow, "repo_setup_file", lambda: None)
+    with pytest.raises(ConfigError, match="--sdk_container_image"):
+        dataflow.complete_flags(BASE, _args())
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (BASE[:2], "--region, --temp_location"),
+        ([*BASE, "--save_main_session"], "save_main_session"),
+        ([*BASE[:3], "--temp_location=/tmp/t"], "--temp_location must be a gs:// path"),
+    ],
+)
+def test_complete_flags_rejects_what_dataflow_would_fail_on(flags, message):
+    with pytest.raises(ConfigError, match=message):
+        dataflow.complete_flags(flags, _args())
+
+
+def test_local_output_is_rejected_on_the_real_service():
+    with pytest.raises(ConfigError, match="--output must be a gs:// path"):
+        dataflow.complete_flags(BASE, _args(output="./out"))
+
+
+def test_app_options_never_carry_a_secret(monkeypatch):
+    monkeypatch.setenv("X_BEARER_TOKEN", "tok-123456")
+    app = dataflow.app_options(
+        _args(
+            bearer_token="tok-x",
+            api_secret="s",
+            bearer_token_file="/run/token",
+            bearer_token_secret="projects/p/secrets/x",
+            region="eu",  # collides with Beam's --region
+            inputs=["f"] * 600,  # expanded file lists are too long to be a job option
+            plan=object(),
+        )
+    )
+    assert "bearer_token" not in app and "api_secret" not in app
+    assert app["bearer_token_file"] == "/run/token" and app["bearer_token_secret"] == "projects/p/secrets/x"
+    assert app["twhin_region"] == "eu" and "inputs" not in app and "plan" not in app
+    with pytest.raises(ConfigError, match="--note holds the X bearer token"):
+        dataflow.app_options(_args(note="see tok-123456"))
+
+
+# ---- --workers on Dataflow ---------------------------------------------------------------------
+
+
+def test_workers_above_one_are_rejected_on_dataflow():
+    with pytest.raises(ConfigError, match="--workers applies to local runs only"):
+        launch.resolve_workers(_args(workers=4), BASE)
+    assert launch.resolve_workers(_args(workers=None), BASE) == 1
+    assert launch.resolve_workers(_args(workers=3), ["--runner=FnApiRunner"]) == 3
+
+
+def test_cli_says_why_workers_is_refused_in_one_line(capsys, tmp_path):
+    code = cli.main(["prepare", "--tweets", str(tmp_path), "--output", "gs://b/o", "--workers", "2", *BASE])
+    err = capsys.readouterr().err
+    assert code == 2 and "--workers applies to local runs only" in err and len(err.strip().splitlines()) == 1
+
+
+# ---- the secret detector -----------------------------------------------------------------------
+
+
+def test_find_canaries_sees_through_beams_pickle_encoding():
+    payload = base64.b64encode(bz2.compress(b"...state canary-abc..."))
+    blob = b"\x0a\x52" + payload + b"\x12R"  # proto framing around it, as in pipeline.pb
+    assert dataflow.find_canaries(blob, [b"canary-abc", b"canary-zzz"]) == [b"canary-abc"]
+    assert dataflow.find_canaries(base64.b64encode(bz2.compress(b"clean")), [b"canary-abc"]) == []
+
+
+class _LeakyFn(beam.DoFn):
+    """The mistake the check exists for: a token read at construction travels in the pickled DoFn."""
+
+    def __init__(self):
+        self._token = os.environ.get("X_BEARER_TOKEN")
+
+    def process(self, element):
+        yield element
+
+
+def _fake_module(build) -> types.ModuleType:
+    module = types.ModuleType("fake_pipeline")
+    module.NAME = "fake"
+    module.add_arguments = lambda parser: None
+    module.validate = lambda args: None
+    module.build = build
+    return module
+
+
+def _leaky_build(p, args):
+    p | "Ids" >> beam.Create(["1"]) | "Lookup" >> beam.ParDo(_LeakyFn())
+
+
+def _clean_build(p, args):
+    p | "Ids" >> beam.Create(["1"]) | "Lookup" >> beam.Map(str)
+
+
+@pytest.fixture(scope="module")
+def sdist(tmp_path_factory) -> str:
+    """The sdist, built once offline as Beam builds it for --setup_file, reused by every spec."""
+    return dataflow.build_sdist(str(REPO / "setup.py"), str(tmp_path_factory.mktemp("sdist")))
+
+
+def _spec(module, tmp_path: Path, sdist: str, argv: list[str]) -> list[str]:
+    with dataflow.canary_secrets(str(tmp_path)) as (canaries, _), dataflow.reuse_sdist(sdist):
+        return dataflow.check_pipeline(
+            module,
+            argv,
+            workdir=str(tmp_path / "spec"),
+            image=dataflow.CHECK_IMAGE,
+            setup_file=str(REPO / "setup.py"),
+            canaries=canaries,
+        )
+
+
+def test_check_catches_a_token_pickled_into_a_dofn(tmp_path, sdist):
+    problems = _spec(_fake_module(_leaky_build), tmp_path, sdist, [f"--output={tmp_path / 'out'}"])
+    assert any("secret value appears in staging/pipeline.pb" in p for p in problems), problems
+
+
+def test_check_catches_a_module_missing_from_the_sdist(tmp_path, sdist):
+    problems = _spec(_fake_module(_clean_build), tmp_path, sdist, [f"--output={tmp_path / 'out'}"])
+    assert problems == []
+    root = tmp_path / "pkg"
+    (root / "twhin_data" / "orphan").mkdir(parents=True)
+    (root / "twhin_data" / "orphan" / "mod.py").write_text("X = 1\n")  # no __init__.py: not packaged
+    found = dataflow.inspect_spec(
+        str(tmp_path / "spec"),
+        image="other:1",
+        package_root=str(root),
+        labels=["Ids", "Nope"],
+        app={"a": "1"},
+        canaries=[],
+    )
+    text = "; ".join(found)
+    for expected in (
+        "twhin_data/orphan/mod.py",
+        "worker image",
+        "lacks transform 'Nope'",
+        "sdkPipelineOptions: a",
+    ):
+        assert expected in text, text
+
+
+# ---- every real pipeline: the CI check ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sample_out(tmp_path_factory) -> str:
+    """The bundled sample chain (hydrate, prepare, graph) run once locally: inputs for the specs."""
+    out = str(tmp_path_factory.mktemp("sample"))
+    return local.sample_inputs(out, list(dataflow.PIPELINES))
+
+
+@pytest.mark.parametrize("command", dataflow.PIPELINES)
+def test_real_pipeline_job_spec_passes_every_check(command, tmp_path, sdist, sample_out):
+    module, why = dataflow._load(command)
+    if module is None:
+        pytest.skip(why)
+    argv = local.sample_argv(command, sample_out, str(tmp_path / "out"))
+    token_file = None
+    with dataflow.canary_secrets(str(tmp_path)) as (canaries, token_file), dataflow.reuse_sdist(sdist):
+        if "--bearer_token_file" in dataflow._option_strings(module):
+            argv.append(f"--bearer_token_file={token_file}")
+        problems = dataflow.check_pipeline(
+            module,
+            argv,
+            workdir=str(tmp_path / "spec"),
+            image=dataflow.CHECK_IMAGE,
+            setup_file=str(REPO / "setup.py"),
+            canaries=canaries,
+        )
+    assert problems == []
+    job = json.loads((tmp_path / "spec" / "job.json").read_text())
+    options = job["environment"]["sdkPipelineOptions"]["options"]
+    assert options["output"] == str(tmp_path / "out") and options["sdk_location"] == "container"
+
+
+def test_dataflow_check_command_prints_a_verdict_per_pipeline(capsys, tmp_path, sample_out):
+    code = cli.main(
+        ["dataflow-check", "--pipelines", "hydrate", "--inputs", sample_out, "--workdir", str(tmp_path)]
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert (
+        out.splitlines()[0].startswith("sdist  OK")
+        and out.splitlines()[1].startswith("hydrate")
+        and " OK " in out
+    )
+    assert cli.main(["dataflow-check", "--pipelines", "nosuch"]) == 2
