@@ -204,16 +204,6 @@ def test_id_list_has_every_malformed_kind_duplicates_and_messy_lines():
     assert len(bad) == len(synth.MALFORMED_KINDS)
 
 
-def test_generation_rate_is_reasonable():
-    """Not a benchmark (see bench/synth.py): guards against an accidental 10x slowdown only."""
-    import time
-
-    start = time.perf_counter()
-    for _ in synth.generate_tweets(5000, seed=1):
-        pass
-    assert 5000 / (time.perf_counter() - start) > 5000
-
-
 def _load_make_sample():
     spec = importlib.util.spec_from_file_location("make_sample", REPO / "scripts" / "make_sample.py")
     module = importlib.util.module_from_spec(spec)
@@ -229,10 +219,13 @@ def test_bundled_sample_is_what_make_sample_produces(sample_dir: Path):
         committed = sample_dir / name
         assert committed.is_file(), f"{name} missing: run python scripts/make_sample.py"
         if name.endswith(".parquet"):
-            # Parquet bytes carry the pyarrow version: compare content (bytes are compared in CI's pin).
+            # Parquet footers name the writing library version: compare bytes only under the same one.
             import pyarrow as pa
 
             assert pq.read_table(committed).equals(pq.read_table(pa.BufferReader(data))), name
+            writer = pq.read_metadata(committed).created_by
+            if writer == pq.read_metadata(pa.BufferReader(data)).created_by:
+                assert committed.read_bytes() == data, f"{name} is stale: run python scripts/make_sample.py"
         else:
             assert committed.read_bytes() == data, f"{name} is stale: run python scripts/make_sample.py"
     assert sum(len(d) for d in built.values()) < 3_000_000
