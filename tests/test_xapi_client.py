@@ -306,3 +306,61 @@ def test_token_never_logged(tmp_path, caplog):
     assert TOKEN not in caplog.text and TOKEN not in str(info.value)
     assert TOKEN not in json.dumps(out.raw, default=str)
     assert logging.getLogger("tweepy").getEffectiveLevel() >= logging.INFO
+
+
+def test_bad_field_configuration_is_fatal(api, tmp_path):
+    with pytest.raises(FatalApiError, match="tweet.fields"):
+        lookup(api, tmp_path, ["101", "102"], tweet_fields=("id", "text", "txet"))
+    assert len(api.request_log) == 1  # no bisection on a configuration error
+
+
+def test_connection_refused_fails_after_retries(tmp_path):
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config = ClientConfig(
+        base_url=f"http://127.0.0.1:{port}", backoff_base=0.01, max_retries=2, pacing_dir=str(tmp_path)
+    )
+    with XClient(config, TOKEN) as client:
+        out = client.lookup(["101"])
+    row = out.unavailable[0]
+    assert (row["status"], row["problem_type"], out.requests) == ("failed", "connection-error", 3)
+
+
+def test_adapter_injects_timeouts_and_rewrites_the_host(monkeypatch, tmp_path):
+    from requests.adapters import HTTPAdapter
+
+    seen = {}
+
+    def fake_send(self, request, **kwargs):
+        seen.update(url=request.url, timeout=kwargs["timeout"])
+        raise __import__("requests").ConnectionError("stop here")
+
+    monkeypatch.setattr(HTTPAdapter, "send", fake_send)
+    config = ClientConfig(
+        base_url="http://127.0.0.1:9",
+        connect_timeout=1.5,
+        read_timeout=7.0,
+        max_retries=0,
+        pacing_dir=str(tmp_path),
+    )
+    with XClient(config, TOKEN) as client:
+        client.lookup(["101"])
+    assert seen["timeout"] == (1.5, 7.0)
+    assert seen["url"].startswith("http://127.0.0.1:9/2/tweets?") and "ids=101" in seen["url"]
+
+
+def test_invalid_configuration_is_config_error():
+    from twhin_data.core.errors import ConfigError
+
+    for bad in (
+        {"base_url": "api.x.com"},
+        {"base_url": "https://api.x.com/2"},
+        {"read_timeout": 0},
+        {"tweet_fields": ("id", "organic_metrics")},
+        {"max_concurrency": 0},
+    ):
+        with pytest.raises(ConfigError):
+            ClientConfig(**bad).validate()

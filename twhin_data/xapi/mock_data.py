@@ -18,12 +18,26 @@ TWITTER_PROBLEMS = "https://api.twitter.com/2/problems/"
 X_PROBLEMS = "https://api.x.com/2/problems/"
 #: statuses a statuses map may give an ID (anything absent from the store is `deleted`).
 STATUSES = ("deleted", "protected", "suspended", "unavailable", "missing", "invalid")
+#: spec v2.159 TweetFieldsParameter and TweetExpansionsParameter (x-api.md 1.2, 1.3).
+KNOWN_FIELDS = frozenset(
+    "article attachments author_id card_uri community_id context_annotations conversation_id created_at "
+    "display_text_range edit_controls edit_history_tweet_ids entities geo id in_reply_to_user_id lang "
+    "media_metadata non_public_metrics note_tweet organic_metrics possibly_sensitive promoted_metrics "
+    "public_metrics referenced_tweets reply_settings scopes source suggested_source_links "
+    "suggested_source_links_with_counts text withheld".split()
+)
+KNOWN_EXPANSIONS = frozenset(
+    "attachments.media_keys attachments.poll_ids attachments.media_source_tweet author_id "
+    "edit_history_tweet_ids entities.mentions.username entities.note.mentions.username geo.place_id "
+    "in_reply_to_user_id referenced_tweets.id referenced_tweets.id.author_id "
+    "referenced_tweets.id.attachments.media_keys article.cover_media article.media_entities".split()
+)
 _POST_NAMES = {
     "edit_history_tweet_ids": "edit_history_post_ids",
     "referenced_tweets": "referenced_posts",
     "note_tweet": "note_post",
 }
-_TWEET_NAMES = {v: k for k, v in _POST_NAMES.items()}
+_TWEET_NAMES = {v: k for k, v in _POST_NAMES.items()} | {"referenced_posts.id": "referenced_tweets.id"}
 
 
 def api_shape(row: dict) -> dict:
@@ -163,7 +177,7 @@ def request_fields(query: dict[str, list[str]]) -> tuple[list[str], list[str]]:
     """(tweet fields, expansions) from a parsed query string, accepting `post.fields` too."""
     fields_text = (query.get("tweet.fields") or query.get("post.fields") or [""])[0]
     fields = [_TWEET_NAMES.get(f, f) for f in fields_text.split(",") if f] or list(DEFAULT_FIELDS)
-    expansions = [e for e in (query.get("expansions") or [""])[0].split(",") if e]
+    expansions = [_TWEET_NAMES.get(e, e) for e in (query.get("expansions") or [""])[0].split(",") if e]
     return fields, expansions
 
 
@@ -230,10 +244,22 @@ def lookup_body(
     return body
 
 
-def invalid_request(message: str, values: list[str]) -> dict:
-    """A 400 invalid-request body naming the `ids` parameter."""
+def unknown_parameter_values(query: dict[str, list[str]]) -> tuple[str, list[str]] | None:
+    """(parameter, bad values) when tweet.fields/post.fields/expansions hold a name the API rejects."""
+    fields, expansions = request_fields(query)
+    bad_fields = [f for f in fields if f not in KNOWN_FIELDS]
+    if bad_fields:
+        return ("post.fields" if "post.fields" in query else "tweet.fields"), bad_fields
+    bad_expansions = [e for e in expansions if e not in KNOWN_EXPANSIONS]
+    if bad_expansions:
+        return "expansions", bad_expansions
+    return None
+
+
+def invalid_request(message: str, values: list[str], parameter: str = "ids") -> dict:
+    """A 400 invalid-request body naming `parameter` (ids, tweet.fields, expansions)."""
     return {
-        "errors": [{"parameters": {"ids": values}, "message": message}],
+        "errors": [{"parameters": {parameter: values}, "message": message}],
         "title": "Invalid Request",
         "detail": "One or more parameters to your request was invalid.",
         "type": TWITTER_PROBLEMS + "invalid-request",

@@ -197,6 +197,16 @@ class MockXApi:
         if not ids or len(ids) > 100 or bad:
             message = f"ids: {len(ids)} IDs (1 to 100 allowed)" if not bad else f"invalid ids: {bad}"
             return 400, {}, md.invalid_request(message, bad or ids[:1])
+        unknown = md.unknown_parameter_values(query)
+        if unknown is not None:
+            parameter, values = unknown
+            return (
+                400,
+                {},
+                md.invalid_request(
+                    f"The query parameter [{parameter}] has invalid values {values}", values, parameter
+                ),
+            )
         headers, over = self._rate_headers(token)
         fault = self._draw_fault(ids)
         if over or fault == "429":
