@@ -10,6 +10,7 @@ from twhin_data.core import files
 from twhin_data.runners import options as opts
 from twhin_data.transforms import benchmark_common as common
 from twhin_data.transforms import benchmark_engagement as be
+from twhin_data.transforms import benchmark_engagement_io as beio
 from twhin_data.transforms import benchmark_io as bio
 from twhin_data.transforms.benchmark_report import (
     check_output,
@@ -22,7 +23,7 @@ from twhin_data.transforms.io import WriteErrors
 
 NAME = "benchmark engagement"
 HELP = "Engagement-prediction benchmark: engagements + tweets + user embeddings -> records, candidate lists."
-STAGE = be.STAGE
+STAGE = beio.STAGE
 FILES = (
     "train",
     "validation",
@@ -81,14 +82,14 @@ def validate(args: argparse.Namespace) -> None:
     args.fractions = common.parse_split(args.split)
     args.engagement_files = files.expand_inputs(args.engagements)
     args.embedding_files = files.expand_inputs(args.user_embeddings, suffixes=(".parquet",))
-    be.check_embedding_files(args.embedding_files)
+    beio.check_embedding_files(args.embedding_files)
     args.tweet_files = bio.tweet_files(args.tweets)
     common.check_tokenizer(args.tokenizer)
     check_output(args.output, getattr(args, "overwrite", False), STAGE)
 
 
 def build(p: beam.Pipeline, args: argparse.Namespace):
-    pairs, read_errors = p | "ReadEngagements" >> be.ReadEngagementPairs(args.engagement_files)
+    pairs, read_errors = p | "ReadEngagements" >> beio.ReadEngagementPairs(args.engagement_files)
     tweet_tables = p | "ReadTweets" >> bio.ReadParquetTables(args.tweet_files, be.TWEET_COLUMNS)
     attached = (pairs, tweet_tables) | "AttachTweets" >> be.AttachTweets(
         placeholders=not args.no_placeholders

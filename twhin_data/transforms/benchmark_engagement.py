@@ -2,7 +2,7 @@
 
 Element flow (the counting unit is one engagement row)::
 
-    engagement files -> ReadEngagementPairs (valid, distinct (user, tweet) pairs) + errors
+    engagement files -> ReadEngagementPairs (benchmark_engagement_io: distinct (user, tweet) pairs) + errors
     pairs + tweet tables -> AttachTweets (tweet language and normalized text, per tweet)
     per language -> SampleAndSplitTweets (max tweets per language, tweet-level hashed split)
     pairs + user embeddings -> PickUserRecords (each user embedding used in one record)
@@ -16,9 +16,8 @@ from collections.abc import Iterable
 
 import apache_beam as beam
 import pyarrow as pa
-from apache_beam.metrics import Metrics
 
-from twhin_data.core.errors import ConfigError, RecordError, error_record
+from twhin_data.core.errors import RecordError
 from twhin_data.schemas import to_table
 from twhin_data.schemas.benchmark import (
     BENCH_TWEETS,
@@ -29,89 +28,10 @@ from twhin_data.schemas.benchmark import (
 from twhin_data.transforms import benchmark_engagement_core as core
 from twhin_data.transforms.benchmark import tweets_with_ids
 from twhin_data.transforms.benchmark_common import SPLITS, TokenizerHandle, numeric_id_order, write_table
-from twhin_data.transforms.benchmark_io import ERRORS, canonical_lang, iter_records, parquet_schema
-from twhin_data.transforms.ids import normalize_id
+from twhin_data.transforms.benchmark_engagement_io import _Counters, _error, embedding_rows
+from twhin_data.transforms.benchmark_io import ERRORS, canonical_lang
 
-STAGE = "benchmark_engagement"
 TWEET_COLUMNS = ["tweet_id", "text", "lang", "mentions", "urls"]
-_EMB_NAMES = ("embedding", "user_emb", "emb", "vector")
-
-
-class _Counters:
-    """Counters of this stage, created on first use (names depend on the data: error types)."""
-
-    def __init__(self) -> None:
-        self._made: dict[str, object] = {}
-
-    def inc(self, name: str, n: int = 1) -> None:
-        if name not in self._made:
-            self._made[name] = Metrics.counter(STAGE, name)
-        self._made[name].inc(n)
-
-
-def _error(value: object, reason: str, message: str, source: str | None = None) -> beam.pvalue.TaggedOutput:
-    return beam.pvalue.TaggedOutput(ERRORS, error_record(STAGE, value, reason, message, source))
-
-
-def parse_engagement(record: object) -> tuple[str, str] | tuple[None, tuple[str, str]]:
-    """(user_id, tweet_id), or (None, (error_type, message))."""
-    if isinstance(record, Exception):
-        return None, ("bad_json", str(record))
-    if not isinstance(record, dict):
-        return None, ("malformed_row", "expected a record with user_id and tweet_id")
-    user, user_problem = normalize_id(record.get("user_id"))
-    tweet, tweet_problem = normalize_id(record.get("tweet_id"))
-    if user_problem:
-        return None, (f"user_{user_problem[0]}", f"user_id: {user_problem[1]}")
-    if tweet_problem:
-        return None, (tweet_problem[0], f"tweet_id: {tweet_problem[1]}")
-    return user, tweet
-
-
-class _ReadEngagementFileFn(beam.DoFn):
-    def __init__(self) -> None:
-        self._counters = _Counters()
-
-    def process(self, path: str) -> Iterable:
-        for number, record in iter_records(path):
-            self._counters.inc("engagements_read")
-            user, tweet = parse_engagement(record)
-            if user is None:
-                error_type, message = tweet
-                self._counters.inc(f"rejected_malformed_{error_type}")
-                yield _error(
-                    record if not isinstance(record, Exception) else str(record),
-                    error_type,
-                    f"row {number}: {message}",
-                    path,
-                )
-            else:
-                yield user, tweet
-
-
-class ReadEngagementPairs(beam.PTransform):
-    """Engagement files -> distinct ``(user_id, tweet_id)`` pairs on ``main``; bad rows on ``errors``.
-
-    Several engagement types of one user on one tweet are one pair (counted as duplicates).
-    """
-
-    def __init__(self, paths: list[str]):
-        super().__init__()
-        self._paths = paths
-
-    def expand(self, p):
-        parsed = (
-            p
-            | "EngagementFiles" >> beam.Create(self._paths)
-            | "ReadEngagementFile" >> beam.ParDo(_ReadEngagementFileFn()).with_outputs(ERRORS, main="main")
-        )
-        pairs = parsed.main | "DistinctPairs" >> beam.Distinct() | "CountPairs" >> beam.Map(_count_pair)
-        return pairs, parsed[ERRORS]
-
-
-def _count_pair(pair: tuple[str, str]) -> tuple[str, str]:
-    Metrics.counter(STAGE, "distinct_pairs").inc()
-    return pair
 
 
 class _AttachTweetFn(beam.DoFn):
@@ -230,36 +150,6 @@ class SampleAndSplitTweets(beam.PTransform):
             | "TweetsPerLang" >> beam.GroupByKey()
             | "SampleSplit" >> beam.ParDo(_SampleSplitFn(*self._args)).with_outputs("tweets", main="main")
         )
-
-
-def embedding_column(schema: pa.Schema) -> str | None:
-    """The embedding column: embedding/user_emb/emb/vector, else the first list column."""
-    column = next((n for n in _EMB_NAMES if n in schema.names), None)
-    if column is None:
-        is_list = (pa.types.is_list, pa.types.is_large_list, pa.types.is_fixed_size_list)
-        column = next((f.name for f in schema if any(check(f.type) for check in is_list)), None)
-    return column
-
-
-def check_embedding_files(paths: list[str]) -> None:
-    """ConfigError unless every file has a user_id column and an embedding column."""
-    for path in paths:
-        schema = parquet_schema(path)
-        if "user_id" not in schema.names or embedding_column(schema) is None:
-            raise ConfigError(
-                f"{path}: user embeddings need user_id and a list<float> column, got {schema.names}"
-            )
-
-
-def embedding_rows(table: pa.Table) -> Iterable:
-    """(user_id, embedding) per row of an embeddings table; error records for bad user IDs."""
-    column = embedding_column(table.schema)
-    for user, emb in zip(table.column("user_id").to_pylist(), table.column(column).to_pylist(), strict=True):
-        key, problem = normalize_id(user)
-        if problem:
-            yield _error({"user_id": key}, f"user_{problem[0]}", f"user embeddings: {problem[1]}")
-        else:
-            yield key, emb
 
 
 class _PickRecordsFn(beam.DoFn):

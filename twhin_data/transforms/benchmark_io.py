@@ -11,6 +11,7 @@ column when the file has one, else from the member/file name (the basename first
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import re
@@ -109,11 +110,16 @@ def label_sources(pattern: str) -> list[LabelSource]:
     return sources
 
 
+@functools.lru_cache(maxsize=2)
+def _archive_bytes(path: str) -> bytes:
+    # An archive holds one member per language and split (~150): read it once per process, not per member.
+    return files.read_bytes(path)
+
+
 def read_source_bytes(source: LabelSource) -> bytes:
-    data = files.read_bytes(source.path)
     if source.member is None:
-        return data
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        return files.read_bytes(source.path)
+    with zipfile.ZipFile(io.BytesIO(_archive_bytes(source.path))) as archive:
         return archive.read(source.member)
 
 
