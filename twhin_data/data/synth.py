@@ -269,7 +269,7 @@ class _TweetFactory:
         r = rng.random()
         parent = self.recent[int(rng.random() * len(self.recent))] if self.recent else None
         if parent is not None and r < 0.12:
-            return self._retweet(tid, author, parent)
+            return self._retweet(tid, author, parent)  # retweets never enter `recent`: no RT of an RT
         kind = "reply" if parent and r < 0.27 else "quote" if parent and r < 0.35 else "original"
         if kind == "original" and rng.random() < 0.02:
             kind = "note"
@@ -351,8 +351,6 @@ class _TweetFactory:
 
     def _retweet(self, tid: str, author: int, parent: tuple[dict, TweetInfo, int]) -> tuple[dict, TweetInfo]:
         orig, oinfo, oauthor = parent
-        if oinfo.kind == "retweet":
-            orig, oinfo = oinfo.original, oinfo._replace(kind="original")
         b = _Builder()
         b.add("RT ")
         b.mention(oauthor)
@@ -502,7 +500,7 @@ def malformed_line(kind: str, rng: random.Random, example_id: str) -> str:
     if kind == "empty":
         return ""
     if kind == "excel":
-        return f"{int(example_id):.2E}".replace("E+", "E+")
+        return f"{int(example_id):.2E}"  # 1.48E+18
     if kind == "too_long":
         return example_id + str(rng.randrange(10**6, 10**7))
     if kind == "negative":
@@ -526,7 +524,7 @@ def unavailable_ids(tweet_ids: Sequence[str], n: int, seed: int = 0) -> dict[str
 
 
 def generate_id_list(
-    tweet_ids: Sequence[str],
+    tweet_ids: Sequence[str | dict],
     extra_ids: Sequence[str] = (),
     seed: int = 0,
     *,
@@ -537,6 +535,7 @@ def generate_id_list(
     """ID-list lines: every ID once (shuffled), some duplicates, some wrapped in whitespace/quotes,
     and one line per entry of `malformed` (a kind from MALFORMED_KINDS)."""
     rng = random.Random(seed)
+    tweet_ids = [t if isinstance(t, str) else t["id"] for t in tweet_ids]
     lines = list(tweet_ids) + list(extra_ids)
     lines += [rng.choice(lines) for _ in range(int(len(lines) * duplicate_rate))]
     rng.shuffle(lines)
