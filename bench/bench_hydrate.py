@@ -129,7 +129,7 @@ def window_stats(times: list[tuple[float, int]], rate: int, window: float, ids_p
     }
 
 
-def run_twhin(n_ids: int, rate: int, window: float, workdir: Path) -> dict:
+def run_twhin(n_ids: int, rate: int, window: float, workdir: Path, concurrency: int = 1) -> dict:
     from twhin_data.runners.cli import main
 
     ids, _store, _statuses = corpus(n_ids, seed=1, missing=0.0)
@@ -150,6 +150,7 @@ def run_twhin(n_ids: int, rate: int, window: float, workdir: Path) -> dict:
             "--pacing_dir",
             str(workdir / "pacing"),
             "--reset_margin_s=0.05",
+            f"--max_concurrency={concurrency}",
             "--log_level=WARNING",
         ]
     )
@@ -166,6 +167,8 @@ def run_twhin(n_ids: int, rate: int, window: float, workdir: Path) -> dict:
             "end_to_end_ids_per_s": round(n_ids / elapsed, 1),
             "end_to_end_ratio": round(n_ids / elapsed / ideal, 3),
             "ideal_ids_per_s": ideal,
+            "start_to_first_request_s": round(times[0][0] - start, 1),
+            "last_request_to_end_s": round(start + elapsed - times[-1][0], 1),
         }
     )
     return out
@@ -203,6 +206,8 @@ def run_tweepy(n_ids: int, rate: int, window: float, workdir: Path) -> dict:
             "end_to_end_ids_per_s": round(n_ids / elapsed, 1),
             "end_to_end_ratio": round(n_ids / elapsed / ideal, 3),
             "ideal_ids_per_s": ideal,
+            "start_to_first_request_s": round(times[0][0] - start, 1),
+            "last_request_to_end_s": round(start + elapsed - times[-1][0], 1),
         }
     )
     return out
@@ -271,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--conservation", type=int, default=100_000, help="IDs in the conservation run (0: skip)."
     )
+    parser.add_argument("--max_concurrency", type=int, default=1, help="twhin-data --max_concurrency.")
     parser.add_argument("--skip_tweepy", action="store_true", help="Skip the plain tweepy baseline.")
     parser.add_argument("--serve_mock", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--serve_ids", type=int, default=0, help=argparse.SUPPRESS)
@@ -286,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        results["twhin"] = run_twhin(n_ids, args.rate, args.window, work)
+        results["twhin"] = run_twhin(n_ids, args.rate, args.window, work, args.max_concurrency)
         print(json.dumps({"twhin": results["twhin"]}), flush=True)
         if not args.skip_tweepy:
             results["tweepy_wait_on_rate_limit"] = run_tweepy(n_ids, args.rate, args.window, work)
