@@ -5,7 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -288,6 +288,44 @@ PROBLEMS = {
         "type": TWITTER_PROBLEMS + "usage-capped",
     },
 }
+
+
+#: fault kinds for `faults` / `script` / --fault KIND=RATE.
+FAULTS = (
+    "429",  # rate limited, with x-rate-limit-reset
+    "429-noreset",  # rate limited, no rate-limit headers at all
+    "usage-cap",  # 429 usage-capped (remaining > 0)
+    "500",
+    "502",
+    "503",
+    "504",  # JSON problem bodies
+    "502-html",  # non-JSON 502 from a proxy
+    "slow",  # answer after slow_s seconds (past a client's read timeout)
+    "truncated",  # 200 with a cut-off JSON body
+    "401",
+    "403",  # 403 client-forbidden
+)
+
+
+def fault_answer(fault: str, headers: dict, body: Callable[[], dict]) -> tuple[int, dict, Any]:
+    """(status, headers, body) of an injected fault; `body()` builds the normal answer when needed."""
+    if fault == "429":
+        return 429, headers, PROBLEMS[429]
+    if fault == "429-noreset":
+        return 429, {}, PROBLEMS[429]
+    if fault == "usage-cap":
+        capped = {**headers, "x-rate-limit-remaining": headers.get("x-rate-limit-remaining", "39999")}
+        return 429, capped, PROBLEMS["usage-cap"]
+    if fault in ("401", "403"):
+        return int(fault), headers, PROBLEMS[int(fault)]
+    if fault == "502-html":
+        return 502, {"content-type": "text/html"}, b"<html><body><h1>502 Bad Gateway</h1></body></html>"
+    if fault.isdigit():
+        return int(fault), headers, server_error(int(fault))
+    if fault == "truncated":
+        raw = json.dumps(body()).encode("utf-8")
+        return 200, headers, raw[: max(1, len(raw) // 2)]
+    return 200, headers, ("slow", body())  # the handler sleeps, then sends it
 
 
 def server_error(status: int) -> dict:

@@ -31,21 +31,7 @@ HELP = "Serve a local mock of the X API v2 tweet lookup (rate limits, errors, fa
 LOG = logging.getLogger("twhin_data.xapi.mock_server")
 SAMPLE_DIR = Path(__file__).resolve().parent.parent / "data"
 
-#: fault kinds for `faults` / `script` / --fault KIND=RATE.
-FAULTS = (
-    "429",  # rate limited, with x-rate-limit-reset
-    "429-noreset",  # rate limited, no rate-limit headers at all
-    "usage-cap",  # 429 usage-capped (remaining > 0)
-    "500",
-    "502",
-    "503",
-    "504",  # JSON problem bodies
-    "502-html",  # non-JSON 502 from a proxy
-    "slow",  # answer after slow_s seconds (past a client's read timeout)
-    "truncated",  # 200 with a cut-off JSON body
-    "401",
-    "403",  # 403 client-forbidden
-)
+FAULTS = md.FAULTS
 
 
 class MockXApi:
@@ -212,7 +198,11 @@ class MockXApi:
         if over or fault == "429":
             return 429, headers, md.PROBLEMS[429]
         if fault is not None:
-            return self._fault(fault, ids, query, headers)
+            return md.fault_answer(
+                fault,
+                headers,
+                lambda: md.lookup_body(ids, self.store, self.statuses, *md.request_fields(query)),
+            )
         with self._lock:
             capped = self.usage_cap is not None and self.served >= self.usage_cap
         if capped:
@@ -229,25 +219,6 @@ class MockXApi:
         if len(ids) == 1 and "data" in body and query.get("_single"):
             body["data"] = body["data"][0]
         return 200, headers, body
-
-    def _fault(self, fault: str, ids: list[str], query: dict, headers: dict) -> tuple[int, dict, Any]:
-        if fault == "429-noreset":
-            return 429, {}, md.PROBLEMS[429]
-        if fault == "usage-cap":
-            capped = {**headers, "x-rate-limit-remaining": headers.get("x-rate-limit-remaining", "39999")}
-            return 429, capped, md.PROBLEMS["usage-cap"]
-        if fault in ("401", "403"):
-            return int(fault), headers, md.PROBLEMS[int(fault)]
-        if fault == "502-html":
-            return 502, {"content-type": "text/html"}, b"<html><body><h1>502 Bad Gateway</h1></body></html>"
-        if fault.isdigit():
-            return int(fault), headers, md.server_error(int(fault))
-        fields, expansions = md.request_fields(query)
-        body = md.lookup_body(ids, self.store, self.statuses, fields, expansions)
-        if fault == "truncated":
-            raw = json.dumps(body).encode("utf-8")
-            return 200, headers, raw[: max(1, len(raw) // 2)]
-        return 200, headers, ("slow", body)
 
 
 def _handler_for(api: MockXApi) -> type[BaseHTTPRequestHandler]:
