@@ -233,7 +233,7 @@ def validate(args: argparse.Namespace) -> None:
         args.sources = ids.resolve_sources(args.ids, args.id_column)
         args.input_bytes = _total_bytes([s.path for s in args.sources])
         client_config(args).validate()
-        if not getattr(args, "dataflow", False) and not args.bearer_token_secret:
+        if not getattr(args, "dataflow", False):
             token_source(args).read()  # fail fast on a missing token; the value is dropped at once
     estimated = max(1, args.input_bytes // (archives.BYTES_PER_TWEET if args.archive else BYTES_PER_ID))
     args.id_shards = max(1, min(1024, math.ceil(estimated / IDS_PER_PLAN_SHARD)))
