@@ -97,6 +97,7 @@ class Pacer:
         self._clock = clock
         self._state_path = os.path.join(pacing_dir, "window.json")
         self.waited_s = 0.0
+        self._skew_warned = False
 
     @contextlib.contextmanager
     def _locked_state(self) -> Iterator[WindowState]:
@@ -185,7 +186,7 @@ class Pacer:
         with self._locked_state() as state:
             now = self._clock()
             if reset is not None:
-                _warn_skew(reset, now)
+                self._skew_warned = self._skew_warned or _warn_skew(reset, now)
                 if state.reset is None or reset > state.reset:
                     # A new window: adopt the server's numbers; requests counted in the old one are void.
                     if state.reset is not None:
@@ -219,9 +220,12 @@ def clamp_wait(seconds: float, margin: float = 1.0) -> float:
     return max(MIN_WAIT_S, min(seconds, MAX_WAIT_S + margin))
 
 
-def _warn_skew(reset: int, now: float) -> None:
+def _warn_skew(reset: int, now: float) -> bool:
+    """Logs (the caller logs once) when the reset time is implausible for the local clock."""
     ahead = reset - now
     if ahead > MAX_WAIT_S + 60 or ahead < -60:
         LOG.warning(
             "x-rate-limit-reset is %.0f s from the local clock: check the clock (waits are clamped)", ahead
         )
+        return True
+    return False
