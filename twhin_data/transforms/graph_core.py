@@ -99,22 +99,30 @@ def parse_ts(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
         return pc.fill_null(ms, NO_TS).to_numpy(zero_copy_only=False).astype(np.int64), np.ones(n, bool)
     if pa.types.is_integer(values.type) or pa.types.is_floating(values.type):
         values = values.cast(pa.string())
-    text = values.cast(pa.string())
+    text = pc.utf8_trim_whitespace(values.cast(pa.string()))
     out = np.full(n, NO_TS, dtype=np.int64)
     valid = np.ones(n, dtype=bool)
-    try:  # fast path: every value is ISO 8601 with a zone
-        ms = pc.cast(pc.cast(text, pa.timestamp("ms", tz="UTC")), pa.int64())
-        return pc.fill_null(ms, NO_TS).to_numpy(zero_copy_only=False).astype(np.int64), valid
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        pass
-    for i, value in enumerate(text.to_pylist()):
-        if value is None or not value.strip():
-            continue
-        parsed = _parse_one_ts(value)
-        if parsed is None:
-            valid[i] = False
-        else:
-            out[i] = parsed
+    present = pc.fill_null(pc.greater(pc.utf8_length(text), 0), False).to_numpy(zero_copy_only=False)
+    digits = pc.fill_null(pc.match_substring_regex(text, r"^[0-9]{1,15}$"), False).to_numpy(
+        zero_copy_only=False
+    )
+    if digits.any():  # epoch seconds (< 1e11, i.e. before year 5138) or milliseconds, vectorized
+        epoch = pc.cast(pc.filter(text, pa.array(digits)), pa.int64()).to_numpy(zero_copy_only=False)
+        out[digits] = np.where(epoch < 100_000_000_000, epoch * 1000, epoch)
+    rest = np.flatnonzero(present & ~digits)
+    if len(rest):
+        subset = pc.take(text, pa.array(rest))
+        try:  # ISO 8601 with a zone, vectorized
+            out[rest] = pc.cast(pc.cast(subset, pa.timestamp("ms", tz="UTC")), pa.int64()).to_numpy(
+                zero_copy_only=False
+            )
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            for i, value in zip(rest, subset.to_pylist(), strict=True):
+                parsed = _parse_one_ts(value)
+                if parsed is None:
+                    valid[i] = False
+                else:
+                    out[i] = parsed
     return out, valid
 
 

@@ -145,6 +145,15 @@ class CoEngagementPairs(beam.PTransform):
 def check_embeddings(pattern: str) -> list[str]:
     """Submit-time check: the files exist and can be read here (HDF5 needs h5py)."""
     paths = files.expand_inputs(pattern, suffixes=EMBEDDING_SUFFIXES)
+    for path in paths:
+        if path.endswith(".parquet"):
+            with FileSystems.open(path) as handle:
+                names = pq.ParquetFile(pa.BufferReader(handle.read())).schema_arrow.names
+            if not any(c in names for c in ID_COLUMNS) or not any(c in names for c in VECTOR_COLUMNS):
+                raise ConfigError(
+                    f"{path}: needs an id column ({'/'.join(ID_COLUMNS)}) and a vector column "
+                    f"({'/'.join(VECTOR_COLUMNS)}); found {', '.join(names)}"
+                )
     if any(p.endswith(".h5") for p in paths):
         try:
             import h5py  # noqa: F401
@@ -181,30 +190,35 @@ def read_embeddings(path: str) -> tuple[list[str], list[np.ndarray], list[tuple[
             names.append(name or "")
             vectors.append(np.asarray(vec if vec is not None else [], dtype=np.float32))
     elif path.endswith(".h5"):
-        import h5py
-
-        with FileSystems.open(path) as handle, h5py.File(handle, "r") as h5:
-            emb = np.asarray(h5["embeddings"], dtype=np.float32)
-        names_path = (
-            path.rsplit("/", 1)[0]
-            + "/"
-            + path.rsplit("/", 1)[-1].replace("embeddings_", "entity_names_").split(".v")[0]
-            + ".json"
-        )
-        names = json.loads(files.read_bytes(names_path))
-        vectors = list(emb)
+        names, vectors = _read_pbg_h5(path)
     else:
         with FileSystems.open(path) as handle:
             for raw in handle:
                 parts = raw.decode("utf-8", errors="replace").rstrip("\r\n").split("\t")
                 try:
-                    vec = np.asarray([float(v) for v in parts[1:]], dtype=np.float32)
+                    vec = np.asarray(parts[1:], dtype=np.float32)  # C-speed string -> float32
                 except ValueError:
                     bad.append((parts[0][:200], "bad_vector", "vector values are not numbers"))
                     continue
                 names.append(parts[0])
                 vectors.append(vec)
     return names, vectors, bad
+
+
+def _read_pbg_h5(path: str) -> tuple[list[str], list[np.ndarray]]:
+    """A PBG checkpoint `embeddings_<type>_<part>.v<N>.h5` (dataset "embeddings") and its names,
+    `entity_names_<type>_<part>.json`, looked up beside it or in PBG's `data/` beside `model/`."""
+    import h5py  # checked at submit time (check_embeddings)
+
+    directory, name = path.rsplit("/", 1) if "/" in path else (".", path)
+    stem = name.split(".v")[0].replace("embeddings_", "entity_names_", 1) + ".json"
+    candidates = [files.join(directory, stem), files.join(directory, "..", "data", stem)]
+    names_path = next((c for c in candidates if FileSystems.exists(c)), None)
+    if names_path is None:
+        raise ConfigError(f"{path}: entity names not found (looked for {', '.join(candidates)})")
+    with FileSystems.open(path) as handle, h5py.File(handle, "r") as h5:
+        emb = np.asarray(h5["embeddings"], dtype=np.float32)
+    return [str(n) for n in json.loads(files.read_bytes(names_path))], list(emb)
 
 
 def _load_and_search(pattern: str, *, top_k: int, min_score: float, factory: str, nprobe: int) -> Iterable:
