@@ -181,6 +181,15 @@ def test_cassette_replay(cassettes_dir, tmp_path):
             out = client.lookup(some)
     assert len(out.tweets) == 100 and out.unavailable == []
     assert all(r["text"] and r["edit_history_tweet_ids"] for r in out.tweets)
+    # The exact recorded 2022 response (gzip body from the cassette) through tweepy and the parser.
+    with MockXApi(token=TOKEN, cassettes=cassettes_dir) as api:
+        config = ClientConfig(base_url=api.base_url, tweet_fields=(), expansions=(), pacing_dir=str(tmp_path))
+        with XClient(config, TOKEN) as client:
+            real = client.lookup(["1293593516040269825", "1293595870563381249"])
+    assert api.query_log[0] == {"ids": "1293593516040269825,1293595870563381249"}
+    assert real.raw[0]["__twhin"]["api_version"] == "2.52"  # the recorded response, headers included
+    assert [r["tweet_id"] for r in real.tweets] == ["1293593516040269825", "1293595870563381249"]
+    assert all(r["text"] and r["lang"] is None for r in real.tweets)  # default fields only: no lang
 
 
 def test_cli_serves_until_interrupted(tmp_path):
