@@ -15,7 +15,9 @@ Backends:
   pseudo codes (``qst``, ``qme``, ``qam``, ``qct``, ``qht``, ``zxx``) -> ``und``; score is null.
 
 Codes are ISO 639-1 where one exists (639-3 otherwise, as lid.176 gives them); ``zh-cn`` /
-``zh-tw`` -> ``zh``. Empty text, a detector error, or a score below `min_score` -> ``und``.
+``zh-tw`` -> ``zh``. Empty text, text without a single letter (emoji, digits, punctuation only:
+lid.176 gives such texts confident but arbitrary labels), a detector error, or a score below
+`min_score` -> ``und``.
 Detect on normalized text *without* placeholders (see text.normalize.normalize_v1_pair).
 """
 
@@ -44,6 +46,11 @@ class LanguageDetector(Protocol):
     def detect(
         self, texts: Sequence[str], x_langs: Sequence[str | None] | None = None
     ) -> tuple[list[str], list[float | None]]: ...
+
+
+def has_letters(text: str) -> bool:
+    """True when `text` holds at least one letter of any script (str.isalpha per character)."""
+    return any(ch.isalpha() for ch in text)
 
 
 def canonical(code: str | None) -> str:
@@ -110,7 +117,7 @@ class FastTextDetector:
         scores: list[float | None] = []
         min_score = self.min_score
         for text in texts:
-            if not text or text.isspace():
+            if not has_letters(text):
                 langs.append(UNKNOWN)
                 scores.append(0.0)
                 continue
@@ -143,6 +150,10 @@ class LangdetectDetector:
         langs: list[str] = []
         scores: list[float | None] = []
         for text in texts:
+            if not has_letters(text):
+                langs.append(UNKNOWN)
+                scores.append(0.0)
+                continue
             try:
                 detector = factory.create()
                 detector.append(text)
