@@ -207,7 +207,6 @@ def test_real_pipeline_job_spec_passes_every_check(command, tmp_path, sdist, sam
     if module is None:
         pytest.skip(why)
     argv = local.sample_argv(command, sample_out, str(tmp_path / "out"))
-    token_file = None
     with dataflow.canary_secrets(str(tmp_path)) as (canaries, token_file), dataflow.reuse_sdist(sdist):
         if "--bearer_token_file" in dataflow._option_strings(module):
             argv.append(f"--bearer_token_file={token_file}")
