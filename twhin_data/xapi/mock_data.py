@@ -122,7 +122,8 @@ def load_cassettes(directory: str | Path) -> tuple[dict[str, dict], dict[frozens
     store: dict[str, dict] = {}
     replays: dict[frozenset, tuple[int, dict, bytes]] = {}
     for path in sorted(Path(directory).glob("*.yaml")):
-        cassette = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C loader is ~10x faster
+        cassette = yaml.load(path.read_text(encoding="utf-8"), Loader=loader) or {}
         for interaction in cassette.get("interactions", []):
             uri = interaction["request"]["uri"]
             if "/2/" not in uri:
