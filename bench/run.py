@@ -58,6 +58,8 @@ def run_one(name: str, path: Path, argv: list[str]) -> tuple[int, float]:
     """Runs one benchmark's main(argv); returns (exit code, seconds)."""
     print(f"=== {name}: {path.relative_to(BENCH_DIR.parent)} {' '.join(argv)}", flush=True)
     start = time.perf_counter()
+    saved_argv = sys.argv
+    sys.argv = [str(path), *argv]  # for benchmarks that read sys.argv when argv is empty
     try:
         main: Callable[[list[str]], int | None] = load(path).main
         code = main(argv) or 0
@@ -66,6 +68,8 @@ def run_one(name: str, path: Path, argv: list[str]) -> tuple[int, float]:
     except Exception:  # one broken benchmark must not stop `all`
         traceback.print_exc()
         code = 1
+    finally:
+        sys.argv = saved_argv
     elapsed = time.perf_counter() - start
     print(f"=== {name}: exit {code} in {elapsed:.1f}s", flush=True)
     return code, elapsed

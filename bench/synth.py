@@ -3,7 +3,7 @@
   python bench/synth.py tweets --n 1000000 --out DIR [--format parquet|jsonl] [--seed S]
   python bench/synth.py engagements --n 1000000 --out DIR [--tweets N] [--users N] [--seed S]
   python bench/synth.py ids --n 100000 --out FILE [--missing 0.1] [--seed S]
-  python bench/synth.py speed [--n 200000]      (generation throughput, for bench/RESULTS.md)
+  python bench/synth.py speed [--n 100000]      (generation throughput, for bench/RESULTS.md)
 
 Same flags -> same bytes. `tweets`, `engagements` and `ids` with the same --seed describe the same
 tweets: the IDs of `ids --n N --missing M` are the first N*(1-M) tweets of `tweets --seed S`.
@@ -184,7 +184,7 @@ def _parser() -> argparse.ArgumentParser:
         help="Share of IDs that are deleted/protected (FILE.status.json).",
     )
     speed_cmd = sub.add_parser("speed", help="Measure generation throughput.")
-    for cmd, default_n in ((tweets, None), (engagements, None), (ids, None), (speed_cmd, 200_000)):
+    for cmd, default_n in ((tweets, None), (engagements, None), (ids, None), (speed_cmd, 100_000)):
         cmd.add_argument(
             "--n", type=int, required=default_n is None, default=default_n, help="How many rows."
         )
