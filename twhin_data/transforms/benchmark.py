@@ -1,21 +1,19 @@
 """Hashtag-prediction benchmark transforms: join labels with tweets, remove the label, vocabulary, write.
 
-Element flow (one PTransform per concept)::
+Element flow (one PTransform per concept; elements are batches of rows, never single rows)::
 
-    label rows ──┐
-                 ├─ JoinLabelsWithTweets ─> examples (text without the label) + errors
-    tweet tables ┘          │
+    label-row batches ──┐
+                        ├─ JoinLabelsWithTweets (hash buckets of the tweet ID)
+    tweet tables ───────┘     -> (lang, [examples: text without the label]) + errors
                   BuildLabelVocabulary (top-K labels per language, by kept examples)
-                            │
-                  AssignLabels (label_id, split; labels outside the top K -> errors)
-                            │
-                  WriteHashtagBenchmark (one GroupByKey per language; sorted, atomic Parquet)
+                  AssignLabels (label_id; labels outside the top K -> errors)
+                  WriteHashtagBenchmark (one GroupByKey per language; hashed splits; sorted, atomic Parquet)
 """
 
 from __future__ import annotations
 
 import json
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 
 import apache_beam as beam
@@ -35,6 +33,7 @@ from twhin_data.transforms.benchmark_common import (
     write_table,
 )
 from twhin_data.transforms.benchmark_io import ERRORS
+from twhin_data.transforms.io import shard_of
 
 STAGE = "benchmark_hashtag"
 TWEET_COLUMNS = ["tweet_id", "text", "lang", "mentions", "urls"]
@@ -55,8 +54,53 @@ def tweets_with_ids(table: pa.Table, wanted: pa.Array) -> Iterable[tuple[str, di
         yield row["tweet_id"], row
 
 
-class _ResolveExampleFn(beam.DoFn):
-    """One tweet ID's label rows + tweet -> one example without its label, or dead letters."""
+def bucketize(rows: list[dict], buckets: int) -> Iterable[tuple[int, list[dict]]]:
+    """(bucket, rows) slices of `rows` by a stable hash of their tweet_id (the join key)."""
+    if not rows:
+        return
+    shard = shard_of(pa.array([r["tweet_id"] for r in rows], pa.string()), buckets, "benchmark-join")
+    slices: dict[int, list[dict]] = defaultdict(list)
+    for row, b in zip(rows, shard.tolist(), strict=True):
+        slices[b].append(row)
+    yield from sorted(slices.items())
+
+
+def labelled_tweet_slices(
+    table: pa.Table, wanted: pa.Array, buckets: int
+) -> Iterable[tuple[int, list[dict]]]:
+    """The rows of a tweet table whose ID was asked for, as (bucket, rows) slices."""
+    yield from bucketize([row for _id, row in tweets_with_ids(table, wanted)], buckets)
+
+
+class _SetUnionFn(beam.CombineFn):
+    """Union of sets (label IDs, label keys): one small result instead of one element per row."""
+
+    def create_accumulator(self) -> set:
+        return set()
+
+    def add_input(self, acc: set, values: Iterable) -> set:
+        acc.update(values)
+        return acc
+
+    def merge_accumulators(self, accs: Iterable[set]) -> set:
+        out: set = set()
+        for acc in accs:
+            out |= acc
+        return out
+
+    def extract_output(self, acc: set) -> set:
+        return acc
+
+
+def _lang_keys(batch: list[dict]) -> Iterable[tuple[str, set]]:
+    keys: dict[str, set] = defaultdict(set)
+    for row in batch:
+        keys[row["lang"]].add(label_key(row["label"]))
+    yield from sorted(keys.items())
+
+
+class _ResolveBucketFn(beam.DoFn):
+    """One bucket's label rows + tweets -> ``(lang, [examples without their label])``, or dead letters."""
 
     def __init__(self, placeholders: bool):
         self._placeholders = placeholders
@@ -73,29 +117,37 @@ class _ResolveExampleFn(beam.DoFn):
             ERRORS, error_record(STAGE, _label_input(row), reason, message, row.get("source"))
         )
 
-    def process(self, item: tuple[str, dict], candidate_keys: dict) -> Iterable:
-        yield from self._resolve(item, candidate_keys)
+    def process(self, item: tuple[int, dict], candidate_keys: dict) -> Iterable:
+        _bucket, grouped = item
+        labels: dict[str, list[dict]] = defaultdict(list)
+        tweets: dict[str, list[dict]] = defaultdict(list)
+        for batch in grouped["labels"]:
+            for row in batch:
+                labels[row["tweet_id"]].append(row)
+        for batch in grouped["tweets"]:
+            for row in batch:
+                tweets[row["tweet_id"]].append(row)
+        examples: dict[str, list[dict]] = defaultdict(list)
+        for tweet_id in sorted(labels, key=lambda t: (len(t), t)):
+            for out in self._resolve(tweet_id, labels[tweet_id], tweets.get(tweet_id, []), candidate_keys):
+                if isinstance(out, beam.pvalue.TaggedOutput):
+                    yield out
+                else:
+                    examples[out["lang"]].append(out)
+        yield from sorted(examples.items())
 
-    def _resolve(self, item: tuple[str, dict], candidate_keys: dict) -> Iterable:
-        tweet_id, grouped = item
-        rows = sorted(
-            grouped["labels"], key=lambda r: (r["lang"], label_key(r["label"]), r["label"], r["source"])
-        )
-        if not rows:
-            return  # a tweet nobody asked for (cannot happen after the ID filter)
+    def _resolve(self, tweet_id: str, rows: list[dict], tweets: list[dict], candidate_keys: dict) -> Iterable:
+        rows = sorted(rows, key=lambda r: (r["lang"], label_key(r["label"]), r["label"], r["source"]))
         first = rows[0]
         for other in rows[1:]:
             if (other["lang"], label_key(other["label"])) == (first["lang"], label_key(first["label"])):
                 self._count("duplicate_label_rows")
             else:
-                yield self._reject(
-                    other, "conflicting_label", f"tweet {tweet_id} already has label {first['label']!r}"
-                )
-        tweets = grouped["tweets"]
+                message = f"tweet {tweet_id} already has label {first['label']!r}"
+                yield self._reject(other, "conflicting_label", message)
         if not tweets:
-            yield self._reject(
-                first, "unavailable", "tweet not in the hydrated tweets (deleted, protected or not hydrated)"
-            )
+            message = "tweet not in the hydrated tweets (deleted, protected or not hydrated)"
+            yield self._reject(first, "unavailable", message)
             return
         self._count("tweets_found")
         tweet = min(tweets, key=lambda t: json.dumps(t, sort_keys=True, default=str))
@@ -122,54 +174,55 @@ class _ResolveExampleFn(beam.DoFn):
 
 
 class JoinLabelsWithTweets(beam.PTransform):
-    """Label rows + hydrated tweet tables -> examples ``{tweet_id, lang, label, key, text, ...}``.
+    """Label-row batches + hydrated tweet tables -> ``(lang, [examples])`` batches, and errors.
 
-    Tweet tables are first cut down to the labelled IDs (one side input of the label IDs), so only
-    labelled tweets reach the shuffle. Outputs: ``main`` examples, ``errors`` dead letters.
+    Tweet tables are first cut down to the labelled IDs (one side input of the label IDs), then
+    both sides travel as slices of rows keyed by one of `buckets` hash buckets of the tweet ID,
+    so the join is one shuffle of a few hundred elements, not one element per row.
+    Examples are ``{tweet_id, lang, label, key, text, released_split, source}``.
     """
 
-    def __init__(self, *, placeholders: bool = True):
+    def __init__(self, *, placeholders: bool = True, buckets: int = 64):
         super().__init__()
         self._placeholders = placeholders
+        self._buckets = buckets
 
     def expand(self, pcolls):
         labels, tweet_tables = pcolls
         wanted = (
             labels
-            | "LabelIds" >> beam.Map(lambda r: r["tweet_id"])
-            | "DistinctIds" >> beam.Distinct()
-            | "IdList" >> beam.combiners.ToList()
+            | "LabelIds" >> beam.Map(lambda batch: [r["tweet_id"] for r in batch])
+            | "AllIds" >> beam.CombineGlobally(_SetUnionFn())
             | "IdArray" >> beam.Map(lambda ids: pa.array(sorted(ids), pa.string()))
         )
         candidate_keys = (
             labels
-            | "LangKey" >> beam.Map(lambda r: (r["lang"], label_key(r["label"])))
-            | "DistinctLangKeys" >> beam.Distinct()
-            | "KeysPerLang" >> beam.GroupByKey()
-            | "KeySets" >> beam.MapTuple(lambda lang, keys: (lang, frozenset(keys)))
+            | "LangKeys" >> beam.FlatMap(_lang_keys)
+            | "KeysPerLang" >> beam.CombinePerKey(_SetUnionFn())
+            | "KeySets" >> beam.Map(lambda kv: (kv[0], frozenset(kv[1])))
         )
         tweets = tweet_tables | "LabelledTweets" >> beam.FlatMap(
-            tweets_with_ids, wanted=beam.pvalue.AsSingleton(wanted)
+            labelled_tweet_slices, wanted=beam.pvalue.AsSingleton(wanted), buckets=self._buckets
         )
-        keyed_labels = labels | "KeyLabels" >> beam.Map(lambda r: (r["tweet_id"], r))
+        label_slices = labels | "LabelSlices" >> beam.FlatMap(bucketize, buckets=self._buckets)
         return (
-            {"labels": keyed_labels, "tweets": tweets}
-            | "JoinOnTweetId" >> beam.CoGroupByKey()
+            {"labels": label_slices, "tweets": tweets}
+            | "JoinOnBucket" >> beam.CoGroupByKey()
             | "Resolve"
             >> beam.ParDo(
-                _ResolveExampleFn(self._placeholders), candidate_keys=beam.pvalue.AsDict(candidate_keys)
+                _ResolveBucketFn(self._placeholders), candidate_keys=beam.pvalue.AsDict(candidate_keys)
             ).with_outputs(ERRORS, main="main")
         )
 
 
-class _SpellingsFn(beam.CombineFn):
-    """Counts a label's examples and its spellings (to pick the display form)."""
+class _CounterSumFn(beam.CombineFn):
+    """Sums Counters of (key, spelling) -> examples."""
 
     def create_accumulator(self) -> Counter:
         return Counter()
 
-    def add_input(self, acc: Counter, label: str) -> Counter:
-        acc[label] += 1
+    def add_input(self, acc: Counter, counts: Counter) -> Counter:
+        acc.update(counts)
         return acc
 
     def merge_accumulators(self, accs: Iterable[Counter]) -> Counter:
@@ -178,22 +231,29 @@ class _SpellingsFn(beam.CombineFn):
             out.update(acc)
         return out
 
-    def extract_output(self, acc: Counter) -> tuple[int, str]:
-        display = min(acc.items(), key=lambda kv: (-kv[1], kv[0]))[0] if acc else ""
-        return sum(acc.values()), display
+    def extract_output(self, acc: Counter) -> Counter:
+        return acc
 
 
-def top_labels(lang: str, entries: Iterable[tuple[str, tuple[int, str]]], k: int) -> tuple[str, dict]:
+def top_labels(lang: str, spellings: Counter, k: int) -> tuple[str, dict]:
     """(lang, {key: (label_id, display label, count)}) for the `k` most frequent labels.
 
-    Order: count descending, then key; label_id is the rank (0 = most frequent).
+    `spellings` counts examples per (key, spelling). Order: count descending, then key;
+    label_id is the rank (0 = most frequent); the display label is the key's most common spelling.
     """
-    ranked = sorted(entries, key=lambda e: (-e[1][0], e[0]))[:k]
-    return lang, {key: (i, display, count) for i, (key, (count, display)) in enumerate(ranked)}
+    counts: Counter = Counter()
+    display: dict[str, tuple[int, str]] = {}
+    for (key, spelling), n in spellings.items():
+        counts[key] += n
+        best = display.get(key)
+        if best is None or (-n, spelling) < (-best[0], best[1]):
+            display[key] = (n, spelling)
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
+    return lang, {key: (i, display[key][1], n) for i, (key, n) in enumerate(ranked)}
 
 
 class BuildLabelVocabulary(beam.PTransform):
-    """Examples -> one ``(lang, {key: (label_id, label, count)})`` per language (top `max_labels`)."""
+    """``(lang, [examples])`` -> one ``(lang, {key: (label_id, label, count)})`` per language (top `max_labels`)."""
 
     def __init__(self, max_labels: int):
         super().__init__()
@@ -203,11 +263,9 @@ class BuildLabelVocabulary(beam.PTransform):
         k = self._max_labels
         return (
             examples
-            | "LabelOfExample" >> beam.Map(lambda e: ((e["lang"], e["key"]), e["label"]))
-            | "CountLabels" >> beam.CombinePerKey(_SpellingsFn())
-            | "ByLang" >> beam.MapTuple(lambda lk, counted: (lk[0], (lk[1], counted)))
-            | "LabelsPerLang" >> beam.GroupByKey()
-            | "TopLabels" >> beam.Map(lambda item: top_labels(item[0], item[1], k))
+            | "CountBatch" >> beam.Map(lambda kv: (kv[0], Counter((e["key"], e["label"]) for e in kv[1])))
+            | "CountLabels" >> beam.CombinePerKey(_CounterSumFn())
+            | "TopLabels" >> beam.Map(lambda kv: top_labels(kv[0], kv[1], k))
         )
 
 
@@ -223,41 +281,33 @@ class _AssignFn(beam.DoFn):
         self._not_top = Metrics.counter(STAGE, "rejected_label_not_in_top_k")
         self._no_split = Metrics.counter(STAGE, "rejected_no_released_split")
 
-    def process(self, example: dict, vocab: dict) -> Iterable:
-        yield from self._assign(example, vocab)
-
-    def _assign(self, example: dict, vocab: dict) -> Iterable:
-        entry = vocab.get(example["lang"], {}).get(example["key"])
-        if entry is None:
-            self._not_top.inc()
-            message = "label is not among the language's --max_labels_per_lang most frequent labels"
-            yield beam.pvalue.TaggedOutput(
-                ERRORS,
-                error_record(STAGE, _label_input(example), "label_not_in_top_k", message, example["source"]),
-            )
-            return
-        split = example.get("released_split") if self._released else None
-        if self._released and split is None:
-            self._no_split.inc()
-            message = "--split released: the label file's name names no split (train/dev/test)"
-            yield beam.pvalue.TaggedOutput(
-                ERRORS,
-                error_record(STAGE, _label_input(example), "no_released_split", message, example["source"]),
-            )
-            return
-        label_id, display, _count = entry
-        yield {
-            "tweet_id": example["tweet_id"],
-            "lang": example["lang"],
-            "split": split,
-            "text": example["text"],
-            "label": display,
-            "label_id": label_id,
-        }
+    def process(self, item: tuple[str, list[dict]], vocab: dict) -> Iterable:
+        lang, examples = item
+        rows = []
+        for example in examples:
+            entry = vocab.get(lang, {}).get(example["key"])
+            split = example.get("released_split") if self._released else None
+            if entry is None:
+                self._not_top.inc()
+                reason, message = (
+                    "label_not_in_top_k",
+                    "label is not among the --max_labels_per_lang most frequent",
+                )
+            elif self._released and split is None:
+                self._no_split.inc()
+                reason, message = "no_released_split", "--split released: the label file names no split"
+            else:
+                label_id, display, _count = entry
+                rows.append({**example, "split": split, "label": display, "label_id": label_id})
+                continue
+            record = error_record(STAGE, _label_input(example), reason, message, example["source"])
+            yield beam.pvalue.TaggedOutput(ERRORS, record)
+        if rows:
+            yield lang, rows
 
 
 class AssignLabels(beam.PTransform):
-    """Examples + vocabulary side input -> benchmark rows (HASHTAG fields but input_ids), and errors."""
+    """``(lang, [examples])`` + vocabulary side input -> ``(lang, [benchmark rows])``, and errors."""
 
     def __init__(self, vocabulary, *, released: bool = False):
         super().__init__()
@@ -285,9 +335,9 @@ class _WriteLanguageFn(beam.DoFn):
     def setup(self) -> None:
         self._tokenizer = TokenizerHandle(self._tokenizer_path)
 
-    def process(self, item: tuple[str, Iterable[dict]], vocab: dict) -> Iterable[dict]:
-        lang, rows = item
-        rows = list(rows)
+    def process(self, item: tuple[str, Iterable[list[dict]]], vocab: dict) -> Iterable[dict]:
+        lang, batches = item
+        rows = [row for batch in batches for row in batch]
         if self._fractions is not None:
             splits = assign_splits([r["tweet_id"] for r in rows], self._fractions, self._seed)
             rows = [{**r, "split": s} for r, s in zip(rows, splits, strict=True)]
@@ -307,7 +357,7 @@ class _WriteLanguageFn(beam.DoFn):
 
 
 class WriteHashtagBenchmark(beam.PTransform):
-    """Benchmark rows -> ``<output>/<lang>/<split>.parquet`` + ``labels.parquet``; emits file infos.
+    """``(lang, [rows])`` -> ``<output>/<lang>/<split>.parquet`` + ``labels.parquet``; emits file infos.
 
     One GroupByKey on language gathers each language's rows (the paper's sizes: ~20k per
     language) so each file is written once, sorted by tweet ID: the same bytes on every runner.
@@ -332,7 +382,6 @@ class WriteHashtagBenchmark(beam.PTransform):
     def expand(self, rows):
         return (
             rows
-            | "KeyByLang" >> beam.Map(lambda r: (r["lang"], r))
             | "RowsPerLang" >> beam.GroupByKey()
             | "WriteLanguage"
             >> beam.ParDo(

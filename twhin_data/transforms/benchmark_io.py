@@ -30,6 +30,8 @@ from twhin_data.core.errors import ConfigError, error_record
 from twhin_data.transforms.ids import normalize_id
 
 ERRORS = "errors"
+#: Rows per element between the label steps (Beam's per-element cost is paid per batch).
+BATCH_ROWS = 5000
 #: Language codes of the released benchmarks (card metadata + paper Table 6) and other ISO 639-1 codes.
 KNOWN_LANGS = frozenset(
     "sl ur sd pl vi sv am da mr no gu in ja el lv it ca is cs te tl ro ckb pt ps zh sr pa si ml ht kn ar "
@@ -227,6 +229,7 @@ class _ReadLabelFileFn(beam.DoFn):
         self._malformed: dict[str, object] = {}
 
     def process(self, source: LabelSource) -> Iterable:
+        batch: list[dict] = []
         for row in parse_label_file(source, read_source_bytes(source), self._lang_column):
             self._read.inc()
             if "_error" in row:
@@ -239,12 +242,20 @@ class _ReadLabelFileFn(beam.DoFn):
                 yield beam.pvalue.TaggedOutput(
                     ERRORS, error_record(self._stage, row["_input"], error_type, message, source.name)
                 )
-            else:
-                yield row
+                continue
+            batch.append(row)
+            if len(batch) >= BATCH_ROWS:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
 
 
 class ReadLabelFiles(beam.PTransform):
-    """Label rows from released ``ID,label`` files: dicts on ``main``, dead letters on ``errors``."""
+    """Label rows from released ``ID,label`` files: lists of row dicts (<= BATCH_ROWS) on ``main``.
+
+    Rows are ``{tweet_id, lang, label, released_split, source}``; bad rows are dead letters on ``errors``.
+    """
 
     def __init__(self, sources: list[LabelSource], *, stage: str, lang_column: str = "lang"):
         super().__init__()
