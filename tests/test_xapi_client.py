@@ -364,3 +364,13 @@ def test_invalid_configuration_is_config_error():
     ):
         with pytest.raises(ConfigError):
             ClientConfig(**bad).validate()
+
+
+def test_fatal_messages_are_one_line():
+    from twhin_data.xapi.transport import one_line
+
+    assert (
+        one_line("503 Service Unavailable\nService   Unavailable")
+        == "503 Service Unavailable Service Unavailable"
+    )
+    assert len(one_line("x" * 1000)) == 300

@@ -98,11 +98,17 @@ def bad_request_parameters(body: dict) -> set[str]:
     return names
 
 
+def one_line(text: object, limit: int = 300) -> str:
+    """API text squeezed onto one line (FatalApiError messages are printed as one line)."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
 def classify(response: requests.Response | None, error: Exception | None) -> Reply:
     """Maps one attempt to a Reply; raises FatalApiError for refusals that stop the whole job."""
     if response is None:
         kind = "timeout" if isinstance(error, requests.Timeout) else "connection-error"
-        return Reply(RETRY, problem_type=kind, title=type(error).__name__, detail=str(error)[:300])
+        return Reply(RETRY, problem_type=kind, title=type(error).__name__, detail=one_line(error))
     status, version = response.status_code, response.headers.get("api-version")
     body = response_json(response)
     if 200 <= status < 300:
@@ -116,8 +122,9 @@ def classify(response: requests.Response | None, error: Exception | None) -> Rep
                 detail="response body is not a complete JSON object",
             )
         return Reply(OK, status, body=body, api_version=version, url=response.url)
-    title = body.get("title")
+    title = one_line(body["title"]) if body.get("title") else None
     detail = body.get("detail") or (getattr(error, "api_messages", None) or [None])[0]
+    detail = one_line(detail) if detail else None
     if status == 401:
         raise FatalApiError(
             "X API rejected the bearer token (401 Unauthorized): check X_BEARER_TOKEN or --bearer_token_file"
