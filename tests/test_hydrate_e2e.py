@@ -279,7 +279,7 @@ def test_killed_run_resumes_without_rerequesting_settled_ids(tmp_path):
     import subprocess
     import sys
 
-    ids, store, statuses = make_corpus(3000, seed=21)
+    ids, store, statuses = make_corpus(2000, seed=21)
     ids_file = tmp_path / "ids.txt"
     ids_file.write_text("\n".join(ids))
     out = tmp_path / "killed"
@@ -327,7 +327,7 @@ def test_killed_run_resumes_without_rerequesting_settled_ids(tmp_path):
 
 
 def test_multi_processing_two_workers_share_the_window(tmp_path):
-    ids, store, statuses = make_corpus(2500, seed=31)
+    ids, store, statuses = make_corpus(1500, seed=31)
     ids_file = tmp_path / "ids.txt"
     ids_file.write_text("\n".join(ids))
     window = 1.0
