@@ -142,6 +142,27 @@ def test_conservation_every_row_accounted(tmp_path):
     assert "<svg" in (out / "reports" / "graph" / "report.html").read_text()
 
 
+def test_tweets_only_derives_engagements(tmp_path):
+    _messy_inputs(tmp_path)
+    out = tmp_path / "out"
+    argv = ["graph", "--tweets", str(tmp_path / "hyd"), "--output", str(out), "--min_per_tweet", "1", *QUIET]
+    assert main(argv) == 0
+    stats = json.loads((out / "reports" / "graph" / "stats.json").read_text())
+    # 4 references: reply, retweet, quote (kept: all types by default) and one without an author.
+    assert stats["accounting"] == {
+        "in": 4,
+        "out": 3,
+        "rejected": 1,
+        "filtered": 0,
+        "duplicates": 0,
+        "balanced": True,
+    }
+    got = sorted(
+        (r["user_id"], r["tweet_id"], r["type"]) for r in pq.read_table(out / "engagements").to_pylist()
+    )
+    assert got == [("9", "100", "reply"), ("9", "104", "retweet"), ("9", "105", "quote")]
+
+
 def _digest(root: Path) -> dict[str, str]:
     names = ["engagements", "graph", "pairs", "reports/graph/stats.json"]
     out = {}
