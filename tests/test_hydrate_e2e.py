@@ -349,3 +349,10 @@ def test_multi_processing_two_workers_share_the_window(tmp_path):
     assert late_429 == [], f"{len(late_429)} 429s after the first window"
     tweets, unavailable = settled_ids(out)
     assert sorted(tweets + [r["tweet_id"] for r in unavailable]) == sorted(ids)
+
+
+def test_archive_rejects_api_only_flags(tmp_path, capsys):
+    archive = tmp_path / "a.jsonl"
+    archive.write_text('{"id": "1", "text": "x"}\n')
+    rc = main(["hydrate", "--archive", str(archive), "--output", str(tmp_path / "o"), "--resume"])
+    assert rc == 2 and "--resume and --max_reads apply to --ids" in capsys.readouterr().err

@@ -226,6 +226,8 @@ def validate(args: argparse.Namespace) -> None:
             f"{args.output} already holds hydrate output: pass --resume to continue it "
             "or --overwrite to replace it"
         )
+    if args.archive and (args.resume or args.max_reads is not None):
+        raise ConfigError("--resume and --max_reads apply to --ids (an archive run makes no API call)")
     if args.archive:
         args.sources = files.expand_inputs(args.archive)
         args.input_bytes = _total_bytes(args.sources)

@@ -80,15 +80,17 @@ def shard_table(item: tuple[str, pa.Table], num_shards: int) -> Iterable[tuple[i
         yield int(shard), (tag, table.take(pa.array(np.flatnonzero(shards == shard))))
 
 
-def _latest_per_id(tables: list[pa.Table], schema: pa.Schema, keep: set[str]) -> pa.Table:
-    """Rows whose tweet_id is in `keep`, one per ID (the latest retrieved_at; ties by content)."""
+def _latest_per_id(tables: list[pa.Table], schema: pa.Schema, keep: set[str], tiebreak: str) -> pa.Table:
+    """Rows whose tweet_id is in `keep`, one per ID: the latest retrieved_at, ties by `tiebreak`."""
     if not tables:
         return schema.empty_table()
     table = pa.concat_tables([conform(t, schema) for t in tables])
     table = table.filter(pc.is_in(table.column("tweet_id"), value_set=pa.array(sorted(keep), pa.string())))
     if table.num_rows == 0:
         return table
-    table = table.sort_by([("tweet_id", "ascending"), ("retrieved_at", "descending")])
+    table = table.sort_by(
+        [("tweet_id", "ascending"), ("retrieved_at", "descending"), (tiebreak, "ascending")]
+    )
     ids = table.column("tweet_id").to_numpy(zero_copy_only=False)
     first = np.concatenate([[True], ids[1:] != ids[:-1]])
     return table.filter(pa.array(first))
@@ -118,12 +120,12 @@ class _PlanShardFn(beam.DoFn):
                 prev[tag].append(payload)
         self._distinct.inc(len(distinct))
         self._duplicates.inc(seen - len(distinct))
-        carried_tweets = _latest_per_id(prev["tweets"], TWEETS, distinct)
+        carried_tweets = _latest_per_id(prev["tweets"], TWEETS, distinct, "raw_text")
         done = set(carried_tweets.column("tweet_id").to_pylist())
         terminal = [
             t.filter(pc.is_in(t.column("status"), value_set=pa.array(TERMINAL))) for t in prev["unavailable"]
         ]
-        carried_unavailable = _latest_per_id(terminal, UNAVAILABLE, distinct - done)
+        carried_unavailable = _latest_per_id(terminal, UNAVAILABLE, distinct - done, "status")
         done.update(carried_unavailable.column("tweet_id").to_pylist())
         if done:
             self._resumed.inc(len(done))
