@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import os
 import re
 from dataclasses import asdict, dataclass, field
@@ -198,7 +199,7 @@ def encode_arrow(
         lengths = np.minimum(lengths, max_length)
     offsets = np.zeros(len(ids) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
-    values = np.fromiter((t for seq in ids for t in seq), dtype=np.int32, count=int(offsets[-1]))
+    values = np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int32, count=int(offsets[-1]))
     return values, offsets, truncated
 
 

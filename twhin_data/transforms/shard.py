@@ -116,13 +116,16 @@ def mlm_shard_table(tokens: pa.Table, *, max_length: int, pack: bool) -> pa.Tabl
 
 
 def _lang_counts(tokens: pa.Table) -> dict[str, list[int]]:
-    lengths = pc.list_value_length(tokens.column("input_ids")).to_numpy(zero_copy_only=False)
-    out: dict[str, list[int]] = {}
-    for lang, n in zip(tokens.column("lang").to_pylist(), lengths.tolist(), strict=True):
-        entry = out.setdefault(lang, [0, 0])
-        entry[0] += 1
-        entry[1] += n
-    return dict(sorted(out.items()))
+    """{lang: [tweets, tokens]} of a tokens table (vectorized group-by)."""
+    lengths = pc.list_value_length(tokens.column("input_ids"))
+    grouped = (
+        pa.table({"lang": tokens.column("lang"), "n": lengths})
+        .group_by("lang")
+        .aggregate([("n", "count"), ("n", "sum")])
+        .to_pydict()
+    )
+    rows = zip(grouped["lang"], grouped["n_count"], grouped["n_sum"], strict=True)
+    return {lang: [int(count), int(total)] for lang, count, total in sorted(rows)}
 
 
 class _WriteShardFn(beam.DoFn):

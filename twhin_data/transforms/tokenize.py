@@ -9,6 +9,8 @@ incremented from the stats dicts in the main process (pool children cannot repor
 from __future__ import annotations
 
 import functools
+import multiprocessing
+import os
 from collections.abc import Iterable, Iterator
 
 import apache_beam as beam
@@ -148,6 +150,16 @@ def tokenize_table(
     return out
 
 
+def limit_tokenizer_threads(threads: int) -> None:
+    """PoolMapFn initializer: in pool children only, caps the Rust tokenizer's thread pool.
+
+    N processes x `threads` rayon threads = the core budget: the tokenizer is already threaded,
+    so a pool only helps by running the Python side (Arrow, hashing) in parallel too.
+    """
+    if multiprocessing.parent_process() is not None:
+        os.environ["RAYON_NUM_THREADS"] = str(max(1, threads))
+
+
 class _CountStatsFn(beam.DoFn):
     """Turns stats dicts into Beam counters (namespace ``shard``) and passes them on."""
 
@@ -202,9 +214,14 @@ class TokenizeTweets(beam.PTransform):
         self._workers = workers
 
     def expand(self, tables):
-        results = tables | "Tokenize" >> beam.ParDo(PoolMapFn(self._fn, workers=self._workers)).with_outputs(
-            ERRORS, STATS, main="tokens"
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        init = (
+            functools.partial(limit_tokenizer_threads, -(-cores // self._workers))
+            if self._workers > 1
+            else None
         )
+        pool = PoolMapFn(self._fn, workers=self._workers, initializer=init)
+        results = tables | "Tokenize" >> beam.ParDo(pool).with_outputs(ERRORS, STATS, main="tokens")
         stats = results[STATS] | "CountStats" >> beam.ParDo(_CountStatsFn())
         return results.tokens, results[ERRORS], stats
 
