@@ -106,6 +106,11 @@ def test_faults_are_seeded_and_deterministic():
     "fault,status,check",
     [
         ("429-noreset", 429, lambda r: "x-rate-limit-reset" not in r.headers),
+        (
+            "429",
+            429,
+            lambda r: r.headers["x-rate-limit-remaining"] == "0" and "x-rate-limit-reset" in r.headers,
+        ),
         ("usage-cap", 429, lambda r: r.json()["title"] == "UsageCapExceeded"),
         ("403", 403, lambda r: r.json()["type"].endswith("/client-forbidden")),
         ("502-html", 502, lambda r: r.text.startswith("<html>")),

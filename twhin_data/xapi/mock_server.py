@@ -196,6 +196,9 @@ class MockXApi:
         headers, over = self._rate_headers(token)
         fault = self._draw_fault(ids)
         if over or fault == "429":
+            # A 429 always says the window is spent, with a reset time, also when the mock has no limit.
+            reset = headers.get("x-rate-limit-reset", str(math.ceil(time.time() + 1)))
+            headers = {**headers, "x-rate-limit-remaining": "0", "x-rate-limit-reset": reset}
             return 429, headers, md.PROBLEMS[429]
         if fault is not None:
             return md.fault_answer(
