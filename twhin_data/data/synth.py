@@ -45,6 +45,7 @@ class Language:
     stop: str
     phrases: tuple[str, ...]
     hashtags: tuple[str, ...]
+    fillers: tuple[str, ...]  # interjections and slang (lol, jajaja, kkkk, 555, www)
 
 
 class TweetInfo(NamedTuple):
@@ -77,6 +78,7 @@ def languages() -> tuple[Language, ...]:
                 stop=spec["stop"],
                 phrases=tuple(p.translate(_ESCAPE) for p in spec["phrases"]),  # as X escapes them
                 hashtags=tuple(spec["hashtags"]),
+                fillers=tuple(spec["fillers"]),
             )
         )
     return tuple(sorted(out, key=lambda lang: -lang.weight))
@@ -208,7 +210,8 @@ class _TweetFactory:
         random_ = self.rng.random
         r = random_()
         n = 1 if r < 0.3 else 2 if r < 0.62 else 3 if r < 0.82 else 4 if r < 0.95 else 5
-        phrases, last, size = lang.phrases, -1, len(lang.phrases)
+        phrases, size = lang.phrases, len(lang.phrases)
+        used: set[int] = set()
         spaced, cased = lang.joiner == " ", lang.script in _CASED
         sentence = lang.stop + lang.joiner if spaced else lang.stop
         comma = ", " if spaced and lang.script != "Thai" else lang.joiner
@@ -216,9 +219,12 @@ class _TweetFactory:
         length = 0
         for i in range(n if not min_len else 40):
             pick = int(random_() * size)
-            if pick == last:  # no phrase twice in a row
-                pick = (pick + 1 + int(random_() * (size - 1))) % size
-            last, phrase = pick, phrases[pick]
+            if len(used) == size:  # a long post that used every phrase starts over
+                used.clear()
+            while pick in used:  # no phrase twice in one tweet
+                pick = (pick + 1) % size
+            used.add(pick)
+            phrase = phrases[pick]
             if i and length + len(phrase) > budget and length >= min_len:
                 break
             capital = i == 0
@@ -240,6 +246,8 @@ class _TweetFactory:
                 break
         r = random_()
         pieces.append(lang.stop if r < 0.5 else "!" if r < 0.62 else "?" if r < 0.7 else "")
+        if random_() < 0.3:
+            pieces.append(lang.joiner + lang.fillers[int(random_() * len(lang.fillers))])
         if random_() < 0.03:
             pieces.append(" &lt;3" if random_() < 0.5 else " -&gt;")
         b.add("".join(pieces))
