@@ -21,10 +21,12 @@ Example::
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass
 
 HASH_MARKS = frozenset("#\uff03")
+_MARK_RE = re.compile("[#\uff03]")
 #: Characters allowed inside a hashtag besides letters, marks and numbers.
 _EXTRA_TAG_CHARS = frozenset("_\u200c\u200d\u00b7\u30fb")
 
@@ -62,17 +64,16 @@ def label_key(label: str) -> str:
 def find_hashtags(text: str) -> list[Hashtag]:
     """Every hashtag in `text`, left to right (a mark followed by no tag character is skipped)."""
     found: list[Hashtag] = []
-    i, n = 0, len(text)
-    while i < n:
-        if text[i] not in HASH_MARKS:
-            i += 1
+    n = len(text)
+    for match in _MARK_RE.finditer(text):
+        i = match.start()
+        if found and i < found[-1].end:
             continue
         j = i + 1
         while j < n and is_tag_char(text[j]):
             j += 1
         if j > i + 1:
             found.append(Hashtag(i, j, text[i + 1 : j]))
-        i = j if j > i + 1 else i + 1
     return found
 
 
