@@ -9,7 +9,6 @@ import os
 import shutil
 
 import apache_beam as beam
-import numpy as np
 import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 
@@ -21,7 +20,6 @@ from twhin_data.schemas.graph import (
     ENGAGEMENT_TYPES,
     ENGAGEMENTS,
     PAIRS,
-    RELATIONS,
     TWEET_NODES,
     USERS,
 )
@@ -29,6 +27,7 @@ from twhin_data.transforms import engagements as eng
 from twhin_data.transforms import graph_core as gc
 from twhin_data.transforms import pbg
 from twhin_data.transforms.graph import BuildGraph
+from twhin_data.transforms.graph_write import WriteGraph
 from twhin_data.transforms.io import WriteDataset, WriteErrors
 from twhin_data.transforms.pairs import CoEngagementPairs, EmbeddingPairs, check_embeddings
 
@@ -223,45 +222,6 @@ def _clear(output: str) -> None:
             shutil.rmtree(path, ignore_errors=True)
 
 
-def _engagements_table(edges: pa.Table) -> pa.Table:
-    names = np.array(ENGAGEMENT_TYPES, dtype=object)
-    ts = edges.column("ts").to_numpy()
-    return pa.table(
-        {
-            "user_id": gc.ids_to_strings(edges.column("user").to_numpy()),
-            "tweet_id": gc.ids_to_strings(edges.column("tweet").to_numpy()),
-            "type": pa.array(names[edges.column("rel").to_numpy().astype(np.int64)], pa.string()),
-            "ts": pa.array(ts, pa.int64(), mask=ts == gc.NO_TS).cast(pa.timestamp("ms", tz="UTC")),
-            "source": pa.array(
-                np.array(gc.SOURCES, dtype=object)[edges.column("source").to_numpy()], pa.string()
-            ),
-        }
-    )
-
-
-def _edges_table(edges: pa.Table, relation_index: dict[int, int]) -> pa.Table:
-    rel = edges.column("rel").to_numpy()
-    remap = np.array([relation_index.get(i, -1) for i in range(len(ENGAGEMENT_TYPES))], dtype=np.int32)
-    return pa.table(
-        {
-            "lhs": edges.column("lhs"),
-            "rel": pa.array(remap[rel.astype(np.int64)], pa.int32()),
-            "rhs": edges.column("rhs"),
-            "ts": gc.ts_to_arrow(edges.column("ts").to_numpy()),
-        }
-    )
-
-
-def _vocab(nodes: pa.Table, side: str) -> pa.Table:
-    return pa.table(
-        {
-            "index": nodes.column("index"),
-            f"{side}_id": gc.ids_to_strings(nodes.column(side).to_numpy()),
-            "degree": nodes.column("degree"),
-        }
-    )
-
-
 def build(p: beam.Pipeline, args: argparse.Namespace) -> None:
     out = args.output
     parts = getattr(args, "output_parts", 1)
@@ -279,62 +239,8 @@ def build(p: beam.Pipeline, args: argparse.Namespace) -> None:
         iterations=args.filter_iterations,
         cap_policy=args.cap_policy,
     )
-    relation_index = {ENGAGEMENT_TYPES.index(t): i for i, t in enumerate(args.types)}
     edges = graph["edges"]
-    _ = (
-        edges
-        | "EngagementRows" >> beam.Map(_engagements_table)
-        | "WriteEngagements"
-        >> WriteDataset(
-            files.join(out, "engagements"),
-            ENGAGEMENTS,
-            key="tweet_id",
-            sort_by=["user_id", "tweet_id", "type"],
-            num_shards=parts,
-            name="engagements",
-        )
-    )
-    _ = (
-        edges
-        | "EdgeRows" >> beam.Map(_edges_table, relation_index)
-        | "WriteEdges"
-        >> WriteDataset(
-            files.join(out, "graph", "edges"),
-            EDGES,
-            key="lhs",
-            sort_by=["lhs", "rhs", "rel"],
-            num_shards=parts,
-            name="graph_edges",
-        )
-    )
-    for side, schema in (("user", USERS), ("tweet", TWEET_NODES)):
-        _ = (
-            graph[f"{side}s"]
-            | f"{side.title()}Rows" >> beam.Map(_vocab, side)
-            | f"Write{side.title()}s"
-            >> WriteDataset(
-                files.join(out, "graph", f"{side}s"),
-                schema,
-                key=f"{side}_id",
-                sort_by=["index"],
-                num_shards=parts,
-                name=f"graph_{side}s",
-            )
-        )
-    relations = pa.table({"index": pa.array(range(len(args.types)), pa.int32()), "name": args.types})
-    _ = (
-        p
-        | "Relations" >> beam.Create([relations])
-        | "WriteRelations"
-        >> WriteDataset(
-            files.join(out, "graph", "relations"),
-            RELATIONS,
-            key="name",
-            sort_by=["index"],
-            name="graph_relations",
-        )
-    )
-    _ = edges | "PbgEdges" >> pbg.WritePbgEdges(files.join(out, "graph", "pbg"), args.types)
+    _ = graph | "WriteGraph" >> WriteGraph(out, types=args.types, num_shards=parts)
     pair_tables = []
     if "cooccurrence" in args.pair_methods:
         pair_tables.append(
