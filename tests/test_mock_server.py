@@ -87,6 +87,9 @@ def test_rate_limit_headers_and_429():
     with MockXApi(TWEETS, token=TOKEN, rate_limit=2, window_s=60) as api:
         answers = [get(api, {"ids": "1"}) for _ in range(3)]
     assert [r.status_code for r in answers] == [200, 200, 429]
+    assert (
+        api.status_log == [200, 200, 429] and len(api.time_log) == 3 and api.time_log == sorted(api.time_log)
+    )
     assert [r.headers["x-rate-limit-remaining"] for r in answers] == ["1", "0", "0"]
     assert answers[0].headers["x-rate-limit-limit"] == "2"
     assert int(answers[2].headers["x-rate-limit-reset"]) - time.time() <= 60

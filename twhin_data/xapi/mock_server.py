@@ -91,6 +91,7 @@ class MockXApi:
         self.post_vocabulary = post_vocabulary
         self.request_log: list[list[str]] = []  # the IDs of every authorized lookup request
         self.status_log: list[int] = []  # the HTTP status answered, aligned with request_log
+        self.time_log: list[float] = []  # wall-clock time of each answer, aligned with status_log
         self.query_log: list[dict[str, str]] = []  # each lookup's query parameters, aligned with request_log
         self.served = 0  # tweets returned in data (for usage_cap)
         self._lock = threading.Lock()
@@ -176,6 +177,7 @@ class MockXApi:
         status, headers, body = self._answer_ids(ids, query, token)
         with self._lock:
             self.status_log.append(status)
+            self.time_log.append(time.time())
         return status, headers, body
 
     def _answer_ids(self, ids: list[str], query: dict, token: str) -> tuple[int, dict, Any]:
