@@ -77,6 +77,8 @@ def test_app_options_never_carry_a_secret(monkeypatch):
         _args(
             bearer_token="tok-x",
             api_secret="s",
+            tokenizer="bundled",  # a name, not a token
+            max_tokens=5,
             bearer_token_file="/run/token",
             bearer_token_secret="projects/p/secrets/x",
             region="eu",  # collides with Beam's --region
@@ -85,6 +87,7 @@ def test_app_options_never_carry_a_secret(monkeypatch):
         )
     )
     assert "bearer_token" not in app and "api_secret" not in app
+    assert app["tokenizer"] == "bundled" and app["max_tokens"] == "5"
     assert app["bearer_token_file"] == "/run/token" and app["bearer_token_secret"] == "projects/p/secrets/x"
     assert app["twhin_region"] == "eu" and "inputs" not in app and "plan" not in app
     with pytest.raises(ConfigError, match="--note holds the X bearer token"):
@@ -236,3 +239,68 @@ def test_dataflow_check_command_prints_a_verdict_per_pipeline(capsys, tmp_path, 
         and " OK " in out
     )
     assert cli.main(["dataflow-check", "--pipelines", "nosuch"]) == 2
+
+
+# ---- deploy/: worker image, Flex Template ------------------------------------------------------
+
+DEPLOY = REPO / "deploy"
+
+
+def test_worker_dockerfile_pins_the_sdk_image_of_our_beam_version():
+    text = (DEPLOY / "Dockerfile").read_text()
+    froms = [line.split()[1] for line in text.splitlines() if line.startswith("FROM ")]
+    assert froms == [dataflow.BASE_IMAGE] == [f"apache/beam_python3.11_sdk:{beam.__version__}"]
+    assert "COPY twhin_data ./twhin_data" in text and 'pip install --no-cache-dir ".[gcp]"' in text
+    assert 'ENTRYPOINT ["/opt/apache/beam/boot"]' in text
+
+
+def test_flex_template_files_are_consistent_with_the_cli():
+    launcher = [line for line in (DEPLOY / "flex" / "main.py").read_text().splitlines() if line.strip()]
+    assert len(launcher) == 2 and "flex_main" in launcher[0]
+    compile("\n".join(launcher), "main.py", "exec")
+    docker = (DEPLOY / "flex" / "Dockerfile").read_text()
+    assert (
+        "ENV FLEX_TEMPLATE_PYTHON_PY_FILE=/template/main.py" in docker
+        and "python_template_launcher" in docker
+    )
+    meta = json.loads((DEPLOY / "flex" / "metadata.json").read_text())
+    assert meta["name"] and meta["description"] and meta["streaming"] is False
+    known = set()
+    for command in dataflow.PIPELINES:
+        known |= {s.lstrip("-") for s in dataflow._option_strings(dataflow._load(command)[0])}
+    names = [p["name"] for p in meta["parameters"]]
+    assert len(names) == len(set(names)) and {"command", "output"} <= set(names)
+    for param in meta["parameters"]:
+        assert param["helpText"] and param["label"] and isinstance(param["isOptional"], bool)
+        flag = dataflow.FLEX_RENAMES.get(param["name"], param["name"])
+        assert flag in known | {"command", "output"}, f"template parameter {flag!r} is no command's flag"
+        assert not dataflow._is_secret(flag, "projects/p/secrets/s"), (
+            f"template parameter {flag!r} would carry a secret"
+        )
+
+
+def test_flex_to_cli_turns_switches_and_renames_into_command_flags():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--strip_rt", action="store_true")
+    parser.add_argument("--pack", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--labels")
+    argv = ["--strip_rt=true", "--pack=false", "--hashtag_labels=gs://b/l.csv", "--min_chars=3"]
+    assert dataflow.flex_to_cli(argv, parser) == [
+        "--strip_rt",
+        "--no-pack",
+        "--labels=gs://b/l.csv",
+        "--min_chars=3",
+    ]
+    assert dataflow.flex_to_cli(["--strip_rt=false"], parser) == []
+
+
+def test_flex_main_submits_one_stage_without_waiting(tmp_path, sample_out, capsys):
+    assert dataflow.flex_main(["--command=nosuch"]) == 2
+    assert "--command must be one of" in capsys.readouterr().err
+    flags = dataflow.spec_flags(
+        str(tmp_path), setup_file=str(REPO / "setup.py"), image="r/i:1", job_name="flex"
+    )
+    argv = ["--command=prepare", f"--tweets={sample_out}", f"--output={tmp_path / 'out'}", "--min_chars=4"]
+    assert dataflow.flex_main(argv + [f for f in flags if not f.startswith("--runner")]) == 0
+    options = json.loads((tmp_path / "job.json").read_text())["environment"]["sdkPipelineOptions"]["options"]
+    assert options["min_chars"] == "4" and options["runner"] == "DataflowRunner"

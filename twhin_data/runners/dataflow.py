@@ -47,7 +47,7 @@ DEFAULT_LABEL = "app=twhin-data"
 PIPELINES = ("hydrate", "prepare", "graph", "shard", "benchmark hashtag", "benchmark engagement")
 
 # Flag names that hold a secret value; "_file"/"_path" flags and Secret Manager names say where one lives.
-_SECRET_NAME = re.compile(r"token|secret|password|passwd|credential|api_?key", re.IGNORECASE)
+_SECRET_NAME = re.compile(r"(^|_)(token|secret|password|passwd|credentials?|api_?key)(_|$)", re.IGNORECASE)
 _REFERENCE_SUFFIXES = ("_file", "_path")
 _SECRET_RESOURCE = re.compile(r"^projects/[^/]+/secrets/[^/]+(/versions/[^/]+)?$")
 _TOKEN_ENV_VARS = ("X_BEARER_TOKEN",)
@@ -273,8 +273,9 @@ def spec_flags(workdir: str, *, setup_file: str, image: str, job_name: str) -> l
     ]
 
 
-def generate_spec(module, argv: list[str], beam_flags: list[str]) -> tuple[argparse.Namespace, list[str]]:
-    """Parses `argv` like the CLI, then validate/build/run exactly as launch.run_module does.
+def submit(module, argv: list[str], beam_flags: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    """Parses `argv` like the CLI, then validates, builds and runs as launch.run_module does, without
+    waiting: with --template_location Beam writes the spec; on the service it submits the job.
 
     Returns the parsed args and the top-level transform labels of the constructed pipeline.
     """
@@ -293,8 +294,70 @@ def generate_spec(module, argv: list[str], beam_flags: list[str]) -> tuple[argpa
     pipeline = beam.Pipeline(options=options)
     module.build(pipeline, args)
     labels = [t.full_label for t in pipeline.transforms_stack[0].parts]
-    pipeline.run()  # with --template_location: writes job.json and the staged files, submits nothing
+    result = pipeline.run()  # with --template_location: writes job.json and the staged files only
+    job_id = result.job_id() if getattr(result, "has_job", False) else None  # none for a template
+    LOG.info("%s: submitted%s", module.NAME, f" as Dataflow job {job_id}" if job_id else "")
     return args, labels
+
+
+#: Flex Template parameter -> command flag, where the flag's name is reserved by Dataflow.
+FLEX_RENAMES = {"hashtag_labels": "labels"}
+
+
+def flex_to_cli(argv: list[str], parser: argparse.ArgumentParser) -> list[str]:
+    """Template parameters arrive as --name=value: switches become bare flags, renames are undone."""
+    switches = {s: a for a in parser._actions if a.nargs == 0 for s in a.option_strings}  # noqa: SLF001
+    out = []
+    for arg in argv:
+        name, sep, value = arg.partition("=")
+        name = "--" + FLEX_RENAMES.get(name[2:], name[2:]) if name.startswith("--") else name
+        if sep and name in switches:
+            on = value.strip().lower() in ("true", "1", "yes")
+            negated = "--no-" + name[2:]
+            if on:
+                out.append(name)
+            elif negated in switches:
+                out.append(negated)  # BooleanOptionalAction: --pack=false -> --no-pack
+            continue
+        out.append(name + sep + value)
+    return out
+
+
+def flex_main(argv: list[str] | None = None) -> int:
+    """Flex Template entry point (deploy/flex/main.py): ``--command=NAME`` plus that command's flags.
+
+    Submits one stage and exits without waiting (the Flex launcher must return once the job is
+    created); the stage's counters are on the job page, and no local report is written.
+    """
+    from twhin_data.runners.cli import configure_logging
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    commands = [a for a in argv if a.startswith("--command=")]
+    rest = [a for a in argv if not a.startswith("--command=")]
+    command = commands[-1].split("=", 1)[1].replace("_", " ") if commands else ""
+    configure_logging("INFO")
+    try:
+        if command not in PIPELINES:
+            raise ConfigError(f"--command must be one of {', '.join(c.replace(' ', '_') for c in PIPELINES)}")
+        module, why = _load(command)
+        if module is None:
+            raise ConfigError(why)
+        parser = opts.OneLineParser(prog=f"twhin-data {command}", allow_abbrev=False)
+        module.add_arguments(parser)
+        opts.add_common_arguments(parser)
+        rest = flex_to_cli(rest, parser)
+        _, beam_flags = parser.parse_known_args(rest)
+        opts.check_beam_args(beam_flags)
+        mine = [a for a in rest if a not in beam_flags]
+        submit(
+            module,
+            mine,
+            [*beam_flags, "--runner=DataflowRunner"] if not opts.is_dataflow(beam_flags) else beam_flags,
+        )
+        return 0
+    except ConfigError as exc:
+        sys.stderr.write(f"twhin-data flex {command or '?'}: error: {exc}\n")
+        return 2
 
 
 def check_pipeline(
@@ -303,7 +366,7 @@ def check_pipeline(
     """Builds one pipeline's job spec in `workdir` and returns the problems found (empty: pass)."""
     job_name = "twhin-check-" + re.sub(r"[^a-z0-9]+", "-", module.NAME.lower()).strip("-")
     flags = spec_flags(workdir, setup_file=setup_file, image=image, job_name=job_name)
-    args, labels = generate_spec(module, argv, flags)
+    args, labels = submit(module, argv, flags)
     return inspect_spec(
         workdir,
         image=image,
