@@ -128,3 +128,42 @@ def test_concurrency_slots_bound_in_flight_requests(tmp_path):
                     fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
     with open(os.path.join(str(tmp_path), "slot-0.lock"), "a+") as probe:
         fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released on exit
+
+
+def _fake_time():
+    now = [10_000.0]
+    slept = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    return now, slept, sleep
+
+
+def test_server_clock_skew_is_corrected_from_the_date_header(tmp_path):
+    from email.utils import formatdate
+
+    now, slept, sleep = _fake_time()
+    pacer = Pacer(str(tmp_path), sleep=sleep, clock=lambda: now[0], margin_s=1.0)
+    server_now = now[0] + 3600  # the server's clock is an hour ahead
+    headers = {
+        "date": formatdate(server_now, usegmt=True),
+        "x-rate-limit-remaining": "0",
+        "x-rate-limit-reset": str(int(server_now + 10)),
+    }
+    pacer.update(headers, 200)
+    with pacer.slot():
+        pass
+    assert slept == [pytest.approx(11.0, abs=1.0)]  # not the 901 s clamp of a naive reading
+
+
+def test_a_429_with_a_past_reset_still_waits(tmp_path):
+    now, slept, sleep = _fake_time()
+    pacer = Pacer(str(tmp_path), sleep=sleep, clock=lambda: now[0], margin_s=1.0)
+    assert pacer.on_rate_limited(int(now[0]) - 30) == 1.0
+    with pacer.slot():
+        pass
+    with pacer.slot():
+        pass
+    assert slept == [pytest.approx(1.0)]  # one wait, then the window counts as new

@@ -17,6 +17,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 
 from twhin_data.core.hashing import stable_hash64
 
@@ -41,6 +42,7 @@ class WindowState:
     reset: float | None = None  # epoch seconds when the window resets
     used: int = 0  # requests this machine sent in the window (for partitioned budgets)
     window_start: float = 0.0
+    blocked_until: float = 0.0  # after a 429: no request before this local time (>= 1 s later)
 
     @classmethod
     def load(cls, raw: str) -> WindowState:
@@ -98,6 +100,7 @@ class Pacer:
         self._state_path = os.path.join(pacing_dir, "window.json")
         self.waited_s = 0.0
         self._skew_warned = False
+        self._skew = 0.0  # server clock minus local clock, from the Date header, when it matters
 
     @contextlib.contextmanager
     def _locked_state(self) -> Iterator[WindowState]:
@@ -155,7 +158,9 @@ class Pacer:
                 now = self._clock()
                 self._roll_window(state, now)
                 allowance = self._allowance(state)
-                if allowance is None or allowance > 0:
+                if now < state.blocked_until:
+                    allowance = 0
+                elif allowance is None or allowance > 0:
                     state.used += 1
                     if state.remaining is not None:
                         state.remaining -= 1
@@ -175,6 +180,8 @@ class Pacer:
             state.window_start = now
 
     def _wait_for(self, state: WindowState, now: float) -> float:
+        if now < state.blocked_until:
+            return state.blocked_until - now
         reset = state.reset if state.reset is not None else now + self._window_s
         return clamp_wait(reset + self._margin - now, self._margin)
 
@@ -183,9 +190,11 @@ class Pacer:
         limit = _header_int(headers, "x-rate-limit-limit")
         remaining = _header_int(headers, "x-rate-limit-remaining")
         reset = _header_int(headers, "x-rate-limit-reset")
+        self._estimate_skew(headers.get("date"))
         with self._locked_state() as state:
             now = self._clock()
             if reset is not None:
+                reset = self.local_reset(reset)
                 self._skew_warned = self._skew_warned or _warn_skew(reset, now)
                 if state.reset is None or reset > state.reset:
                     # A new window: adopt the server's numbers; requests counted in the old one are void.
@@ -203,16 +212,38 @@ class Pacer:
             if limit is not None:
                 state.limit = limit
 
+    def _estimate_skew(self, date_header: str | None) -> None:
+        """Server minus local clock from the HTTP Date header (1 s resolution: only > 5 s is used)."""
+        if not date_header:
+            return
+        try:
+            server_now = parsedate_to_datetime(date_header).timestamp()
+        except (TypeError, ValueError, IndexError):
+            return
+        skew = server_now - self._clock()
+        self._skew = skew if abs(skew) > 5 else 0.0
+
+    def local_reset(self, reset: float) -> float:
+        """A server-clock reset time on the local clock."""
+        return reset - self._skew
+
     def on_rate_limited(self, reset: int | None) -> float:
-        """After a 429 (not usage cap): marks the window spent; returns the seconds to wait (0 if unknown)."""
+        """After a 429 (not usage cap): marks the window spent and blocks sends until the reset.
+
+        Returns the seconds to wait. The wait is at least 1 s even when the reset looks past, so a
+        skewed clock cannot turn 429s into a tight loop.
+        """
         if reset is None:
             return 0.0
         with self._locked_state() as state:
             now = self._clock()
+            local = self.local_reset(reset)
+            wait = clamp_wait(local + self._margin - now, self._margin)
             state.remaining = 0
-            if state.reset is None or reset >= state.reset:
-                state.reset = float(reset)
-            return clamp_wait(reset + self._margin - now, self._margin)
+            if state.reset is None or local >= state.reset:
+                state.reset = float(local)
+            state.blocked_until = max(state.blocked_until, now + wait)
+            return wait
 
 
 def clamp_wait(seconds: float, margin: float = 1.0) -> float:
