@@ -219,12 +219,14 @@ def _build_kept(table, texts, keep, out_texts, lid_texts, rt, config, stats) -> 
     take = pa.array(keep, pa.int64())
     ids = table.column("tweet_id").take(take).to_pylist()
     tweet_ids = [target or own for target, own in zip(rt, ids, strict=True)]
-    created = _column_or_nulls(table, "created_at", CORPUS.field("created_at").type).take(take).to_pylist()
-    authors = _column_or_nulls(table, "author_id", pa.string()).take(take).to_pylist()
-    for j, target in enumerate(rt):
-        if target is not None:
-            # The row is the retweeter's: the original's author is unknown, its time is in its ID.
-            created[j], authors[j] = _snowflake_time(target), None
+    created = _column_or_nulls(table, "created_at", CORPUS.field("created_at").type).take(take)
+    authors = _column_or_nulls(table, "author_id", pa.string()).take(take)
+    if any(t is not None for t in rt):
+        # The row is the retweeter's: the original's author is unknown, its time is in its ID.
+        is_rt = pa.array([t is not None for t in rt], pa.bool_())
+        snow = pa.array([_snowflake_time(t) if t else None for t in rt], CORPUS.field("created_at").type)
+        created = pc.if_else(is_rt, snow, created.cast(CORPUS.field("created_at").type))
+        authors = pc.if_else(is_rt, pa.nulls(len(rt), pa.string()), authors)
     hashtags = _column_or_nulls(table, "hashtags", pa.list_(pa.string())).take(take)
     columns = {
         "tweet_id": pa.array(tweet_ids, pa.string()),
@@ -238,8 +240,8 @@ def _build_kept(table, texts, keep, out_texts, lid_texts, rt, config, stats) -> 
         "lang_source": pa.array([detector.name] * len(keep), pa.string()),
         "x_lang": pa.array(x_langs, pa.string()),
         "hashtags": hashtags.cast(pa.list_(pa.string())),
-        "created_at": pa.array(created, CORPUS.field("created_at").type),
-        "author_id": pa.array(authors, pa.string()),
+        "created_at": created.cast(CORPUS.field("created_at").type),
+        "author_id": authors,
         "num_chars": pa.array([len(t) for t in out_texts], pa.int32()),
         "normalizer": pa.array([config.normalizer_tag] * len(keep), pa.string()),
         "_rt": pa.array([t is not None for t in rt], pa.bool_()),
