@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -265,6 +266,8 @@ class _LookupBatchFn(beam.DoFn):
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="lookup") if workers > 1 else None
         self._in_flight = workers
         self._started = self._last_log = time.monotonic()
+        self._last_bar = 0.0
+        self._tty = sys.stderr.isatty()
         self._settled = self._sent = 0
         self._waited = 0.0
 
@@ -351,23 +354,30 @@ class _LookupBatchFn(beam.DoFn):
         yield beam.pvalue.TaggedOutput(UNAVAILABLE_TAG, result.unavailable)
 
     def _log_progress(self) -> None:
+        """A log line every `log_every_s`; on a terminal, also a bar redrawn in place twice a second."""
         now = time.monotonic()
-        if now - self._last_log < self._log_every_s or self._plan is None:
+        tty = self._tty and now - self._last_bar >= 0.5
+        if (now - self._last_log < self._log_every_s and not tty) or self._plan is None:
             return
-        self._last_log = now
         total = self._plan.total_ids
-        LOG.info(
-            "hydrate: %d/%d IDs settled by this worker (%.1f%% of the job), %.1f IDs/s, %d requests, "
-            "%.1f s waiting for rate limits",
-            self._settled,
-            total,
-            100.0 * self._settled / max(total, 1),
-            self._settled / max(now - self._started, 1e-9),
-            self._sent,
-            self._waited,
+        line = (
+            f"hydrate: {self._settled}/{total} IDs settled by this worker "
+            f"({100.0 * self._settled / max(total, 1):.1f}% of the job), "
+            f"{self._settled / max(now - self._started, 1e-9):.1f} IDs/s, {self._sent} requests, "
+            f"{self._waited:.1f} s waiting for rate limits"
         )
+        if tty:
+            self._last_bar = now
+            done = int(30 * min(1.0, self._settled / max(total, 1)))
+            sys.stderr.write(f"\r[{'#' * done}{'.' * (30 - done)}] {line}\033[K")
+            sys.stderr.flush()
+        if now - self._last_log >= self._log_every_s:
+            self._last_log = now
+            LOG.info("%s", line)
 
     def teardown(self) -> None:
+        if getattr(self, "_tty", False) and self._settled:
+            sys.stderr.write("\n")
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
