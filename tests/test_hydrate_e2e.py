@@ -232,6 +232,18 @@ def test_max_reads_stops_before_budget_and_resume_continues(tmp_path):
     assert not [r for r in unavailable if r["status"] == "failed"]
 
 
+@pytest.mark.parametrize("script, words", [(["403"], "403"), (["usage-cap"], "sage")])
+def test_forbidden_and_usage_cap_stop_the_job_with_one_line(tmp_path, capsys, script, words):
+    ids_file = tmp_path / "ids.txt"
+    ids_file.write_text("1\n2\n")
+    with MockXApi({"1": {"id": "1", "text": "x"}}, token=TOKEN, script=script) as m:
+        rc, _out = hydrate(tmp_path, m, ids_file)
+        assert len(m.request_log) == 1, "a fatal answer must not be retried"
+    assert rc == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and words in err[0], err
+
+
 def test_fatal_401_is_one_line_and_existing_output_is_refused(tmp_path, sample_dir, capsys):
     ids_file = tmp_path / "ids.txt"
     ids_file.write_text("1\n2\n")
