@@ -300,6 +300,8 @@ def test_token_never_logged(tmp_path, caplog):
         with XClient(config(api, tmp_path), TOKEN) as client:
             out = client.lookup(ALL_OK + ["110"])
             assert TOKEN not in repr(client)
+            with pytest.raises(TypeError, match="not picklable"):
+                __import__("pickle").dumps(client)
         with XClient(config(api, tmp_path), "bad-" + TOKEN) as client, pytest.raises(FatalApiError) as info:
             client.lookup(["101"])
     assert caplog.records, "DEBUG capture is active"

@@ -161,6 +161,10 @@ class XClient:
     def __repr__(self) -> str:  # never show the token
         return f"XClient(base_url={self.config.base_url!r})"
 
+    def __reduce__(self):
+        # Pickling would copy the token into the pickle (and a Dataflow job's staged DoFns).
+        raise TypeError("XClient holds the bearer token and is not picklable: build it in DoFn.setup()")
+
     def close(self) -> None:
         self._client.session.close()
 
