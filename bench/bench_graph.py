@@ -156,6 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--skip_baseline", action="store_true")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="Alternate the contenders this many times; keep the fastest."
+    )
     parser.add_argument("--baseline_child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.baseline_child:
@@ -163,15 +166,23 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     results: dict = {"n": args.n, "cpus": os.cpu_count()}
     folder = generate(args.n, args.seed, 0, CACHE)
-    results["graph"] = run_graph(folder, CACHE / "graph-out", [])
-    print(json.dumps({"graph": results["graph"]}), flush=True)
-    if not args.skip_baseline:
+    for _ in range(max(1, args.repeat)):  # alternate, so both see the same (noisy, shared) machine
+        run = run_graph(folder, CACHE / "graph-out", [])
+        if "graph" not in results or run["seconds"] < results["graph"]["seconds"]:
+            results["graph"] = run
+        print(json.dumps({"graph": run}), flush=True)
+        if args.skip_baseline:
+            continue
         wall, rss, out = _measure([sys.executable, __file__, "--baseline_child", str(folder)])
         base = json.loads(out.strip().splitlines()[-1])
         base.update(peak_rss_mib=round(rss), process_seconds=round(wall, 1))
         base["rows_per_s"] = round(base["rows"] / wall)
         base["pairs_per_s"] = round(base["pairs_generated"] / wall)
-        results["baseline"] = base
+        print(json.dumps({"baseline": base}), flush=True)
+        if "baseline" not in results or base["process_seconds"] < results["baseline"]["process_seconds"]:
+            results["baseline"] = base
+    if "baseline" in results:
+        base = results["baseline"]
         results["graph_vs_baseline_speed"] = round(base["process_seconds"] / results["graph"]["seconds"], 3)
         results["same_edges_and_pairs"] = (base["edges"], base["pairs_generated"]) == (
             results["graph"]["edges"],

@@ -319,6 +319,23 @@ def _ensure_dataset(path: str, schema: pa.Schema) -> None:
         files.write_parquet_atomic(files.join(path, "part-00000-of-00001.parquet"), schema.empty_table())
 
 
+def _max_degrees(result) -> dict[str, int]:
+    """Largest user and tweet degree (Beam distributions `degree_user`, `degree_tweet`)."""
+    from apache_beam.metrics.metric import MetricsFilter
+
+    out = {"user": 0, "tweet": 0}
+    try:
+        found = result.metrics().query(MetricsFilter().with_namespace("graph"))["distributions"]
+    except (NotImplementedError, AttributeError):
+        return out
+    for dist in found:
+        side = dist.key.metric.name.removeprefix("degree_")
+        value = dist.committed if dist.committed is not None else dist.attempted
+        if side in out and value is not None and value.count:
+            out[side] = max(out[side], int(value.max))
+    return out
+
+
 def finish(result, args: argparse.Namespace) -> dict:
     from twhin_data.runners.launch import counters
     from twhin_data.transforms.graph_report import build_stats, render_html
@@ -337,7 +354,7 @@ def finish(result, args: argparse.Namespace) -> dict:
         files.join(pbg_dir, "config.py"),
         pbg.config_text(args.types, dimension=args.pbg_dimension, epochs=args.pbg_epochs).encode("utf-8"),
     )
-    extra = {}
+    extra = {"degree_max": _max_degrees(result)}
     knn_info = files.join(report_dir, "embeddings_index.json")
     if files.exists(knn_info):
         extra["embeddings_index"] = json.loads(files.read_bytes(knn_info))
