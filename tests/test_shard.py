@@ -132,7 +132,7 @@ def test_manifest_counts_equal_a_recount_and_accounting_balances(runs):
     errors = pq.read_table(out / "errors" / "shard").to_pylist()
     assert sorted(e["error_type"] for e in errors) == ["invalid_id", "pair_tweet_missing", "text_empty"]
     stats = json.loads((out / "reports" / "shard" / "stats.json").read_text())
-    assert stats["balanced"] and stats["tweets_out"] == N_TWEETS
+    assert stats["balanced"] and stats["pairs_balanced"] and stats["tweets_out"] == N_TWEETS
 
 
 def test_token_ids_lengths_and_decoding(runs, inputs):

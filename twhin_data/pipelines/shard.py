@@ -12,6 +12,7 @@ import argparse
 import os
 
 import apache_beam as beam
+from apache_beam.io.filesystem import BeamIOError
 from apache_beam.io.filesystems import FileSystems
 
 from twhin_data import __version__
@@ -105,9 +106,17 @@ def _input_files(pattern: str, subdir: str) -> list[str]:
 
 
 def _clear(output: str) -> None:
+    """Deletes this stage's previous outputs under `output` (local folders, or gs:// prefixes)."""
     for name in (*OUTPUT_NAMES, os.path.join("errors", NAME), os.path.join("reports", NAME)):
         path = files.join(output, name)
-        if FileSystems.exists(path):
+        if "://" in path:  # object stores have no folders: delete the objects under the prefix
+            try:
+                found = [m.path for r in FileSystems.match([path, path + "/**"]) for m in r.metadata_list]
+            except BeamIOError:  # nothing matches
+                found = []
+            if found:
+                FileSystems.delete(sorted(set(found)))
+        elif FileSystems.exists(path):
             FileSystems.delete([path])
 
 
@@ -351,6 +360,8 @@ def finish(result, args: argparse.Namespace) -> dict:
         "tokens": counts.get("tokens", 0),
         "pairs_in": counts.get("pairs_in", 0),
         "pairs_out": counts["pairs_out"],
+        "pairs_balanced": counts.get("pairs_in", 0)
+        == counts["pairs_out"] + sum(v for k, v in rejected.items() if k.startswith("pair_")),
         "splits": manifest["splits"],
         "languages": manifest["languages"],
         "elapsed_s": round(getattr(args, "elapsed_s", 0.0), 2),
