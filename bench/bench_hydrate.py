@@ -225,8 +225,7 @@ def run_conservation(n_ids: int, workdir: Path) -> dict:
     ids_file.write_text("\n".join(lines) + "\n")
     faults = {"500": 0.05, "503": 0.05, "502-html": 0.04, "truncated": 0.03, "429-noreset": 0.03}
     os.environ["X_BEARER_TOKEN"] = TOKEN
-    with MockXApi(store, statuses=statuses, token=TOKEN, seed=9) as mock:
-        mock.faults = faults
+    with MockXApi(store, statuses=statuses, token=TOKEN, seed=9, faults=faults) as mock:
         start = time.time()
         rc = main(
             [

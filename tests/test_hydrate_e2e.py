@@ -19,19 +19,6 @@ TOKEN = "h1b-test-token-Zq8xW3"
 FAST = ["--backoff_base=0.01", "--backoff_cap=0.05", "--read_timeout=0.5", "--connect_timeout=0.5"]
 
 
-class TimedMock(MockXApi):
-    """The mock, plus the wall-clock time of every answered request (for window accounting)."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.times: list[tuple[float, int]] = []
-
-    def answer(self, path, query, auth):
-        status, headers, body = super().answer(path, query, auth)
-        self.times.append((time.time(), status))
-        return status, headers, body
-
-
 def read_dir(path: Path):
     tables = [pq.read_table(p) for p in sorted(path.glob("*.parquet"))]
     return [row for t in tables for row in t.to_pylist()]
@@ -136,10 +123,7 @@ def test_conservation_20k_with_duplicates_malformed_missing_and_faults(tmp_path)
     ids_file = tmp_path / "ids.txt"
     ids_file.write_text("\n".join(lines) + "\n")
     faults = {"500": 0.05, "503": 0.05, "502-html": 0.04, "truncated": 0.03, "429-noreset": 0.03}
-    with MockXApi(store, statuses=statuses, token=TOKEN, seed=5) as m:
-        m.faults = (
-            faults  # set after construction: MockXApi's fault-name check rejects valid faults (reported)
-        )
+    with MockXApi(store, statuses=statuses, token=TOKEN, seed=5, faults=faults) as m:
         rc, out = hydrate(tmp_path, m, ids_file, "--max_retries=8")
         requests = len(m.request_log)
     assert rc == 0
@@ -343,7 +327,7 @@ def test_multi_processing_two_workers_share_the_window(tmp_path):
     ids_file = tmp_path / "ids.txt"
     ids_file.write_text("\n".join(ids))
     window = 1.0
-    with TimedMock(store, statuses=statuses, token=TOKEN, rate_limit=5, window_s=window) as m:
+    with MockXApi(store, statuses=statuses, token=TOKEN, rate_limit=5, window_s=window) as m:
         rc, out = hydrate(
             tmp_path,
             m,
@@ -354,7 +338,7 @@ def test_multi_processing_two_workers_share_the_window(tmp_path):
             str(tmp_path / "pacing"),
             "--reset_margin_s=0.05",
         )
-        times = list(m.times)
+        times = list(zip(m.time_log, m.status_log, strict=True))
     assert rc == 0
     first_window = int(times[0][0] // window)
     late_429 = [t for t, status in times if status == 429 and int(t // window) > first_window]
