@@ -352,3 +352,24 @@ def test_archive_rejects_api_only_flags(tmp_path, capsys):
     archive.write_text('{"id": "1", "text": "x"}\n')
     rc = main(["hydrate", "--archive", str(archive), "--output", str(tmp_path / "o"), "--resume"])
     assert rc == 2 and "--resume and --max_reads apply to --ids" in capsys.readouterr().err
+
+
+def test_two_runs_give_the_same_output_except_retrieved_at(tmp_path, sample_dir):
+    outs = []
+    for name in ("one", "two"):
+        with MockXApi(
+            sample_dir / "sample_tweets.jsonl", statuses=sample_dir / "sample_status.json", token=TOKEN
+        ) as m:
+            rc, out = hydrate(tmp_path, m, sample_dir / "sample_ids.txt", out=name)
+        assert rc == 0
+        outs.append(out)
+    one, two = outs
+    errors = sorted((one / "errors" / "hydrate").glob("*.parquet"))
+    assert errors and [p.read_bytes() for p in errors] == [
+        (two / "errors" / "hydrate" / p.name).read_bytes() for p in errors
+    ]
+    for name in ("tweets", "unavailable"):
+        assert [p.name for p in sorted((one / name).glob("*.parquet"))] == [
+            p.name for p in sorted((two / name).glob("*.parquet"))
+        ]
+        assert _without_retrieved_at(read_dir(one / name)) == _without_retrieved_at(read_dir(two / name))
