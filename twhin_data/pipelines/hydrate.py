@@ -75,8 +75,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--max_reads",
         type=opts.non_negative_int,
         default=None,
-        help="Request at most N IDs (an upper bound on billed reads) in this run; the rest are "
-        "recorded as failed/read-budget and a later --resume continues.",
+        help="Request at most N IDs in this run (each bills at most one read; tweets pulled in by "
+        "--expansions may bill more: pass --expansions '' to exclude them); the rest are recorded as "
+        "failed/read-budget and a later --resume continues.",
     )
     parser.add_argument(
         "--tweet_fields",
@@ -158,7 +159,7 @@ def _clear(output: str) -> None:
         path = files.join(output, name)
         if "://" in output:
             if files.exists(path):
-                FileSystems.delete([path])
+                FileSystems.delete([path.rstrip("/") + "/"])  # a prefix on object stores
         else:
             shutil.rmtree(path, ignore_errors=True)
 
@@ -168,7 +169,7 @@ def _drop_progress(output: str) -> None:
     path = files.join(output, hyd.PROGRESS)
     if "://" in output:
         if files.exists(path):
-            FileSystems.delete([path])
+            FileSystems.delete([path.rstrip("/") + "/"])  # a prefix on object stores
     else:
         shutil.rmtree(path, ignore_errors=True)
 
