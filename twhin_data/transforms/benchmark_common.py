@@ -162,3 +162,19 @@ def card_config(manifest: dict, lang: str, config_name: str, names: dict[str, st
     """
     kept = {split: f"{lang}/{name}.parquet" for split, name in names.items() if rows_of(manifest, lang, name)}
     return {"config_name": config_name, "data_files": kept} if kept else None
+
+
+def bucket_slices(keys: Sequence[str], items: Sequence, buckets: int, salt: str) -> list[tuple[int, list]]:
+    """``(bucket, items)`` slices of `items` by a stable hash of their `keys` (a join key), sorted by bucket.
+
+    Joins shuffle these slices instead of single rows: Beam's per-element cost is paid per slice.
+    """
+    if not items:
+        return []
+    from twhin_data.transforms.io import shard_of
+
+    shard = shard_of(pa.array(list(keys), pa.string()), buckets, salt)
+    slices: dict[int, list] = {}
+    for item, bucket in zip(items, shard.tolist(), strict=True):
+        slices.setdefault(bucket, []).append(item)
+    return sorted(slices.items())

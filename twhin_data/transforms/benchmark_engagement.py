@@ -2,8 +2,8 @@
 
 Element flow (the counting unit is one engagement row)::
 
-    engagement files -> ReadEngagementPairs (benchmark_engagement_io: distinct (user, tweet) pairs) + errors
-    pairs + tweet tables -> AttachTweets (tweet language and normalized text, per tweet)
+    engagement files -> ReadEngagementPairs (benchmark_engagement_io: (user, tweet) pair slices) + errors
+    pairs + tweet tables -> AttachTweets (dedup pairs; tweet language and normalized text)
     per language -> SampleAndSplitTweets (max tweets per language, tweet-level hashed split)
     pairs + user embeddings -> PickUserRecords (each user embedding used in one record)
     per language -> WriteEngagementBenchmark (records, candidate lists, negatives, tweets)
@@ -12,6 +12,7 @@ Element flow (the counting unit is one engagement row)::
 from __future__ import annotations
 
 import json
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 
 import apache_beam as beam
@@ -26,34 +27,69 @@ from twhin_data.schemas.benchmark import (
     ENGAGEMENT_RECORDS,
 )
 from twhin_data.transforms import benchmark_engagement_core as core
-from twhin_data.transforms.benchmark import tweets_with_ids
-from twhin_data.transforms.benchmark_common import SPLITS, TokenizerHandle, numeric_id_order, write_table
-from twhin_data.transforms.benchmark_engagement_io import _Counters, _error, embedding_rows
+from twhin_data.transforms.benchmark import _CounterSumFn, _SetUnionFn, tweets_with_ids
+from twhin_data.transforms.benchmark_common import (
+    SPLITS,
+    TokenizerHandle,
+    bucket_slices,
+    numeric_id_order,
+    write_table,
+)
+from twhin_data.transforms.benchmark_engagement_io import (
+    TWEET_SALT,
+    USER_SALT,
+    _Counters,
+    _error,
+    embedding_slices,
+)
 from twhin_data.transforms.benchmark_io import ERRORS, canonical_lang
 
 TWEET_COLUMNS = ["tweet_id", "text", "lang", "mentions", "urls"]
 
 
-class _AttachTweetFn(beam.DoFn):
-    """One tweet's engagers + hydrated row -> ``(lang, tweet)``, or the pairs are rejected."""
+def _first(rows: list) -> object:
+    """The one row, or a deterministic pick among duplicates (same input, same pick on every runner)."""
+    return rows[0] if len(rows) == 1 else min(rows, key=lambda r: json.dumps(r, sort_keys=True, default=str))
+
+
+class _AttachTweetsFn(beam.DoFn):
+    """One tweet bucket's (user, tweet) pairs + hydrated rows -> ``(lang, [tweets with their users])``.
+
+    Pairs are deduplicated here (every pair of a tweet is in its bucket); pairs on tweets that
+    are missing, have no language or no text are rejected with the count of their engagements.
+    """
 
     def __init__(self, placeholders: bool):
         self._placeholders = placeholders
         self._counters = _Counters()
 
-    def process(self, item: tuple[str, dict]) -> Iterable:
-        yield from self._attach(*item)
+    def process(self, item: tuple[int, dict]) -> Iterable:
+        _bucket, grouped = item
+        users: dict[str, set] = defaultdict(set)
+        for batch in grouped["pairs"]:
+            for user, tweet_id in batch:
+                users[tweet_id].add(user)
+        self._counters.inc("distinct_pairs", sum(len(u) for u in users.values()))
+        tweets: dict[str, list] = defaultdict(list)
+        for batch in grouped["tweets"]:
+            for row in batch:
+                tweets[row["tweet_id"]].append(row)
+        out: dict[str, list] = defaultdict(list)
+        for tweet_id in sorted(users, key=lambda t: (len(t), t)):
+            engagers = sorted(users[tweet_id], key=lambda u: (len(u), u))
+            lang, result = self._attach(tweet_id, engagers, tweets.get(tweet_id, []))
+            if lang is None:
+                yield result
+            else:
+                out[lang].append(result)
+        yield from sorted(out.items())
 
-    def _attach(self, tweet_id: str, grouped: dict) -> Iterable:
-        users = sorted(set(grouped["users"]), key=lambda u: (len(u), u))
-        if not users:
-            return
-        tweets = grouped["tweets"]
+    def _attach(self, tweet_id: str, users: list[str], rows: list[dict]) -> tuple[str | None, object]:
         reason = message = None
-        if not tweets:
+        if not rows:
             reason, message = "tweet_unavailable", "tweet not in the hydrated tweets"
         else:
-            tweet = min(tweets, key=lambda t: json.dumps(t, sort_keys=True, default=str))
+            tweet = _first(rows)
             lang = canonical_lang(tweet.get("lang"))
             if lang is None or lang in core.NO_LANGUAGE:
                 reason, message = (
@@ -76,73 +112,83 @@ class _AttachTweetFn(beam.DoFn):
                 reason, message = exc.error_type, exc.message
         if reason is not None:
             self._counters.inc(f"rejected_{reason}", len(users))
-            yield _error(
-                {"tweet_id": tweet_id, "engagements": len(users)},
-                reason,
-                f"{message} ({len(users)} engagements)",
-            )
-            return
-        yield lang, {"tweet_id": tweet_id, "text": text, "users": users}
+            value = {"tweet_id": tweet_id, "engagements": len(users)}
+            return None, _error(value, reason, f"{message} ({len(users)} engagements)")
+        return lang, {"tweet_id": tweet_id, "text": text, "users": users}
 
 
 class AttachTweets(beam.PTransform):
-    """(pairs, tweet tables) -> ``(lang, {tweet_id, text, users})`` per engaged tweet, and errors."""
+    """(pair slices, tweet tables) -> ``(lang, [{tweet_id, text, users}])`` batches, and errors.
 
-    def __init__(self, *, placeholders: bool = True):
+    Tweet tables are cut down to the engaged IDs (one side input), then sliced by the same hash
+    buckets as the pairs: the join is one shuffle of slices, not of single rows.
+    """
+
+    def __init__(self, *, placeholders: bool = True, buckets: int = 64):
         super().__init__()
         self._placeholders = placeholders
+        self._buckets = buckets
 
     def expand(self, pcolls):
         pairs, tweet_tables = pcolls
         wanted = (
             pairs
-            | "EngagedIds" >> beam.Map(lambda pair: pair[1])
-            | "DistinctEngaged" >> beam.Distinct()
-            | "EngagedList" >> beam.combiners.ToList()
+            | "EngagedIds" >> beam.Map(lambda kv: [t for _u, t in kv[1]])
+            | "AllEngaged" >> beam.CombineGlobally(_SetUnionFn())
             | "EngagedArray" >> beam.Map(lambda ids: pa.array(sorted(ids), pa.string()))
         )
         tweets = tweet_tables | "EngagedTweets" >> beam.FlatMap(
-            tweets_with_ids, wanted=beam.pvalue.AsSingleton(wanted)
+            _tweet_slices, wanted=beam.pvalue.AsSingleton(wanted), buckets=self._buckets
         )
-        users = pairs | "KeyByTweet" >> beam.Map(lambda pair: (pair[1], pair[0]))
         return (
-            {"users": users, "tweets": tweets}
+            {"pairs": pairs, "tweets": tweets}
             | "JoinTweets" >> beam.CoGroupByKey()
-            | "AttachTweet"
-            >> beam.ParDo(_AttachTweetFn(self._placeholders)).with_outputs(ERRORS, main="main")
+            | "AttachTweets"
+            >> beam.ParDo(_AttachTweetsFn(self._placeholders)).with_outputs(ERRORS, main="main")
         )
+
+
+def _tweet_slices(table: pa.Table, wanted: pa.Array, buckets: int) -> list[tuple[int, list]]:
+    rows = [row for _id, row in tweets_with_ids(table, wanted)]
+    return bucket_slices([r["tweet_id"] for r in rows], rows, buckets, TWEET_SALT)
 
 
 class _SampleSplitFn(beam.DoFn):
-    """One language's tweets -> sampled tweets with their split, and (user, engagement) pairs."""
+    """One language's tweets -> ``tweets`` (lang, [tweets + split]) and user-bucket slices of engagements."""
 
-    def __init__(self, max_tweets: int, fractions: tuple[float, float, float], seed: int):
+    def __init__(self, max_tweets: int, fractions: tuple[float, float, float], seed: int, buckets: int):
         self._max_tweets = max_tweets
         self._fractions = fractions
         self._seed = seed
+        self._buckets = buckets
         self._counters = _Counters()
 
-    def process(self, item: tuple[str, Iterable[dict]]) -> Iterable:
-        lang, tweets = item
-        tweets = {t["tweet_id"]: t for t in tweets}
+    def process(self, item: tuple[str, Iterable[list[dict]]]) -> Iterable:
+        lang, batches = item
+        tweets = {t["tweet_id"]: t for batch in batches for t in batch}
         ids = sorted(tweets, key=lambda t: (len(t), t))
         selected, dropped = core.sample_tweets(lang, ids, self._max_tweets, self._seed)
-        for tweet_id in dropped:
-            self._counters.inc("rejected_tweet_not_sampled", len(tweets[tweet_id]["users"]))
+        self._counters.inc("rejected_tweet_not_sampled", sum(len(tweets[t]["users"]) for t in dropped))
         splits = core.split_tweets(selected, self._fractions, self._seed)
-        for tweet_id in selected:
-            tweet = tweets[tweet_id]
-            yield beam.pvalue.TaggedOutput("tweets", (lang, {**tweet, "split": splits[tweet_id]}))
-            for user in tweet["users"]:
-                yield user, {"tweet_id": tweet_id, "lang": lang, "split": splits[tweet_id]}
+        yield beam.pvalue.TaggedOutput(
+            "tweets", (lang, [{**tweets[t], "split": splits[t]} for t in selected])
+        )
+        engagements = [
+            (user, {"tweet_id": t, "lang": lang, "split": splits[t]})
+            for t in selected
+            for user in tweets[t]["users"]
+        ]
+        yield from bucket_slices([u for u, _e in engagements], engagements, self._buckets, USER_SALT)
 
 
 class SampleAndSplitTweets(beam.PTransform):
-    """``(lang, tweet)`` -> ``tweets`` (lang, tweet + split) and ``main`` (user_id, engagement)."""
+    """``(lang, [tweets])`` -> ``tweets`` (lang, [tweets + split]) and ``main`` (user bucket, [(user, engagement)])."""
 
-    def __init__(self, *, max_tweets: int, fractions: tuple[float, float, float], seed: int):
+    def __init__(
+        self, *, max_tweets: int, fractions: tuple[float, float, float], seed: int, buckets: int = 64
+    ):
         super().__init__()
-        self._args = (max_tweets, fractions, seed)
+        self._args = (max_tweets, fractions, seed, buckets)
 
     def expand(self, tweets):
         return (
@@ -153,65 +199,82 @@ class SampleAndSplitTweets(beam.PTransform):
 
 
 class _PickRecordsFn(beam.DoFn):
-    """One user's engagements + embedding -> at most `per_user` records (privacy rule of the paper)."""
+    """One user bucket's engagements + embeddings -> ``(lang, [records])``: at most `per_user` per user."""
 
     def __init__(self, per_user: int, seed: int):
         self._per_user = per_user
         self._seed = seed
         self._counters = _Counters()
 
-    def process(self, item: tuple[str, dict], dim: int) -> Iterable:
-        yield from self._pick(*item, dim)
+    def process(self, item: tuple[int, dict], dim: int) -> Iterable:
+        _bucket, grouped = item
+        engagements: dict[str, list] = defaultdict(list)
+        embeddings: dict[str, list] = defaultdict(list)
+        for batch in grouped["engagements"]:
+            for user, engagement in batch:
+                engagements[user].append(engagement)
+        for batch in grouped["embeddings"]:
+            for user, emb in batch:
+                embeddings[user].append(emb)
+        out: dict[str, list] = defaultdict(list)
+        for user in sorted(engagements, key=lambda u: (len(u), u)):
+            for lang, result in self._pick(user, engagements[user], embeddings.get(user, []), dim):
+                if lang is None:
+                    yield result
+                else:
+                    out[lang].append(result)
+        yield from sorted(out.items())
 
-    def _pick(self, user: str, grouped: dict, dim: int) -> Iterable:
-        engagements = grouped["engagements"]
-        if not engagements:
-            return
-        embeddings = grouped["embeddings"]
+    def _pick(self, user: str, engagements: list[dict], embeddings: list, dim: int) -> list[tuple]:
         problem = "no embedding for this user" if not embeddings else None
         if embeddings:
             if len(embeddings) > 1:
                 self._counters.inc("duplicate_user_embeddings", len(embeddings) - 1)
-            emb = min(embeddings, key=lambda e: json.dumps(e, default=str))
+            emb = _first(embeddings)
             problem = core.check_embedding(emb, dim)
         if problem:
             reason = "user_embedding_missing" if not embeddings else "bad_user_embedding"
             self._counters.inc(f"rejected_{reason}", len(engagements))
-            yield _error({"user_engagements": len(engagements)}, reason, problem)
-            return
+            return [(None, _error({"user_engagements": len(engagements)}, reason, problem))]
         by_tweet = {e["tweet_id"]: e for e in engagements}
         kept, dropped = core.choose_records(user, sorted(by_tweet), self._per_user, self._seed)
         self._counters.inc("rejected_user_already_used", len(dropped))
-        key = core.user_key(user, self._seed)
+        key, vector = core.user_key(user, self._seed), [float(x) for x in emb]
+        out = []
         for tweet_id in kept:
             e = by_tweet[tweet_id]
             exclude = sorted(t for t, o in by_tweet.items() if t != tweet_id and o["lang"] == e["lang"])
-            yield e["lang"], {**e, "user_key": key, "user_emb": [float(x) for x in emb], "exclude": exclude}
+            out.append((e["lang"], {**e, "user_key": key, "user_emb": vector, "exclude": exclude}))
+        return out
+
+
+def _length_counts(item: tuple[int, list]) -> Counter:
+    return Counter(len(emb) if isinstance(emb, list) else -1 for _user, emb in item[1])
 
 
 class PickUserRecords(beam.PTransform):
-    """(user engagements, embedding tables) -> ``(lang, record)`` and errors.
+    """(user-bucket engagement slices, embedding tables) -> ``(lang, [records])`` and errors.
 
-    The embedding dimension is the most common one in the file; other lengths are rejected.
+    The embedding dimension is the most common one in the files; other lengths are rejected.
     """
 
-    def __init__(self, *, per_user: int, seed: int):
+    def __init__(self, *, per_user: int, seed: int, buckets: int = 64):
         super().__init__()
         self._per_user = per_user
         self._seed = seed
+        self._buckets = buckets
 
     def expand(self, pcolls):
         engagements, embedding_tables = pcolls
-        parsed = embedding_tables | "EmbeddingRows" >> beam.FlatMap(embedding_rows).with_outputs(
-            ERRORS, main="main"
-        )
+        parsed = embedding_tables | "EmbeddingSlices" >> beam.FlatMap(
+            embedding_slices, buckets=self._buckets
+        ).with_outputs(ERRORS, main="main")
         dim = (
             parsed.main
-            | "EmbeddingLength" >> beam.Map(lambda kv: len(kv[1]) if isinstance(kv[1], list) else -1)
-            | "CountLengths" >> beam.combiners.Count.PerElement()
-            | "LengthList" >> beam.combiners.ToList()
+            | "EmbeddingLengths" >> beam.Map(_length_counts)
+            | "AllLengths" >> beam.CombineGlobally(_CounterSumFn())
             | "CommonLength"
-            >> beam.Map(lambda counts: min(counts, key=lambda c: (-c[1], c[0]))[0] if counts else 0)
+            >> beam.Map(lambda c: min(c.items(), key=lambda kv: (-kv[1], kv[0]))[0] if c else 0)
         )
         records = (
             {"engagements": engagements, "embeddings": parsed.main}
@@ -239,8 +302,8 @@ class _WriteLanguageFn(beam.DoFn):
 
     def process(self, item: tuple[str, dict]) -> Iterable[dict]:
         lang, grouped = item
-        tweets = list(grouped["tweets"])
-        records = core.number_records(list(grouped["records"]))
+        tweets = [t for batch in grouped["tweets"] for t in batch]
+        records = core.number_records([r for batch in grouped["records"] for r in batch])
         for split in SPLITS:
             part = [r for r in records if r["split"] == split]
             self._counters.inc(f"records_{split}", len(part))
@@ -271,7 +334,7 @@ class _WriteLanguageFn(beam.DoFn):
 
 
 class WriteEngagementBenchmark(beam.PTransform):
-    """(``(lang, record)``, ``(lang, tweet)``) -> files under ``<output>/<lang>/``; emits file infos.
+    """(``(lang, [records])``, ``(lang, [tweets])``) -> files under ``<output>/<lang>/``; emits file infos.
 
     One CoGroupByKey on language gathers a language's records and tweets (bounded by
     --max_tweets_per_lang and its engagements), so each file is written once, sorted.

@@ -9,10 +9,13 @@ import pyarrow as pa
 from apache_beam.metrics import Metrics
 
 from twhin_data.core.errors import ConfigError, error_record
-from twhin_data.transforms.benchmark_io import ERRORS, iter_records, parquet_schema
+from twhin_data.transforms.benchmark_common import bucket_slices
+from twhin_data.transforms.benchmark_io import BATCH_ROWS, ERRORS, iter_records, parquet_schema
 from twhin_data.transforms.ids import normalize_id
 
 STAGE = "benchmark_engagement"
+TWEET_SALT = "benchmark-engagement-tweet"
+USER_SALT = "benchmark-engagement-user"
 _EMB_NAMES = ("embedding", "user_emb", "emb", "vector")
 
 
@@ -48,49 +51,50 @@ def parse_engagement(record: object) -> tuple[str, str] | tuple[None, tuple[str,
 
 
 class _ReadEngagementFileFn(beam.DoFn):
-    def __init__(self) -> None:
+    """One engagement file -> ``(bucket, [(user_id, tweet_id), ...])`` slices keyed by the tweet; bad rows on errors."""
+
+    def __init__(self, buckets: int) -> None:
+        self._buckets = buckets
         self._counters = _Counters()
 
     def process(self, path: str) -> Iterable:
+        pairs: list[tuple[str, str]] = []
         for number, record in iter_records(path):
             self._counters.inc("engagements_read")
             user, tweet = parse_engagement(record)
             if user is None:
                 error_type, message = tweet
                 self._counters.inc(f"rejected_malformed_{error_type}")
-                yield _error(
-                    record if not isinstance(record, Exception) else str(record),
-                    error_type,
-                    f"row {number}: {message}",
-                    path,
-                )
-            else:
-                yield user, tweet
+                value = record if not isinstance(record, Exception) else str(record)
+                yield _error(value, error_type, f"row {number}: {message}", path)
+                continue
+            pairs.append((user, tweet))
+            if len(pairs) >= BATCH_ROWS:
+                yield from bucket_slices([t for _u, t in pairs], pairs, self._buckets, TWEET_SALT)
+                pairs = []
+        yield from bucket_slices([t for _u, t in pairs], pairs, self._buckets, TWEET_SALT)
 
 
 class ReadEngagementPairs(beam.PTransform):
-    """Engagement files -> distinct ``(user_id, tweet_id)`` pairs on ``main``; bad rows on ``errors``.
+    """Engagement files -> ``(bucket, [(user_id, tweet_id)])`` slices on ``main``; bad rows on ``errors``.
 
-    Several engagement types of one user on one tweet are one pair (counted as duplicates).
+    Slices are keyed by a hash bucket of the tweet ID (the next join's key). Several engagement
+    types of one user on one tweet become one pair in that join (counted as duplicates there).
     """
 
-    def __init__(self, paths: list[str]):
+    def __init__(self, paths: list[str], *, buckets: int = 64):
         super().__init__()
         self._paths = paths
+        self._buckets = buckets
 
     def expand(self, p):
         parsed = (
             p
             | "EngagementFiles" >> beam.Create(self._paths)
-            | "ReadEngagementFile" >> beam.ParDo(_ReadEngagementFileFn()).with_outputs(ERRORS, main="main")
+            | "ReadEngagementFile"
+            >> beam.ParDo(_ReadEngagementFileFn(self._buckets)).with_outputs(ERRORS, main="main")
         )
-        pairs = parsed.main | "DistinctPairs" >> beam.Distinct() | "CountPairs" >> beam.Map(_count_pair)
-        return pairs, parsed[ERRORS]
-
-
-def _count_pair(pair: tuple[str, str]) -> tuple[str, str]:
-    Metrics.counter(STAGE, "distinct_pairs").inc()
-    return pair
+        return parsed.main, parsed[ERRORS]
 
 
 def embedding_column(schema: pa.Schema) -> str | None:
@@ -112,12 +116,14 @@ def check_embedding_files(paths: list[str]) -> None:
             )
 
 
-def embedding_rows(table: pa.Table) -> Iterable:
-    """(user_id, embedding) per row of an embeddings table; error records for bad user IDs."""
+def embedding_slices(table: pa.Table, buckets: int) -> Iterable:
+    """``(bucket, [(user_id, embedding)])`` slices keyed by the user; error records for bad user IDs."""
     column = embedding_column(table.schema)
+    rows = []
     for user, emb in zip(table.column("user_id").to_pylist(), table.column(column).to_pylist(), strict=True):
         key, problem = normalize_id(user)
         if problem:
             yield _error({"user_id": key}, f"user_{problem[0]}", f"user embeddings: {problem[1]}")
         else:
-            yield key, emb
+            rows.append((key, emb))
+    yield from bucket_slices([u for u, _e in rows], rows, buckets, USER_SALT)
