@@ -1,6 +1,6 @@
 """Language-ID benchmark: speed (tweets/s per core) and accuracy of fasttext vs langdetect vs x.
 
-    python bench/bench_langid.py --n 20000 --langdetect_n 2000 --out bench/results/langid
+    python bench/bench_langid.py --n 20000 --langdetect_n 2000 --out bench/out/langid
 
 Speed: single process, one core, on normalized synthetic tweets (twhin_data.data.synth) with
 mentions/URLs removed (what prepare feeds the detector); model loading is excluded.
@@ -57,14 +57,14 @@ def accuracy(name: str, texts: list[str], truth: list[str], x: list[str] | None)
     return sum(a == b for a, b in zip(langs, truth, strict=True)) / len(truth)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=20_000, help="Synthetic tweets for fasttext speed/accuracy.")
     parser.add_argument("--langdetect_n", type=int, default=2_000, help="Subset for langdetect (it is slow).")
     parser.add_argument(
-        "--out", default=os.path.join(HERE, "results", "langid"), help="Output prefix (.json, .md)."
+        "--out", default=os.path.join(HERE, "out", "langid"), help="Output prefix (.json, .md)."
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     texts, truth, x = synthetic(args.n)
     small = slice(0, args.langdetect_n)
     lab_texts, lab_truth = labelled()
@@ -119,7 +119,8 @@ def main() -> None:
     with open(args.out + ".md", "w") as handle:
         handle.write(md)
     print(md)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -1,6 +1,6 @@
 """prepare end to end on FnApiRunner, one worker: tweets/s per core, fasttext vs langdetect.
 
-    python bench/bench_prepare.py --n 200000 --langdetect_n 10000 --out bench/results/prepare
+    python bench/bench_prepare.py --n 200000 --langdetect_n 10000 --out bench/out/prepare
 
 Runs `twhin-data prepare --workers 1` (read, normalize_v1, language ID, filters, dedup shuffle,
 resampling at alpha 0.7, write, report) on synthetic hydrate output (twhin_data.data.synth,
@@ -79,17 +79,17 @@ def run(kind: str, root: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=200_000)
     parser.add_argument("--langdetect_n", type=int, default=10_000)
-    parser.add_argument("--out", default=os.path.join(HERE, "results", "prepare"))
+    parser.add_argument("--out", default=os.path.join(HERE, "out", "prepare"))
     parser.add_argument("--child", choices=["fasttext", "langdetect", "read"], help=argparse.SUPPRESS)
     parser.add_argument("--root", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.child:
         print(json.dumps(read_only(args.root) if args.child == "read" else child(args.root, args.child)))
-        return
+        return 0
     import prep_data
 
     big, small = prep_data.tweets_dir(args.n), prep_data.tweets_dir(args.langdetect_n)
@@ -129,7 +129,8 @@ def main() -> None:
     with open(args.out + ".md", "w") as handle:
         handle.write(md)
     print(md)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

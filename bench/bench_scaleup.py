@@ -2,7 +2,7 @@
 
 One self-contained command (the synthetic input is generated once and cached under /tmp):
 
-    python bench/bench_scaleup.py --n 400000 --max_workers 16 --out bench/results/scaleup
+    python bench/bench_scaleup.py --n 400000 --max_workers 16 --out bench/out/scaleup
 
 For every N in 1, 2, 4, 8, 16 (up to --max_workers), each in a fresh process:
 
@@ -189,12 +189,12 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=400_000, help="Synthetic tweets (cached under /tmp).")
     parser.add_argument("--max_workers", type=int, default=os.cpu_count() or 1, help="Largest N measured.")
     parser.add_argument(
-        "--out", default=os.path.join(HERE, "results", "scaleup"), help="Output prefix (.json, .md)."
+        "--out", default=os.path.join(HERE, "out", "scaleup"), help="Output prefix (.json, .md)."
     )
     parser.add_argument(
         "--candidates", action="store_true", help="Also measure Beam's multi_processing mode."
@@ -202,7 +202,7 @@ def main() -> None:
     parser.add_argument("--child", choices=["prepare", "pool", "mp"], help=argparse.SUPPRESS)
     parser.add_argument("--root", help=argparse.SUPPRESS)
     parser.add_argument("--workers", type=int, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.child:
         result = (
             child_pool(args.root, args.workers)
@@ -210,7 +210,7 @@ def main() -> None:
             else child_prepare(args.root, args.workers, args.child)
         )
         print(json.dumps(result))
-        return
+        return 0
     import prep_data
 
     root = prep_data.tweets_dir(args.n)
@@ -247,7 +247,8 @@ def main() -> None:
     with open(args.out + ".md", "w") as handle:
         handle.write(text)
     print(text)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
