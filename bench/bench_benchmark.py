@@ -220,11 +220,13 @@ def main(argv: list[str] | None = None) -> int:
         ]
         argv_e += ["--output", str(out_e), "--negatives", str(args.negatives), "--log_level", "WARNING"]
         t_eng, rc = _timed(lambda: cli.main(argv_e))
+        c_eng = _timed.cpu
         if rc != 0:
             return rc
         print(f"engagement: {args.engagements} engagement rows, 2 x {args.tweets_per_lang} tweets")
+        rate = args.engagements / t_eng
         print(
-            f"  beam pipeline (FnApiRunner): {t_eng:.2f} s = {args.engagements / t_eng:,.0f} engagement rows/s"
+            f"  beam pipeline (FnApiRunner): {t_eng:.2f} s wall, {c_eng:.2f} CPU-s = {rate:,.0f} rows/s wall"
         )
         from twhin_data.pipelines.benchmark_evaluate import evaluate, render
 
