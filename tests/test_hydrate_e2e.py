@@ -228,7 +228,7 @@ def test_forbidden_and_usage_cap_stop_the_job_with_one_line(tmp_path, capsys, sc
     assert len(err) == 1 and words in err[0], err
 
 
-def test_fatal_401_is_one_line_and_existing_output_is_refused(tmp_path, sample_dir, capsys):
+def test_fatal_401_is_one_line_and_existing_output_is_refused(tmp_path, sample_dir, capsys, caplog):
     ids_file = tmp_path / "ids.txt"
     ids_file.write_text("1\n2\n")
     with MockXApi({}, token="another-token") as m:
@@ -236,6 +236,7 @@ def test_fatal_401_is_one_line_and_existing_output_is_refused(tmp_path, sample_d
     assert rc == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and ("401" in err[0] or "nauthorized" in err[0]), err
+    assert "Traceback" not in caplog.text and not [r for r in caplog.records if r.exc_info]
     with MockXApi({}, token=TOKEN) as m:
         (out / "tweets").mkdir(parents=True, exist_ok=True)
         (out / "tweets" / "part-00000-of-00001.parquet").write_bytes(b"x")
