@@ -204,8 +204,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.n < 1 or getattr(args, "chunk", 1) < 1 or not 0 <= getattr(args, "missing", 0) < 1:
-        print("error: --n and --chunk must be >= 1 and --missing in [0, 1)", file=sys.stderr)
+    if args.n < 1 or getattr(args, "chunk", 1) < 1 or getattr(args, "communities", 1) < 1:
+        print("error: --n, --chunk and --communities must be >= 1", file=sys.stderr)
+        return 2
+    if not 0 <= getattr(args, "missing", 0) < 1:
+        print("error: --missing must be in [0, 1)", file=sys.stderr)
         return 2
     if args.command == "tweets" and not args.users:
         args.users = 10_000  # synth's default, so `ids` (which uses it) names the same tweets

@@ -172,6 +172,8 @@ def test_engagement_skew_and_planted_communities():
     tcomm = synth.tweet_community([r["tweet_id"] for r in rows], 5)
     inside = float(np.mean(ucomm == tcomm))
     assert 0.8 < inside < 0.92, inside  # 0.85 planted + 1/5 of the rest by chance
+    with pytest.raises(ValueError, match="communities"):
+        next(synth.generate_engagements(tweets, 10, 10, communities=0))
 
 
 def test_community_embeddings_cluster():
@@ -323,6 +325,8 @@ def test_bench_synth_cli_outputs(tmp_path: Path):
     first = {t["id"] for t in synth.generate_tweets(900, 0)}
     assert len(status) == 100 and first | set(status) <= stripped
     assert bench.main(["tweets", "--n", "0", "--out", str(tmp_path / "z")]) == 2
+    assert bench.main(["ids", "--n", "10", "--missing", "1.5", "--out", str(tmp_path / "z.txt")]) == 2
+    assert bench.main(["engagements", "--n", "10", "--communities", "0", "--out", str(tmp_path / "z")]) == 2
 
 
 def test_bench_run_lists_runs_and_rejects_unknown(capsys):

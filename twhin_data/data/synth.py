@@ -447,6 +447,10 @@ def generate_engagements(
     `in_community`, else with any tweet. ts is after the tweet's creation time (from its Snowflake ID).
     The same (user, tweet, type) can repeat, as in real logs.
     """
+    if communities < 1 or not 0.0 <= in_community <= 1.0:
+        raise ValueError(
+            f"need communities >= 1 and 0 <= in_community <= 1, got {communities}, {in_community}"
+        )
     ids = [t if isinstance(t, str) else t["id"] for t in tweets]
     if not ids or n_users <= 0:
         return
