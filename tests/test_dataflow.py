@@ -200,8 +200,8 @@ def test_check_catches_a_module_missing_from_the_sdist(tmp_path, sdist):
 @pytest.fixture(scope="module")
 def sample_out(tmp_path_factory) -> str:
     """The bundled sample chain (hydrate, prepare, graph) run once locally: inputs for the specs."""
-    out = str(tmp_path_factory.mktemp("sample"))
-    return local.sample_inputs(out, list(dataflow.PIPELINES))
+    # One sample chain per pytest session: test_multiprocess.py reuses the same directory.
+    return local.sample_inputs(str(tmp_path_factory.getbasetemp() / "twhin-sample"), list(dataflow.PIPELINES))
 
 
 @pytest.mark.parametrize("command", dataflow.PIPELINES)
@@ -229,13 +229,13 @@ def test_real_pipeline_job_spec_passes_every_check(command, tmp_path, sdist, sam
 
 def test_dataflow_check_command_prints_a_verdict_per_pipeline(capsys, tmp_path, sample_out):
     code = cli.main(
-        ["dataflow-check", "--pipelines", "hydrate", "--inputs", sample_out, "--workdir", str(tmp_path)]
+        ["dataflow-check", "--pipelines", "prepare", "--inputs", sample_out, "--workdir", str(tmp_path)]
     )
     out = capsys.readouterr().out
     assert code == 0, out
     assert (
         out.splitlines()[0].startswith("sdist  OK")
-        and out.splitlines()[1].startswith("hydrate")
+        and out.splitlines()[1].startswith("prepare")
         and " OK " in out
     )
     assert cli.main(["dataflow-check", "--pipelines", "nosuch"]) == 2

@@ -35,7 +35,8 @@ def parquet_contents(root: Path, drop: set[str]) -> dict[str, list[dict]]:
 
 @pytest.fixture(scope="module")
 def sample_out(tmp_path_factory) -> str:
-    return local.sample_inputs(str(tmp_path_factory.mktemp("sample")), list(dataflow.PIPELINES))
+    # One sample chain per pytest session: test_dataflow.py reuses the same directory.
+    return local.sample_inputs(str(tmp_path_factory.getbasetemp() / "twhin-sample"), list(dataflow.PIPELINES))
 
 
 @contextlib.contextmanager

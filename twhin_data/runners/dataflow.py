@@ -286,7 +286,7 @@ def submit(module, argv: list[str], beam_flags: list[str]) -> tuple[argparse.Nam
     opts.add_common_arguments(parser)
     args, extra = parser.parse_known_args(argv)
     if extra:
-        raise ConfigError(f"{module.NAME}: the sample flags are not accepted: {' '.join(extra)}")
+        raise ConfigError(f"{module.NAME}: unrecognized arguments: {' '.join(extra)}")
     args.workers = launch.resolve_workers(args, beam_flags)
     args.dataflow = opts.is_dataflow(beam_flags)
     module.validate(args)
