@@ -150,7 +150,12 @@ class _ResolveBucketFn(beam.DoFn):
             yield self._reject(first, "unavailable", message)
             return
         self._count("tweets_found")
-        tweet = min(tweets, key=lambda t: json.dumps(t, sort_keys=True, default=str))
+        # One row per ID normally; a deterministic pick among duplicate hydrate rows.
+        tweet = (
+            tweets[0]
+            if len(tweets) == 1
+            else min(tweets, key=lambda t: json.dumps(t, sort_keys=True, default=str))
+        )
         if tweet.get("text") is None:
             yield self._reject(first, "text_null", "the hydrated tweet has no text")
             return

@@ -1,0 +1,132 @@
+"""Pure pieces of the benchmark builders: label-file parsing, splits, sampling, candidate lists."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from twhin_data.core.errors import ConfigError
+from twhin_data.transforms import benchmark_engagement_core as core
+from twhin_data.transforms.benchmark import top_labels
+from twhin_data.transforms.benchmark_common import assign_splits, bucket_slices, dataset_card, parse_split
+from twhin_data.transforms.benchmark_io import LabelSource, canonical_lang, parse_label_file, path_hints
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("hashtag-classification-id/en/train.tsv", ("en", "train")),
+        ("hashtag-classification-id/en_dev.tsv", ("en", "validation")),
+        ("data/test-ja.csv", ("ja", "test")),
+        ("x/in_train.tsv", ("id", "train")),  # Twitter's legacy code
+        ("x/iw/test.tsv", ("he", "test")),
+        ("labels.csv", (None, None)),
+    ],
+)
+def test_path_hints(path, expected):
+    assert path_hints(path) == expected
+
+
+def _parse(text: bytes, name: str = "en_train.tsv") -> list[dict]:
+    return list(parse_label_file(LabelSource(name), text, "lang"))
+
+
+def test_parse_tsv_without_header_bom_quotes_and_bad_rows():
+    rows = _parse('\ufeff"0123"\t#Paris\n456\t  \n1.5E+18\tx\n789\tＴｏｋｙｏ\n\n'.encode())
+    assert rows[0] == {
+        "tweet_id": "123",
+        "lang": "en",
+        "label": "Paris",
+        "released_split": "train",
+        "source": "en_train.tsv",
+    }
+    assert rows[1]["_error"][0] == "empty_label"
+    assert rows[2]["_error"][0] == "scientific_notation"
+    assert rows[3]["label"] == "Ｔｏｋｙｏ" and len(rows) == 4
+
+
+def test_parse_csv_header_with_language_column_and_invalid_utf8():
+    rows = _parse(b"id,label,lang\n1,a,IN\n2,b,\n3,\xff\xfe,ja\n", name="all.csv")
+    assert rows[0]["lang"] == "id"
+    assert rows[1]["_error"][0] == "no_language"
+    assert rows[2]["_error"][0] == "invalid_utf8"
+
+
+def test_canonical_lang():
+    assert canonical_lang(" IW ") == "he" and canonical_lang("in") == "id" and canonical_lang("") is None
+
+
+def test_parse_split():
+    assert parse_split("0.8,0.1,0.1") == (0.8, 0.1, 0.1)
+    for bad in ("0.8,0.1", "a,b,c", "0.5,0.5,0.5", "-0.1,0.6,0.5"):
+        with pytest.raises(ConfigError):
+            parse_split(bad)
+
+
+def test_assign_splits_is_stable_and_proportional():
+    ids = [str(10**17 + i * 7919) for i in range(20_000)]
+    splits = assign_splits(ids, (0.8, 0.1, 0.1), seed=0)
+    assert assign_splits(ids[:10], (0.8, 0.1, 0.1), seed=0) == splits[:10]  # independent of the others
+    counts = {s: splits.count(s) / len(ids) for s in ("train", "validation", "test")}
+    assert abs(counts["train"] - 0.8) < 0.02 and abs(counts["test"] - 0.1) < 0.02
+    assert assign_splits(ids, (0.8, 0.1, 0.1), seed=1) != splits
+
+
+def test_bucket_slices_group_by_key():
+    items = [("u1", "t1"), ("u2", "t1"), ("u3", "t2")]
+    slices = bucket_slices([t for _u, t in items], items, 8, "salt")
+    bucket_of = {t: b for b, part in slices for _u, t in part}
+    assert sum(len(p) for _b, p in slices) == 3 and len(bucket_of) == 2
+
+
+def test_top_labels_ranks_and_display_spelling():
+    from collections import Counter
+
+    lang, vocab = top_labels(
+        "en", Counter({("paris", "Paris"): 3, ("paris", "paris"): 1, ("rome", "Rome"): 4}), 1
+    )
+    assert lang == "en" and vocab == {"paris": (0, "Paris", 4)}
+
+
+def test_sample_tweets_is_a_deterministic_subset():
+    ids = [str(1000 + i) for i in range(100)]
+    chosen, dropped = core.sample_tweets("en", ids, 30, seed=0)
+    assert len(chosen) == 30 and set(chosen) | set(dropped) == set(ids)
+    assert core.sample_tweets("en", ids, 30, seed=0)[0] == chosen
+    assert core.sample_tweets("ja", ids, 30, seed=0)[0] != chosen
+
+
+def test_candidate_list_excludes_engaged_tweets_and_is_seeded():
+    pool = np.array([str(i) for i in range(100)], dtype=object)
+    record = {"tweet_id": "5", "split": "test", "user_row": 3, "exclude": ["6", "7"]}
+    ids, pos, short = core.candidate_list(record, pool, 20, lang="en", seed=0)
+    assert len(ids) == 21 and ids[pos] == "5" and not short
+    assert not {"6", "7"} & set(ids) and len(set(ids)) == 21
+    assert core.candidate_list(record, pool, 20, lang="en", seed=0) == (ids, pos, short)
+    ids_all, _pos, short = core.candidate_list(record, pool, 999, lang="en", seed=0)
+    assert short and len(ids_all) == 98  # everything but the two excluded tweets
+
+
+def test_negative_distribution_is_frequency_to_the_three_quarters():
+    records = [{"tweet_id": t} for t in ["1", "1", "1", "1", "2"]]
+    dist = core.negative_distribution("en", records)
+    assert [d["count"] for d in dist] == [4, 1]
+    assert math.isclose(dist[0]["probability"] / dist[1]["probability"], 4**0.75)
+    assert math.isclose(sum(d["probability"] for d in dist), 1.0)
+
+
+def test_check_embedding_and_choose_records():
+    assert core.check_embedding([1.0, 2.0], 2) is None
+    assert "NaN" in core.check_embedding([1.0, float("nan")], 2)
+    assert "expected 3" in core.check_embedding([1.0], 3)
+    kept, dropped = core.choose_records("u", ["1", "2", "3"], 1, seed=0)
+    assert len(kept) == 1 and sorted(kept + dropped) == ["1", "2", "3"]
+
+
+def test_dataset_card_yaml_configs():
+    card = dataset_card(
+        "T", "D", [{"config_name": "en", "data_files": {"train": "en/train.parquet"}}], "body"
+    )
+    assert card.startswith("---\nconfigs:\n- config_name: en\n  data_files:\n  - split: train\n")
