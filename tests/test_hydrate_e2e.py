@@ -374,3 +374,18 @@ def test_two_runs_give_the_same_output_except_retrieved_at(tmp_path, sample_dir)
             p.name for p in sorted((two / name).glob("*.parquet"))
         ]
         assert _without_retrieved_at(read_dir(one / name)) == _without_retrieved_at(read_dir(two / name))
+
+
+def test_input_without_valid_ids_makes_no_request_and_empty_datasets(tmp_path, capsys):
+    ids_file = tmp_path / "ids.txt"
+    ids_file.write_text("\n\nabc\n1e5\n")
+    with MockXApi({}, token=TOKEN) as m:
+        rc, out = hydrate(tmp_path, m, ids_file)
+        assert m.request_log == []
+    assert rc == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert (
+        summary["statuses"]["invalid_id"] == 2 and summary["ids_settled"] == 2 and summary["conservation_ok"]
+    )
+    assert pq.read_table(out / "tweets").num_rows == 0
+    assert pq.read_table(out / "unavailable").num_rows == 2

@@ -387,6 +387,12 @@ def finish(result, args: argparse.Namespace) -> dict:
             args.max_reads,
             summary["ids_over_read_budget"],
         )
+    for name, schema in (("tweets", TWEETS), ("unavailable", UNAVAILABLE)):
+        path = files.join(args.output, name)
+        if not _has_parts(path):  # no rows at all: still leave a readable, empty dataset
+            files.write_parquet_atomic(
+                files.join(path, f"part-00000-of-{args.part_shards:05d}.parquet"), schema.empty_table()
+            )
     if not args.archive:
         _drop_progress(args.output)
     files.write_json(
