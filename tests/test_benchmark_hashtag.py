@@ -96,6 +96,8 @@ def test_counts_add_up_and_every_reason_is_counted(inputs, tmp_path):
     assert s["steps"]["leaked"]["other_label_hashtag"] == 1
     by_type = sorted(e["error_type"] for e in errors(out, STAGE))
     assert len(by_type) == sum(s["rejected"].values())
+    html = (out / "reports" / STAGE / "report.html").read_text()
+    assert "Counts at each step" in html and "other_label_hashtag" in html
 
 
 def test_no_label_hashtag_survives_and_plain_words_stay(inputs, tmp_path):

@@ -46,10 +46,38 @@ def counters_of(result, namespace: str) -> dict[str, int]:
 
 
 def write_stats(output: str, stage: str, stats: dict) -> str:
-    """Writes ``<output>/reports/<stage>/stats.json``; returns its path."""
+    """Writes ``<output>/reports/<stage>/stats.json`` and ``report.html``; returns the stats path."""
     path = files.join(output, "reports", stage, "stats.json")
     files.write_json(path, stats)
+    html = render_report(stage, stats).encode("utf-8")
+    files.write_bytes_atomic(files.join(output, "reports", stage, "report.html"), html)
     return path
+
+
+def _flat(prefix: str, value: object) -> list[tuple[str, object]]:
+    if isinstance(value, dict):
+        return [row for k, v in value.items() for row in _flat(f"{prefix}.{k}" if prefix else str(k), v)]
+    return [(prefix, value)]
+
+
+def render_report(stage: str, stats: dict) -> str:
+    """A self-contained HTML page: the funnel, rejections by reason, files per language."""
+    from twhin_data.core.report import Report
+
+    checks = ", ".join(f"{k}: {'ok' if v else 'FAILED'}" for k, v in stats.get("checks", {}).items())
+    report = Report(f"{stage} report", subtitle=f"in {stats['in']:,}, out {stats['out']:,}; {checks}")
+    report.table(["step", "count"], _flat("", stats.get("steps", {})), title="Counts at each step")
+    rejected = stats.get("rejected", {})
+    if rejected:
+        ordered = dict(sorted(rejected.items(), key=lambda kv: (-kv[1], kv[0])))
+        report.bar_chart(ordered, title="Rejected, by reason")
+    per_language = stats.get("per_language", {})
+    if per_language:
+        names = sorted({name for row in per_language.values() for name in row})
+        rows = [[lang, *(row.get(n, 0) for n in names)] for lang, row in sorted(per_language.items())]
+        report.table(["lang", *names], rows, title="Rows per language and file")
+    report.table(["parameter", "value"], sorted(stats.get("parameters", {}).items()), title="Parameters")
+    return report.render()
 
 
 def rejected_of(counts: dict[str, int]) -> dict[str, int]:
