@@ -22,6 +22,8 @@ from tests.test_benchmark_fixtures import (
     tweet,
     write_tweets,
 )
+from twhin_data.schemas import to_table
+from twhin_data.schemas.tweets import UNAVAILABLE
 
 STAGE = "benchmark_engagement"
 N_TWEETS = 60  # per language
@@ -43,6 +45,7 @@ def _engagements() -> list[str]:
     lines.append("10,1000,reply,2022-01-01T00:00:01Z")  # same pair, another type: a duplicate
     lines.append("10,1000,fav,2022-01-01T00:00:01Z")
     lines.append("10,9999,fav,2022-01-01T00:00:00Z")  # tweet not hydrated
+    lines.append("12,9998,fav,2022-01-01T00:00:00Z")  # tweet hydrate settled as not_found
     lines.append("11,3000,fav,2022-01-01T00:00:00Z")  # tweet language und
     lines.append("500,1001,fav,2022-01-01T00:00:00Z")  # user without an embedding
     lines.append("501,1002,fav,2022-01-01T00:00:00Z")  # user with a wrong-length embedding
@@ -54,6 +57,9 @@ def _engagements() -> list[str]:
 @pytest.fixture
 def inputs(tmp_path: Path) -> dict:
     hydrated = write_tweets(tmp_path / "hydrated", _tweets())
+    (hydrated / "unavailable").mkdir()
+    missing = to_table([{"tweet_id": "9998", "status": "not_found"}], UNAVAILABLE)
+    pq.write_table(missing, hydrated / "unavailable" / "part-00000-of-00001.parquet")
     eng = tmp_path / "engagements.csv"
     eng.write_text("\n".join(_engagements()) + "\n")
     embs = [(str(10 + u), [float(u), 1.0, 0.5, -1.0]) for u in range(120)] + [("501", [1.0, 2.0])]
@@ -76,12 +82,12 @@ def test_counts_add_up(inputs, tmp_path):
     assert s["in"] == s["out"] + sum(s["rejected"].values()) + s["duplicates"]
     r = s["rejected"]
     assert r["malformed_user_scientific_notation"] == 1 and r["malformed_invalid_id"] == 1
-    assert r["tweet_unavailable"] == 1 and r["tweet_no_language"] == 1
+    assert r["tweet_not_hydrated"] == 1 and r["tweet_no_language"] == 1 and r["tweet_unavailable"] == 1
     assert r["user_embedding_missing"] == 1 and r["bad_user_embedding"] == 1
     assert s["out"] == 120  # one record per user with an embedding (privacy rule)
-    assert r["user_already_used"] == s["steps"]["distinct_pairs"] - 120 - 4
+    assert r["user_already_used"] == s["steps"]["distinct_pairs"] - 120 - 5
     assert set(s["per_language"]) == {"en", "id"}
-    assert {e["error_type"] for e in errors(out, STAGE)} >= {"tweet_unavailable", "bad_user_embedding"}
+    assert {e["error_type"] for e in errors(out, STAGE)} >= {"tweet_not_hydrated", "bad_user_embedding"}
 
 
 def test_records_splits_and_candidates(inputs, tmp_path):

@@ -6,6 +6,7 @@ import os
 import zipfile
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from tests.test_benchmark_fixtures import (
@@ -19,6 +20,8 @@ from tests.test_benchmark_fixtures import (
     tweet,
     write_tweets,
 )
+from twhin_data.schemas import to_table
+from twhin_data.schemas.tweets import UNAVAILABLE
 from twhin_data.text.label_leakage import contains_label_hashtag, find_hashtags, label_key
 
 STAGE = "benchmark_hashtag"
@@ -43,7 +46,7 @@ TWEETS = [
     tweet("901", None, "en"),  # text_null
 ]
 
-EN_LABELS = "ID\tlabel\n101\tFootball\n102\tfootball\n102\tFootball\n103\tfootball\n104\tFootball\n105\tMusic\n106\tmusic\n107\t#Music\n108\tTravel\n1.23E+18\tFootball\n\t\nabc\tx\n999\tFootball\n901\tFootball\n"
+EN_LABELS = "ID\tlabel\n101\tFootball\n102\tfootball\n102\tFootball\n103\tfootball\n104\tFootball\n105\tMusic\n106\tmusic\n107\t#Music\n108\tTravel\n1.23E+18\tFootball\n\t\nabc\tx\n999\tFootball\n998\tFootball\n901\tFootball\n"
 OTHER_LABELS = (
     "ID,label,lang\n201,İstanbul,tr\n202,Istanbul,tr\n301,東京,ja\n302,東京,ja\n401,Футбол,ru\n501,كرة_القدم,ar\n"
     "601,क्रिकेट,hi\n701,fútbol,es\n101,Music,en\n"
@@ -56,7 +59,11 @@ def inputs(tmp_path: Path) -> dict:
     labels.mkdir()
     (labels / "en_train.tsv").write_text(EN_LABELS, encoding="utf-8")
     (labels / "multi.csv").write_text(OTHER_LABELS, encoding="utf-8")
-    return {"labels": str(labels), "tweets": str(write_tweets(tmp_path / "hydrated", TWEETS))}
+    hydrated = write_tweets(tmp_path / "hydrated", TWEETS)
+    (hydrated / "unavailable").mkdir()
+    missing = to_table([{"tweet_id": "998", "status": "not_found"}], UNAVAILABLE)
+    pq.write_table(missing, hydrated / "unavailable" / "part-00000-of-00001.parquet")
+    return {"labels": str(labels), "tweets": str(hydrated)}
 
 
 def _run(inputs: dict, out: Path, *extra: str) -> int:
@@ -90,7 +97,8 @@ def test_counts_add_up_and_every_reason_is_counted(inputs, tmp_path):
         "malformed_scientific_notation": 1,
         "other_label_hashtag": 1,
         "text_null": 1,
-        "unavailable": 1,
+        "not_hydrated": 1,  # 999: in no hydrate output
+        "unavailable": 1,  # 998: hydrate said not_found
     }
     assert s["out"] == 12
     assert s["steps"]["leaked"]["other_label_hashtag"] == 1

@@ -91,7 +91,8 @@ def validate(args: argparse.Namespace) -> None:
 def build(p: beam.Pipeline, args: argparse.Namespace):
     pairs, read_errors = p | "ReadEngagements" >> beio.ReadEngagementPairs(args.engagement_files)
     tweet_tables = p | "ReadTweets" >> bio.ReadParquetTables(args.tweet_files, be.TWEET_COLUMNS)
-    attached = (pairs, tweet_tables) | "AttachTweets" >> be.AttachTweets(
+    unavailable = p | "ReadUnavailable" >> bio.ReadUnavailable(bio.unavailable_files(args.tweets))
+    attached = (pairs, tweet_tables, unavailable) | "AttachTweets" >> be.AttachTweets(
         placeholders=not args.no_placeholders
     )
     sampled = attached.main | "SampleAndSplit" >> be.SampleAndSplitTweets(
@@ -177,6 +178,7 @@ def finish(result, args: argparse.Namespace) -> dict:
             "duplicate_pairs": duplicates,
             "distinct_pairs": pairs,
             "tweet_unavailable": rejected.get("tweet_unavailable", 0),
+            "tweet_not_hydrated": rejected.get("tweet_not_hydrated", 0),
             "tweet_no_language": rejected.get("tweet_no_language", 0),
             "tweet_not_sampled": rejected.get("tweet_not_sampled", 0),
             "user_embedding_missing": rejected.get("user_embedding_missing", 0),

@@ -75,7 +75,8 @@ def build(p: beam.Pipeline, args: argparse.Namespace):
         args.label_sources, stage=STAGE, lang_column=args.lang_column
     )
     tweets = p | "ReadTweets" >> bio.ReadParquetTables(args.tweet_files, bt.TWEET_COLUMNS)
-    examples = (labels.main, tweets) | "JoinLabelsWithTweets" >> bt.JoinLabelsWithTweets(
+    unavailable = p | "ReadUnavailable" >> bio.ReadUnavailable(bio.unavailable_files(args.tweets))
+    examples = (labels.main, tweets, unavailable) | "JoinLabelsWithTweets" >> bt.JoinLabelsWithTweets(
         placeholders=not args.no_placeholders
     )
     vocabulary = examples.main | "BuildLabelVocabulary" >> bt.BuildLabelVocabulary(args.max_labels_per_lang)
@@ -147,6 +148,7 @@ def finish(result, args: argparse.Namespace) -> dict:
         "duplicate_label_rows": duplicates,
         "conflicting_label": rejected.get("conflicting_label", 0),
         "unavailable": rejected.get("unavailable", 0),
+        "not_hydrated": rejected.get("not_hydrated", 0),
         "tweets_found": found,
         "leaked": {r: rejected.get(r, 0) for r in LEAK_REASONS},
         "label_not_in_top_k": rejected.get("label_not_in_top_k", 0),
@@ -155,7 +157,7 @@ def finish(result, args: argparse.Namespace) -> dict:
     after_found = sum(
         v
         for k, v in rejected.items()
-        if not k.startswith("malformed_") and k not in ("conflicting_label", "unavailable")
+        if not k.startswith("malformed_") and k not in ("conflicting_label", "unavailable", "not_hydrated")
     )
     stats = {
         "stage": STAGE,

@@ -127,6 +127,7 @@ class _ResolveBucketFn(beam.DoFn):
         for batch in grouped["tweets"]:
             for row in batch:
                 tweets[row["tweet_id"]].append(row)
+        self._missing = {row["tweet_id"]: row["status"] for batch in grouped["unavailable"] for row in batch}
         examples: dict[str, list[dict]] = defaultdict(list)
         for tweet_id in sorted(labels, key=lambda t: (len(t), t)):
             for out in self._resolve(tweet_id, labels[tweet_id], tweets.get(tweet_id, []), candidate_keys):
@@ -146,8 +147,13 @@ class _ResolveBucketFn(beam.DoFn):
                 message = f"tweet {tweet_id} already has label {first['label']!r}"
                 yield self._reject(other, "conflicting_label", message)
         if not tweets:
-            message = "tweet not in the hydrated tweets (deleted, protected or not hydrated)"
-            yield self._reject(first, "unavailable", message)
+            status = self._missing.get(tweet_id)
+            if status is None:
+                yield self._reject(
+                    first, "not_hydrated", "tweet ID is neither in tweets/ nor in unavailable/"
+                )
+            else:
+                yield self._reject(first, "unavailable", f"hydrate settled this ID as {status}")
             return
         self._count("tweets_found")
         # One row per ID normally; a deterministic pick among duplicate hydrate rows.
@@ -179,7 +185,10 @@ class _ResolveBucketFn(beam.DoFn):
 
 
 class JoinLabelsWithTweets(beam.PTransform):
-    """Label-row batches + hydrated tweet tables -> ``(lang, [examples])`` batches, and errors.
+    """(label-row batches, tweet tables, unavailable tables) -> ``(lang, [examples])`` batches, and errors.
+
+    The unavailable tables (hydrate's ``unavailable/``: tweet_id, status) tell a tweet that hydrate
+    settled as missing (``unavailable``, with its status) from an ID never hydrated (``not_hydrated``).
 
     Tweet tables are first cut down to the labelled IDs (one side input of the label IDs), then
     both sides travel as slices of rows keyed by one of `buckets` hash buckets of the tweet ID,
@@ -193,7 +202,7 @@ class JoinLabelsWithTweets(beam.PTransform):
         self._buckets = buckets
 
     def expand(self, pcolls):
-        labels, tweet_tables = pcolls
+        labels, tweet_tables, unavailable_tables = pcolls
         wanted = (
             labels
             | "LabelIds" >> beam.Map(lambda batch: [r["tweet_id"] for r in batch])
@@ -209,9 +218,12 @@ class JoinLabelsWithTweets(beam.PTransform):
         tweets = tweet_tables | "LabelledTweets" >> beam.FlatMap(
             labelled_tweet_slices, wanted=beam.pvalue.AsSingleton(wanted), buckets=self._buckets
         )
+        missing = unavailable_tables | "UnavailableIds" >> beam.FlatMap(
+            labelled_tweet_slices, wanted=beam.pvalue.AsSingleton(wanted), buckets=self._buckets
+        )
         label_slices = labels | "LabelSlices" >> beam.FlatMap(bucketize, buckets=self._buckets)
         return (
-            {"labels": label_slices, "tweets": tweets}
+            {"labels": label_slices, "tweets": tweets, "unavailable": missing}
             | "JoinOnBucket" >> beam.CoGroupByKey()
             | "Resolve"
             >> beam.ParDo(

@@ -74,6 +74,7 @@ class _AttachTweetsFn(beam.DoFn):
         for batch in grouped["tweets"]:
             for row in batch:
                 tweets[row["tweet_id"]].append(row)
+        self._missing = {row["tweet_id"]: row["status"] for batch in grouped["unavailable"] for row in batch}
         out: dict[str, list] = defaultdict(list)
         for tweet_id in sorted(users, key=lambda t: (len(t), t)):
             engagers = sorted(users[tweet_id], key=lambda u: (len(u), u))
@@ -86,8 +87,10 @@ class _AttachTweetsFn(beam.DoFn):
 
     def _attach(self, tweet_id: str, users: list[str], rows: list[dict]) -> tuple[str | None, object]:
         reason = message = None
-        if not rows:
-            reason, message = "tweet_unavailable", "tweet not in the hydrated tweets"
+        if not rows and tweet_id in self._missing:
+            reason, message = "tweet_unavailable", f"hydrate settled this tweet as {self._missing[tweet_id]}"
+        elif not rows:
+            reason, message = "tweet_not_hydrated", "tweet ID is neither in tweets/ nor in unavailable/"
         else:
             tweet = _first(rows)
             lang = canonical_lang(tweet.get("lang"))
@@ -118,7 +121,10 @@ class _AttachTweetsFn(beam.DoFn):
 
 
 class AttachTweets(beam.PTransform):
-    """(pair slices, tweet tables) -> ``(lang, [{tweet_id, text, users}])`` batches, and errors.
+    """(pair slices, tweet tables, unavailable tables) -> ``(lang, [{tweet_id, text, users}])``, and errors.
+
+    hydrate's ``unavailable/`` (tweet_id, status) tells ``tweet_unavailable`` (settled as missing)
+    from ``tweet_not_hydrated`` (never hydrated).
 
     Tweet tables are cut down to the engaged IDs (one side input), then sliced by the same hash
     buckets as the pairs: the join is one shuffle of slices, not of single rows.
@@ -130,7 +136,7 @@ class AttachTweets(beam.PTransform):
         self._buckets = buckets
 
     def expand(self, pcolls):
-        pairs, tweet_tables = pcolls
+        pairs, tweet_tables, unavailable_tables = pcolls
         wanted = (
             pairs
             | "EngagedIds" >> beam.Map(lambda kv: [t for _u, t in kv[1]])
@@ -140,8 +146,11 @@ class AttachTweets(beam.PTransform):
         tweets = tweet_tables | "EngagedTweets" >> beam.FlatMap(
             _tweet_slices, wanted=beam.pvalue.AsSingleton(wanted), buckets=self._buckets
         )
+        missing = unavailable_tables | "UnavailableIds" >> beam.FlatMap(
+            _tweet_slices, wanted=beam.pvalue.AsSingleton(wanted), buckets=self._buckets
+        )
         return (
-            {"pairs": pairs, "tweets": tweets}
+            {"pairs": pairs, "tweets": tweets, "unavailable": missing}
             | "JoinTweets" >> beam.CoGroupByKey()
             | "AttachTweets"
             >> beam.ParDo(_AttachTweetsFn(self._placeholders)).with_outputs(ERRORS, main="main")

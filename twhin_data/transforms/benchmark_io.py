@@ -280,6 +280,30 @@ def tweet_files(tweets: str) -> list[str]:
     return files.expand_inputs(tweets, suffixes=(".parquet",))
 
 
+def unavailable_files(tweets: str) -> list[str]:
+    """Hydrate's DIR/unavailable/*.parquet (tweet_id, status) when `tweets` is a hydrate output directory."""
+    sub = files.join(tweets, "unavailable")
+    if "*" in tweets or not FileSystems.exists(sub):
+        return []
+    try:
+        return files.expand_inputs(sub, suffixes=(".parquet",))
+    except ConfigError:
+        return []
+
+
+class ReadUnavailable(beam.PTransform):
+    """Tables of ``tweet_id, status`` from hydrate's unavailable/ (an empty PCollection without it)."""
+
+    def __init__(self, paths: list[str]):
+        super().__init__()
+        self._paths = paths
+
+    def expand(self, p):
+        if not self._paths:
+            return p | "NoUnavailable" >> beam.Create([])
+        return p | "ReadUnavailable" >> ReadParquetTables(self._paths, ["tweet_id", "status"])
+
+
 def _row_groups(path: str) -> Iterator[tuple[str, int]]:
     with FileSystems.open(path) as handle:
         count = pq.ParquetFile(pa.BufferReader(handle.read())).num_row_groups
