@@ -389,3 +389,23 @@ def test_input_without_valid_ids_makes_no_request_and_empty_datasets(tmp_path, c
     )
     assert pq.read_table(out / "tweets").num_rows == 0
     assert pq.read_table(out / "unavailable").num_rows == 2
+
+
+def test_exhausted_retries_give_failed_rows_that_resume_retries(tmp_path):
+    ids = [str(i) for i in range(1, 251)]
+    store = {i: {"id": i, "text": f"t{i}"} for i in ids}
+    ids_file = tmp_path / "ids.txt"
+    ids_file.write_text("\n".join(ids))
+    with MockXApi(store, token=TOKEN, script=["503", "502-html"]) as m:  # the first batch fails twice
+        rc, out = hydrate(tmp_path, m, ids_file, "--max_retries=1")
+        assert rc == 0
+        tweets, unavailable = settled_ids(out)
+        failed = sorted(r["tweet_id"] for r in unavailable if r["status"] == "failed")
+        assert len(failed) == 100 and len(tweets) == 150
+        assert {r["problem_type"] for r in unavailable} <= {"server-error"}
+        before = len(m.request_log)
+        rc, out = hydrate(tmp_path, m, ids_file, "--resume")
+        again = sorted(i for batch in m.request_log[before:] for i in batch)
+    assert rc == 0 and again == failed
+    tweets, unavailable = settled_ids(out)
+    assert sorted(tweets) == sorted(ids) and unavailable == []

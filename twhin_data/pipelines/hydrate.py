@@ -241,6 +241,8 @@ def validate(args: argparse.Namespace) -> None:
     estimated = max(1, args.input_bytes // (archives.BYTES_PER_TWEET if args.archive else BYTES_PER_ID))
     args.id_shards = max(1, min(1024, math.ceil(estimated / IDS_PER_PLAN_SHARD)))
     args.part_shards = max(1, min(256, math.ceil(estimated / ROWS_PER_PART)))
+    if args.resume and not args.archive:
+        hyd.stash_previous_parts(args.output)
     args.previous = hyd.previous_result_files(args.output) if args.resume else []
     if args.overwrite:
         _clear(args.output)

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import collections
 import logging
+import os
+import posixpath
 import sys
 import time
 from collections.abc import Iterable
@@ -24,13 +26,14 @@ import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
 from twhin_data.core import files
-from twhin_data.core.errors import FatalApiError
+from twhin_data.core.errors import ConfigError, FatalApiError
 from twhin_data.core.hashing import stable_hash64
 from twhin_data.schemas import conform, to_table
 from twhin_data.schemas.tweets import TWEETS, UNAVAILABLE
@@ -465,17 +468,39 @@ class HydrateTweets(beam.PTransform):
 
 
 def previous_result_files(output: str) -> list[tuple[str, str]]:
-    """(tag, path) of every Parquet file a previous run left in `output` (final parts and progress)."""
-    found: list[tuple[str, str]] = []
+    """(tag, path) of every Parquet file a previous run left in `output`: final parts, progress
+    files, and final parts stashed by an earlier --resume; tag is the parent folder's name."""
+    found: set[tuple[str, str]] = set()
+    for root in (
+        files.join(output, "tweets"),
+        files.join(output, "unavailable"),
+        files.join(output, PROGRESS),
+    ):
+        try:
+            paths = files.expand_inputs(root, suffixes=(".parquet",))
+        except ConfigError:  # nothing there
+            continue
+        for path in paths:
+            tag = posixpath.basename(posixpath.dirname(path.replace(os.sep, "/")))
+            if tag in ("tweets", "unavailable"):
+                found.add((tag, path))
+    return sorted(found)
+
+
+def stash_previous_parts(output: str) -> None:
+    """--resume: moves the previous final parts to ``_progress/previous-NNN/<tag>/``, so this run's
+    writer starts from empty folders (a part it does not rewrite cannot survive as a stale file)."""
     for tag in ("tweets", "unavailable"):
-        for root in (files.join(output, tag), files.join(output, PROGRESS, tag)):
-            if not files.exists(root):
-                continue
-            try:
-                found += [(tag, path) for path in files.expand_inputs(root, suffixes=(".parquet",))]
-            except Exception:  # an empty directory: nothing settled there
-                continue
-    return found
+        parts = [m.path for m in FileSystems.match([files.join(output, tag, "*.parquet")])[0].metadata_list]
+        if not parts:
+            continue
+        n = 0
+        while files.exists(files.join(output, PROGRESS, f"previous-{n:03d}", tag)):
+            n += 1
+        target = files.join(output, PROGRESS, f"previous-{n:03d}", tag)
+        if "://" not in target:
+            os.makedirs(target, exist_ok=True)
+        FileSystems.rename(parts, [files.join(target, posixpath.basename(p)) for p in parts])
 
 
 def _read_previous(item: tuple[str, str]) -> Iterable[tuple[str, pa.Table]]:
