@@ -1,7 +1,7 @@
 """Benchmark builders: end-to-end speed of `benchmark hashtag` / `benchmark engagement`, plus HITS@10 baselines.
 
-  python bench/bench_benchmark.py [--label_rows 40000] [--languages 8] [--tweets_per_lang 3000]
-                                  [--engagements 30000] [--negatives 999] [--workdir DIR]
+  python bench/bench_benchmark.py [--label_rows 20000] [--languages 8] [--tweets_per_lang 2000]
+                                  [--engagements 20000] [--negatives 999] [--workdir DIR]
 
 Hashtag: synthetic hydrated tweets carrying one of ~600 zipf-distributed hashtags per language
 (so the top-500 cut bites), one label file per language. The baseline is the same per-row work
@@ -168,12 +168,16 @@ def _timed(fn) -> tuple[float, object]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--label_rows", type=int, default=40_000)
-    parser.add_argument("--languages", type=int, default=8)
-    parser.add_argument("--tweets_per_lang", type=int, default=3_000)
-    parser.add_argument("--engagements", type=int, default=30_000)
-    parser.add_argument("--negatives", type=int, default=999)
-    parser.add_argument("--workdir", default=None)
+    parser.add_argument("--label_rows", type=int, default=20_000, help="Label rows (hashtag).")
+    parser.add_argument("--languages", type=int, default=8, help="Languages (hashtag).")
+    parser.add_argument(
+        "--tweets_per_lang", type=int, default=2_000, help="Tweets per language (engagement)."
+    )
+    parser.add_argument("--engagements", type=int, default=20_000, help="Engagement rows.")
+    parser.add_argument("--negatives", type=int, default=999, help="Negatives per candidate list.")
+    parser.add_argument(
+        "--workdir", default=None, help="Keep the inputs and outputs here (default: a temp dir, removed)."
+    )
     args = parser.parse_args(argv)
     root = Path(args.workdir or tempfile.mkdtemp(prefix="bench-benchmark-"))
     try:
