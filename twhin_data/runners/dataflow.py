@@ -129,11 +129,12 @@ _QUIET = _QuietAppFlags()
 logging.getLogger("apache_beam.options.pipeline_options").addFilter(_QUIET)
 
 
-def complete_flags(flags: list[str], args: argparse.Namespace) -> list[str]:
-    """Fills the Dataflow profile into Beam `flags` (called by launch.pipeline_options).
+def check_flags(flags: list[str], args: argparse.Namespace) -> None:
+    """Raises ConfigError for what Dataflow would reject after a paid start: no project, region or
+    temp location, nothing that ships the package, local --temp_location/--output on the real
+    service, --save_main_session.
 
-    Raises ConfigError for what Dataflow would reject after a paid start: no project, region or
-    temp location; local --output on the real service; nothing that ships the package.
+    Cheap and offline: call it before a pipeline's validate() touches gs:// paths.
     """
     known, _ = opts.beam_parser().parse_known_args(flags)
     missing = [f"--{n}" for n in ("project", "region", "temp_location") if not getattr(known, n, None)]
@@ -143,20 +144,31 @@ def complete_flags(flags: list[str], args: argparse.Namespace) -> list[str]:
         raise ConfigError(
             "--save_main_session is not used: every DoFn is importable from the twhin_data package on workers"
         )
+    if not known.setup_file and not known.sdk_container_image and repo_setup_file() is None:
+        raise ConfigError(
+            "on Dataflow pass --sdk_container_image (built from deploy/Dockerfile) or --setup_file: "
+            "this installation is not a source checkout, so there is no setup.py to ship"
+        )
     if not _is_local_endpoint(known.dataflow_endpoint):
-        for name in ("temp_location", "output"):
-            value = getattr(known, name, None) if name != "output" else getattr(args, "output", None)
+        for name, value in (
+            ("temp_location", known.temp_location),
+            ("output", getattr(args, "output", None)),
+        ):
             if value and not str(value).startswith("gs://"):
                 raise ConfigError(f"--{name} must be a gs:// path on Dataflow (workers cannot see {value!r})")
+
+
+def complete_flags(flags: list[str], args: argparse.Namespace) -> list[str]:
+    """Fills the Dataflow profile into Beam `flags` (called by launch.pipeline_options).
+
+    Checks them first (`check_flags`), then ships the package, sets the machine type and labels,
+    and appends the command's own flags (`app_options`).
+    """
+    check_flags(flags, args)
+    known, _ = opts.beam_parser().parse_known_args(flags)
     out = list(flags)
     if not known.setup_file and not known.sdk_container_image:
-        setup = repo_setup_file()
-        if setup is None:
-            raise ConfigError(
-                "on Dataflow pass --sdk_container_image (built from deploy/Dockerfile) or --setup_file: "
-                "this installation is not a source checkout, so there is no setup.py to ship"
-            )
-        out.append(f"--setup_file={setup}")
+        out.append(f"--setup_file={repo_setup_file()}")  # check_flags made sure there is one
     if known.sdk_container_image and not _flag_given(flags, "--sdk_location"):
         out.append("--sdk_location=container")  # the image already holds Beam and our package
     if not known.machine_type:
@@ -289,6 +301,8 @@ def submit(module, argv: list[str], beam_flags: list[str]) -> tuple[argparse.Nam
         raise ConfigError(f"{module.NAME}: unrecognized arguments: {' '.join(extra)}")
     args.workers = launch.resolve_workers(args, beam_flags)
     args.dataflow = opts.is_dataflow(beam_flags)
+    if args.dataflow:
+        check_flags(beam_flags, args)  # before validate() reads or lists gs:// paths
     module.validate(args)
     options = launch.pipeline_options(args, beam_flags)
     pipeline = beam.Pipeline(options=options)
