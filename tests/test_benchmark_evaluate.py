@@ -108,3 +108,18 @@ def test_cli_with_scores_file(tmp_path, capsys):
     assert run_cli(["benchmark", "evaluate", "--benchmark", str(root), "--scores", str(scores)]) == 2
     assert "no score for lang=en" in capsys.readouterr().err
     assert run_cli(["benchmark", "evaluate", "--benchmark", str(tmp_path / "nope")]) == 2
+
+
+def test_scores_as_lists_aligned_with_candidates(tmp_path):
+    root, lists = _benchmark(tmp_path)
+    # Scores that rank the positive second: HITS@1 = 0, HITS@2 = 1.
+    rows = []
+    for lst in lists:
+        scores = [0.0] * 4
+        scores[lst["positive_index"]] = 0.5
+        scores[(lst["positive_index"] + 1) % 4] = 0.9
+        rows.append({"lang": "en", "split": "test", "user_row": lst["user_row"], "scores": scores})
+    path = tmp_path / "scores.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), path)
+    assert evaluate(str(root), k=1, scores=str(path))["languages"]["en"]["model"] == 0.0
+    assert evaluate(str(root), k=2, scores=str(path))["languages"]["en"]["model"] == 1.0
