@@ -110,6 +110,14 @@ def test_cli_says_why_workers_is_refused_in_one_line(capsys, tmp_path):
     assert code == 2 and "--workers applies to local runs only" in err and len(err.strip().splitlines()) == 1
 
 
+def test_cli_fails_fast_on_missing_dataflow_flags_before_touching_gcs(capsys, tmp_path):
+    # gs://b/o is unreachable here: reaching validate() would hang on retries, then print a traceback.
+    code = cli.main(["prepare", "--tweets", str(tmp_path), "--output", "gs://b/o", "--runner=DataflowRunner"])
+    err = capsys.readouterr().err
+    assert code == 2 and "DataflowRunner needs --project, --region, --temp_location" in err
+    assert len(err.strip().splitlines()) == 1
+
+
 # ---- the secret detector -----------------------------------------------------------------------
 
 

@@ -45,6 +45,10 @@ def run_module(module: ModuleType, args: argparse.Namespace, beam_args: list[str
     """Validates, builds, runs and finishes one pipeline; returns its summary."""
     args.workers = resolve_workers(args, beam_args)
     args.dataflow = opts.is_dataflow(beam_args)
+    if args.dataflow:
+        from twhin_data.runners import dataflow
+
+        dataflow.check_flags(beam_args, args)  # one-line errors before validate() touches gs://
     module.validate(args)
     options = pipeline_options(args, beam_args)
     started = time.monotonic()
