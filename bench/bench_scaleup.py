@@ -9,7 +9,8 @@ For every N in 1, 2, 4, 8, 16 (up to --max_workers), each in a fresh process:
 * ``prepare``: the real command (`twhin-data prepare --workers N`, FnApiRunner) end to end:
   read, normalize + fastText language ID in PoolMapFn, dedup shuffle, resampling, write;
 * ``pool``: the ceiling: a plain ``multiprocessing.Pool(N)`` running the same batch function
-  (`transforms.prepare.prepare_table`) over the same Arrow tables, results back in the parent;
+  (`transforms.prepare.prepare_task`: read, decode, normalize, language ID, filters, bucket split)
+  over the same read tasks, results back in the parent;
 * ``mp`` (with --candidates): Beam's own ``--direct_running_mode=multi_processing
   --direct_num_workers=N`` with PoolMapFn at 1 worker (the alternative the issue measured).
 
@@ -122,28 +123,22 @@ def child_pool(root: str, workers: int) -> dict:
 
     import pyarrow.parquet as pq
 
-    from twhin_data.pipelines.prepare import read_tables, resolve_inputs
+    from twhin_data.pipelines.prepare import resolve_inputs
     from twhin_data.transforms import prepare as prep
+    from twhin_data.transforms.prepare_read import plan_tasks
 
     started = time.perf_counter()
     paths = resolve_inputs(root)
     total = sum(pq.ParquetFile(p).metadata.num_rows for p in paths)
     # The same bucket count prepare picks by default (1 per 100k rows).
     config = prep.PrepareConfig(buckets=max(1, min(4096, -(-total // 100_000))))
-    fn = functools.partial(prep.prepare_table, config=config)
+    fn = functools.partial(prep.prepare_task, config=config)
     context = multiprocessing.get_context("forkserver")
     rows = 0
     with TreeRss() as tree, context.Pool(workers, initializer=prep.warm, initargs=(config,)) as pool:
-        tables = (item for path in paths for item in read_tables(path))
-
-        def counted():
-            nonlocal rows
-            for item in tables:
-                rows += item[1].num_rows
-                yield item
-
-        for _ in pool.imap(fn, counted(), chunksize=1):
-            pass
+        # The same read tasks prepare plans: the pool processes read, decode, normalize, detect.
+        for outputs in pool.imap(fn, plan_tasks(paths), chunksize=1):
+            rows += sum(o.value.get("in", 0) for o in outputs if getattr(o, "tag", None) == prep.STATS_TAG)
     wall = time.perf_counter() - started
     return {"tweets": rows, "wall_s": round(wall, 3), **_usage(tree)}
 

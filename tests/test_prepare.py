@@ -232,3 +232,17 @@ def test_resampling_end_to_end(tmp_path: Path) -> None:
     assert after["es"] == 30 and 60 <= after["en"] <= 130  # expected 300 * sqrt(30/300) = 95
     assert stats["rejected"]["resampled_out"] == 300 - after["en"]
     assert stats["balanced"]
+
+
+def test_read_tasks_cover_every_row_once(tmp_path: Path) -> None:
+    from twhin_data.transforms.prepare_read import plan_tasks, read_task
+
+    rows = [{"tweet_id": str(i), "text": f"t{i}"} for i in range(7_001)]
+    pq.write_table(to_table(rows, TWEETS), tmp_path / "a.parquet", row_group_size=3_000)
+    pq.write_table(to_table(rows[:5], TWEETS), tmp_path / "b.parquet")
+    paths = [str(tmp_path / "a.parquet"), str(tmp_path / "b.parquet")]
+    assert len(plan_tasks(paths, rows_per_task=4_000)) == 4  # a: groups of 3000, 3000, 1001 rows; b: 1
+    tasks = plan_tasks(paths, rows_per_task=2_000)
+    assert len(tasks) == 6  # 2 + 2 + 1 batches of 2000 in a, 1 in b
+    ids = [i for task in tasks for table in read_task(task) for i in table.column("tweet_id").to_pylist()]
+    assert ids == [r["tweet_id"] for r in rows] + [str(i) for i in range(5)]

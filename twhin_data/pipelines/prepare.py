@@ -25,13 +25,16 @@ from twhin_data.transforms import prepare_stats as st
 from twhin_data.transforms.dedup import DedupText
 from twhin_data.transforms.io import WriteDataset, WriteErrors
 from twhin_data.transforms.parallel import PoolMapFn
+from twhin_data.transforms.prepare_read import (
+    plan_tasks,
+    read_tables,  # noqa: F401 - re-exported for tools
+)
 from twhin_data.transforms.resample import ResampleLanguages
 
 NAME = "prepare"
 HELP = "Normalize, language-tag, filter, dedupe and resample hydrated tweets into corpus/."
 LOG = logging.getLogger("twhin_data.prepare")
 PARTIAL_STATS = "_pipeline_stats.json"
-ROWS_PER_TABLE = 2000
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -212,28 +215,16 @@ def config_from_args(args: argparse.Namespace) -> prep.PrepareConfig:
     )
 
 
-def read_tables(path: str, rows: int = ROWS_PER_TABLE):
-    """Yields (path, table) batches of the prepare input columns, cast to the tweets schema types."""
-    with FileSystems.open(path) as handle:
-        parquet = pq.ParquetFile(handle)
-        columns = [c for c in prep.INPUT_COLUMNS if c in parquet.schema_arrow.names]
-        for batch in parquet.iter_batches(batch_size=rows, columns=columns):
-            table = pa.Table.from_batches([batch])
-            casts = [
-                table.column(c).cast(TWEETS.field(c).type)
-                if not table.schema.field(c).type.equals(TWEETS.field(c).type)
-                else table.column(c)
-                for c in columns
-            ]
-            yield path, pa.Table.from_arrays(casts, names=columns)
-
-
 def _write_partial_stats(merged: dict, path: str) -> None:
     files.write_json(path, merged)
 
 
 class PrepareTweets(beam.PTransform):
-    """File paths -> (corpus tables, error dicts, stats dicts). The heavy step runs in a pool."""
+    """Read tasks (transforms.prepare_read.ReadTask) -> (corpus tables, error dicts, stats dicts).
+
+    The heavy step (read, decode, normalize, language ID, filters) runs in PoolMapFn with
+    `workers` processes; then one dedup shuffle, resampling, and the counts.
+    """
 
     def __init__(
         self,
@@ -248,20 +239,15 @@ class PrepareTweets(beam.PTransform):
         self._config, self._workers, self._exact = config, workers, exact
         self._alpha, self._min_count = alpha, min_count
 
-    def expand(self, paths):
+    def expand(self, tasks):
         cfg = self._config
-        prepared = (
-            paths
-            | "ReadTables" >> beam.FlatMap(read_tables)
-            | "NormalizeAndDetect"
-            >> beam.ParDo(
-                PoolMapFn(
-                    functools.partial(prep.prepare_table, config=cfg),
-                    workers=self._workers,
-                    initializer=functools.partial(prep.warm, cfg),
-                )
-            ).with_outputs(prep.ERRORS_TAG, prep.STATS_TAG, main="buckets")
-        )
+        prepared = tasks | "ReadNormalizeDetect" >> beam.ParDo(
+            PoolMapFn(
+                functools.partial(prep.prepare_task, config=cfg),
+                workers=self._workers,
+                initializer=functools.partial(prep.warm, cfg),
+            )
+        ).with_outputs(prep.ERRORS_TAG, prep.STATS_TAG, main="buckets")
         deduped = prepared.buckets | "DedupText" >> DedupText(exact=self._exact)
         corpus, resample_stats = deduped.kept | "Resample" >> ResampleLanguages(
             alpha=self._alpha, min_count=self._min_count
@@ -273,7 +259,7 @@ class PrepareTweets(beam.PTransform):
 def build(p: beam.Pipeline, args: argparse.Namespace) -> None:
     corpus, errors, stats = (
         p
-        | "Inputs" >> beam.Create(args.inputs)
+        | "ReadTasks" >> beam.Create(plan_tasks(args.inputs))
         | "Prepare"
         >> PrepareTweets(
             config_from_args(args),

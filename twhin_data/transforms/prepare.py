@@ -32,23 +32,21 @@ from twhin_data.schemas.corpus import CORPUS
 from twhin_data.text import langid
 from twhin_data.text.normalize import get_normalizer, normalizer_name
 from twhin_data.transforms import prepare_stats as st
+from twhin_data.transforms.prepare_read import INPUT_COLUMNS, ReadTask, read_task
 
 STAGE = "prepare"
 ERRORS_TAG = "errors"
 STATS_TAG = "stats"
-#: Columns prepare reads from hydrate output; only tweet_id and text are required.
-INPUT_COLUMNS = (
-    "tweet_id",
-    "text",
-    "lang",
-    "created_at",
-    "author_id",
-    "referenced_tweets",
-    "hashtags",
-    "mentions",
-    "urls",
-)
 REQUIRED_COLUMNS = ("tweet_id", "text")
+__all__ = [
+    "INPUT_COLUMNS",
+    "KEPT",
+    "PrepareConfig",
+    "prepare_table",
+    "prepare_task",
+    "prepare_tables",
+    "warm",
+]
 #: Rows handed between the prepare and dedup steps: the corpus columns plus `_rt` (is a retweet).
 KEPT = pa.schema(list(CORPUS) + [pa.field("_rt", pa.bool_(), nullable=False)])
 _ID_RE = re.compile(r"^[0-9]{1,19}$")
@@ -194,18 +192,33 @@ def _normalize_rows(table, texts, bad_utf8, config, stats, errors, source):
 
 
 def prepare_table(item: tuple[str, pa.Table], config: PrepareConfig) -> list:
-    """The batch function run in the pool (see the module docstring)."""
+    """The batch function for one (source path, table) element (see the module docstring)."""
     source, table = item
+    return prepare_tables(source, [table], config)
+
+
+def prepare_task(task: ReadTask, config: PrepareConfig) -> list:
+    """Reads one planned task (transforms.prepare_read) and prepares its tables: the pool function."""
+    return prepare_tables(task.path, read_task(task), config)
+
+
+def prepare_tables(source: str, tables: Iterable[pa.Table], config: PrepareConfig) -> list:
+    """Prepares tables of one source; one stats dict and one table per bucket for all of them."""
     stats = st.TableStats()
-    stats.add("in", table.num_rows)
     errors: list[dict] = []
-    texts, bad_utf8 = _decode_texts(_column_or_nulls(table, "text", pa.string()))
-    stats.length_hist("raw_chars", [len(t) for t in texts if t is not None])
-    keep, out_texts, lid_texts, rt = _normalize_rows(table, texts, bad_utf8, config, stats, errors, source)
+    kept_tables = []
+    for table in tables:
+        stats.add("in", table.num_rows)
+        texts, bad_utf8 = _decode_texts(_column_or_nulls(table, "text", pa.string()))
+        stats.length_hist("raw_chars", [len(t) for t in texts if t is not None])
+        keep, out_texts, lid_texts, rt = _normalize_rows(
+            table, texts, bad_utf8, config, stats, errors, source
+        )
+        if keep:
+            kept_tables.append(_build_kept(table, texts, keep, out_texts, lid_texts, rt, config, stats))
     outputs: list = [beam.pvalue.TaggedOutput(ERRORS_TAG, e) for e in errors]
-    if keep:
-        kept = _build_kept(table, texts, keep, out_texts, lid_texts, rt, config, stats)
-        outputs.extend(_split_buckets(kept, config.buckets))
+    if kept_tables:
+        outputs.extend(_split_buckets(pa.concat_tables(kept_tables), config.buckets))
     outputs.append(beam.pvalue.TaggedOutput(STATS_TAG, stats.to_dict()))
     return outputs
 

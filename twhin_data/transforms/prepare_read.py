@@ -1,0 +1,89 @@
+"""Reading hydrate output for prepare: planned row-group tasks, so the pool processes read too.
+
+`plan_tasks` cuts every input file into tasks of about `rows_per_task` rows along row groups
+(metadata only, deterministic); `read_task` reads one task as Arrow tables of `ROWS_PER_TABLE`
+rows, cast to the tweets schema types. A task is small and picklable, so the parent process
+never reads or ships the tweets themselves: the pool processes read their own tasks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import NamedTuple
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from apache_beam.io.filesystems import FileSystems
+
+from twhin_data.schemas.tweets import TWEETS
+
+ROWS_PER_TABLE = 2000
+ROWS_PER_TASK = 10_000
+#: Columns prepare reads from hydrate output; only tweet_id and text are required.
+INPUT_COLUMNS = (
+    "tweet_id",
+    "text",
+    "lang",
+    "created_at",
+    "author_id",
+    "referenced_tweets",
+    "hashtags",
+    "mentions",
+    "urls",
+)
+
+
+class ReadTask(NamedTuple):
+    """Rows [first_batch, first_batch + num_batches) x ROWS_PER_TABLE of one row group."""
+
+    path: str
+    row_group: int
+    first_batch: int
+    num_batches: int
+
+
+def plan_tasks(paths: list[str], rows_per_task: int = ROWS_PER_TASK) -> list[ReadTask]:
+    """Tasks covering every row of `paths` exactly once, in file and row order."""
+    per_task = max(1, rows_per_task // ROWS_PER_TABLE)
+    tasks = []
+    for path in paths:
+        with FileSystems.open(path) as handle:
+            meta = pq.ParquetFile(handle).metadata
+        for group in range(meta.num_row_groups):
+            batches = -(-meta.row_group(group).num_rows // ROWS_PER_TABLE)
+            for first in range(0, batches, per_task):
+                tasks.append(ReadTask(path, group, first, min(per_task, batches - first)))
+    return tasks
+
+
+def _cast(batch: pa.RecordBatch, columns: list[str]) -> pa.Table:
+    table = pa.Table.from_batches([batch])
+    arrays = []
+    for name in columns:
+        column, want = table.column(name), TWEETS.field(name).type
+        arrays.append(column if column.type.equals(want) else column.cast(want))
+    return pa.Table.from_arrays(arrays, names=columns)
+
+
+def read_task(task: ReadTask) -> Iterator[pa.Table]:
+    """The task's rows as tables of ROWS_PER_TABLE rows (the prepare input columns only)."""
+    with FileSystems.open(task.path) as handle:
+        parquet = pq.ParquetFile(handle)
+        columns = [c for c in INPUT_COLUMNS if c in parquet.schema_arrow.names]
+        batches = parquet.iter_batches(
+            batch_size=ROWS_PER_TABLE, row_groups=[task.row_group], columns=columns
+        )
+        for index, batch in enumerate(batches):
+            if index >= task.first_batch + task.num_batches:
+                break
+            if index >= task.first_batch:
+                yield _cast(batch, columns)
+
+
+def read_tables(path: str, rows: int = ROWS_PER_TABLE) -> Iterator[tuple[str, pa.Table]]:
+    """(path, table) batches of a whole file (used by benchmarks and tools)."""
+    with FileSystems.open(path) as handle:
+        parquet = pq.ParquetFile(handle)
+        columns = [c for c in INPUT_COLUMNS if c in parquet.schema_arrow.names]
+        for batch in parquet.iter_batches(batch_size=rows, columns=columns):
+            yield path, _cast(batch, columns)
