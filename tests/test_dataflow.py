@@ -16,10 +16,25 @@ import pytest
 from twhin_data.core.errors import ConfigError
 from twhin_data.runners import cli, dataflow, launch, local
 
-pytest.importorskip("google.auth", reason="DataflowRunner needs the gcp extra: pip install -e '.[gcp]'")
+try:
+    import google.auth  # noqa: F401 - DataflowRunner's client needs the gcp extra
+except ImportError:
+    HAS_GCP = False
+else:
+    HAS_GCP = True
+#: Building a job spec needs DataflowRunner's client libraries (apache-beam[gcp]).
+needs_gcp = pytest.mark.skipif(
+    not HAS_GCP, reason="DataflowRunner needs the gcp extra: pip install -e '.[gcp]'"
+)
 
 REPO = Path(__file__).resolve().parent.parent
 BASE = ["--runner=DataflowRunner", "--project=p", "--region=us-central1", "--temp_location=gs://b/tmp"]
+
+
+@pytest.fixture
+def profile(monkeypatch):
+    """The profile's flag logic runs without the gcp extra (its own check is tested on its own)."""
+    monkeypatch.setattr(dataflow, "require_gcp_extra", lambda: None)
 
 
 def _args(**values) -> argparse.Namespace:
@@ -29,7 +44,7 @@ def _args(**values) -> argparse.Namespace:
 # ---- complete_flags: the profile ---------------------------------------------------------------
 
 
-def test_complete_flags_ships_the_checkout_and_appends_app_flags():
+def test_complete_flags_ships_the_checkout_and_appends_app_flags(profile):
     flags = dataflow.complete_flags(BASE, _args(min_chars=3, languages=["en", "ja"], log_level="INFO"))
     assert f"--setup_file={REPO / 'setup.py'}" in flags
     assert "--machine_type=n2-standard-4" in flags and "--labels=app=twhin-data" in flags
@@ -38,7 +53,7 @@ def test_complete_flags_ships_the_checkout_and_appends_app_flags():
     assert not any(f.startswith("--workers") for f in flags)  # a local-profile switch, not a job option
 
 
-def test_complete_flags_with_container_uses_it_and_keeps_user_choices():
+def test_complete_flags_with_container_uses_it_and_keeps_user_choices(profile):
     flags = dataflow.complete_flags(
         [*BASE, "--sdk_container_image=r/i:1", "--machine_type=n2-highmem-8"], _args()
     )
@@ -47,7 +62,7 @@ def test_complete_flags_with_container_uses_it_and_keeps_user_choices():
     assert [f for f in flags if f.startswith("--machine_type")] == ["--machine_type=n2-highmem-8"]
 
 
-def test_complete_flags_outside_a_checkout_requires_a_container(monkeypatch):
+def test_complete_flags_outside_a_checkout_requires_a_container(profile, monkeypatch):
     monkeypatch.setattr(dataflow, "repo_setup_file", lambda: None)
     with pytest.raises(ConfigError, match="--sdk_container_image"):
         dataflow.complete_flags(BASE, _args())
@@ -61,12 +76,12 @@ def test_complete_flags_outside_a_checkout_requires_a_container(monkeypatch):
         ([*BASE[:3], "--temp_location=/tmp/t"], "--temp_location must be a gs:// path"),
     ],
 )
-def test_complete_flags_rejects_what_dataflow_would_fail_on(flags, message):
+def test_complete_flags_rejects_what_dataflow_would_fail_on(profile, flags, message):
     with pytest.raises(ConfigError, match=message):
         dataflow.complete_flags(flags, _args())
 
 
-def test_local_output_is_rejected_on_the_real_service():
+def test_local_output_is_rejected_on_the_real_service(profile):
     with pytest.raises(ConfigError, match="--output must be a gs:// path"):
         dataflow.complete_flags(BASE, _args(output="./out"))
 
@@ -110,7 +125,7 @@ def test_cli_says_why_workers_is_refused_in_one_line(capsys, tmp_path):
     assert code == 2 and "--workers applies to local runs only" in err and len(err.strip().splitlines()) == 1
 
 
-def test_cli_fails_fast_on_missing_dataflow_flags_before_touching_gcs(capsys, tmp_path):
+def test_cli_fails_fast_on_missing_dataflow_flags_before_touching_gcs(profile, capsys, tmp_path):
     # gs://b/o is unreachable here: reaching validate() would hang on retries, then print a traceback.
     code = cli.main(["prepare", "--tweets", str(tmp_path), "--output", "gs://b/o", "--runner=DataflowRunner"])
     err = capsys.readouterr().err
@@ -173,11 +188,13 @@ def _spec(module, tmp_path: Path, sdist: str, argv: list[str]) -> list[str]:
         )
 
 
+@needs_gcp
 def test_check_catches_a_token_pickled_into_a_dofn(tmp_path, sdist):
     problems = _spec(_fake_module(_leaky_build), tmp_path, sdist, [f"--output={tmp_path / 'out'}"])
     assert any("secret value appears in staging/pipeline.pb" in p for p in problems), problems
 
 
+@needs_gcp
 def test_check_catches_a_module_missing_from_the_sdist(tmp_path, sdist):
     problems = _spec(_fake_module(_clean_build), tmp_path, sdist, [f"--output={tmp_path / 'out'}"])
     assert problems == []
@@ -212,6 +229,7 @@ def sample_out(tmp_path_factory) -> str:
     return local.sample_inputs(str(tmp_path_factory.getbasetemp() / "twhin-sample"), list(dataflow.PIPELINES))
 
 
+@needs_gcp
 @pytest.mark.parametrize("command", dataflow.PIPELINES)
 def test_real_pipeline_job_spec_passes_every_check(command, tmp_path, sdist, sample_out):
     module, why = dataflow._load(command)
@@ -235,6 +253,7 @@ def test_real_pipeline_job_spec_passes_every_check(command, tmp_path, sdist, sam
     assert options["output"] == str(tmp_path / "out") and options["sdk_location"] == "container"
 
 
+@needs_gcp
 def test_dataflow_check_command_prints_a_verdict_per_pipeline(capsys, tmp_path, sample_out):
     code = cli.main(
         ["dataflow-check", "--pipelines", "prepare", "--inputs", sample_out, "--workdir", str(tmp_path)]
@@ -302,6 +321,7 @@ def test_flex_to_cli_turns_switches_and_renames_into_command_flags():
     assert dataflow.flex_to_cli(["--strip_rt=false"], parser) == []
 
 
+@needs_gcp
 def test_flex_main_submits_one_stage_without_waiting(tmp_path, sample_out, capsys):
     assert dataflow.flex_main(["--command=nosuch"]) == 2
     assert "--command must be one of" in capsys.readouterr().err
@@ -312,3 +332,14 @@ def test_flex_main_submits_one_stage_without_waiting(tmp_path, sample_out, capsy
     assert dataflow.flex_main(argv + [f for f in flags if not f.startswith("--runner")]) == 0
     options = json.loads((tmp_path / "job.json").read_text())["environment"]["sdkPipelineOptions"]["options"]
     assert options["min_chars"] == "4" and options["runner"] == "DataflowRunner"
+
+
+def test_missing_gcp_extra_is_a_one_line_config_error(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "google.auth" else real(name, *a)
+    )
+    with pytest.raises(ConfigError, match=r"needs the gcp extra: pip install 'twhin-data\[gcp\]'"):
+        dataflow.complete_flags(BASE, _args())

@@ -129,6 +129,20 @@ _QUIET = _QuietAppFlags()
 logging.getLogger("apache_beam.options.pipeline_options").addFilter(_QUIET)
 
 
+def require_gcp_extra() -> None:
+    """DataflowRunner imports Google's client libraries: say how to get them, not an ImportError."""
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec("google.auth") is not None
+    except ModuleNotFoundError:
+        found = False
+    if not found:
+        raise ConfigError(
+            "DataflowRunner needs the gcp extra: pip install 'twhin-data[gcp]' (or -e '.[gcp]')"
+        )
+
+
 def check_flags(flags: list[str], args: argparse.Namespace) -> None:
     """Raises ConfigError for what Dataflow would reject after a paid start: no project, region or
     temp location, nothing that ships the package, local --temp_location/--output on the real
@@ -136,6 +150,7 @@ def check_flags(flags: list[str], args: argparse.Namespace) -> None:
 
     Cheap and offline: call it before a pipeline's validate() touches gs:// paths.
     """
+    require_gcp_extra()
     known, _ = opts.beam_parser().parse_known_args(flags)
     missing = [f"--{n}" for n in ("project", "region", "temp_location") if not getattr(known, n, None)]
     if missing:
@@ -567,6 +582,7 @@ def main(args: argparse.Namespace, extra: list[str]) -> int:
 
     if extra:
         raise ConfigError("unrecognized arguments: " + " ".join(extra))
+    require_gcp_extra()
     logging.getLogger("twhin_data").setLevel(args.log_level)
     setup_file = args.setup_file or repo_setup_file()
     if not setup_file or not os.path.isfile(setup_file):
