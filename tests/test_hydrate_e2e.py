@@ -263,11 +263,10 @@ def _without_retrieved_at(rows: list[dict]) -> list[dict]:
 
 
 def _progress_settled(output: Path) -> set[str]:
-    settled = {r["tweet_id"] for r in read_dir(output / "_progress" / "tweets")}
+    [run] = list((output / "_progress").glob("run-*"))
+    settled = {r["tweet_id"] for r in read_dir(run / "tweets")}
     terminal = ("not_found", "not_authorized", "unavailable")
-    settled |= {
-        r["tweet_id"] for r in read_dir(output / "_progress" / "unavailable") if r["status"] in terminal
-    }
+    settled |= {r["tweet_id"] for r in read_dir(run / "unavailable") if r["status"] in terminal}
     return settled
 
 
@@ -301,8 +300,9 @@ def test_killed_run_resumes_without_rerequesting_settled_ids(tmp_path):
             cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
         )
         deadline = time.monotonic() + 60
-        progress = out / "_progress" / "unavailable"
-        while time.monotonic() < deadline and len(list(progress.glob("*.parquet"))) < 6:
+        while (
+            time.monotonic() < deadline and len(list(out.glob("_progress/run-*/unavailable/*.parquet"))) < 6
+        ):
             assert proc.poll() is None, "the run ended before it could be killed"
             time.sleep(0.1)
         os.killpg(proc.pid, signal.SIGKILL)
@@ -409,3 +409,24 @@ def test_exhausted_retries_give_failed_rows_that_resume_retries(tmp_path):
     assert rc == 0 and again == failed
     tweets, unavailable = settled_ids(out)
     assert sorted(tweets) == sorted(ids) and unavailable == []
+
+
+def test_failed_ids_in_a_killed_runs_progress_are_retried(tmp_path):
+    """A batch file holding `failed` rows (left by a killed run) is read as unsettled, not reused."""
+    ids = [str(i) for i in range(1, 51)]
+    ids_file = tmp_path / "ids.txt"
+    ids_file.write_text("\n".join(ids))
+    with MockXApi({i: {"id": i, "text": f"t{i}"} for i in ids}, token=TOKEN, script=["503", "503"]) as m:
+        rc, out = hydrate(tmp_path, m, ids_file, "--max_retries=1")
+        assert rc == 0
+        # Simulate a kill after the batch was saved: put the run's results back as progress files.
+        run = out / "_progress" / "run-killed"
+        for name in ("tweets", "unavailable"):
+            (run / name).mkdir(parents=True)
+            for part in (out / name).glob("*.parquet"):
+                part.rename(run / name / "batch-0000000000000000.parquet")
+        before = len(m.request_log)
+        rc, out = hydrate(tmp_path, m, ids_file, "--resume")
+        assert len(m.request_log) == before + 1
+    tweets, unavailable = settled_ids(out)
+    assert rc == 0 and sorted(tweets) == sorted(ids) and unavailable == []

@@ -7,6 +7,7 @@ import logging
 import math
 import os
 import re
+import secrets
 import shutil
 
 import apache_beam as beam
@@ -302,7 +303,9 @@ def build(p: beam.Pipeline, args: argparse.Namespace) -> None:
         hydrated = inputs | "Hydrate" >> hyd.HydrateTweets(
             client_config=client_config(args, _partitions(p, args)),
             token_source=token_source(args),
-            progress_dir=files.join(output, hyd.PROGRESS),
+            # Per run: a retried bundle reuses its batch's file; a later run never does (it reads
+            # the files as settled instead, and retries the failed IDs in them).
+            progress_dir=files.join(output, hyd.PROGRESS, f"run-{secrets.token_hex(6)}"),
             batch_size=args.batch_size,
             num_id_shards=args.id_shards,
             max_reads=args.max_reads,
