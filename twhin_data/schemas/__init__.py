@@ -11,6 +11,7 @@ import pyarrow as pa
 from twhin_data.schemas.benchmark import (
     BENCH_TWEETS,
     ENGAGEMENT_CANDIDATES,
+    ENGAGEMENT_NEGATIVES,
     ENGAGEMENT_RECORDS,
     HASHTAG,
     HASHTAG_LABELS,
@@ -39,6 +40,7 @@ ALL: dict[str, pa.Schema] = {
     "hashtag_labels": HASHTAG_LABELS,
     "engagement_records": ENGAGEMENT_RECORDS,
     "engagement_candidates": ENGAGEMENT_CANDIDATES,
+    "engagement_negatives": ENGAGEMENT_NEGATIVES,
     "benchmark_tweets": BENCH_TWEETS,
 }
 
