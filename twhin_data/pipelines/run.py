@@ -60,7 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--workers", type=opts.positive_int, default=None, help="Local worker processes per stage (default: all cores).")
     parser.add_argument("--overwrite", action="store_true", help="Replace the outputs of a previous run in --output.")
-    parser.add_argument("--log_level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="Log level.")
+    parser.add_argument("--log_level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="Log level of twhin-data's own messages.")
 
 
 def load_config(path: str | None) -> dict[str, Any]:
