@@ -197,7 +197,7 @@ def run_child(mode: str, args: argparse.Namespace, corpus: str, tokenizer: str, 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
-        "--n", type=int, default=100_000, help="Synthetic tweets (the issue's figure: 1000000)."
+        "--n", type=int, default=20_000, help="Synthetic tweets (the issue's figure: 1000000)."
     )
     parser.add_argument("--seed", type=int, default=0, help="Seed of the synthetic corpus.")
     parser.add_argument("--threads", type=int, default=2, help="RAYON_NUM_THREADS for every contender.")

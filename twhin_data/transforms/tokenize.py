@@ -110,6 +110,8 @@ def tokenize_table(
     """
     tok, info = load_tokenizer(tokenizer)
     out: list = []
+    if not pa.types.is_string(table.schema.field("tweet_id").type):  # e.g. int64 IDs: judge their digits
+        table = table.set_column(0, "tweet_id", pc.cast(table.column("tweet_id"), pa.string()))
     ids = table.column("tweet_id")
     text = table.column("text")
     bad_id = pc.invert(pc.fill_null(pc.match_substring_regex(ids, _ID_DIGITS), False)).to_numpy(
