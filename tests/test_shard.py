@@ -201,3 +201,66 @@ def test_bad_tokenizer_and_inputs_are_one_line_errors(inputs, tmp_path, capsys):
     assert exit_info.value.code == 2
     assert "not allowed with argument" in capsys.readouterr().err
     assert not (tmp_path / "x").exists() or not (tmp_path / "x" / "COMPLETED").exists()
+
+
+def test_tokenize_table_pure_function():
+    import apache_beam as beam
+    import pyarrow as pa
+
+    from twhin_data.transforms.tokenize import tokenize_table
+
+    table = pa.table(
+        {
+            "tweet_id": pa.array([1501, 1502, 1503], pa.int64()),
+            "text": ["hello world", None, "x " * 300],
+            "lang": ["en", "en", None],
+            "source": ["f.parquet"] * 3,
+        }
+    )
+    out = tokenize_table(table, tokenizer="bundled", max_length=16, valid_fraction=0.0, seed=0)
+    tokens = next(o for o in out if isinstance(o, pa.Table))
+    assert tokens.column("tweet_id").to_pylist() == ["1501", "1503"]
+    assert tokens.column("lang").to_pylist() == ["en", "und"]
+    assert tokens.column("split").to_pylist() == ["train", "train"]
+    assert [len(x) for x in tokens.column("input_ids").to_pylist()][1] == 16
+    tagged = [o for o in out if isinstance(o, beam.pvalue.TaggedOutput)]
+    errors = [o.value for o in tagged if o.tag == "errors"]
+    stats = [o.value for o in tagged if o.tag == "stats"][0]
+    assert [e["error_type"] for e in errors] == ["text_empty"] and errors[0]["source"] == "f.parquet"
+    assert stats["tweets_in"] == 3 and stats["tokenized"] == 2 and stats["truncated"] == 1
+    assert stats["mlm_rows_train"] == 2 and stats["mlm_rows_validation"] == 0
+
+
+def test_plan_renumber_and_dedupe():
+    import pyarrow as pa
+
+    from twhin_data.transforms.shard import _dedupe_sorted, _renumber, plan_shards
+
+    totals = {
+        "mlm_rows_train": 1000,
+        "mlm_tokens_train": 30000,
+        "mlm_rows_validation": 3,
+        "mlm_tokens_validation": 90,
+    }
+    assert plan_shards(totals, prefix="mlm_", num_shards=8, target_bytes=1) == {"train": 8, "validation": 1}
+    assert plan_shards(totals, prefix="mlm_", num_shards=None, target_bytes=50_000) == {
+        "train": 4,
+        "validation": 1,
+    }
+    assert plan_shards(
+        {"mlm_rows_train": 2, "mlm_tokens_train": 9}, prefix="mlm_", num_shards=5, target_bytes=1
+    ) == {"train": 2}
+    assert _renumber(("train", 5), [("train", 1), ("validation", 0), ("train", 5)]) == (1, 2)
+    table = pa.table(
+        {
+            "tweet_id": ["9", "9", "3"],
+            "lang": ["en"] * 3,
+            "input_ids": pa.array([[0, 7, 2], [0, 5, 2], [0, 1, 2]], pa.list_(pa.int32())),
+            "key": pa.array([2, 2, 1], pa.uint64()),
+            "split": ["train"] * 3,
+        }
+    )
+    kept, dropped = _dedupe_sorted(table)
+    assert dropped == 1
+    assert kept.column("tweet_id").to_pylist() == ["3", "9"]
+    assert kept.column("input_ids").to_pylist()[1] == [0, 5, 2]  # the smaller token list wins
