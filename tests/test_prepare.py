@@ -16,7 +16,7 @@ from twhin_data.schemas import to_table
 from twhin_data.schemas.corpus import CORPUS
 from twhin_data.schemas.tweets import TWEETS
 from twhin_data.transforms.dedup import dedup_table
-from twhin_data.transforms.prepare import KEPT
+from twhin_data.transforms.prepare import KEPT, text_hash
 from twhin_data.transforms.resample import resample_rates, resample_table
 
 EN = "The weather is really nice today, going for a long walk in the park"
@@ -177,7 +177,15 @@ def test_existing_output_needs_overwrite(prepared: Path, capsys) -> None:
 
 def _kept_table(rows: list[tuple[str, str, bool]]) -> pa.Table:
     data = [
-        {"tweet_id": i, "source_tweet_id": i, "text": t, "lang": "en", "normalizer": "n", "_rt": rt}
+        {
+            "tweet_id": i,
+            "source_tweet_id": i,
+            "text": t,
+            "lang": "en",
+            "normalizer": "n",
+            "_rt": rt,
+            "_h": text_hash(t),
+        }
         for i, t, rt in rows
     ]
     return to_table(data, KEPT)
@@ -193,6 +201,16 @@ def test_dedup_independent_of_arrival_order() -> None:
     assert sorted(expected.column("text").to_pylist()) == [f"text {k}" for k in range(7)]
     assert expected.column("tweet_id").to_pylist()[0] in {str(k) for k in range(1, 8)}
     assert sum(stats.to_dict()["duplicates"].values()) == len(rows) - 7
+
+
+def test_dedup_exact_even_when_hashes_collide() -> None:
+    rows = [("1", "a", False), ("2", "b", False), ("3", "a", False), ("4", "b", False)]
+    table = _kept_table(rows)
+    table = table.set_column(
+        table.schema.get_field_index("_h"), KEPT.field("_h"), pa.array([7] * 4, pa.uint64())
+    )
+    got, _ = dedup_table(table, exact=True)
+    assert sorted(got.column("tweet_id").to_pylist()) == ["1", "2"]
 
 
 def test_dedup_ids_compared_numerically() -> None:

@@ -2,7 +2,8 @@
 
 Input: ``(bucket, [tables in the transforms.prepare.KEPT layout])`` from a GroupByKey on the
 text-hash bucket, so every copy of a text is in the same group. Rows are sorted by
-(text, numeric tweet ID, is-retweet); then, inside a run of equal texts:
+(text hash, text, numeric tweet ID, is-retweet) -- the 64-bit hash first, so the sort compares
+strings only between rows whose hashes tie; then, inside a run of equal texts:
 
 * a row with the same ID as the row before it is dropped: ``retweet_duplicate`` when it is a
   retweet (its original, or another retweet of the same original, stays), else ``duplicate_id``

@@ -47,8 +47,11 @@ __all__ = [
     "prepare_tables",
     "warm",
 ]
-#: Rows handed between the prepare and dedup steps: the corpus columns plus `_rt` (is a retweet).
-KEPT = pa.schema(list(CORPUS) + [pa.field("_rt", pa.bool_(), nullable=False)])
+#: Rows handed between the prepare and dedup steps: the corpus columns plus `_rt` (is a retweet)
+#: and `_h` (64-bit blake2b of the normalized text: dedup sorts by it, then by the text itself).
+KEPT = pa.schema(
+    list(CORPUS) + [pa.field("_rt", pa.bool_(), nullable=False), pa.field("_h", pa.uint64(), nullable=False)]
+)
 _ID_RE = re.compile(r"^[0-9]{1,19}$")
 _TWITTER_EPOCH_MS = 1288834974657
 
@@ -78,10 +81,14 @@ def warm(config: PrepareConfig) -> None:
     langid.warm(config.detector)
 
 
+def text_hash(text: str) -> int:
+    """Stable 64-bit hash of a normalized text (blake2b; the same on every machine and run)."""
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little")
+
+
 def text_bucket(text: str, buckets: int) -> int:
-    """Stable bucket of a normalized text (blake2b; the same on every machine and run)."""
-    digest = hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest()
-    return int.from_bytes(digest, "little") % buckets
+    """Stable dedup bucket of a normalized text."""
+    return text_hash(text) % buckets
 
 
 def _decode_texts(column: pa.ChunkedArray) -> tuple[list[str | None], dict[int, str]]:
@@ -258,6 +265,7 @@ def _build_kept(table, texts, keep, out_texts, lid_texts, rt, config, stats) -> 
         "num_chars": pa.array([len(t) for t in out_texts], pa.int32()),
         "normalizer": pa.array([config.normalizer_tag] * len(keep), pa.string()),
         "_rt": pa.array([t is not None for t in rt], pa.bool_()),
+        "_h": pa.array([text_hash(t) for t in out_texts], pa.uint64()),
     }
     kept = pa.table({f.name: columns[f.name] for f in KEPT}, schema=KEPT)
     if config.languages:
@@ -270,7 +278,7 @@ def _build_kept(table, texts, keep, out_texts, lid_texts, rt, config, stats) -> 
 def _split_buckets(kept: pa.Table, buckets: int) -> Iterable[tuple[int, pa.Table]]:
     if kept.num_rows == 0:
         return []
-    keys = np.array([text_bucket(t, buckets) for t in kept.column("text").to_pylist()], dtype=np.int64)
+    keys = (kept.column("_h").to_numpy() % np.uint64(buckets)).astype(np.int64)
     order = np.argsort(keys, kind="stable")
     bounds = np.flatnonzero(np.diff(keys[order])) + 1
     return [(int(keys[chunk[0]]), kept.take(pa.array(chunk))) for chunk in np.split(order, bounds)]
