@@ -194,6 +194,15 @@ def test_check_catches_a_token_pickled_into_a_dofn(tmp_path, sdist):
     assert any("secret value appears in staging/pipeline.pb" in p for p in problems), problems
 
 
+def test_the_wheel_workers_install_from_the_sdist_holds_every_package_file(tmp_path, sdist):
+    assert dataflow.check_installable(sdist, str(REPO), str(tmp_path / "ok")) == []
+    root = tmp_path / "pkg"
+    (root / "twhin_data" / "data").mkdir(parents=True)
+    (root / "twhin_data" / "data" / "model.bin").write_bytes(b"x")  # a type package_data does not list
+    problems = dataflow.check_installable(sdist, str(root), str(tmp_path / "bad"))
+    assert problems and "twhin_data/data/model.bin" in problems[0]
+
+
 @needs_gcp
 def test_check_catches_a_module_missing_from_the_sdist(tmp_path, sdist):
     problems = _spec(_fake_module(_clean_build), tmp_path, sdist, [f"--output={tmp_path / 'out'}"])

@@ -240,6 +240,26 @@ def build_sdist(setup_file: str, outdir: str) -> str:
     return str(built[-1])
 
 
+def check_installable(sdist: str, package_root: str, outdir: str) -> list[str]:
+    """Builds the wheel from the sdist as pip does on workers (offline); lists package files it lacks.
+
+    The sdist can hold a data file (MANIFEST.in) that the installed package still misses
+    (package_data): only the wheel shows what a worker really gets.
+    """
+    cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q"]
+    proc = subprocess.run([*cmd, "-w", outdir, sdist], capture_output=True, text=True, check=False)
+    wheels = sorted(Path(outdir).glob("*.whl"))
+    if proc.returncode != 0 or not wheels:
+        last = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+        return [f"pip cannot build a wheel from the sdist offline: {last[0]}"]
+    missing = sorted(set(expected_package_files(package_root)) - set(archive_members(str(wheels[-1]))))
+    if missing:
+        return [
+            f"the installed package (wheel of the sdist) lacks {len(missing)} file(s): {', '.join(missing[:8])}"
+        ]
+    return []
+
+
 @contextlib.contextmanager
 def reuse_sdist(sdist: str) -> Iterator[None]:
     """Makes Beam's stager copy one prebuilt sdist instead of rebuilding it for every pipeline."""
@@ -592,9 +612,14 @@ def main(args: argparse.Namespace, extra: list[str]) -> int:
     failed = 0
     try:
         sdist = build_sdist(setup_file, os.path.join(workdir, "sdist"))
-        print(
-            f"sdist  OK    {os.path.basename(sdist)} built offline (python -m build --no-isolation --sdist)"
-        )
+        root = os.path.dirname(os.path.abspath(setup_file))
+        problems = check_installable(sdist, root, os.path.join(workdir, "wheel"))
+        name = os.path.basename(sdist)
+        if problems:
+            print(f"sdist  FAIL  {name} built offline, but " + "; ".join(problems))
+        else:
+            print(f"sdist  OK    {name} built offline; the wheel built from it installs every package file")
+        failed += bool(problems)
         present = [c for c, (m, _) in modules.items() if m is not None]
         inputs = args.inputs or local.sample_inputs(os.path.join(workdir, "sample"), present)
         with canary_secrets(workdir) as (canaries, token_file), reuse_sdist(sdist):
