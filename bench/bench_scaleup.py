@@ -1,6 +1,7 @@
 """Local scale-up benchmark (issue 9): prepare with --workers N vs a plain process pool doing the same work.
 
-One self-contained command (the synthetic input is generated once and cached under /tmp):
+One self-contained command (the synthetic input is generated once and cached under /tmp; the shard
+stage's input is prepare's corpus of it, built once with one worker):
 
     python bench/bench_scaleup.py --n 400000 --max_workers 16 --out bench/out/scaleup
 
@@ -13,6 +14,10 @@ For every N in 1, 2, 4, 8, 16 (up to --max_workers), each in a fresh process:
   over the same read tasks, results back in the parent;
 * ``mp`` (with --candidates): Beam's own ``--direct_running_mode=multi_processing
   --direct_num_workers=N`` with PoolMapFn at 1 worker (the alternative the issue measured).
+
+and for shard (``--stages``, default both): ``twhin-data shard --workers N`` end to end next to a
+plain pool running the shard engineer's `transforms.tokenize.tokenize_table` over the same
+corpus tables.
 
 Reports tweets/s, speed-up over N=1 of the same method, the ratio of prepare's speed-up to the
 pool's (the acceptance bar is >= 0.8), and peak RSS (parent, and the largest child).
@@ -143,6 +148,92 @@ def child_pool(root: str, workers: int) -> dict:
     return {"tweets": rows, "wall_s": round(wall, 3), **_usage(tree)}
 
 
+def corpus_dir(root: str) -> str:
+    """prepare's corpus/ of `root`, built once with one worker (the shard benchmark's input)."""
+    out = root.rstrip("/") + "-prepared"
+    if not os.path.isdir(os.path.join(out, "corpus")):
+        import contextlib
+        import io
+
+        from twhin_data.runners import cli
+
+        flags = [
+            "prepare",
+            f"--tweets={root}",
+            f"--output={out}",
+            "--workers=1",
+            "--overwrite",
+            "--log_level=WARNING",
+        ]
+        with contextlib.redirect_stdout(io.StringIO()):
+            code = cli.main(flags)
+        if code:
+            raise SystemExit(f"prepare for the shard benchmark failed ({code})")
+    return os.path.join(out, "corpus")
+
+
+def child_shard(corpus: str, workers: int) -> dict:
+    import contextlib
+    import io
+
+    import pyarrow.parquet as pq
+
+    from twhin_data.runners import cli
+
+    with tempfile.TemporaryDirectory(prefix="scaleup-shard-") as out:
+        flags = [
+            "shard",
+            f"--corpus={corpus}",
+            f"--output={out}",
+            f"--workers={workers}",
+            "--log_level=WARNING",
+        ]
+        with TreeRss() as tree, contextlib.redirect_stdout(io.StringIO()):
+            started = time.perf_counter()
+            code = cli.main(flags)
+            wall = time.perf_counter() - started
+        if code != 0:
+            raise SystemExit(f"shard failed with exit code {code}")
+    rows = pq.ParquetDataset(corpus).read(columns=["tweet_id"]).num_rows
+    return {"tweets": rows, "wall_s": round(wall, 3), **_usage(tree)}
+
+
+def child_shard_pool(corpus: str, workers: int) -> dict:
+    """The ceiling for shard: a plain pool running the same tokenize_table over the same tables."""
+    import functools
+    import multiprocessing
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from twhin_data.text.tokenize import bundled_path
+    from twhin_data.transforms import tokenize as tk
+
+    started = time.perf_counter()
+    fn = functools.partial(
+        tk.tokenize_table, tokenizer=bundled_path(), max_length=128, valid_fraction=0.01, seed=0
+    )
+    paths = sorted(os.path.join(corpus, f) for f in os.listdir(corpus) if f.endswith(".parquet"))
+
+    def tables():
+        for path in paths:
+            for batch in pq.ParquetFile(path).iter_batches(batch_size=4096, columns=list(tk.CORPUS_COLUMNS)):
+                yield pa.Table.from_batches([batch]).append_column(
+                    "source", pa.array([path] * batch.num_rows)
+                )
+
+    rows = 0
+    context = multiprocessing.get_context("forkserver")
+    threads = -(-(os.cpu_count() or 1) // workers)
+    with (
+        TreeRss() as tree,
+        context.Pool(workers, initializer=tk.limit_tokenizer_threads, initargs=(threads,)) as pool,
+    ):
+        for outputs in pool.imap(fn, tables(), chunksize=1):
+            rows += sum(o.value.get("tweets_in", 0) for o in outputs if getattr(o, "tag", None) == tk.STATS)
+    return {"tweets": rows, "wall_s": round(time.perf_counter() - started, 3), **_usage(tree)}
+
+
 def run_child(kind: str, root: str, workers: int) -> dict:
     cmd = [
         sys.executable,
@@ -163,25 +254,33 @@ def run_child(kind: str, root: str, workers: int) -> dict:
 
 
 def markdown(report: dict) -> str:
-    lines = [
-        f"Scale-up, prepare, {report['n']:,} synthetic tweets, {report['machine']}, {report['date']}",
-        "",
-        "| workers | prepare tweets/s | speed-up | pool tweets/s | pool speed-up | prepare/pool speed-up | "
-        "peak RSS, all processes (MB) | parent CPU s |"
-        + (" Beam multi_processing tweets/s (speed-up) |" if report["mp"] else ""),
-        "|---|---|---|---|---|---|---|---|" + ("---|" if report["mp"] else ""),
-    ]
-    for row in report["rows"]:
-        line = (
-            f"| {row['workers']} | {row['prepare']['tweets_per_s']:,.0f} | x{row['prepare_speedup']:.2f} | "
-            f"{row['pool']['tweets_per_s']:,.0f} | x{row['pool_speedup']:.2f} | {row['ratio']:.2f} | "
-            f"{row['prepare']['peak_rss_total_mb']:.0f} | {row['prepare']['parent_cpu_s']:.1f} |"
-        )
-        if report["mp"]:
-            mp = row.get("mp")
-            line += f" {mp['tweets_per_s']:,.0f} (x{row['mp_speedup']:.2f}) |" if mp else " |"
-        lines.append(line)
-    return "\n".join(lines) + "\n"
+    lines = [f"Scale-up, {report['n']:,} synthetic tweets, {report['machine']}, {report['date']}", ""]
+    for stage, ceiling in (("prepare", "pool"), ("shard", "shard_pool")):
+        if stage not in report["rows"][0]:
+            continue
+        mp = stage == "prepare" and report["mp"]
+        lines += [
+            f"{stage}:",
+            "",
+            f"| workers | {stage} tweets/s | speed-up | plain pool tweets/s | pool speed-up | "
+            f"{stage}/pool speed-up | peak RSS, all processes (MB) | parent CPU s |"
+            + (" Beam multi_processing tweets/s (speed-up) |" if mp else ""),
+            "|---|---|---|---|---|---|---|---|" + ("---|" if mp else ""),
+        ]
+        for row in report["rows"]:
+            r, c = row[stage], row[ceiling]
+            line = (
+                f"| {row['workers']} | {r['tweets_per_s']:,.0f} | x{row[f'{stage}_speedup']:.2f} | "
+                f"{c['tweets_per_s']:,.0f} | x{row[f'{ceiling}_speedup']:.2f} | {row[f'{stage}_ratio']:.2f} | "
+                f"{r['peak_rss_total_mb']:.0f} | {r['parent_cpu_s']:.1f} |"
+            )
+            if mp:
+                line += (
+                    f" {row['mp']['tweets_per_s']:,.0f} (x{row['mp_speedup']:.2f}) |" if "mp" in row else " |"
+                )
+            lines.append(line)
+        lines.append("")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -194,40 +293,50 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--candidates", action="store_true", help="Also measure Beam's multi_processing mode."
     )
-    parser.add_argument("--child", choices=["prepare", "pool", "mp"], help=argparse.SUPPRESS)
+    parser.add_argument("--stages", default="prepare,shard", help="Comma-separated: prepare, shard.")
+    parser.add_argument(
+        "--child", choices=["prepare", "pool", "mp", "shard", "shard_pool"], help=argparse.SUPPRESS
+    )
     parser.add_argument("--root", help=argparse.SUPPRESS)
     parser.add_argument("--workers", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        result = (
-            child_pool(args.root, args.workers)
-            if args.child == "pool"
-            else child_prepare(args.root, args.workers, args.child)
-        )
+        children = {"pool": child_pool, "shard": child_shard, "shard_pool": child_shard_pool}
+        if args.child in children:
+            result = children[args.child](args.root, args.workers)
+        else:
+            result = child_prepare(args.root, args.workers, args.child)
         print(json.dumps(result))
         return 0
     import prep_data
 
     root = prep_data.tweets_dir(args.n)
+    stages = [x.strip() for x in args.stages.split(",") if x.strip()]
+    corpus = corpus_dir(root) if "shard" in stages else None
     counts = [w for w in (1, 2, 4, 8, 16, 32, 64) if w <= args.max_workers]
     rows = []
     for workers in counts:
-        row = {
-            "workers": workers,
-            "prepare": run_child("prepare", root, workers),
-            "pool": run_child("pool", root, workers),
-        }
-        if args.candidates and workers > 1:
-            row["mp"] = run_child("mp", root, workers)
+        row: dict = {"workers": workers}
+        if "prepare" in stages:
+            row["prepare"] = run_child("prepare", root, workers)
+            row["pool"] = run_child("pool", root, workers)
+            if args.candidates and workers > 1:
+                row["mp"] = run_child("mp", root, workers)
+        if corpus:
+            row["shard"] = run_child("shard", corpus, workers)
+            row["shard_pool"] = run_child("shard_pool", corpus, workers)
         print(json.dumps(row), flush=True)
         rows.append(row)
-    base_prepare, base_pool = rows[0]["prepare"]["tweets_per_s"], rows[0]["pool"]["tweets_per_s"]
-    for row in rows:
-        row["prepare_speedup"] = row["prepare"]["tweets_per_s"] / base_prepare
-        row["pool_speedup"] = row["pool"]["tweets_per_s"] / base_pool
-        row["ratio"] = row["prepare_speedup"] / row["pool_speedup"]
-        if "mp" in row:
-            row["mp_speedup"] = row["mp"]["tweets_per_s"] / base_prepare
+    for stage, ceiling in (("prepare", "pool"), ("shard", "shard_pool")):
+        if stage not in rows[0]:
+            continue
+        base, base_pool = rows[0][stage]["tweets_per_s"], rows[0][ceiling]["tweets_per_s"]
+        for row in rows:
+            row[f"{stage}_speedup"] = row[stage]["tweets_per_s"] / base
+            row[f"{ceiling}_speedup"] = row[ceiling]["tweets_per_s"] / base_pool
+            row[f"{stage}_ratio"] = row[f"{stage}_speedup"] / row[f"{ceiling}_speedup"]
+            if stage == "prepare" and "mp" in row:
+                row["mp_speedup"] = row["mp"]["tweets_per_s"] / base
     report = {
         "n": args.n,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores ({platform.python_version()})",
