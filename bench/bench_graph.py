@@ -113,29 +113,33 @@ def baseline(folder: str) -> dict:
 
 
 def _measure(cmd: list[str]) -> tuple[float, float, str]:
-    """Runs cmd in a child of a child: wall seconds, peak RSS (MiB) of that process tree, stdout."""
+    """Runs cmd in a child of a child: wall seconds, peak RSS (MiB) of that process tree, stdout
+    (which ends with a `__CPU__ seconds` line: user + sys CPU of the tree, robust to a busy machine)."""
     wrapper = (
         "import resource,subprocess,sys,time;t=time.perf_counter();"
         "r=subprocess.run(sys.argv[1:],capture_output=True,text=True);"
         "sys.stderr.write(r.stderr[-2000:]);"
         "print(r.stdout);print('__WALL__',time.perf_counter()-t);"
-        "print('__RSS__',resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss);sys.exit(r.returncode)"
+        "u=resource.getrusage(resource.RUSAGE_CHILDREN);print('__CPU__',u.ru_utime+u.ru_stime);"
+        "print('__RSS__',u.ru_maxrss);sys.exit(r.returncode)"
     )
     done = subprocess.run([sys.executable, "-c", wrapper, *cmd], capture_output=True, text=True)
     if done.returncode:
         raise SystemExit(f"failed: {' '.join(cmd)}\n{done.stderr[-3000:]}")
     wall = float(done.stdout.split("__WALL__")[1].split()[0])
     rss = float(done.stdout.split("__RSS__")[1].split()[0]) / 1024
-    return wall, rss, done.stdout.split("__WALL__")[0]
+    cpu = done.stdout.split("__CPU__")[1].split()[0]
+    return wall, rss, done.stdout.split("__WALL__")[0] + f"\n__CPU__ {cpu}"
 
 
 def run_graph(folder: Path, out: Path, extra: list[str]) -> dict:
     cmd = [sys.executable, "-m", "twhin_data", "graph", "--engagements", str(folder), "--output", str(out)]
     cmd += ["--overwrite", "--min_per_tweet", "2", "--log_level", "WARNING", *extra]
-    wall, rss, _ = _measure(cmd)
+    wall, rss, text = _measure(cmd)
     stats = json.loads((out / "reports" / "graph" / "stats.json").read_text())
     return {
         "seconds": round(wall, 1),
+        "cpu_seconds": round(float(text.split("__CPU__")[1].split()[0]), 1),
         "peak_rss_mib": round(rss),
         "rows": stats["accounting"]["in"],
         "edges": stats["edges"],
@@ -174,8 +178,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.skip_baseline:
             continue
         wall, rss, out = _measure([sys.executable, __file__, "--baseline_child", str(folder)])
-        base = json.loads(out.strip().splitlines()[-1])
-        base.update(peak_rss_mib=round(rss), process_seconds=round(wall, 1))
+        base = json.loads(out.split("__CPU__")[0].strip().splitlines()[-1])
+        cpu = round(float(out.split("__CPU__")[1].split()[0]), 1)
+        base.update(peak_rss_mib=round(rss), process_seconds=round(wall, 1), cpu_seconds=cpu)
         base["rows_per_s"] = round(base["rows"] / wall)
         base["pairs_per_s"] = round(base["pairs_generated"] / wall)
         print(json.dumps({"baseline": base}), flush=True)
@@ -184,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     if "baseline" in results:
         base = results["baseline"]
         results["graph_vs_baseline_speed"] = round(base["process_seconds"] / results["graph"]["seconds"], 3)
+        results["graph_vs_baseline_cpu"] = round(base["cpu_seconds"] / results["graph"]["cpu_seconds"], 3)
         results["same_edges_and_pairs"] = (base["edges"], base["pairs_generated"]) == (
             results["graph"]["edges"],
             results["graph"]["pairs_generated"],

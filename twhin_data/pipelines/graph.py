@@ -41,7 +41,7 @@ BYTES_PER_OUTPUT_PART = 256 << 20
 
 
 def _types(text: str) -> list[str]:
-    return [t for t in opts.csv_list(text)]
+    return opts.csv_list(text)
 
 
 def _float(text: str) -> float:

@@ -149,7 +149,7 @@ def read_raw(
     wanted = {mapping[f]: f for f in FIELDS}
     with FileSystems.open(path) as handle:
         if fmt == "parquet":
-            parquet = pq.ParquetFile(pa.BufferReader(handle.read()))
+            parquet = pq.ParquetFile(handle)
             present = [c for c in wanted if c in parquet.schema_arrow.names]
             for batch in parquet.iter_batches(batch_size=CHUNK_ROWS, columns=present):
                 table = pa.Table.from_batches([batch])
@@ -236,7 +236,7 @@ def check_header(path: str, mapping: dict[str, str]) -> None:
         return
     with FileSystems.open(path) as handle:
         if fmt == "parquet":
-            names = pq.ParquetFile(pa.BufferReader(handle.read())).schema_arrow.names
+            names = pq.ParquetFile(handle).schema_arrow.names
         else:
             line = handle.readline().decode("utf-8-sig", errors="replace").rstrip("\r\n")
             names = [h.strip().strip('"') for h in line.split("\t" if fmt == "tsv" else ",")]
@@ -319,14 +319,13 @@ class DeriveFromTweetsFn(_CleanFn):
     COLUMNS = ["tweet_id", "author_id", "created_at", "referenced_tweets"]
 
     def process(self, path: str) -> Iterable:
-        with FileSystems.open(path) as handle:
-            parquet = pq.ParquetFile(pa.BufferReader(handle.read()))
         self._inc("tweet_files_read", 1)
-        for batch in parquet.iter_batches(batch_size=CHUNK_ROWS, columns=self.COLUMNS):
-            raw = derive_from_tweets(pa.Table.from_batches([batch]))
-            self._inc("derived_rows", raw.num_rows)
-            if raw.num_rows:
-                yield from self._emit(raw, 1, path)
+        with FileSystems.open(path) as handle:  # read by row group: memory ~ one row group
+            for batch in pq.ParquetFile(handle).iter_batches(batch_size=CHUNK_ROWS, columns=self.COLUMNS):
+                raw = derive_from_tweets(pa.Table.from_batches([batch]))
+                self._inc("derived_rows", raw.num_rows)
+                if raw.num_rows:
+                    yield from self._emit(raw, 1, path)
 
 
 def _patterns(text: str) -> list[str]:

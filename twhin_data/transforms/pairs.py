@@ -148,7 +148,7 @@ def check_embeddings(pattern: str) -> list[str]:
     for path in paths:
         if path.endswith(".parquet"):
             with FileSystems.open(path) as handle:
-                names = pq.ParquetFile(pa.BufferReader(handle.read())).schema_arrow.names
+                names = pq.ParquetFile(handle).schema_arrow.names
             if not any(c in names for c in ID_COLUMNS) or not any(c in names for c in VECTOR_COLUMNS):
                 raise ConfigError(
                     f"{path}: needs an id column ({'/'.join(ID_COLUMNS)}) and a vector column "

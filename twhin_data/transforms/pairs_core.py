@@ -143,6 +143,7 @@ def canonical_min_rank(a: np.ndarray, b: np.ndarray, rank: np.ndarray) -> np.nda
 _IVF = re.compile(r"IVF(\d+)")
 _PQ = re.compile(r"(OPQ|PQ)(\d+)")
 EXACT_MAX_N = 50_000
+PQ_MIN_TRAIN = 39 * 256
 PAPER_FACTORY = "OPQ64,IVF65536,PQ64"
 
 
@@ -155,7 +156,8 @@ def resolve_factory(factory: str, n: int, dim: int, nprobe: int) -> tuple[str, i
 
     "auto": exact "Flat" up to EXACT_MAX_N vectors, else the paper's OPQ64,IVF65536,PQ64.
     IVF lists are scaled down to at most n / 39 (FAISS needs ~39 training points per list) and a
-    power of two near 4 * sqrt(n); PQ/OPQ sub-quantizers must divide dim; nprobe <= nlist.
+    power of two near 4 * sqrt(n); PQ/OPQ sub-quantizers must divide dim; below 9,984 vectors (too few
+    to train 8-bit PQ codebooks) OPQ/PQ are dropped (IVF over flat vectors); nprobe <= nlist.
     """
     if factory == "auto":
         factory = "Flat" if n <= EXACT_MAX_N else PAPER_FACTORY
@@ -167,6 +169,10 @@ def resolve_factory(factory: str, n: int, dim: int, nprobe: int) -> tuple[str, i
         nlist = max(1, min(wanted, target, max(1, n // 39)))
         factory = factory[: match.start()] + f"IVF{nlist}" + factory[match.end() :]
     factory = _PQ.sub(lambda m: f"{m.group(1)}{_largest_divisor_at_most(dim, int(m.group(2)))}", factory)
+    if n < PQ_MIN_TRAIN and _PQ.search(factory):
+        # Too few vectors to train 8-bit PQ codebooks (FAISS wants 39 x 256): keep IVF, store vectors flat.
+        factory = re.sub(r"OPQ\d+(_\d+)?,", "", factory)
+        factory = re.sub(r"(?<!O)PQ\d+(x\d+)?", "Flat", factory)
     return factory, (min(nprobe, nlist) if nlist else nprobe)
 
 
