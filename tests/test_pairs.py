@@ -6,12 +6,16 @@ import csv
 import json
 from pathlib import Path
 
+import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that, equal_to
 
 from twhin_data.runners.cli import main
+from twhin_data.transforms.pairs import CoEngagementPairs
 
 COMMUNITIES, TWEETS_PER, USERS_PER, PER_USER, NOISE = 6, 30, 40, 12, 0.1
 BASE_TWEET, BASE_USER, T0 = 1_500_000_000_000_000_000, 10_000, 1_640_995_200_000
@@ -153,3 +157,35 @@ def test_embedding_pairs_from_pbg_tsv_export(tmp_path):
     assert n > 0 and value >= 0.9
     errors = pq.read_table(out / "errors" / "graph").to_pylist()
     assert [e["error_type"] for e in errors] == ["bad_vector"]
+
+
+def test_coengagement_transform_counts_scores_and_ranks():
+    # users 1-3 engage with tweets 10 and 20; user 1 also with 30 (10 and 20 have 3 engagers each).
+    rows = [(1, 10), (1, 20), (1, 30), (2, 10), (2, 20), (3, 10), (3, 20)]
+    engagers = {10: 3, 20: 3, 30: 1}
+    table = pa.table(
+        {
+            "user": pa.array([u for u, _ in rows], pa.uint64()),
+            "tweet": pa.array([t for _, t in rows], pa.uint64()),
+            "rel": pa.array([0] * len(rows), pa.int8()),
+            "ts": pa.array(range(len(rows)), pa.int64()),
+            "source": pa.array([0] * len(rows), pa.int8()),
+            "engagers": pa.array([engagers[t] for _, t in rows], pa.int64()),
+        }
+    )
+    splits = {"user": np.zeros(0, np.uint64), "tweet": np.array([15], np.uint64)}
+    with TestPipeline(runner="FnApiRunner") as p:
+        split_points = p | "Splits" >> beam.Create([splits])
+        pairs = (
+            p
+            | beam.Create([table])
+            | CoEngagementPairs(split_points, top_k=2, min_score=0.0, min_count=1, gap_s=0, fanout_cap=0)
+            | beam.FlatMap(lambda t: t.to_pylist())
+            | beam.Map(
+                lambda r: (r["tweet_id_a"], r["tweet_id_b"], round(r["score"], 4), r["count"], r["rank"])
+            )
+        )
+        assert_that(
+            pairs,
+            equal_to([("10", "20", 1.0, 3, 1), ("10", "30", 0.5774, 1, 1), ("20", "30", 0.5774, 1, 2)]),
+        )
