@@ -625,7 +625,14 @@ def main(args: argparse.Namespace, extra: list[str]) -> int:
         with canary_secrets(workdir) as (canaries, token_file), reuse_sdist(sdist):
             for command, (module, why) in modules.items():
                 failed += _check_one(
-                    command, module, why, locals_=(workdir, inputs, token_file, canaries), args=args
+                    command,
+                    module,
+                    why,
+                    workdir=workdir,
+                    inputs=inputs,
+                    secrets=(canaries, token_file),
+                    image=args.image,
+                    setup_file=setup_file,
                 )
     finally:
         if args.workdir is None:
@@ -633,10 +640,21 @@ def main(args: argparse.Namespace, extra: list[str]) -> int:
     return 1 if failed else 0
 
 
-def _check_one(command: str, module, why: str, *, locals_: tuple, args: argparse.Namespace) -> int:
+def _check_one(
+    command: str,
+    module,
+    why: str,
+    *,
+    workdir: str,
+    inputs: str,
+    secrets: tuple[list[str], str],
+    image: str,
+    setup_file: str,
+) -> int:
+    """Checks one pipeline's spec and prints its verdict line; returns 1 when it fails."""
     from twhin_data.runners import local
 
-    workdir, inputs, token_file, canaries = locals_
+    canaries, token_file = secrets
     label = f"{command:<21}"
     if module is None:
         print(f"{label} SKIP  {why}")
@@ -651,11 +669,11 @@ def _check_one(command: str, module, why: str, *, locals_: tuple, args: argparse
             module,
             argv,
             workdir=spec_dir,
-            image=args.image,
-            setup_file=args.setup_file or repo_setup_file(),
+            image=image,
+            setup_file=setup_file,
             canaries=canaries,
         )
-    except (ConfigError, Exception) as exc:  # noqa: BLE001 - one line per pipeline, then go on
+    except Exception as exc:  # noqa: BLE001 - a ConfigError or a build failure: one line, then go on
         problems = [
             f"spec generation failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         ]
@@ -663,9 +681,7 @@ def _check_one(command: str, module, why: str, *, locals_: tuple, args: argparse
         print(f"{label} FAIL  " + "; ".join(problems))
         return 1
     size = os.path.getsize(os.path.join(spec_dir, "job.json"))
-    print(
-        f"{label} OK    job.json {size / 1024:.0f} KB, image {args.image}, sdist complete, no secret staged"
-    )
+    print(f"{label} OK    job.json {size / 1024:.0f} KB, image {image}, sdist complete, no secret staged")
     return 0
 
 
