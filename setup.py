@@ -30,8 +30,9 @@ setup(
         "numpy>=1.26",
     ],
     extras_require={
-        "test": ["pytest>=8", "ruff>=0.6", "build>=1.2"],
-        "dev": ["pytest>=8", "ruff>=0.6", "build>=1.2"],
+        # The test suite builds real Dataflow job specs offline, which needs the gcp extra.
+        "test": ["pytest>=8", "ruff>=0.6", "build>=1.2", "apache-beam[gcp]>=2.77,<2.78"],
+        "dev": ["pytest>=8", "ruff>=0.6", "build>=1.2", "apache-beam[gcp]>=2.77,<2.78"],
         "gcp": ["apache-beam[gcp]>=2.77,<2.78"],
         "bench": ["transformers>=4.40", "psutil>=5.9"],
     },
