@@ -88,6 +88,7 @@ def _messy_inputs(tmp: Path) -> list[str]:
         "5,102,fav,2020-01-01T00:00:00Z\n"  # filtered_time_window
         "5,103,fav,\n"  # no ts while a window is set: filtered_time_window
     )
+    (tmp / "logs" / "empty.csv").write_text("uid,tid,action,time\n")  # a header without rows
     (tmp / "logs" / "b.jsonl").write_text(
         '{"uid": 6, "tid": "104", "action": "retweet", "time": 1641000000000}\n'
         "{not json\n"

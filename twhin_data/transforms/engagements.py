@@ -209,17 +209,22 @@ def _read_delimited(handle, wanted: dict[str, str], delimiter: str):
 
     header = handle.readline().decode("utf-8-sig", errors="replace").rstrip("\r\n").split(delimiter)
     names = [h.strip().strip('"') for h in header]
-    reader = pacsv.open_csv(
-        handle,
-        read_options=pacsv.ReadOptions(column_names=names, block_size=8 << 20),
-        parse_options=pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=on_invalid),
-        convert_options=pacsv.ConvertOptions(
-            column_types={n: pa.string() for n in names},
-            include_columns=[c for c in wanted if c in names],
-            strings_can_be_null=True,
-            quoted_strings_can_be_null=False,
-        ),
-    )
+    try:
+        reader = pacsv.open_csv(
+            handle,
+            read_options=pacsv.ReadOptions(column_names=names, block_size=8 << 20),
+            parse_options=pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=on_invalid),
+            convert_options=pacsv.ConvertOptions(
+                column_types={n: pa.string() for n in names},
+                include_columns=[c for c in wanted if c in names],
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+    except pa.ArrowInvalid as exc:
+        if "Empty CSV" in str(exc):  # a header without rows
+            return
+        raise
     for batch in reader:
         yield _rename(pa.Table.from_batches([batch]), wanted), bad
         bad = []
