@@ -338,6 +338,8 @@ def _patterns(text: str) -> list[str]:
     for part in [p.strip() for p in text.split(",") if p.strip()]:
         if "://" not in part and os.path.isdir(part):
             part = os.path.join(part, "**")
+        elif "://" in part and not any(ch in part for ch in "*?[") and file_format(part) is None:
+            part = part.rstrip("/") + "/**"  # a bucket "directory" (as core.files.expand_inputs)
         out.append(part)
     return out
 
