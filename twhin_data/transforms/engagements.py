@@ -285,8 +285,8 @@ class ReadEngagementFileFn(_CleanFn):
         self._mapping = mapping
 
     def process(self, path: str) -> Iterable:
-        if file_format(path) is None:
-            self._inc("files_skipped", 1)
+        if file_format(path) is None or path.rstrip("/").rsplit("/", 1)[-1].startswith((".", "_")):
+            self._inc("files_skipped", 1)  # unknown type, or hidden/temporary (as core.files.expand_inputs)
             return
         self._inc("files_read", 1)
         for raw, bad in read_raw(path, self._mapping):
