@@ -272,3 +272,65 @@ def test_ts_helpers_round_trip():
     assert gc.iso_to_ms("1970-01-02") == 86_400_000
     with pytest.raises(ValueError):
         gc.iso_to_ms("soon")
+
+
+def _reference(rows: list[dict], cap: int, min_users: int, rounds: int, top_k: int, min_count: int):
+    """A plain-Python statement of the documented semantics (dedupe, rounds, pairs)."""
+    best: dict = {}
+    for r in rows:
+        key = (int(r["user_id"]), int(r["tweet_id"]), r["type"])
+        ts = int(r["ts"]) if r["ts"] else None
+        if key not in best or (ts is not None and (best[key] is None or ts < best[key])):
+            best[key] = ts
+    alive = {t for (_, t, _) in best}
+    for _ in range(rounds):
+        by_user: dict = {}
+        for (u, t, k), ts in best.items():
+            if t in alive:
+                by_user.setdefault(u, []).append((-(ts if ts is not None else -(2**62)), t, k))
+        sel = {(u, t, k) for u, items in by_user.items() for _, t, k in sorted(items)[:cap]}
+        users_of: dict = {}
+        for u, t, _ in sel:
+            users_of.setdefault(t, set()).add(u)
+        alive = {t for t in alive if len(users_of.get(t, ())) >= min_users}
+    final = {e for e in sel if e[1] in alive}
+    engagers: dict = {}
+    tweets_of: dict = {}
+    for u, t, _ in final:
+        engagers.setdefault(t, set()).add(u)
+        tweets_of.setdefault(u, set()).add(t)
+    count: dict = {}
+    for ts in tweets_of.values():
+        for a in ts:
+            for b in ts:
+                if a < b:
+                    count[(a, b)] = count.get((a, b), 0) + 1
+    scored = {
+        p: c / (len(engagers[p[0]]) * len(engagers[p[1]])) ** 0.5 for p, c in count.items() if c >= min_count
+    }
+    rank: dict = {}
+    for focal in engagers:
+        nbrs = [(-s, -count[p], p[1] if p[0] == focal else p[0], p) for p, s in scored.items() if focal in p]
+        for i, (*_, p) in enumerate(sorted(nbrs)[:top_k], start=1):
+            rank[p] = min(rank.get(p, i), i)
+    pairs = {(str(a), str(b)): (count[(a, b)], r) for (a, b), r in rank.items()}
+    return {(str(u), str(t), k) for u, t, k in final}, pairs
+
+
+def test_matches_a_plain_python_reference(tmp_path):
+    rng = np.random.default_rng(5)
+    rows = []
+    for _ in range(400):
+        ts = "" if rng.random() < 0.1 else str(1_600_000_000_000 + int(rng.integers(0, 50)) * 1000)
+        rows.append({"user_id": str(int(rng.integers(1, 30))), "tweet_id": str(int(rng.integers(100, 140))),
+                     "type": ["fav", "reply", "retweet"][int(rng.integers(3))], "ts": ts})  # fmt: skip
+    out = tmp_path / "out"
+    argv = ["graph", "--engagements", str(write_csv(tmp_path / "e.csv", rows)), "--output", str(out), *QUIET]
+    argv += ["--max_per_user", "6", "--min_per_tweet", "4", "--filter_iterations", "2", "--top_k", "3"]
+    assert main(argv + ["--partitions", "4"]) == 0
+    edges, pairs = _reference(rows, cap=6, min_users=4, rounds=2, top_k=3, min_count=2)
+    got = {(r["user_id"], r["tweet_id"], r["type"]) for r in pq.read_table(out / "engagements").to_pylist()}
+    assert got == edges and len(edges) > 50
+    table = pq.read_table(out / "pairs").to_pylist()
+    assert {(r["tweet_id_a"], r["tweet_id_b"]): (r["count"], r["rank"]) for r in table} == pairs
+    assert len(pairs) > 20 and len({r for _, r in pairs.values()}) == 3  # ranks 1..3 all occur
