@@ -118,10 +118,10 @@ def test_user_pairs_time_gap():
 
 def test_resolve_factory_scales_to_n():
     assert pcore.resolve_factory("auto", 1000, 256, 2000) == ("Flat", 2000)
-    factory, nprobe = pcore.resolve_factory("auto", 200_000, 256, 2000)
-    assert factory == "OPQ64,IVF1024,PQ64" and nprobe == 1024
+    assert pcore.resolve_factory("auto", 200_000, 256, 2000) == ("IVF1024,Flat", 32)
+    assert pcore.resolve_factory("auto", 10_000_000, 256, 2000) == ("OPQ64,IVF8192,PQ64", 250)
     assert pcore.resolve_factory("IVF65536,PQ64", 20_000, 48, 10)[0] == "IVF512,PQ48"
-    assert pcore.resolve_factory("OPQ64,IVF65536,PQ64", 3000, 64, 2000) == ("IVF76,Flat", 76)
+    assert pcore.resolve_factory("OPQ64,IVF65536,PQ64", 3000, 64, 2000) == ("IVF76,Flat", 3)
 
 
 def test_knn_pairs_with_a_scaled_ivf_index_finds_communities():
@@ -131,7 +131,7 @@ def test_knn_pairs_with_a_scaled_ivf_index_finds_communities():
     vecs = (centers[community] + 0.35 * rng.normal(size=(3000, 32))).astype(np.float32)
     ids = np.arange(10**18, 10**18 + 3000, dtype=np.uint64)
     table, info = pcore.knn_pairs(ids, vecs, k=5, min_score=0.0, factory="OPQ64,IVF65536,PQ64", nprobe=2000)
-    assert info["factory"] == "IVF76,Flat" and info["nprobe"] == 76
+    assert info["factory"] == "IVF76,Flat" and info["nprobe"] == 3
     a = (table.column("a").to_numpy() - ids[0]).astype(np.int64)
     b = (table.column("b").to_numpy() - ids[0]).astype(np.int64)
     assert table.num_rows > 3000 and (community[a] == community[b]).mean() >= 0.9

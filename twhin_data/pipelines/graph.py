@@ -137,8 +137,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add(
         "--index_factory",
         default="auto",
-        help="FAISS index factory for embeddings (auto: Flat up to 50k vectors, "
-        "else OPQ64,IVF65536,PQ64 scaled down to N).",
+        help="FAISS index factory for embeddings (auto: exact Flat up to 50k vectors, IVF,Flat up to 5M, "
+        "else the paper's OPQ64,IVF65536,PQ64; always scaled to N).",
     )
     add(
         "--nprobe",

@@ -144,6 +144,7 @@ _IVF = re.compile(r"IVF(\d+)")
 _PQ = re.compile(r"(OPQ|PQ)(\d+)")
 EXACT_MAX_N = 50_000
 PQ_MIN_TRAIN = 39 * 256
+IVF_FLAT_MAX_N = 5_000_000
 PAPER_FACTORY = "OPQ64,IVF65536,PQ64"
 
 
@@ -154,13 +155,16 @@ def _largest_divisor_at_most(dim: int, m: int) -> int:
 def resolve_factory(factory: str, n: int, dim: int, nprobe: int) -> tuple[str, int]:
     """The FAISS factory string and nprobe actually used for n vectors of `dim` dimensions.
 
-    "auto": exact "Flat" up to EXACT_MAX_N vectors, else the paper's OPQ64,IVF65536,PQ64.
+    "auto": exact "Flat" up to EXACT_MAX_N vectors, IVF over flat vectors up to IVF_FLAT_MAX_N, else
+    the paper's OPQ64,IVF65536,PQ64.
     IVF lists are scaled down to at most n / 39 (FAISS needs ~39 training points per list) and a
     power of two near 4 * sqrt(n); PQ/OPQ sub-quantizers must divide dim; below 9,984 vectors (too few
-    to train 8-bit PQ codebooks) OPQ/PQ are dropped (IVF over flat vectors); nprobe <= nlist.
+    to train 8-bit PQ codebooks) OPQ/PQ are dropped (IVF over flat vectors). When the lists are scaled
+    down, nprobe is scaled by the same factor (the same fraction of lists is probed), 1 <= nprobe <= nlist.
     """
     if factory == "auto":
-        factory = "Flat" if n <= EXACT_MAX_N else PAPER_FACTORY
+        # Every vector is in memory anyway, so PQ compression only pays off at paper scale.
+        factory = "Flat" if n <= EXACT_MAX_N else ("IVF65536,Flat" if n <= IVF_FLAT_MAX_N else PAPER_FACTORY)
     match = _IVF.search(factory)
     nlist = None
     if match:
@@ -168,12 +172,14 @@ def resolve_factory(factory: str, n: int, dim: int, nprobe: int) -> tuple[str, i
         target = 1 << max(0, int(np.log2(max(1.0, 4 * np.sqrt(n)))))
         nlist = max(1, min(wanted, target, max(1, n // 39)))
         factory = factory[: match.start()] + f"IVF{nlist}" + factory[match.end() :]
+        # Fewer lists: probe the same fraction of them (paper: 2000 / 65536, about 3%).
+        nprobe = -(-nprobe * nlist // wanted)
     factory = _PQ.sub(lambda m: f"{m.group(1)}{_largest_divisor_at_most(dim, int(m.group(2)))}", factory)
     if n < PQ_MIN_TRAIN and _PQ.search(factory):
         # Too few vectors to train 8-bit PQ codebooks (FAISS wants 39 x 256): keep IVF, store vectors flat.
         factory = re.sub(r"OPQ\d+(_\d+)?,", "", factory)
         factory = re.sub(r"(?<!O)PQ\d+(x\d+)?", "Flat", factory)
-    return factory, (min(nprobe, nlist) if nlist else nprobe)
+    return factory, (max(1, min(nprobe, nlist)) if nlist else nprobe)
 
 
 def knn_pairs(
