@@ -102,3 +102,32 @@ def test_two_workers_byte_identical_to_one(tmp_path: Path) -> None:
     d1, d2 = _digest(one), _digest(two)
     assert any(k.startswith("corpus/") for k in d1) and any(k.startswith("errors/") for k in d1)
     assert d1 == d2
+
+
+def test_script_without_main_guard(tmp_path: Path) -> None:
+    """multiprocessing would re-run an unguarded script in each child; PoolMapFn must not."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "import apache_beam as beam\n"
+        "from apache_beam.options.pipeline_options import PipelineOptions\n"
+        "from tests.test_parallel import square_and_tag\n"
+        "from twhin_data.transforms.parallel import PoolMapFn\n"
+        "with beam.Pipeline(options=PipelineOptions(['--runner=FnApiRunner'])) as p:\n"
+        "    (p | beam.Create(list(range(6))) | beam.ParDo(PoolMapFn(square_and_tag, workers=2))\n"
+        "       | beam.combiners.ToList() | beam.Map(lambda xs: print('RESULT', sorted(xs))))\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**__import__("os").environ, "PYTHONPATH": str(root)},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("RESULT") == 1
+    assert "RESULT [0, 1, 4, 9, 16, 25]" in done.stdout

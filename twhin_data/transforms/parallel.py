@@ -9,9 +9,12 @@ emitted in submission order, so the output is exactly what one worker would prod
 Process model (measured in bench/bench_scaleup.py, documented in docs/scale-up.md):
 
 * start method ``forkserver``: children do not inherit the runner's threads (gRPC, logging)
-  and start from a small server process. The server preloads the modules named by `preload`
-  (by default the module that defines `fn`) instead of ``__main__``, so a script without an
-  ``if __name__ == "__main__"`` guard, or pytest, is never re-imported in the children.
+  and start from a small server process that preloads the modules named by `preload` (by
+  default the module that defines `fn`). All N children are started up front with ``__main__``
+  hidden from multiprocessing's preparation data, so a script without an
+  ``if __name__ == "__main__"`` guard is never re-run in the children (multiprocessing would
+  otherwise re-import it and start the pipeline again). Hence `fn` must live in an importable
+  module, not in the script itself.
 * `initializer` runs once per child (and once in the parent for inline runs): load models there.
 * at most `max_in_flight` elements are submitted and not yet emitted (memory stays bounded);
   outputs come back in submission order.
@@ -24,7 +27,10 @@ from __future__ import annotations
 
 import atexit
 import collections
+import contextlib
 import multiprocessing
+import os
+import sys
 import weakref
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -47,14 +53,36 @@ def _module_of(fn: Callable) -> str | None:
     return module if module and module != "__main__" else None
 
 
+@contextlib.contextmanager
+def _main_hidden():
+    """Hides ``__main__``'s file and spec, so children started now do not re-import the script."""
+    main = sys.modules.get("__main__")
+    saved = {k: main.__dict__[k] for k in ("__file__", "__spec__") if main is not None and k in main.__dict__}
+    try:
+        for key in saved:
+            if key == "__spec__":
+                main.__spec__ = None
+            else:
+                del main.__dict__[key]
+        yield
+    finally:
+        if main is not None:
+            main.__dict__.update(saved)
+
+
 def make_pool(
     workers: int, *, initializer: Callable[[], None] | None = None, preload: list[str] | None = None
 ) -> ProcessPoolExecutor:
-    """A forkserver process pool whose server preloads `preload` (never ``__main__``)."""
+    """A forkserver pool with all `workers` children started (and initialized) before it returns."""
     context = multiprocessing.get_context("forkserver")
     # Only takes effect when this process has not started its fork server yet.
     context.set_forkserver_preload(list(preload or []))
-    return ProcessPoolExecutor(workers, mp_context=context, initializer=initializer)
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=initializer)
+    with _main_hidden():
+        # Each submit finds no idle child and starts one: N submits start all N children now.
+        for future in [pool.submit(os.getpid) for _ in range(workers)]:
+            future.result()
+    return pool
 
 
 def _shutdown(pool: ProcessPoolExecutor) -> None:
@@ -108,7 +136,9 @@ class PoolMapFn(beam.DoFn):
             return future.result()
         except BrokenProcessPool as exc:
             name = getattr(getattr(self._fn, "func", self._fn), "__name__", repr(self._fn))
-            raise RuntimeError(f"a worker process running {name} died ({exc}); out of memory?") from exc
+            raise RuntimeError(
+                f"a worker process running {name} died ({exc}): killed or out of memory?"
+            ) from exc
 
     def process(self, element: Any) -> Iterable:
         if self._pool is None:
