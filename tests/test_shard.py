@@ -59,7 +59,7 @@ def runs(inputs, tmp_path_factory) -> tuple[Path, Path, Path]:
     base = tmp_path_factory.mktemp("shard-out")
     assert shard(inputs, base / "a", "--workers", "1") == 0
     assert shard(inputs, base / "b", "--workers", "1") == 0
-    mp = ["--workers", "2", "--direct_running_mode=multi_processing", "--direct_num_workers=2"]
+    mp = ["--tokenize_workers", "2", "--direct_running_mode=multi_processing", "--direct_num_workers=2"]
     assert shard(inputs, base / "mp", *mp) == 0
     return base / "a", base / "b", base / "mp"
 
@@ -90,7 +90,7 @@ def test_layout_and_completed(runs):
 def test_byte_identical_across_runs_and_runners(runs):
     a, b, mp = runs
     assert digests(a) == digests(b)
-    assert digests(a) == digests(mp)  # FnApiRunner in-memory vs multi_processing x2 (+ process pool)
+    assert digests(a) == digests(mp)  # FnApiRunner in-memory vs multi_processing x2 (+ tokenize pool)
 
 
 def test_manifest_counts_equal_a_recount_and_accounting_balances(runs):
