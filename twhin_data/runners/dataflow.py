@@ -223,7 +223,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--setup_file", default=None, help="setup.py to ship (default: the checkout's; required otherwise)."
     )
-    parser.add_argument("--log_level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument(
+        "--log_level",
+        default="WARNING",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="Log level of twhin-data's own messages during the check (default WARNING).",
+    )
 
 
 def build_sdist(setup_file: str, outdir: str) -> str:
