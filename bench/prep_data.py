@@ -32,7 +32,9 @@ def tweets_dir(n: int, seed: int = 0, files: int = 4) -> str:
     step = -(-n // files)
     for i in range(files):
         part = rows[i * step : (i + 1) * step]
-        pq.write_table(to_table(part, TWEETS), os.path.join(out, f"part-{i:05d}.parquet"), row_group_size=10_000)
+        pq.write_table(
+            to_table(part, TWEETS), os.path.join(out, f"part-{i:05d}.parquet"), row_group_size=10_000
+        )
     return root
 
 
