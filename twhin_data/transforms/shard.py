@@ -61,8 +61,13 @@ def plan_shards(totals: dict, *, prefix: str, num_shards: int | None, target_byt
 def _assign_tables(table: pa.Table, plan: dict[str, int]) -> Iterator[tuple[tuple[str, int], pa.Table]]:
     """Splits a tokens table into ((split, shard), sub-table) pieces."""
     for split, n in plan.items():
-        part = table.filter(pc.equal(table.column("split"), split))
-        if part.num_rows == 0:
+        mask = pc.equal(table.column("split"), split)
+        selected = pc.sum(mask).as_py() or 0
+        if selected == 0:
+            continue
+        part = table if selected == table.num_rows else table.filter(mask)  # no copy when all match
+        if n == 1:
+            yield (split, 0), part
             continue
         shards = (part.column("key").to_numpy() % np.uint64(n)).astype(np.int64)
         order = np.argsort(shards, kind="stable")

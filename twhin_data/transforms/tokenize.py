@@ -131,13 +131,14 @@ def tokenize_table(
     values, offsets, truncated = encode_arrow(
         tok, table.column("text").to_pylist(), max_length, eos_id=info.special_ids["eos"]
     )
-    validation = id_unit_interval(ids, salt=f"split:{seed}") < valid_fraction
+    numeric = pc.cast(ids, pa.uint64())  # parsed once for both hashes (IDs are validated digits)
+    validation = id_unit_interval(numeric, salt=f"split:{seed}") < valid_fraction
     tokens = pa.table(
         [
             ids,
             langs,
             pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), pa.array(values, type=pa.int32())),
-            pa.array(hash_ids(ids, salt=f"shard:{seed}"), type=pa.uint64()),
+            pa.array(hash_ids(numeric, salt=f"shard:{seed}"), type=pa.uint64()),
             pa.array(np.where(validation, "validation", "train")),
         ],
         schema=TOKENS,
