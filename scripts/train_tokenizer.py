@@ -142,6 +142,10 @@ def build_tokenizer(texts: Iterator[str], vocab_size: int) -> Tokenizer:
     return tokenizer
 
 
+def _ladder_step(step: float) -> bool:
+    return abs(step) < 1e-9 or abs(step - 1e-4) < 1e-5
+
+
 def canonical_json(tokenizer: Tokenizer, decimals: int = 8) -> str:
     """Serializes `tokenizer` with run-independent bytes (see the module docstring)."""
     data = json.loads(tokenizer.to_str())
@@ -150,7 +154,9 @@ def canonical_json(tokenizer: Tokenizer, decimals: int = 8) -> str:
     end = len(vocab)
     start = end - 1
     # The required-character tail: scores step down by exactly 1e-4 from the last learned piece.
-    while start - 1 > first and abs((vocab[start - 1][1] - vocab[start][1]) - 1e-4) < 1e-7:
+    # (steps of 1e-4 +- 1e-5, or 0 for a piece appended with the last score: the trainer's ladder
+    # carries float error and may end with a tie)
+    while start - 1 > first and _ladder_step(vocab[start - 1][1] - vocab[start][1]):
         start -= 1
     if end - start > 1:
         top = vocab[start][1]
