@@ -16,7 +16,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from twhin_data.core import files
-from twhin_data.core.errors import ConfigError, FatalApiError
+from twhin_data.core.errors import ConfigError
 from twhin_data.runners import options as opts
 from twhin_data.schemas.tweets import TWEETS, UNAVAILABLE, UNAVAILABLE_STATUSES
 from twhin_data.transforms import hydrate as hyd
@@ -271,22 +271,7 @@ def _partitions(p: beam.Pipeline, args: argparse.Namespace) -> int:
     return max(1, p.options.view_as(WorkerOptions).max_num_workers or 1)
 
 
-class _DropFatalTracebacks(logging.Filter):
-    """Beam logs a DoFn's exception with its traceback before the CLI prints it as one line: for
-    ConfigError/FatalApiError (a user's bad token, a usage cap) the one line is the whole story."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.exc_info and isinstance(record.exc_info[1], ConfigError | FatalApiError))
-
-
-def _quiet_fatal_tracebacks() -> None:
-    logger = logging.getLogger("apache_beam.runners.common")
-    if not any(isinstance(f, _DropFatalTracebacks) for f in logger.filters):
-        logger.addFilter(_DropFatalTracebacks())
-
-
 def build(p: beam.Pipeline, args: argparse.Namespace) -> None:
-    _quiet_fatal_tracebacks()
     output = args.output
     if args.archive:
         from twhin_data.transforms.archives import ReadArchives

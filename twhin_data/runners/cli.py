@@ -30,12 +30,24 @@ LOG = logging.getLogger("twhin_data")
 _FATAL = re.compile(r"(ConfigError|FatalApiError): ([^\n]+)")
 
 
+class _DropFatalTracebacks(logging.Filter):
+    """Beam logs a DoFn's exception with its traceback before the CLI prints it as one line: for
+    ConfigError/FatalApiError (a bad token, a usage cap, a bad input file) the one line is the story."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], ConfigError | FatalApiError))
+
+
 def configure_logging(level: str = "INFO") -> None:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("twhin_data").setLevel(level)
     # tweepy logs the Authorization header at DEBUG: never let it through (x-api.md R21).
     logging.getLogger("tweepy").setLevel(max(logging.INFO, logging.getLevelName(level)))
     logging.getLogger("apache_beam").setLevel(logging.WARNING)
+    for name in ("apache_beam.runners.common", "apache_beam.runners.worker.sdk_worker"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DropFatalTracebacks) for f in logger.filters):
+            logger.addFilter(_DropFatalTracebacks())
 
 
 def _module_help(name: str) -> str:
