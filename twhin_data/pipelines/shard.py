@@ -9,6 +9,7 @@ the final Beam step, once every shard, dead letter and the manifest exist). Dead
 from __future__ import annotations
 
 import argparse
+import json
 import os
 
 import apache_beam as beam
@@ -396,6 +397,4 @@ def finish(result, args: argparse.Namespace) -> dict:
 
 
 def _read_json(path: str) -> dict:
-    import json
-
     return json.loads(files.read_bytes(path).decode("utf-8"))
