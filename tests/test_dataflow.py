@@ -14,7 +14,7 @@ import apache_beam as beam
 import pytest
 
 from twhin_data.core.errors import ConfigError
-from twhin_data.runners import cli, dataflow, launch, local
+from twhin_data.runners import cli, dataflow, dataflow_check, dataflow_inspect, launch, local
 
 try:
     import google.auth  # noqa: F401 - DataflowRunner's client needs the gcp extra
@@ -139,8 +139,8 @@ def test_cli_fails_fast_on_missing_dataflow_flags_before_touching_gcs(profile, c
 def test_find_canaries_sees_through_beams_pickle_encoding():
     payload = base64.b64encode(bz2.compress(b"...state canary-abc..."))
     blob = b"\x0a\x52" + payload + b"\x12R"  # proto framing around it, as in pipeline.pb
-    assert dataflow.find_canaries(blob, [b"canary-abc", b"canary-zzz"]) == [b"canary-abc"]
-    assert dataflow.find_canaries(base64.b64encode(bz2.compress(b"clean")), [b"canary-abc"]) == []
+    assert dataflow_inspect.find_canaries(blob, [b"canary-abc", b"canary-zzz"]) == [b"canary-abc"]
+    assert dataflow_inspect.find_canaries(base64.b64encode(bz2.compress(b"clean")), [b"canary-abc"]) == []
 
 
 class _LeakyFn(beam.DoFn):
@@ -173,16 +173,16 @@ def _clean_build(p, args):
 @pytest.fixture(scope="module")
 def sdist(tmp_path_factory) -> str:
     """The sdist, built once offline as Beam builds it for --setup_file, reused by every spec."""
-    return dataflow.build_sdist(str(REPO / "setup.py"), str(tmp_path_factory.mktemp("sdist")))
+    return dataflow_check.build_sdist(str(REPO / "setup.py"), str(tmp_path_factory.mktemp("sdist")))
 
 
 def _spec(module, tmp_path: Path, sdist: str, argv: list[str]) -> list[str]:
-    with dataflow.canary_secrets(str(tmp_path)) as (canaries, _), dataflow.reuse_sdist(sdist):
-        return dataflow.check_pipeline(
+    with dataflow_check.canary_secrets(str(tmp_path)) as (canaries, _), dataflow_check.reuse_sdist(sdist):
+        return dataflow_check.check_pipeline(
             module,
             argv,
             workdir=str(tmp_path / "spec"),
-            image=dataflow.CHECK_IMAGE,
+            image=dataflow_check.CHECK_IMAGE,
             setup_file=str(REPO / "setup.py"),
             canaries=canaries,
         )
@@ -195,11 +195,11 @@ def test_check_catches_a_token_pickled_into_a_dofn(tmp_path, sdist):
 
 
 def test_the_wheel_workers_install_from_the_sdist_holds_every_package_file(tmp_path, sdist):
-    assert dataflow.check_installable(sdist, str(REPO), str(tmp_path / "ok")) == []
+    assert dataflow_check.check_installable(sdist, str(REPO), str(tmp_path / "ok")) == []
     root = tmp_path / "pkg"
     (root / "twhin_data" / "data").mkdir(parents=True)
     (root / "twhin_data" / "data" / "model.bin").write_bytes(b"x")  # a type package_data does not list
-    problems = dataflow.check_installable(sdist, str(root), str(tmp_path / "bad"))
+    problems = dataflow_check.check_installable(sdist, str(root), str(tmp_path / "bad"))
     assert problems and "twhin_data/data/model.bin" in problems[0]
 
 
@@ -210,7 +210,7 @@ def test_check_catches_a_module_missing_from_the_sdist(tmp_path, sdist):
     root = tmp_path / "pkg"
     (root / "twhin_data" / "orphan").mkdir(parents=True)
     (root / "twhin_data" / "orphan" / "mod.py").write_text("X = 1\n")  # no __init__.py: not packaged
-    found = dataflow.inspect_spec(
+    found = dataflow_inspect.inspect_spec(
         str(tmp_path / "spec"),
         image="other:1",
         package_root=str(root),
@@ -245,14 +245,17 @@ def test_real_pipeline_job_spec_passes_every_check(command, tmp_path, sdist, sam
     if module is None:
         pytest.skip(why)
     argv = local.sample_argv(command, sample_out, str(tmp_path / "out"))
-    with dataflow.canary_secrets(str(tmp_path)) as (canaries, token_file), dataflow.reuse_sdist(sdist):
-        if "--bearer_token_file" in dataflow._option_strings(module):
+    with (
+        dataflow_check.canary_secrets(str(tmp_path)) as (canaries, token_file),
+        dataflow_check.reuse_sdist(sdist),
+    ):
+        if "--bearer_token_file" in dataflow_check._option_strings(module):
             argv.append(f"--bearer_token_file={token_file}")
-        problems = dataflow.check_pipeline(
+        problems = dataflow_check.check_pipeline(
             module,
             argv,
             workdir=str(tmp_path / "spec"),
-            image=dataflow.CHECK_IMAGE,
+            image=dataflow_check.CHECK_IMAGE,
             setup_file=str(REPO / "setup.py"),
             canaries=canaries,
         )
@@ -303,7 +306,7 @@ def test_flex_template_files_are_consistent_with_the_cli():
     assert meta["name"] and meta["description"] and meta["streaming"] is False
     known = set()
     for command in dataflow.PIPELINES:
-        known |= {s.lstrip("-") for s in dataflow._option_strings(dataflow._load(command)[0])}
+        known |= {s.lstrip("-") for s in dataflow_check._option_strings(dataflow._load(command)[0])}
     names = [p["name"] for p in meta["parameters"]]
     assert len(names) == len(set(names)) and {"command", "output"} <= set(names)
     for param in meta["parameters"]:
@@ -334,7 +337,7 @@ def test_flex_to_cli_turns_switches_and_renames_into_command_flags():
 def test_flex_main_submits_one_stage_without_waiting(tmp_path, sample_out, capsys):
     assert dataflow.flex_main(["--command=nosuch"]) == 2
     assert "--command must be one of" in capsys.readouterr().err
-    flags = dataflow.spec_flags(
+    flags = dataflow_check.spec_flags(
         str(tmp_path), setup_file=str(REPO / "setup.py"), image="r/i:1", job_name="flex"
     )
     argv = ["--command=prepare", f"--tweets={sample_out}", f"--output={tmp_path / 'out'}", "--min_chars=4"]

@@ -23,7 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "benchmark engagement": ("twhin_data.pipelines.benchmark_engagement", "pipeline"),
     "benchmark evaluate": ("twhin_data.pipelines.benchmark_evaluate", "tool"),
     "mock-api": ("twhin_data.xapi.mock_server", "tool"),
-    "dataflow-check": ("twhin_data.runners.dataflow", "tool"),
+    "dataflow-check": ("twhin_data.runners.dataflow_check", "tool"),
 }
 
 LOG = logging.getLogger("twhin_data")

@@ -1,46 +1,32 @@
-"""The Dataflow runner profile, and `twhin-data dataflow-check`: the real job spec, built offline.
+"""The Dataflow runner profile, and the Flex Template entry point.
 
 `complete_flags(flags, args)` is called by runners/launch.py when ``--runner=DataflowRunner``: it
 checks the flags Dataflow needs, ships the package (``--setup_file`` from a checkout, else a custom
 container), sets a default machine type, and appends the command's own flags as ``--name=value``
 so they show on the job page (never a secret: the token is read on workers, see xapi/auth.py).
 
-`dataflow-check` produces the job spec each pipeline would submit, without network or credentials
-(localhost ``--dataflow_endpoint``, ``--no_auth``, local ``--template_location``; see
-docs/dataflow.md), through the same validate/build/``pipeline.run()`` path as the real command,
-then inspects what Dataflow would receive (`inspect_spec`).
+`twhin-data dataflow-check` (the offline job-spec check) lives in runners/dataflow_check.py.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import os
 import re
-import shutil
-import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
 import apache_beam as beam
 
-from twhin_data import __version__
 from twhin_data.core.errors import ConfigError
 from twhin_data.runners import options as opts
 
 LOG = logging.getLogger("twhin_data.dataflow")
 
-NAME = "dataflow-check"
-HELP = "Build each pipeline's real Dataflow job spec offline (no submit) and check packaging and secrets."
-
 #: The Beam SDK image our worker image is built FROM (deploy/Dockerfile); same version as the SDK.
 BASE_IMAGE = f"apache/beam_python3.11_sdk:{beam.__version__}"
-#: The worker image the offline check pins (any registry path works; nothing is pulled).
-CHECK_IMAGE = f"us-central1-docker.pkg.dev/ci-fake/twhin-data/worker:{__version__}"
 DEFAULT_MACHINE_TYPE = "n2-standard-4"
 DEFAULT_LABEL = "app=twhin-data"
 #: Pipelines the check covers, as CLI commands (runners/cli.py COMMANDS).
@@ -197,132 +183,27 @@ def complete_flags(flags: list[str], args: argparse.Namespace) -> list[str]:
 
 
 # ----------------------------------------------------------------------------------------------
-# dataflow-check: build the real job spec offline, then inspect it
+# Submitting a pipeline, and the Flex Template entry point
 # ----------------------------------------------------------------------------------------------
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--pipelines",
-        type=opts.csv_list,
-        default=list(PIPELINES),
-        help="Comma-separated commands to check (default: all): " + ", ".join(PIPELINES) + ".",
-    )
-    parser.add_argument("--image", default=CHECK_IMAGE, help=f"Worker image to pin (default {CHECK_IMAGE}).")
-    parser.add_argument(
-        "--workdir",
-        default=None,
-        help="Where specs, staged files and the sample inputs go (default: a temporary directory, removed).",
-    )
-    parser.add_argument(
-        "--inputs",
-        default=None,
-        help="Output directory of a finished `twhin-data run` to use as the pipelines' inputs "
-        "(default: run the bundled sample locally first, only the stages needed).",
-    )
-    parser.add_argument(
-        "--setup_file", default=None, help="setup.py to ship (default: the checkout's; required otherwise)."
-    )
-    parser.add_argument(
-        "--log_level",
-        default="WARNING",
-        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        help="Log level of twhin-data's own messages during the check (default WARNING).",
-    )
+def _load(command: str):
+    """The pipeline module of a command, or None (with the reason) when it is not in this build."""
+    import importlib
 
+    from twhin_data.runners.cli import COMMANDS
 
-def build_sdist(setup_file: str, outdir: str) -> str:
-    """`python -m build --no-isolation --sdist` (what Beam runs for --setup_file), offline."""
-    os.makedirs(outdir, exist_ok=True)
-    cmd = [sys.executable, "-m", "build", "--no-isolation", "--sdist", "--outdir", outdir]
-    proc = subprocess.run(
-        [*cmd, os.path.dirname(os.path.abspath(setup_file))], capture_output=True, text=True, check=False
-    )
-    built = sorted(Path(outdir).glob("*.tar.gz"))
-    if proc.returncode != 0 or not built:
-        last = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-        raise ConfigError(f"sdist build failed offline ({' '.join(cmd[1:5])}): {last[0]}")
-    return str(built[-1])
-
-
-def check_installable(sdist: str, package_root: str, outdir: str) -> list[str]:
-    """Builds the wheel from the sdist as pip does on workers (offline); lists package files it lacks.
-
-    The sdist can hold a data file (MANIFEST.in) that the installed package still misses
-    (package_data): only the wheel shows what a worker really gets.
-    """
-    cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q"]
-    proc = subprocess.run([*cmd, "-w", outdir, sdist], capture_output=True, text=True, check=False)
-    wheels = sorted(Path(outdir).glob("*.whl"))
-    if proc.returncode != 0 or not wheels:
-        last = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-        return [f"pip cannot build a wheel from the sdist offline: {last[0]}"]
-    missing = sorted(set(expected_package_files(package_root)) - set(archive_members(str(wheels[-1]))))
-    if missing:
-        return [
-            f"the installed package (wheel of the sdist) lacks {len(missing)} file(s): {', '.join(missing[:8])}"
-        ]
-    return []
-
-
-@contextlib.contextmanager
-def reuse_sdist(sdist: str) -> Iterator[None]:
-    """Makes Beam's stager copy one prebuilt sdist instead of rebuilding it for every pipeline."""
-    from apache_beam.runners.portability.stager import Stager
-
-    original = Stager.__dict__["_build_setup_package"]
-
-    def _copy(setup_file: str, temp_dir: str, build_setup_args=None) -> str:
-        target = os.path.join(temp_dir, os.path.basename(sdist))
-        shutil.copyfile(sdist, target)
-        return target
-
-    Stager._build_setup_package = staticmethod(_copy)
+    if command not in COMMANDS or COMMANDS[command][1] != "pipeline":
+        raise ConfigError(
+            f"--pipelines: {command!r} is not a pipeline command; known: {', '.join(PIPELINES)}"
+        )
+    name = COMMANDS[command][0]
     try:
-        yield
-    finally:
-        Stager._build_setup_package = original
-
-
-@contextlib.contextmanager
-def canary_secrets(workdir: str) -> Iterator[tuple[list[str], str]]:
-    """Sets X_BEARER_TOKEN and writes a token file, both holding canary values; yields (canaries, file)."""
-    env_canary = "canary-env-" + os.urandom(12).hex()
-    file_canary = "canary-file-" + os.urandom(12).hex()
-    token_file = os.path.join(workdir, "bearer_token.txt")
-    with open(token_file, "w", encoding="utf-8") as handle:
-        handle.write(file_canary + "\n")
-    saved = {v: os.environ.get(v) for v in _TOKEN_ENV_VARS}
-    os.environ.update({v: env_canary for v in _TOKEN_ENV_VARS})
-    try:
-        yield [env_canary, file_canary], token_file
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
-def spec_flags(workdir: str, *, setup_file: str, image: str, job_name: str) -> list[str]:
-    """The Beam flags that make DataflowRunner write the job spec locally instead of submitting."""
-    for sub in ("temp", "staging"):
-        os.makedirs(os.path.join(workdir, sub), exist_ok=True)
-    return [
-        "--runner=DataflowRunner",
-        "--project=ci-fake",
-        "--region=us-central1",
-        "--dataflow_endpoint=http://localhost:9",
-        "--no_auth",
-        f"--job_name={job_name}",
-        f"--temp_location={os.path.join(workdir, 'temp')}",
-        f"--staging_location={os.path.join(workdir, 'staging')}",
-        f"--template_location={os.path.join(workdir, 'job.json')}",
-        f"--setup_file={setup_file}",
-        "--requirements_cache=skip",
-        f"--sdk_container_image={image}",
-        "--sdk_location=container",
-    ]
+        return importlib.import_module(name), ""
+    except ModuleNotFoundError as exc:
+        if exc.name != name:
+            raise
+        return None, f"module {name} does not exist yet"
 
 
 def submit(module, argv: list[str], beam_flags: list[str]) -> tuple[argparse.Namespace, list[str]]:
@@ -412,285 +293,3 @@ def flex_main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         sys.stderr.write(f"twhin-data flex {command or '?'}: error: {exc}\n")
         return 2
-
-
-def check_pipeline(
-    module, argv: list[str], *, workdir: str, image: str, setup_file: str, canaries: list[str]
-) -> list[str]:
-    """Builds one pipeline's job spec in `workdir` and returns the problems found (empty: pass)."""
-    job_name = "twhin-check-" + re.sub(r"[^a-z0-9]+", "-", module.NAME.lower()).strip("-")
-    flags = spec_flags(workdir, setup_file=setup_file, image=image, job_name=job_name)
-    args, labels = submit(module, argv, flags)
-    return inspect_spec(
-        workdir,
-        image=image,
-        package_root=os.path.dirname(os.path.abspath(setup_file)),
-        labels=labels,
-        app=app_options(args),
-        canaries=canaries,
-    )
-
-
-# ----------------------------------------------------------------------------------------------
-# Inspecting what Dataflow would receive
-# ----------------------------------------------------------------------------------------------
-
-MAX_SPEC_BYTES = 10 * 1024 * 1024  # Dataflow rejects job requests/graphs above ~10 MB
-_B64_RUN = re.compile(rb"[A-Za-z0-9+/]{48,}={0,2}")
-
-
-def expected_package_files(package_root: str) -> list[str]:
-    """Every file of the twhin_data package in a checkout (modules and data), as sdist-relative paths."""
-    root = Path(package_root)
-    found = []
-    for path in (root / "twhin_data").rglob("*"):
-        rel = path.relative_to(root)
-        if path.is_file() and "__pycache__" not in rel.parts and not path.name.startswith("."):
-            if path.suffix not in (".pyc", ".pyo"):
-                found.append(rel.as_posix())
-    return sorted(found)
-
-
-def archive_members(path: str) -> dict[str, bytes]:
-    """Files of a staged .tar.gz/.whl/.zip by their path below the archive's top folder."""
-    import tarfile
-    import zipfile
-
-    out: dict[str, bytes] = {}
-    if path.endswith((".tar.gz", ".tgz")):
-        with tarfile.open(path) as tar:
-            for member in tar.getmembers():
-                handle = tar.extractfile(member) if member.isfile() else None
-                if handle is not None:
-                    out[member.name.split("/", 1)[-1]] = handle.read()
-    elif path.endswith((".whl", ".zip")):
-        with zipfile.ZipFile(path) as archive:
-            out = {name: archive.read(name) for name in archive.namelist() if not name.endswith("/")}
-    return out
-
-
-def _decoded_payloads(data: bytes) -> Iterator[bytes]:
-    """Payloads hidden in base64 + bz2/zlib (how Beam pickles DoFns into pipeline.pb and options)."""
-    import base64
-    import bz2
-    import zlib
-
-    for match in _B64_RUN.finditer(data):
-        text = match.group(0)
-        for offset in range(4):  # a proto length prefix may itself be a base64 character
-            chunk = text[offset:]
-            try:
-                raw = base64.b64decode(chunk[: len(chunk) // 4 * 4])
-            except ValueError:
-                continue
-            for make in (bz2.BZ2Decompressor, zlib.decompressobj):
-                try:
-                    yield make().decompress(raw)
-                except (OSError, EOFError, ValueError, zlib.error):
-                    continue
-
-
-def find_canaries(data: bytes, canaries: list[bytes], depth: int = 0) -> list[bytes]:
-    """Canary values present in `data`, in plain bytes or inside compressed base64 payloads."""
-    found = [c for c in canaries if c in data]
-    if depth < 2 and len(found) < len(canaries):
-        for inner in _decoded_payloads(data):
-            found += [c for c in find_canaries(inner, canaries, depth + 1) if c not in found]
-    return found
-
-
-def _check_job(job: dict, *, image: str, app: dict[str, str]) -> list[str]:
-    problems = []
-    env = job.get("environment", {})
-    pools = env.get("workerPools") or [{}]
-    images = sorted({p.get("workerHarnessContainerImage") for p in pools})
-    if images != [image]:
-        problems.append(f"worker image is {images}, expected {image}")
-    if "use_runner_v2" not in env.get("experiments", []):
-        problems.append("experiments lack use_runner_v2")
-    packages = [pkg.get("name") for p in pools for pkg in p.get("packages", [])]
-    if "workflow.tar.gz" not in packages:
-        problems.append(f"workflow.tar.gz is not among the staged packages {packages}")
-    options = env.get("sdkPipelineOptions", {}).get("options", {})
-    wrong = [k for k, v in app.items() if str(options.get(k)) != v]
-    if wrong:
-        problems.append("project options missing from sdkPipelineOptions: " + ", ".join(wrong))
-    if options.get("save_main_session"):
-        problems.append("save_main_session is on")
-    return problems
-
-
-def _check_proto(path: Path, *, image: str, labels: list[str]) -> list[str]:
-    from apache_beam.portability.api import beam_runner_api_pb2 as pb2
-
-    proto = pb2.Pipeline()
-    try:
-        proto.ParseFromString(path.read_bytes())
-    except Exception as exc:  # noqa: BLE001 - any decode error is the finding
-        return [f"pipeline.pb does not parse: {exc}"]
-    names = {t.unique_name for t in proto.components.transforms.values()}
-    problems = [f"pipeline.pb lacks transform {label!r}" for label in labels if label not in names]
-    images = {
-        pb2.DockerPayload.FromString(e.payload).container_image
-        for e in proto.components.environments.values()
-        if e.urn == "beam:env:docker:v1"
-    }
-    if images != {image}:
-        problems.append(f"pipeline.pb environments use {sorted(images)}, expected {image}")
-    return problems
-
-
-def inspect_spec(
-    workdir: str,
-    *,
-    image: str,
-    package_root: str,
-    labels: list[str],
-    app: dict[str, str],
-    canaries: list[str],
-) -> list[str]:
-    """Checks job.json, pipeline.pb, the staged sdist and every staged byte; returns the problems."""
-    import json
-
-    root = Path(workdir)
-    job_path, staging = root / "job.json", root / "staging"
-    if not job_path.is_file():
-        return [f"no job spec was written at {job_path}"]
-    problems = []
-    for path in (job_path, staging / "pipeline.pb"):
-        if path.is_file() and path.stat().st_size >= MAX_SPEC_BYTES:
-            problems.append(f"{path.name} is {path.stat().st_size / 2**20:.1f} MB (Dataflow limit ~10 MB)")
-    problems += _check_job(json.loads(job_path.read_text(encoding="utf-8")), image=image, app=app)
-    if not (staging / "pipeline.pb").is_file():
-        problems.append("pipeline.pb was not staged")
-    else:
-        problems += _check_proto(staging / "pipeline.pb", image=image, labels=labels)
-    sdist = staging / "workflow.tar.gz"
-    members = archive_members(str(sdist)) if sdist.is_file() else {}
-    missing = sorted(set(expected_package_files(package_root)) - set(members))
-    if missing:
-        problems.append(f"staged sdist lacks {len(missing)} package file(s): {', '.join(missing[:8])}")
-    secret = [c.encode() for c in canaries]
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.name != "bearer_token.txt"):
-        blobs = [path.read_bytes(), *archive_members(str(path)).values()]
-        if any(find_canaries(blob, secret) for blob in blobs):
-            problems.append(f"a secret value appears in {path.relative_to(root)}")
-    return problems
-
-
-# ----------------------------------------------------------------------------------------------
-# The command
-# ----------------------------------------------------------------------------------------------
-
-
-def _load(command: str):
-    """The pipeline module of a command, or None (with the reason) when it is not in this build."""
-    import importlib
-
-    from twhin_data.runners.cli import COMMANDS
-
-    if command not in COMMANDS or COMMANDS[command][1] != "pipeline":
-        raise ConfigError(
-            f"--pipelines: {command!r} is not a pipeline command; known: {', '.join(PIPELINES)}"
-        )
-    name = COMMANDS[command][0]
-    try:
-        return importlib.import_module(name), ""
-    except ModuleNotFoundError as exc:
-        if exc.name != name:
-            raise
-        return None, f"module {name} does not exist yet"
-
-
-def main(args: argparse.Namespace, extra: list[str]) -> int:
-    from twhin_data.runners import local
-
-    if extra:
-        raise ConfigError("unrecognized arguments: " + " ".join(extra))
-    require_gcp_extra()
-    logging.getLogger("twhin_data").setLevel(args.log_level)
-    setup_file = args.setup_file or repo_setup_file()
-    if not setup_file or not os.path.isfile(setup_file):
-        raise ConfigError("pass --setup_file PATH/setup.py: this installation is not a source checkout")
-    modules = {command: _load(command) for command in args.pipelines}
-    workdir = args.workdir or tempfile.mkdtemp(prefix="twhin-dataflow-check-")
-    failed = 0
-    try:
-        sdist = build_sdist(setup_file, os.path.join(workdir, "sdist"))
-        root = os.path.dirname(os.path.abspath(setup_file))
-        problems = check_installable(sdist, root, os.path.join(workdir, "wheel"))
-        name = os.path.basename(sdist)
-        if problems:
-            print(f"sdist  FAIL  {name} built offline, but " + "; ".join(problems))
-        else:
-            print(f"sdist  OK    {name} built offline; the wheel built from it installs every package file")
-        failed += bool(problems)
-        present = [c for c, (m, _) in modules.items() if m is not None]
-        inputs = args.inputs or local.sample_inputs(os.path.join(workdir, "sample"), present)
-        with canary_secrets(workdir) as (canaries, token_file), reuse_sdist(sdist):
-            for command, (module, why) in modules.items():
-                failed += _check_one(
-                    command,
-                    module,
-                    why,
-                    workdir=workdir,
-                    inputs=inputs,
-                    secrets=(canaries, token_file),
-                    image=args.image,
-                    setup_file=setup_file,
-                )
-    finally:
-        if args.workdir is None:
-            shutil.rmtree(workdir, ignore_errors=True)
-    return 1 if failed else 0
-
-
-def _check_one(
-    command: str,
-    module,
-    why: str,
-    *,
-    workdir: str,
-    inputs: str,
-    secrets: tuple[list[str], str],
-    image: str,
-    setup_file: str,
-) -> int:
-    """Checks one pipeline's spec and prints its verdict line; returns 1 when it fails."""
-    from twhin_data.runners import local
-
-    canaries, token_file = secrets
-    label = f"{command:<21}"
-    if module is None:
-        print(f"{label} SKIP  {why}")
-        return 0
-    spec_dir = os.path.join(workdir, "specs", command.replace(" ", "_"))
-    shutil.rmtree(spec_dir, ignore_errors=True)
-    argv = local.sample_argv(command, inputs, os.path.join(spec_dir, "out"))
-    if "--bearer_token_file" in _option_strings(module):
-        argv.append(f"--bearer_token_file={token_file}")
-    try:
-        problems = check_pipeline(
-            module,
-            argv,
-            workdir=spec_dir,
-            image=image,
-            setup_file=setup_file,
-            canaries=canaries,
-        )
-    except Exception as exc:  # noqa: BLE001 - a ConfigError or a build failure: one line, then go on
-        problems = [
-            f"spec generation failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-        ]
-    if problems:
-        print(f"{label} FAIL  " + "; ".join(problems))
-        return 1
-    size = os.path.getsize(os.path.join(spec_dir, "job.json"))
-    print(f"{label} OK    job.json {size / 1024:.0f} KB, image {image}, sdist complete, no secret staged")
-    return 0
-
-
-def _option_strings(module) -> set[str]:
-    parser = argparse.ArgumentParser(add_help=False)
-    module.add_arguments(parser)
-    return set(parser._option_string_actions)  # noqa: SLF001 - argparse API
