@@ -321,12 +321,13 @@ def test_flex_template_files_are_consistent_with_the_cli():
 def test_flex_to_cli_turns_switches_and_renames_into_command_flags():
     parser = argparse.ArgumentParser()
     parser.add_argument("--strip_rt", action="store_true")
-    parser.add_argument("--pack", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--pack", dest="pack", action="store_true", default=True)
+    parser.add_argument("--no_pack", dest="pack", action="store_false")
     parser.add_argument("--labels")
     argv = ["--strip_rt=true", "--pack=false", "--hashtag_labels=gs://b/l.csv", "--min_chars=3"]
     assert dataflow.flex_to_cli(argv, parser) == [
         "--strip_rt",
-        "--no-pack",
+        "--no_pack",
         "--labels=gs://b/l.csv",
         "--min_chars=3",
     ]

@@ -62,11 +62,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--pack",
-        action=argparse.BooleanOptionalAction,
+        dest="pack",
+        action="store_true",
         default=True,
-        help="Pack several whole tweets per MLM row up to --max_length (default); --no_pack: one tweet per row.",
+        help="Pack several whole tweets per MLM row up to --max_length (the default).",
     )
-    parser.add_argument("--no_pack", dest="pack", action="store_false", help="Same as --no-pack.")
+    parser.add_argument("--no_pack", dest="pack", action="store_false", help="One tweet per MLM row (no packing).")
     size = parser.add_mutually_exclusive_group()
     size.add_argument(
         "--target_shard_mb",

@@ -248,11 +248,11 @@ def flex_to_cli(argv: list[str], parser: argparse.ArgumentParser) -> list[str]:
         name = "--" + FLEX_RENAMES.get(name[2:], name[2:]) if name.startswith("--") else name
         if sep and name in switches:
             on = value.strip().lower() in ("true", "1", "yes")
-            negated = "--no-" + name[2:]
+            negated = next((n for n in ("--no_" + name[2:], "--no-" + name[2:]) if n in switches), None)
             if on:
                 out.append(name)
-            elif negated in switches:
-                out.append(negated)  # BooleanOptionalAction: --pack=false -> --no-pack
+            elif negated:
+                out.append(negated)  # --pack=false -> --no_pack (our snake_case switch pairs)
             continue
         out.append(name + sep + value)
     return out
