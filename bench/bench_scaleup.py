@@ -8,7 +8,8 @@ stage's input is prepare's corpus of it, built once with one worker):
 For every N in 1, 2, 4, 8, 16 (up to --max_workers), each in a fresh process:
 
 * ``prepare``: the real command (`twhin-data prepare --workers N`, FnApiRunner) end to end:
-  read, normalize + fastText language ID in PoolMapFn, dedup shuffle, resampling, write;
+  read + normalize + fastText language ID, dedup, resampling and the part writer in one shared
+  PoolMapFn pool (transforms/prepare_spill.py), the two shuffles carrying file references only;
 * ``pool``: the ceiling: a plain ``multiprocessing.Pool(N)`` running the same batch function
   (`transforms.prepare.prepare_task`: read, decode, normalize, language ID, filters, bucket split)
   over the same read tasks, results back in the parent;

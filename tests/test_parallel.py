@@ -131,3 +131,26 @@ def test_script_without_main_guard(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.count("RESULT") == 1
     assert "RESULT [0, 1, 4, 9, 16, 25]" in done.stdout
+
+
+def test_shared_pool_started_once_and_closed_by_last_user() -> None:
+    from twhin_data.transforms import parallel
+
+    first = PoolMapFn(_pid, workers=2, shared="test-shared")
+    second = PoolMapFn(square_and_tag, workers=2, shared="test-shared")
+    first.setup()
+    second.setup()
+    try:
+        assert first._pool is second._pool
+        first.start_bundle()
+        pids = [o for x in range(6) for o in first.process(x)] + [o.value for o in first.finish_bundle()]
+        assert len(set(pids)) <= 2
+        first.teardown()
+        # Still open for the other user.
+        second.start_bundle()
+        out = [o for x in range(4) for o in second.process(x)] + [o.value for o in second.finish_bundle()]
+        assert [o for o in out if isinstance(o, int)] == [0, 1, 4, 9]
+    finally:
+        first.teardown()
+        second.teardown()
+    assert ("test-shared", 2) not in parallel._SHARED

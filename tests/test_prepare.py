@@ -10,6 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from apache_beam.io.localfilesystem import LocalFileSystem
 
 from twhin_data.runners import cli
 from twhin_data.schemas import to_table
@@ -102,6 +103,7 @@ def test_every_record_accounted_for(prepared: Path) -> None:
     assert stats["in"] == 15
     assert stats["in"] == stats["out"] + stats["rejected_total"] + stats["duplicates_total"]
     assert stats["balanced"] is True
+    assert not (prepared / "_tmp_prepare").exists()  # the pooled steps' slices are removed
     assert stats["rejected"] == {
         "empty_after_normalization": 1,
         "invalid_id": 1,
@@ -264,3 +266,91 @@ def test_read_tasks_cover_every_row_once(tmp_path: Path) -> None:
     assert len(tasks) == 6  # 2 + 2 + 1 batches of 2000 in a, 1 in b
     ids = [i for task in tasks for table in read_task(task) for i in table.column("tweet_id").to_pylist()]
     assert ids == [r["tweet_id"] for r in rows] + [str(i) for i in range(5)]
+
+
+class _SchemeFS(LocalFileSystem):
+    """A 'spilltest://' filesystem over a local directory: exercises the remote (gs://-like) paths."""
+
+    ROOT = ""
+
+    @classmethod
+    def scheme(cls) -> str:
+        return "spilltest"
+
+    def _local(self, path: str) -> str:
+        return str(Path(self.ROOT) / path[len("spilltest://") :])
+
+    def create(self, path, *args, **kwargs):
+        Path(self._local(path)).parent.mkdir(parents=True, exist_ok=True)
+        return super().create(self._local(path), *args, **kwargs)
+
+    def open(self, path, *args, **kwargs):
+        return super().open(self._local(path), *args, **kwargs)
+
+    def exists(self, path) -> bool:
+        return super().exists(self._local(path))
+
+    def rename(self, sources, destinations) -> None:
+        super().rename([self._local(p) for p in sources], [self._local(p) for p in destinations])
+
+    def delete(self, paths) -> None:
+        super().delete([self._local(p) for p in paths])
+
+
+@pytest.mark.parametrize("remote", [False, True])
+def test_spilled_slices_read_back_in_name_order(tmp_path: Path, remote: bool) -> None:
+    from twhin_data.transforms.prepare_spill import read_slices, write_slices
+
+    _SchemeFS.ROOT = str(tmp_path)
+    base = "spilltest://spill" if remote else str(tmp_path / "spill")
+    table = _kept_table([(str(i), f"text {i}", False) for i in range(10)])
+    refs_a = write_slices(
+        f"{base}/task-0000001.arrow", KEPT, [(0, table.slice(0, 4)), (1, table.slice(4, 3))]
+    )
+    refs_b = write_slices(
+        f"{base}/task-0000000.arrow", KEPT, [(0, table.slice(7, 3)), (1, table.slice(0, 0))]
+    )
+    assert [k for k, _ in refs_a] == [0, 1] and [k for k, _ in refs_b] == [0]  # empty slices are skipped
+    bucket0 = [ref for key, ref in refs_a + refs_b if key == 0]
+    got = read_slices(bucket0, KEPT)
+    assert got.column("tweet_id").to_pylist() == ["7", "8", "9", "0", "1", "2", "3"]  # task 0 first
+    assert read_slices(list(reversed(bucket0)), KEPT).equals(got)
+    assert read_slices([], KEPT).num_rows == 0
+
+
+def test_part_writer_matches_write_dataset(tmp_path: Path) -> None:
+    """write_part puts rows in the parts WriteDataset picks, with the same bytes."""
+    import apache_beam as beam
+    from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
+
+    from tests.conftest import fnapi_options
+    from twhin_data.transforms.io import WriteDataset
+    from twhin_data.transforms.prepare_spill import dedup_bucket, write_part
+
+    rows = [(str(10**12 + i * 7919 % 1000), f"text {i % 400}", False) for i in range(1000)]
+    table = _kept_table(rows)
+    ref = _spill_one(tmp_path, table)
+    outputs = dedup_bucket((0, [ref]), exact=True, num_parts=3, tmp=str(tmp_path / "tmp"))
+    by_part: dict[int, list] = {}
+    for out in outputs:
+        if isinstance(out, tuple):
+            by_part.setdefault(out[0], []).append(out[1])
+    assert sorted(by_part) == [0, 1, 2]
+    for part, refs in by_part.items():
+        write_part((part, refs, {"en": 1.0}), path=str(tmp_path / "spill_corpus"), num_parts=3)
+    kept, _ = dedup_table(table, exact=True)
+    with BeamTestPipeline(options=fnapi_options()) as p:
+        _ = p | beam.Create([kept]) | WriteDataset(str(tmp_path / "ref_corpus"), CORPUS, num_shards=3)
+    names = sorted(f.name for f in (tmp_path / "ref_corpus").iterdir())
+    assert names == sorted(f.name for f in (tmp_path / "spill_corpus").iterdir()) and len(names) == 3
+    for name in names:
+        assert (tmp_path / "ref_corpus" / name).read_bytes() == (
+            tmp_path / "spill_corpus" / name
+        ).read_bytes()
+
+
+def _spill_one(tmp_path: Path, table: pa.Table):
+    from twhin_data.transforms.prepare_spill import write_slices
+
+    [(_key, ref)] = write_slices(str(tmp_path / "in.arrow"), KEPT, [(0, table)])
+    return ref

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import functools
 import logging
 import os
 import shutil
@@ -16,25 +15,24 @@ from apache_beam.io.filesystems import FileSystems
 from twhin_data.core import files
 from twhin_data.core.errors import ConfigError
 from twhin_data.runners import options as opts
-from twhin_data.schemas.corpus import CORPUS
 from twhin_data.schemas.tweets import TWEETS
 from twhin_data.text import langid
 from twhin_data.text.normalize import NORMALIZERS
 from twhin_data.transforms import prepare as prep
 from twhin_data.transforms import prepare_stats as st
-from twhin_data.transforms.dedup import DedupText
-from twhin_data.transforms.io import WriteDataset, WriteErrors
-from twhin_data.transforms.parallel import PoolMapFn
+from twhin_data.transforms.io import WriteErrors
 from twhin_data.transforms.prepare_read import (
     plan_tasks,
     read_tables,  # noqa: F401 - re-exported for tools
 )
-from twhin_data.transforms.resample import ResampleLanguages
+from twhin_data.transforms.prepare_spill import PrepareTweets
 
 NAME = "prepare"
 HELP = "Normalize, language-tag, filter, dedupe and resample hydrated tweets into corpus/."
 LOG = logging.getLogger("twhin_data.prepare")
 PARTIAL_STATS = "_pipeline_stats.json"
+#: Temporary directory of the output (slices between the pooled steps); removed by finish().
+TMP = "_tmp_prepare"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -163,6 +161,7 @@ def check_input_schema(path: str) -> None:
 
 
 def _clear(output: str) -> None:
+    remove_tmp(output)
     for name in ("corpus", os.path.join("errors", NAME), os.path.join("reports", NAME)):
         path = files.join(output, name)
         if "://" in output:
@@ -193,6 +192,7 @@ def validate(args: argparse.Namespace) -> None:
         raise ConfigError(f"{files.join(args.output, 'corpus')} exists: pass --overwrite to replace it")
     if args.overwrite:
         _clear(args.output)
+    remove_tmp(args.output)  # left by a failed run: its slices are never read again
     if args.lang_detector == "fasttext":
         try:
             langid.fasttext_model_path()
@@ -219,62 +219,37 @@ def _write_partial_stats(merged: dict, path: str) -> None:
     files.write_json(path, merged)
 
 
-class PrepareTweets(beam.PTransform):
-    """Read tasks (transforms.prepare_read.ReadTask) -> (corpus tables, error dicts, stats dicts).
+def tmp_dir(output: str) -> str:
+    """Where the pooled steps hand slices to each other; removed by finish()."""
+    return files.join(output, TMP)
 
-    The heavy step (read, decode, normalize, language ID, filters) runs in PoolMapFn with
-    `workers` processes; then one dedup shuffle, resampling, and the counts.
-    """
 
-    def __init__(
-        self,
-        config: prep.PrepareConfig,
-        *,
-        workers: int = 1,
-        exact: bool = True,
-        alpha: float = 1.0,
-        min_count: int = 100,
-    ):
-        super().__init__()
-        self._config, self._workers, self._exact = config, workers, exact
-        self._alpha, self._min_count = alpha, min_count
-
-    def expand(self, tasks):
-        cfg = self._config
-        prepared = tasks | "ReadNormalizeDetect" >> beam.ParDo(
-            PoolMapFn(
-                functools.partial(prep.prepare_task, config=cfg),
-                workers=self._workers,
-                initializer=functools.partial(prep.warm, cfg),
-            )
-        ).with_outputs(prep.ERRORS_TAG, prep.STATS_TAG, main="buckets")
-        deduped = prepared.buckets | "DedupText" >> DedupText(exact=self._exact)
-        corpus, resample_stats = deduped.kept | "Resample" >> ResampleLanguages(
-            alpha=self._alpha, min_count=self._min_count
-        )
-        stats = (prepared[prep.STATS_TAG], deduped.stats, resample_stats) | "AllStats" >> beam.Flatten()
-        return corpus, prepared[prep.ERRORS_TAG], stats
+def remove_tmp(output: str) -> None:
+    """Deletes tmp_dir(output) and everything under it (object stores: every object below it)."""
+    path = tmp_dir(output)
+    if "://" not in output:
+        shutil.rmtree(path, ignore_errors=True)
+        return
+    found = FileSystems.match([path.rstrip("/") + "/**"])[0].metadata_list
+    if found:
+        FileSystems.delete([m.path for m in found])
 
 
 def build(p: beam.Pipeline, args: argparse.Namespace) -> None:
-    corpus, errors, stats = (
+    _files, errors, stats = (
         p
-        | "ReadTasks" >> beam.Create(plan_tasks(args.inputs))
+        | "ReadTasks" >> beam.Create(list(enumerate(plan_tasks(args.inputs))))
         | "Prepare"
         >> PrepareTweets(
             config_from_args(args),
+            tmp=tmp_dir(args.output),
+            corpus=files.join(args.output, "corpus"),
+            num_parts=args.num_output_shards,
             workers=args.workers or 1,
             exact=args.dedup == "exact",
             alpha=args.resample_alpha,
             min_count=args.resample_min_count,
         )
-    )
-    corpus | "WriteCorpus" >> WriteDataset(
-        files.join(args.output, "corpus"),
-        CORPUS,
-        key="tweet_id",
-        num_shards=args.num_output_shards,
-        name="corpus",
     )
     errors | "WriteErrors" >> WriteErrors(args.output, NAME)
     (
@@ -314,6 +289,7 @@ def finish(result, args: argparse.Namespace) -> dict:
     import json
 
     merged = json.loads(files.read_bytes(partial)) if files.exists(partial) else {}
+    remove_tmp(args.output)
     stats = st.finalize(merged, params=params(args), elapsed_s=getattr(args, "elapsed_s", None))
     files.write_json(files.join(report_dir, "stats.json"), stats)
     write_report(stats, files.join(report_dir, "report.html"))

@@ -1,7 +1,7 @@
 """Exact dedup of normalized text and retweet collapsing, per text-hash bucket (after ONE shuffle).
 
-Input: ``(bucket, [tables in the transforms.prepare.KEPT layout])`` from a GroupByKey on the
-text-hash bucket, so every copy of a text is in the same group. Rows are sorted by
+Input: one text-hash bucket's rows in the transforms.prepare.KEPT layout (prepare's first shuffle
+brings every copy of a text to the same bucket; transforms/prepare_spill.py runs this per bucket). Rows are sorted by
 (text hash, text, numeric tweet ID, is-retweet) -- the 64-bit hash first, so the sort compares
 strings only between rows whose hashes tie; then, inside a run of equal texts:
 
@@ -11,23 +11,17 @@ strings only between rows whose hashes tie; then, inside a run of equal texts:
 * with ``--dedup exact``, a row with a different ID is dropped as ``duplicate_text``: the lowest
   tweet ID of each text stays, whatever order the runner delivered the rows in.
 
-Output: tables in the corpus layout, plus ``TaggedOutput("stats", dict)``.
+Output: the kept rows in the corpus layout, plus their counts (`prepare_stats.TableStats`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
-import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from apache_beam.metrics import Metrics
 
 from twhin_data.schemas.corpus import CORPUS
 from twhin_data.transforms import prepare_stats as st
-
-STATS_TAG = "stats"
 
 
 def dedup_table(table: pa.Table, *, exact: bool) -> tuple[pa.Table, st.TableStats]:
@@ -62,39 +56,3 @@ def dedup_table(table: pa.Table, *, exact: bool) -> tuple[pa.Table, st.TableStat
     stats.add("retweets_as_original", int(pc.sum(kept.column("_rt")).as_py() or 0))
     stats.counts("lang_before", kept.column("lang").to_pylist())
     return kept.select([f.name for f in CORPUS]), stats
-
-
-class _DedupBucketFn(beam.DoFn):
-    def __init__(self, exact: bool):
-        self._exact = exact
-        self._dropped = Metrics.counter("prepare", "duplicates")
-
-    def process(self, item: tuple[int, Iterable[pa.Table]]) -> Iterable:
-        _bucket, tables = item
-        table = pa.concat_tables(list(tables))
-        kept, stats = dedup_table(table, exact=self._exact)
-        self._dropped.inc(table.num_rows - kept.num_rows)
-        if kept.num_rows:
-            yield kept
-        yield beam.pvalue.TaggedOutput(STATS_TAG, stats.to_dict())
-
-
-class DedupText(beam.PTransform):
-    """``(bucket, KEPT table)`` pairs -> deduplicated corpus-layout tables (+ ``stats`` output).
-
-    Args:
-      exact: drop rows whose normalized text another (lower) tweet ID already has; False keeps
-        them (``--dedup none``) but still collapses retweets and repeated IDs.
-    """
-
-    def __init__(self, *, exact: bool = True):
-        super().__init__()
-        self._exact = exact
-
-    def expand(self, pcoll):
-        return (
-            pcoll
-            # The one shuffle of prepare: every copy of a text meets in its bucket.
-            | "GroupByTextBucket" >> beam.GroupByKey()
-            | "Dedup" >> beam.ParDo(_DedupBucketFn(self._exact)).with_outputs(STATS_TAG, main="kept")
-        )

@@ -21,6 +21,8 @@ Process model (measured in bench/bench_scaleup.py, documented in docs/scale-up.m
 * an exception in a child re-raises in the parent with the original type and message; a child
   that dies (killed, out of memory) raises a RuntimeError naming the function.
 * the pool is shut down in ``teardown`` (and at interpreter exit, if the runner never calls it).
+* steps given the same `shared` name (and worker count) use one pool: a pipeline with several
+  pooled steps starts N children, not N per step; the pool closes when the last step tears down.
 """
 
 from __future__ import annotations
@@ -89,6 +91,30 @@ def _shutdown(pool: ProcessPoolExecutor) -> None:
     pool.shutdown(wait=True, cancel_futures=True)
 
 
+#: Pools shared by name: (name, workers) -> [pool, number of DoFn instances using it].
+_SHARED: dict[tuple[str, int], list] = {}
+
+
+def _acquire(
+    key: tuple[str, int], initializer: Callable[[], None] | None, preload: list[str]
+) -> ProcessPoolExecutor:
+    entry = _SHARED.get(key)
+    if entry is None:
+        entry = _SHARED[key] = [make_pool(key[1], initializer=initializer, preload=preload), 0]
+    entry[1] += 1
+    return entry[0]
+
+
+def _release(key: tuple[str, int]) -> None:
+    entry = _SHARED.get(key)
+    if entry is None:
+        return
+    entry[1] -= 1
+    if entry[1] <= 0:
+        del _SHARED[key]
+        _shutdown(entry[0])
+
+
 class PoolMapFn(beam.DoFn):
     """Applies ``fn(element) -> iterable of outputs`` (TaggedOutput allowed) with N processes.
 
@@ -99,6 +125,8 @@ class PoolMapFn(beam.DoFn):
       initializer: optional picklable callable run once per process (e.g. load a model).
       max_in_flight: elements submitted but not yet emitted (bounds memory); default 2 x workers.
       preload: modules the fork server imports once (default: the module defining `fn`).
+      shared: a name: every PoolMapFn with the same name and `workers` in this process uses one
+        pool (started by the first, with its `initializer`, so give them all the same one).
     """
 
     def __init__(
@@ -109,8 +137,10 @@ class PoolMapFn(beam.DoFn):
         initializer: Callable[[], None] | None = None,
         max_in_flight: int | None = None,
         preload: list[str] | None = None,
+        shared: str | None = None,
     ):
         self._fn = fn
+        self._shared = shared
         self._workers = max(1, int(workers))
         self._initializer = initializer
         self._max_in_flight = max(1, max_in_flight or 2 * self._workers)
@@ -120,9 +150,14 @@ class PoolMapFn(beam.DoFn):
         self._pending: collections.deque[Future] = collections.deque()
 
     def setup(self) -> None:
-        if self._workers > 1:
-            self._pool = make_pool(self._workers, initializer=self._initializer, preload=self._preload)
+        if self._workers > 1 and self._shared:
+            key = (self._shared, self._workers)
+            self._pool = _acquire(key, self._initializer, self._preload)
             # Teardown is best effort on some runners: never leave children behind.
+            self._finalizer = weakref.finalize(self, _release, key)
+            atexit.register(self._finalizer)
+        elif self._workers > 1:
+            self._pool = make_pool(self._workers, initializer=self._initializer, preload=self._preload)
             self._finalizer = weakref.finalize(self, _shutdown, self._pool)
             atexit.register(self._finalizer)
         elif self._initializer is not None:

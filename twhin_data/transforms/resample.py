@@ -6,23 +6,20 @@ the languages with at least `min_count` tweets (``und`` excluded). Then kept cou
 ``n_l * r_l ∝ n_l ** alpha``, the smallest eligible language is kept whole, and languages under
 `min_count` (and ``und``) are kept whole. A tweet is kept when
 ``core.hashing.id_unit_interval(tweet_id, "resample") < r_l``: the same tweets on every run.
+The counts ``n_l`` are global (after dedup); prepare sums them from the dedup step and passes
+the rates to each part writer (transforms/prepare_spill.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
-import apache_beam as beam
 import numpy as np
 import pyarrow as pa
-from apache_beam.metrics import Metrics
 
 from twhin_data.core.hashing import id_unit_interval
 from twhin_data.text.langid import UNKNOWN
 from twhin_data.transforms import prepare_stats as st
 
 SALT = "resample"
-STATS_TAG = "stats"
 
 
 def resample_rates(counts: dict[str, int], *, alpha: float, min_count: int = 100) -> dict[str, float]:
@@ -52,28 +49,7 @@ def resample_table(table: pa.Table, rates: dict[str, float]) -> tuple[pa.Table, 
     return kept, stats
 
 
-class _ResampleFn(beam.DoFn):
-    def __init__(self, alpha: float, min_count: int):
-        self._alpha = alpha
-        self._min_count = min_count
-        self._out = Metrics.counter("prepare", "out")
-        self._dropped = Metrics.counter("prepare", "rejected_resampled_out")
-
-    def process(self, table: pa.Table, counts: dict) -> Iterable:
-        rates = resample_rates(counts or {}, alpha=self._alpha, min_count=self._min_count)
-        kept, stats = resample_table(table, rates)
-        self._out.inc(kept.num_rows)
-        self._dropped.inc(table.num_rows - kept.num_rows)
-        if kept.num_rows:
-            yield kept
-        yield beam.pvalue.TaggedOutput(STATS_TAG, stats.to_dict())
-
-
-def _lang_counts(table: pa.Table) -> dict[str, int]:
-    return {v["values"]: v["counts"] for v in table.column("lang").value_counts().to_pylist()}
-
-
-def _rates_record(counts: dict, alpha: float, min_count: int) -> dict:
+def rates_record(counts: dict, alpha: float, min_count: int) -> dict:
     rates = resample_rates(counts or {}, alpha=alpha, min_count=min_count)
     return {
         "resampling": {
@@ -82,31 +58,3 @@ def _rates_record(counts: dict, alpha: float, min_count: int) -> dict:
             "rates": {k: round(v, 6) for k, v in sorted(rates.items())},
         }
     }
-
-
-class ResampleLanguages(beam.PTransform):
-    """Corpus tables -> resampled corpus tables (main) and ``stats`` dicts.
-
-    Args:
-      alpha: exponent (1.0 = no resampling; the paper used 0.7).
-      min_count: languages with fewer tweets are kept whole.
-    """
-
-    def __init__(self, *, alpha: float, min_count: int = 100):
-        super().__init__()
-        self._alpha = alpha
-        self._min_count = min_count
-
-    def expand(self, tables):
-        counts = (
-            tables
-            | "LangCounts" >> beam.Map(_lang_counts)
-            | "SumLangCounts" >> beam.CombineGlobally(st.merge)
-        )
-        result = tables | "Resample" >> beam.ParDo(
-            _ResampleFn(self._alpha, self._min_count), counts=beam.pvalue.AsSingleton(counts)
-        ).with_outputs(STATS_TAG, main="kept")
-        rates = counts | "RatesRecord" >> beam.Map(
-            _rates_record, alpha=self._alpha, min_count=self._min_count
-        )
-        return result.kept, (result[STATS_TAG], rates) | "ResampleStats" >> beam.Flatten()
