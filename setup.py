@@ -33,8 +33,8 @@ setup(
     ],
     extras_require={
         # The test suite builds real Dataflow job specs offline, which needs the gcp extra.
-        "test": ["pytest>=8", "ruff>=0.6", "build>=1.2", "apache-beam[gcp]>=2.77,<2.78"],
-        "dev": ["pytest>=8", "ruff>=0.6", "build>=1.2", "apache-beam[gcp]>=2.77,<2.78"],
+        "test": ["pytest>=8", "ruff>=0.6", "build>=1.2", "wheel>=0.40", "setuptools>=65", "apache-beam[gcp]>=2.77,<2.78"],
+        "dev": ["pytest>=8", "ruff>=0.6", "build>=1.2", "wheel>=0.40", "setuptools>=65", "apache-beam[gcp]>=2.77,<2.78"],
         "gcp": ["apache-beam[gcp]>=2.77,<2.78"],
         # bench/bench_shard.py compares against HF datasets.map through transformers.
         "bench": ["transformers>=4.40"],
