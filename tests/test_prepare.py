@@ -354,3 +354,27 @@ def _spill_one(tmp_path: Path, table: pa.Table):
 
     [(_key, ref)] = write_slices(str(tmp_path / "in.arrow"), KEPT, [(0, table)])
     return ref
+
+
+def test_output_independent_of_bucket_count(tmp_path: Path) -> None:
+    """Rows sharing a tweet_id (a retweet whose text differs from its original's) keep one order."""
+    rows = [{"tweet_id": str(1000 + i), "text": f"{EN} number {i}", "lang": "en"} for i in range(200)]
+    rows += [
+        {
+            "tweet_id": str(5000 + i),
+            "text": f"RT @x: {EN} number {i} and more",
+            "lang": "en",
+            "referenced_tweets": [{"type": "retweeted", "id": str(1000 + i)}],
+        }
+        for i in range(0, 200, 3)
+    ]
+    write_tweets(tmp_path / "in" / "p.parquet", rows)
+    outs = [
+        run_prepare(tmp_path, "--workers=1", f"--dedup_buckets={b}", "--num_output_shards=2", name=f"b{b}")
+        for b in (1, 7)
+    ]
+    parts = [sorted((out / "corpus").iterdir()) for out in outs]
+    assert [p.name for p in parts[0]] == [p.name for p in parts[1]]
+    assert all(a.read_bytes() == b.read_bytes() for a, b in zip(*parts, strict=True))
+    ids = pq.read_table(outs[0] / "corpus").column("tweet_id").to_pylist()
+    assert len(ids) == 200 + 67 and len(set(ids)) == 200  # the ties are there

@@ -112,7 +112,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--dedup_buckets",
         type=opts.positive_int,
         default=None,
-        help="Text-hash buckets of the dedup shuffle (default: 1 per 100k input rows, at most 4096); "
+        help="Text-hash buckets of the dedup step (default: 1 per 25k input rows, at most 4096; more "
+        "buckets = more parallel dedup tasks); "
         "the output does not depend on it.",
     )
     parser.add_argument(
@@ -185,7 +186,7 @@ def validate(args: argparse.Namespace) -> None:
             total += pq.ParquetFile(handle).metadata.num_rows
     args.input_rows = total
     if args.dedup_buckets is None:
-        args.dedup_buckets = max(1, min(4096, -(-total // 100_000)))
+        args.dedup_buckets = max(1, min(4096, -(-total // 25_000)))
     if args.num_output_shards is None:
         args.num_output_shards = max(1, min(256, -(-total // 200_000)))
     if files.exists(files.join(args.output, "corpus")) and not args.overwrite:

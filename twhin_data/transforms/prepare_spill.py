@@ -14,8 +14,9 @@ under a temporary directory of the output (local or gs://, via Beam FileSystems)
    ``(part, SliceRef)``, stats and the language counts resampling needs;
 3. `write_part` (per output part, after a second GroupByKey of refs, with the resampling rates
    from the global language counts): reads its slices in bucket order, resamples
-   (transforms/resample.py), sorts by tweet_id and writes ``part-XXXXX-of-YYYYY.parquet``
-   itself, with the same bytes as ``WriteDataset``.
+   (transforms/resample.py), sorts by tweet_id (ties: source_tweet_id, text) and writes
+   ``part-XXXXX-of-YYYYY.parquet`` itself, with the same bytes as ``WriteDataset`` where tweet
+   IDs are unique.
 
 Every file name derives from a task index, bucket or part, and every read concatenates slices
 in name order, so the bytes written do not depend on the number of workers or arrival order.
@@ -52,6 +53,10 @@ ERRORS_TAG = prep.ERRORS_TAG
 COUNTS_TAG = "counts"
 #: WriteDataset's default salt: corpus rows land in the same part as `WriteDataset` would put them.
 PART_SALT = "twhin-data-parts"
+#: Row order inside a part: tweet_id like WriteDataset, then a total order for rows sharing an ID
+#: (a retweet kept beside its original when their texts differ), so the bytes never depend on
+#: the bucket count or the order slices arrive in.
+PART_ORDER = [("tweet_id", "ascending"), ("source_tweet_id", "ascending"), ("text", "ascending")]
 #: The rows between dedup and the writer: the corpus columns (dedup_table's output).
 CORPUS_LAYOUT = pa.schema(list(prep.KEPT)[: len(CORPUS)])
 
@@ -149,7 +154,7 @@ def write_part(item: tuple[int, list[SliceRef], dict[str, float]], *, path: str,
     kept, stats = resample_table(table, rates)
     outputs: list = [beam.pvalue.TaggedOutput(STATS_TAG, stats.to_dict())]
     if kept.num_rows:
-        kept = conform(kept, CORPUS).sort_by([("tweet_id", "ascending")])
+        kept = conform(kept, CORPUS).sort_by(PART_ORDER)
         name = f"part-{part:05d}-of-{num_parts:05d}.parquet"
         outputs.append(
             {"dataset": "corpus", "shard": part, **files.write_parquet_atomic(files.join(path, name), kept)}
