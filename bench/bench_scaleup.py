@@ -187,6 +187,8 @@ def child_shard(corpus: str, workers: int) -> dict:
             f"--corpus={corpus}",
             f"--output={out}",
             f"--workers={workers}",
+            # shard's pool is opt-in (the Rust tokenizer is threaded): measure it at N processes.
+            f"--tokenize_workers={workers}",
             "--log_level=WARNING",
         ]
         with TreeRss() as tree, contextlib.redirect_stdout(io.StringIO()):
