@@ -357,7 +357,7 @@ def _spill_one(tmp_path: Path, table: pa.Table):
 
 
 def test_output_independent_of_bucket_count(tmp_path: Path) -> None:
-    """Rows sharing a tweet_id (a retweet whose text differs from its original's) keep one order."""
+    """A retweet whose text differs from its original's meets it only in the writer: same bytes anyway."""
     rows = [{"tweet_id": str(1000 + i), "text": f"{EN} number {i}", "lang": "en"} for i in range(200)]
     rows += [
         {
@@ -377,4 +377,48 @@ def test_output_independent_of_bucket_count(tmp_path: Path) -> None:
     assert [p.name for p in parts[0]] == [p.name for p in parts[1]]
     assert all(a.read_bytes() == b.read_bytes() for a, b in zip(*parts, strict=True))
     ids = pq.read_table(outs[0] / "corpus").column("tweet_id").to_pylist()
-    assert len(ids) == 200 + 67 and len(set(ids)) == 200  # the ties are there
+    assert len(ids) == len(set(ids)) == 200  # one row per ID: the 67 retweets collapsed into originals
+    assert _stats(outs[0])["duplicates"]["retweet_duplicate"] == 67
+
+
+def test_retweet_with_truncated_text_does_not_duplicate_its_original(tmp_path: Path) -> None:
+    # Hydrated without the original in `includes`, a retweet keeps its own truncated "RT @x: …" text;
+    # dedup (by text) cannot meet it with its original, so the writer must keep one row per ID.
+    rows = [
+        {"tweet_id": "500", "text": ES, "lang": "es"},
+        {
+            "tweet_id": "501",
+            "text": "RT @ana: " + ES[:30] + "…",
+            "lang": "es",
+            "referenced_tweets": [{"type": "retweeted", "id": "500"}],
+        },
+        {"tweet_id": "600", "text": EN, "lang": "en"},
+    ]
+    write_tweets(tmp_path / "in" / "tweets" / "part-0.parquet", rows)
+    out = run_prepare(tmp_path, "--workers=1", "--strip_rt")
+    corpus = pq.read_table(out / "corpus").to_pylist()
+    ids = [r["tweet_id"] for r in corpus]
+    assert sorted(ids) == ["500", "600"]
+    assert {r["tweet_id"]: r["source_tweet_id"] for r in corpus}["500"] == "500"  # the original stays
+    stats = _stats(out)
+    assert stats["duplicates"].get("retweet_duplicate") == 1
+    assert stats["in"] == stats["out"] + sum(stats["rejected"].values()) + sum(stats["duplicates"].values())
+
+
+def test_drop_duplicate_ids_keeps_the_original() -> None:
+    from twhin_data.transforms.dedup import drop_duplicate_ids
+
+    table = pa.table(
+        {
+            "tweet_id": ["7", "7", "7", "8"],
+            "source_tweet_id": ["9", "7", "8", "8"],
+            "lang": ["en", "en", "en", "ja"],
+        }
+    )
+    kept, stats = drop_duplicate_ids(table)
+    assert kept.to_pylist() == [
+        {"tweet_id": "7", "source_tweet_id": "7", "lang": "en"},
+        {"tweet_id": "8", "source_tweet_id": "8", "lang": "ja"},
+    ]
+    assert stats.to_dict()["duplicates"] == {"retweet_duplicate": 2}
+    assert stats.to_dict()["lang_before"] == {"en": -2}

@@ -56,3 +56,34 @@ def dedup_table(table: pa.Table, *, exact: bool) -> tuple[pa.Table, st.TableStat
     stats.add("retweets_as_original", int(pc.sum(kept.column("_rt")).as_py() or 0))
     stats.counts("lang_before", kept.column("lang").to_pylist())
     return kept.select([f.name for f in CORPUS]), stats
+
+
+def drop_duplicate_ids(table: pa.Table) -> tuple[pa.Table, st.TableStats]:
+    """Pure: one row per tweet_id within one output part (rows of an ID all land in the same part).
+
+    Dedup meets copies by text, so a retweet whose text differs from its original's (hydrated
+    without the original's full text in `includes`) reaches the writer under the original's ID
+    beside the original itself. The original (source_tweet_id == tweet_id) stays, else the lowest
+    source ID; the others count as ``retweet_duplicate`` (or ``duplicate_id`` for a plain repeat).
+    """
+    stats = st.TableStats()
+    n = table.num_rows
+    if n < 2:
+        return table, stats
+    ids = pc.cast(table.column("tweet_id"), pa.uint64()).to_numpy(zero_copy_only=False)
+    source = pc.fill_null(table.column("source_tweet_id"), table.column("tweet_id"))
+    is_self = pc.equal(source, table.column("tweet_id")).to_numpy(zero_copy_only=False)
+    source_num = pc.cast(source, pa.uint64()).to_numpy(zero_copy_only=False)
+    order = np.lexsort((source_num, ~is_self, ids))
+    repeat = np.zeros(n, dtype=bool)
+    repeat[1:] = ids[order][1:] == ids[order][:-1]
+    if not repeat.any():
+        return table, stats
+    dropped = order[repeat]
+    from_retweet = ~is_self[dropped]
+    stats.duplicate("retweet_duplicate", int(from_retweet.sum()))
+    stats.duplicate("duplicate_id", int((~from_retweet).sum()))
+    stats.uncount("lang_before", table.column("lang").take(pa.array(dropped)).to_pylist())
+    keep = np.ones(n, dtype=bool)
+    keep[dropped] = False
+    return table.filter(pa.array(keep)), stats

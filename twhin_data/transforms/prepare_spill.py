@@ -41,7 +41,7 @@ from twhin_data.schemas import conform
 from twhin_data.schemas.corpus import CORPUS
 from twhin_data.transforms import prepare as prep
 from twhin_data.transforms import prepare_stats as st
-from twhin_data.transforms.dedup import dedup_table
+from twhin_data.transforms.dedup import dedup_table, drop_duplicate_ids
 from twhin_data.transforms.io import shard_of
 from twhin_data.transforms.parallel import PoolMapFn
 from twhin_data.transforms.prepare_read import ReadTask
@@ -150,9 +150,11 @@ def dedup_bucket(item: tuple[int, Iterable[SliceRef]], *, exact: bool, num_parts
 def write_part(item: tuple[int, list[SliceRef], dict[str, float]], *, path: str, num_parts: int) -> list:
     """Step 3 (pool function): resample one output part's rows, sort by tweet_id, write the part."""
     part, refs, rates = item
-    table = read_slices(refs, CORPUS_LAYOUT)
+    table, id_stats = drop_duplicate_ids(read_slices(refs, CORPUS_LAYOUT))
     kept, stats = resample_table(table, rates)
     outputs: list = [beam.pvalue.TaggedOutput(STATS_TAG, stats.to_dict())]
+    if id_stats.to_dict():
+        outputs.append(beam.pvalue.TaggedOutput(STATS_TAG, id_stats.to_dict()))
     if kept.num_rows:
         kept = conform(kept, CORPUS).sort_by(PART_ORDER)
         name = f"part-{part:05d}-of-{num_parts:05d}.parquet"

@@ -50,6 +50,11 @@ class TableStats:
         for key, n in Counter(values).items():
             self._add_in(group, key, n)
 
+    def uncount(self, group: str, values: Iterable[str]) -> None:
+        """Takes rows back out of a count group (rows dropped after they were counted)."""
+        for key, n in Counter(values).items():
+            self._add_in(group, key, -n)
+
     def length_hist(self, name: str, lengths: Sequence[int]) -> None:
         if len(lengths):
             counts = np.bincount(
