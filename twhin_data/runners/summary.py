@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-_SKIP = {"stage", "elapsed_s", "outputs", "report", "stats"}
+_SKIP = {"stage", "elapsed_s", "outputs", "report", "stats", "counters"}
 
 
 def _fmt(value: Any) -> str:
