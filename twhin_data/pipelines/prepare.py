@@ -22,7 +22,7 @@ from twhin_data.transforms import prepare as prep
 from twhin_data.transforms import prepare_stats as st
 from twhin_data.transforms.io import WriteErrors
 from twhin_data.transforms.prepare_read import (
-    plan_tasks,
+    keyed_file_tasks,
     read_tables,  # noqa: F401 - re-exported for tools
 )
 from twhin_data.transforms.prepare_spill import PrepareTweets
@@ -239,7 +239,11 @@ def remove_tmp(output: str) -> None:
 def build(p: beam.Pipeline, args: argparse.Namespace) -> None:
     _files, errors, stats = (
         p
-        | "ReadTasks" >> beam.Create(list(enumerate(plan_tasks(args.inputs))))
+        # Only file paths go into the job graph (Dataflow caps it near 10 MB); footers are read on workers.
+        | "InputFiles" >> beam.Create(list(enumerate(args.inputs)))
+        | "PlanTasks" >> beam.FlatMap(keyed_file_tasks)
+        # One file fans out into many tasks: spread them over workers before the heavy step.
+        | "SpreadTasks" >> beam.Reshuffle()
         | "Prepare"
         >> PrepareTweets(
             config_from_args(args),

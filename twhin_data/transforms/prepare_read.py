@@ -1,6 +1,6 @@
 """Reading hydrate output for prepare: planned row-group tasks, so the pool processes read too.
 
-`plan_tasks` cuts every input file into tasks of about `rows_per_task` rows along row groups
+`plan_file_tasks` cuts an input file into tasks of about `rows_per_task` rows along row groups
 (metadata only, deterministic); `read_task` reads one task as Arrow tables of `ROWS_PER_TABLE`
 rows, cast to the tweets schema types. A task is small and picklable, so the parent process
 never reads or ships the tweets themselves: the pool processes read their own tasks.
@@ -42,18 +42,31 @@ class ReadTask(NamedTuple):
     num_batches: int
 
 
+def plan_file_tasks(path: str, rows_per_task: int = ROWS_PER_TASK) -> list[ReadTask]:
+    """Tasks covering every row of one file exactly once, in row order (footer only)."""
+    per_task = max(1, rows_per_task // ROWS_PER_TABLE)
+    with FileSystems.open(path) as handle:
+        meta = pq.ParquetFile(handle).metadata
+    tasks = []
+    for group in range(meta.num_row_groups):
+        batches = -(-meta.row_group(group).num_rows // ROWS_PER_TABLE)
+        for first in range(0, batches, per_task):
+            tasks.append(ReadTask(path, group, first, min(per_task, batches - first)))
+    return tasks
+
+
+def keyed_file_tasks(
+    item: tuple[int, str], rows_per_task: int = ROWS_PER_TASK
+) -> list[tuple[tuple[int, int], ReadTask]]:
+    """(file index, task index in file) -> task, for one (file index, path): the key names the
+    task's spill file, so the order of names is file order, then row order."""
+    file_index, path = item
+    return [((file_index, i), task) for i, task in enumerate(plan_file_tasks(path, rows_per_task))]
+
+
 def plan_tasks(paths: list[str], rows_per_task: int = ROWS_PER_TASK) -> list[ReadTask]:
     """Tasks covering every row of `paths` exactly once, in file and row order."""
-    per_task = max(1, rows_per_task // ROWS_PER_TABLE)
-    tasks = []
-    for path in paths:
-        with FileSystems.open(path) as handle:
-            meta = pq.ParquetFile(handle).metadata
-        for group in range(meta.num_row_groups):
-            batches = -(-meta.row_group(group).num_rows // ROWS_PER_TABLE)
-            for first in range(0, batches, per_task):
-                tasks.append(ReadTask(path, group, first, min(per_task, batches - first)))
-    return tasks
+    return [task for path in paths for task in plan_file_tasks(path, rows_per_task)]
 
 
 def _cast(batch: pa.RecordBatch, columns: list[str]) -> pa.Table:

@@ -116,16 +116,16 @@ def _split(table: pa.Table, keys: np.ndarray) -> list[tuple[int, pa.Table]]:
     return [(int(keys[chunk[0]]), table.take(pa.array(chunk))) for chunk in np.split(order, bounds)]
 
 
-def spill_task(item: tuple[int, ReadTask], *, config: prep.PrepareConfig, tmp: str) -> list:
+def spill_task(item: tuple[tuple[int, int], ReadTask], *, config: prep.PrepareConfig, tmp: str) -> list:
     """Step 1 (pool function): prepare one read task, spill its kept rows by dedup bucket."""
-    index, task = item
+    (file_index, task_index), task = item
     outputs, slices = [], []
     for out in prep.prepare_task(task, config):
         if isinstance(out, beam.pvalue.TaggedOutput):
             outputs.append(out)
         else:
             slices.append(out)
-    path = files.join(tmp, "buckets", f"task-{index:07d}.arrow")
+    path = files.join(tmp, "buckets", f"task-{file_index:06d}-{task_index:06d}.arrow")
     outputs.extend(write_slices(path, prep.KEPT, slices))
     return outputs
 
