@@ -53,18 +53,28 @@ def check_columns(path: str, columns: tuple[str, ...]) -> None:
         raise ConfigError(f"{path} lacks column(s) {', '.join(missing)} (has {', '.join(names)})")
 
 
+def _row_groups(path: str, columns: tuple[str, ...]) -> list[tuple[str, int]]:
+    """(path, row group) units of one file, after checking its columns (footer only)."""
+    check_columns(path, columns)
+    with FileSystems.open(path) as handle:
+        return [(path, i) for i in range(pq.ParquetFile(handle).metadata.num_row_groups)]
+
+
 class _ReadTablesFn(beam.DoFn):
-    """Reads one Parquet file as Arrow tables of at most `batch_rows` rows (selected columns)."""
+    """Reads one row group of a Parquet file as Arrow tables of at most `batch_rows` rows."""
 
     def __init__(self, columns: tuple[str, ...], batch_rows: int):
         self._columns = list(columns)
         self._batch_rows = batch_rows
 
-    def process(self, path: str) -> Iterator[pa.Table]:
-        check_columns(path, tuple(self._columns))
+    def process(self, unit: tuple[str, int]) -> Iterator[pa.Table]:
+        path, row_group = unit
         with FileSystems.open(path) as handle:
             reader = pq.ParquetFile(handle)
-            for batch in reader.iter_batches(batch_size=self._batch_rows, columns=self._columns):
+            batches = reader.iter_batches(
+                batch_size=self._batch_rows, columns=self._columns, row_groups=[row_group]
+            )
+            for batch in batches:
                 if batch.num_rows:
                     yield pa.Table.from_batches([batch]).append_column(
                         "source", pa.array([path] * batch.num_rows, pa.string())
@@ -84,8 +94,10 @@ class ReadTables(beam.PTransform):
         return (
             pbegin
             | "Files" >> beam.Create(self._paths)
-            # Spread files over workers before reading (Create holds them in one bundle).
-            | "SpreadFiles" >> beam.Reshuffle()
+            | "RowGroups" >> beam.FlatMap(_row_groups, columns=tuple(self._columns))
+            # A large file fans out into many row groups: spread them over workers before reading,
+            # so one big file is not read and tokenized by a single worker.
+            | "SpreadRowGroups" >> beam.Reshuffle()
             | "Read" >> beam.ParDo(_ReadTablesFn(self._columns, self._batch_rows))
         )
 
