@@ -159,19 +159,21 @@ def run_twhin(n_ids: int, rate: int, window: float, workdir: Path, concurrency: 
     if rc != 0:
         raise SystemExit(f"twhin-data hydrate failed with exit code {rc}")
     out = window_stats(times, rate, window, n_ids / max(1, sum(1 for _, s in times if s == 200)))
+    return {**out, **end_to_end(n_ids, rate, window, start, elapsed, times)}
+
+
+def end_to_end(n_ids: int, rate: int, window: float, start: float, elapsed: float, times: list) -> dict:
+    """Whole-command figures (start-up and final write included) against the ideal 100*R/W."""
     ideal = 100 * rate / window
-    out.update(
-        {
-            "ids": n_ids,
-            "end_to_end_s": round(elapsed, 1),
-            "end_to_end_ids_per_s": round(n_ids / elapsed, 1),
-            "end_to_end_ratio": round(n_ids / elapsed / ideal, 3),
-            "ideal_ids_per_s": ideal,
-            "start_to_first_request_s": round(times[0][0] - start, 1),
-            "last_request_to_end_s": round(start + elapsed - times[-1][0], 1),
-        }
-    )
-    return out
+    return {
+        "ids": n_ids,
+        "end_to_end_s": round(elapsed, 1),
+        "end_to_end_ids_per_s": round(n_ids / elapsed, 1),
+        "end_to_end_ratio": round(n_ids / elapsed / ideal, 3),
+        "ideal_ids_per_s": ideal,
+        "start_to_first_request_s": round(times[0][0] - start, 1),
+        "last_request_to_end_s": round(start + elapsed - times[-1][0], 1),
+    }
 
 
 def run_tweepy(n_ids: int, rate: int, window: float, workdir: Path) -> dict:
@@ -198,19 +200,7 @@ def run_tweepy(n_ids: int, rate: int, window: float, workdir: Path) -> dict:
     elapsed = time.time() - start
     times = mock.stop()
     out = window_stats(times, rate, window, 100.0)
-    ideal = 100 * rate / window
-    out.update(
-        {
-            "ids": n_ids,
-            "end_to_end_s": round(elapsed, 1),
-            "end_to_end_ids_per_s": round(n_ids / elapsed, 1),
-            "end_to_end_ratio": round(n_ids / elapsed / ideal, 3),
-            "ideal_ids_per_s": ideal,
-            "start_to_first_request_s": round(times[0][0] - start, 1),
-            "last_request_to_end_s": round(start + elapsed - times[-1][0], 1),
-        }
-    )
-    return out
+    return {**out, **end_to_end(n_ids, rate, window, start, elapsed, times)}
 
 
 def run_conservation(n_ids: int, workdir: Path) -> dict:
