@@ -134,7 +134,7 @@ def test_script_without_main_guard(tmp_path: Path) -> None:
 
 
 def test_shared_pool_started_once_and_closed_by_last_user() -> None:
-    from twhin_data.transforms import parallel
+    from twhin_data.core import pool
 
     first = PoolMapFn(_pid, workers=2, shared="test-shared")
     second = PoolMapFn(square_and_tag, workers=2, shared="test-shared")
@@ -153,4 +153,34 @@ def test_shared_pool_started_once_and_closed_by_last_user() -> None:
     finally:
         first.teardown()
         second.teardown()
-    assert ("test-shared", 2) not in parallel._SHARED
+    assert ("test-shared", 2) not in pool._SHARED
+
+
+def test_pool_processes_never_import_beam() -> None:
+    """The pooled steps' modules stay Beam-free: importing Beam costs ~1.2 s of CPU per pool start.
+
+    Run in a fresh interpreter: the fork server is one per process, started with the first
+    pool's preload list.
+    """
+    import subprocess
+    import sys
+
+    preload = ["twhin_data.transforms.prepare_steps", "twhin_data.transforms.tokenize_steps"]
+    script = (
+        "from twhin_data.core import pool\n"
+        f"p = pool.make_pool(2, preload={preload!r})\n"
+        "probe = \"sorted(m for m in __import__('sys').modules if m.startswith(('apache_beam', 'twhin_data.transforms')))\"\n"
+        "print('CHILD', sorted({tuple(p.submit(eval, probe).result()) for _ in range(4)}))\n"
+        "p.shutdown()\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    line = next(x for x in done.stdout.splitlines() if x.startswith("CHILD"))
+    modules = eval(line[len("CHILD ") :])  # one distinct module list across the children
+    assert len(modules) == 1, modules
+    assert "twhin_data.transforms.prepare_steps" in modules[0]  # preloaded by the fork server
+    assert "twhin_data.transforms.tokenize_steps" in modules[0]
+    assert not [m for m in modules[0] if m.startswith("apache_beam")], modules[0]

@@ -299,7 +299,7 @@ class _SchemeFS(LocalFileSystem):
 
 @pytest.mark.parametrize("remote", [False, True])
 def test_spilled_slices_read_back_in_name_order(tmp_path: Path, remote: bool) -> None:
-    from twhin_data.transforms.prepare_spill import read_slices, write_slices
+    from twhin_data.transforms.prepare_steps import read_slices, write_slices
 
     _SchemeFS.ROOT = str(tmp_path)
     base = "spilltest://spill" if remote else str(tmp_path / "spill")
@@ -325,7 +325,7 @@ def test_part_writer_matches_write_dataset(tmp_path: Path) -> None:
 
     from tests.conftest import fnapi_options
     from twhin_data.transforms.io import WriteDataset
-    from twhin_data.transforms.prepare_spill import dedup_bucket, write_part
+    from twhin_data.transforms.prepare_steps import dedup_bucket, write_part
 
     rows = [(str(10**12 + i * 7919 % 1000), f"text {i % 400}", False) for i in range(1000)]
     table = _kept_table(rows)
@@ -350,7 +350,7 @@ def test_part_writer_matches_write_dataset(tmp_path: Path) -> None:
 
 
 def _spill_one(tmp_path: Path, table: pa.Table):
-    from twhin_data.transforms.prepare_spill import write_slices
+    from twhin_data.transforms.prepare_steps import write_slices
 
     [(_key, ref)] = write_slices(str(tmp_path / "in.arrow"), KEPT, [(0, table)])
     return ref

@@ -59,7 +59,7 @@ def runs(inputs, tmp_path_factory) -> tuple[Path, Path, Path]:
     base = tmp_path_factory.mktemp("shard-out")
     assert shard(inputs, base / "a", "--workers", "1") == 0
     assert shard(inputs, base / "b", "--workers", "1") == 0
-    mp = ["--tokenize_workers", "2", "--direct_running_mode=multi_processing", "--direct_num_workers=2"]
+    mp = ["--workers", "2", "--direct_running_mode=multi_processing", "--direct_num_workers=2"]
     assert shard(inputs, base / "mp", *mp) == 0
     return base / "a", base / "b", base / "mp"
 
@@ -204,10 +204,10 @@ def test_bad_tokenizer_and_inputs_are_one_line_errors(inputs, tmp_path, capsys):
 
 
 def test_tokenize_table_pure_function():
-    import apache_beam as beam
     import pyarrow as pa
 
-    from twhin_data.transforms.tokenize import tokenize_table
+    from twhin_data.core.pool import Tagged
+    from twhin_data.transforms.tokenize_steps import tokenize_table
 
     table = pa.table(
         {
@@ -223,7 +223,7 @@ def test_tokenize_table_pure_function():
     assert tokens.column("lang").to_pylist() == ["en", "und"]
     assert tokens.column("split").to_pylist() == ["train", "train"]
     assert [len(x) for x in tokens.column("input_ids").to_pylist()][1] == 16
-    tagged = [o for o in out if isinstance(o, beam.pvalue.TaggedOutput)]
+    tagged = [o for o in out if isinstance(o, Tagged)]
     errors = [o.value for o in tagged if o.tag == "errors"]
     stats = [o.value for o in tagged if o.tag == "stats"][0]
     assert [e["error_type"] for e in errors] == ["text_empty"] and errors[0]["source"] == "f.parquet"

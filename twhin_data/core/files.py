@@ -1,4 +1,8 @@
-"""File helpers over Beam's FileSystems, so local paths and gs:// behave the same."""
+"""File helpers: local paths through the OS, URLs (gs://) through Beam's FileSystems.
+
+Beam is imported only when a URL or a glob needs it, so a pool process (core/pool.py) that
+reads and writes local files never pays for ``import apache_beam``.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +14,18 @@ import posixpath
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from apache_beam.io.filesystems import FileSystems
 
 from twhin_data.core.errors import ConfigError
+
+
+def _filesystems():
+    from apache_beam.io.filesystems import FileSystems
+
+    return FileSystems
+
+
+def is_remote(path: str) -> bool:
+    return "://" in path
 
 
 def join(base: str, *parts: str) -> str:
@@ -40,7 +53,7 @@ def expand_inputs(pattern: str, *, suffixes: tuple[str, ...] = ()) -> list[str]:
             continue
         if "://" in part and not any(ch in part for ch in "*?[") and not part.endswith(suffixes or ("",)):
             part = part.rstrip("/") + "/**"
-        matches = FileSystems.match([part])[0].metadata_list
+        matches = _filesystems().match([part])[0].metadata_list
         files.extend(m.path for m in matches if not suffixes or m.path.endswith(suffixes))
     files = sorted(set(files))
     if not files:
@@ -49,11 +62,26 @@ def expand_inputs(pattern: str, *, suffixes: tuple[str, ...] = ()) -> list[str]:
 
 
 def exists(path: str) -> bool:
-    return FileSystems.exists(path)
+    return _filesystems().exists(path) if is_remote(path) else os.path.exists(path)
+
+
+def open_read(path: str):
+    """A binary, seekable read handle (local file or FileSystems stream, no decompression)."""
+    if is_remote(path):
+        return _filesystems().open(path, compression_type="uncompressed")
+    return open(path, "rb")
+
+
+#: Suffixes Beam's FileSystems decompresses on read (read_bytes keeps that behaviour).
+_COMPRESSED = (".gz", ".bz2", ".zst", ".deflate", ".lzma", ".xz", ".snappy")
 
 
 def read_bytes(path: str) -> bytes:
-    with FileSystems.open(path) as handle:
+    """The whole file; compressed files (by suffix) are decompressed, like FileSystems.open."""
+    if is_remote(path) or path.lower().endswith(_COMPRESSED):
+        with _filesystems().open(path) as handle:
+            return handle.read()
+    with open(path, "rb") as handle:
         return handle.read()
 
 
@@ -63,11 +91,17 @@ def write_bytes_atomic(path: str, data: bytes) -> None:
     if parent and "://" not in parent:
         os.makedirs(parent, exist_ok=True)
     tmp = join(parent, f".tmp-{os.getpid()}-{posixpath.basename(path)}")
-    with FileSystems.create(tmp) as handle:
+    if not is_remote(path):
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+        return
+    filesystems = _filesystems()
+    with filesystems.create(tmp) as handle:
         handle.write(data)
-    if FileSystems.exists(path):
-        FileSystems.delete([path])
-    FileSystems.rename([tmp], [path])
+    if filesystems.exists(path):
+        filesystems.delete([path])
+    filesystems.rename([tmp], [path])
 
 
 def write_json(path: str, value: object) -> None:
@@ -108,5 +142,7 @@ def write_parquet_atomic(path: str, table: pa.Table, **kwargs) -> dict:
 
 
 def read_parquet_table(path: str, columns: list[str] | None = None) -> pa.Table:
-    with FileSystems.open(path) as handle:
+    if not is_remote(path):
+        return pq.ParquetFile(path).read(columns=columns)
+    with open_read(path) as handle:
         return pq.read_table(pa.BufferReader(handle.read()), columns=columns)

@@ -52,3 +52,14 @@ def hash_id(tweet_id: str, salt: str = "") -> int:
 def id_unit_interval(ids: pa.Array | pa.ChunkedArray | list[str], salt: str = "") -> np.ndarray:
     """Vectorized stable float64 in [0, 1) per ID, for splits and resampling."""
     return (hash_ids(ids, salt) >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+
+
+def shard_of(keys: pa.Array | pa.ChunkedArray, num_shards: int, salt: str) -> np.ndarray:
+    """Stable shard index per key: vectorized for digit IDs, per-row blake2b otherwise."""
+    try:
+        return (hash_ids(keys, salt) % np.uint64(num_shards)).astype(np.int64)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OverflowError):
+        values = keys.to_pylist()
+        return np.array(
+            [stable_hash64("" if v is None else str(v), salt) % num_shards for v in values], dtype=np.int64
+        )

@@ -25,7 +25,7 @@ from twhin_data.transforms.prepare_read import (
     keyed_file_tasks,
     read_tables,  # noqa: F401 - re-exported for tools
 )
-from twhin_data.transforms.prepare_spill import PrepareTweets
+from twhin_data.transforms.prepare_spill import POOL_PRELOAD, PrepareTweets  # noqa: F401 - read by launch
 
 NAME = "prepare"
 HELP = "Normalize, language-tag, filter, dedupe and resample hydrated tweets into corpus/."

@@ -34,6 +34,8 @@ from twhin_data.transforms.tokenize import (
 )
 
 NAME = "shard"
+#: Modules the tokenize pool's fork server imports once (runners/launch.py starts it early).
+POOL_PRELOAD = ["twhin_data.transforms.tokenize_steps"]
 HELP = "Tokenize the corpus (and pairs), pack tweets, write deterministic Parquet shards + manifest."
 SPLITS = ("train", "validation")
 DATASETS = ("mlm", "pairs")
@@ -94,14 +96,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="Salt of the split and shard hashes (same seed, same shards).",
     )
     parser.add_argument(
-        "--tokenize_workers",
-        type=opts.positive_int,
-        default=1,
-        help="Processes that tokenize (local runs). Default 1: the Rust tokenizer already uses every core "
-        "through its own threads (RAYON_NUM_THREADS); N > 1 runs a process pool whose processes get "
-        "cores/N tokenizer threads each. The common --workers flag does not apply to this stage.",
-    )
-    parser.add_argument(
         "--batch_rows",
         type=opts.positive_int,
         default=4096,
@@ -132,10 +126,6 @@ def _clear(output: str) -> None:
 
 def validate(args: argparse.Namespace) -> None:
     """Checks inputs, tokenizer and output; clears an incomplete (or --overwrite) previous output."""
-    if getattr(args, "dataflow", False) and args.tokenize_workers > 1:
-        raise ConfigError(
-            "--tokenize_workers applies to local runs only (Dataflow runs one SDK process per vCPU)"
-        )
     if args.max_length < 4:
         raise ConfigError("--max_length must be at least 4 (<s>, a token, </s>)")
     args.corpus_files = _input_files(args.corpus, "corpus")
@@ -181,9 +171,9 @@ def build(p: beam.Pipeline, args: argparse.Namespace):
     """Adds the shard stage to `p`. Expects `validate(args)` to have run (it lists the inputs)."""
     if not hasattr(args, "corpus_files"):
         validate(args)
-    # Not args.workers: a process pool around the threaded Rust tokenizer was measured slower
-    # (docs/shards.md, "Scale-up"), so the pool is opt-in through --tokenize_workers.
-    out, workers = args.output, args.tokenize_workers
+    # --workers N: N tokenizing processes with ceil(cores / N) Rust tokenizer threads each
+    # (1 on Dataflow, where each SDK process tokenizes inline).
+    out, workers = args.output, args.workers or 1
     target = (args.target_shard_mb or 256) * 1_000_000
     tables = p | "ReadCorpus" >> ReadTables(args.corpus_files, CORPUS_COLUMNS, args.batch_rows)
     tokens, errors, stats = tables | "TokenizeTweets" >> TokenizeTweets(

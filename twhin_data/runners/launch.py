@@ -45,6 +45,12 @@ def run_module(module: ModuleType, args: argparse.Namespace, beam_args: list[str
     """Validates, builds, runs and finishes one pipeline; returns its summary."""
     args.workers = resolve_workers(args, beam_args)
     args.dataflow = opts.is_dataflow(beam_args)
+    preload = getattr(module, "POOL_PRELOAD", None)
+    if preload and args.workers > 1:
+        from twhin_data.core.pool import start_forkserver
+
+        # The pool's fork server imports its modules while this process validates and builds.
+        start_forkserver(preload)
     if args.dataflow:
         from twhin_data.runners import dataflow
 

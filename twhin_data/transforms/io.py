@@ -10,22 +10,11 @@ import pyarrow as pa
 from apache_beam.metrics import Metrics
 
 from twhin_data.core import files
-from twhin_data.core.hashing import hash_ids, stable_hash64
+from twhin_data.core.hashing import shard_of  # noqa: F401 - re-exported (older imports)
 from twhin_data.schemas import conform, to_table
 from twhin_data.schemas.errors import ERRORS
 
 ROWS_PER_TABLE = 2000
-
-
-def shard_of(keys: pa.Array | pa.ChunkedArray, num_shards: int, salt: str) -> np.ndarray:
-    """Stable shard index per key: vectorized for digit IDs, per-row blake2b otherwise."""
-    try:
-        return (hash_ids(keys, salt) % np.uint64(num_shards)).astype(np.int64)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OverflowError):
-        values = keys.to_pylist()
-        return np.array(
-            [stable_hash64("" if v is None else str(v), salt) % num_shards for v in values], dtype=np.int64
-        )
 
 
 def _split_by_shard(

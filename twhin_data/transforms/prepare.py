@@ -5,9 +5,9 @@ returns a list of outputs, all picklable so it can run in a `PoolMapFn` process 
 
 * ``(bucket, table)``: kept rows (the internal `KEPT` layout), bucketed by a stable hash of the
   normalized text, ready for the dedup shuffle (transforms/dedup.py);
-* ``TaggedOutput("errors", dict)``: dead letters (text_null, text_too_long, invalid_utf8,
+* ``Tagged("errors", dict)``: dead letters (text_null, text_too_long, invalid_utf8,
   lone_surrogate, invalid_id);
-* ``TaggedOutput("stats", dict)``: counts for this table (see transforms/prepare_stats.py).
+* ``Tagged("stats", dict)``: counts for this table (see transforms/prepare_stats.py).
 
 Filters counted (no dead letter, they are expected): empty_after_normalization, too_short,
 language_not_wanted. Retweets (``referenced_tweets`` type ``retweeted``) take the original's
@@ -22,12 +22,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from twhin_data.core.errors import RecordError, error_record
+from twhin_data.core.pool import Tagged
 from twhin_data.schemas.corpus import CORPUS
 from twhin_data.text import langid
 from twhin_data.text.normalize import get_normalizer, normalizer_name
@@ -223,10 +223,10 @@ def prepare_tables(source: str, tables: Iterable[pa.Table], config: PrepareConfi
         )
         if keep:
             kept_tables.append(_build_kept(table, texts, keep, out_texts, lid_texts, rt, config, stats))
-    outputs: list = [beam.pvalue.TaggedOutput(ERRORS_TAG, e) for e in errors]
+    outputs: list = [Tagged(ERRORS_TAG, e) for e in errors]
     if kept_tables:
         outputs.extend(_split_buckets(pa.concat_tables(kept_tables), config.buckets))
-    outputs.append(beam.pvalue.TaggedOutput(STATS_TAG, stats.to_dict()))
+    outputs.append(Tagged(STATS_TAG, stats.to_dict()))
     return outputs
 
 

@@ -13,8 +13,8 @@ from typing import NamedTuple
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from apache_beam.io.filesystems import FileSystems
 
+from twhin_data.core.files import open_read
 from twhin_data.schemas.tweets import TWEETS
 
 ROWS_PER_TABLE = 2000
@@ -45,7 +45,7 @@ class ReadTask(NamedTuple):
 def plan_file_tasks(path: str, rows_per_task: int = ROWS_PER_TASK) -> list[ReadTask]:
     """Tasks covering every row of one file exactly once, in row order (footer only)."""
     per_task = max(1, rows_per_task // ROWS_PER_TABLE)
-    with FileSystems.open(path) as handle:
+    with open_read(path) as handle:
         meta = pq.ParquetFile(handle).metadata
     tasks = []
     for group in range(meta.num_row_groups):
@@ -80,7 +80,7 @@ def _cast(batch: pa.RecordBatch, columns: list[str]) -> pa.Table:
 
 def read_task(task: ReadTask) -> Iterator[pa.Table]:
     """The task's rows as tables of ROWS_PER_TABLE rows (the prepare input columns only)."""
-    with FileSystems.open(task.path) as handle:
+    with open_read(task.path) as handle:
         parquet = pq.ParquetFile(handle)
         columns = [c for c in INPUT_COLUMNS if c in parquet.schema_arrow.names]
         batches = parquet.iter_batches(
@@ -95,7 +95,7 @@ def read_task(task: ReadTask) -> Iterator[pa.Table]:
 
 def read_tables(path: str, rows: int = ROWS_PER_TABLE) -> Iterator[tuple[str, pa.Table]]:
     """(path, table) batches of a whole file (used by benchmarks and tools)."""
-    with FileSystems.open(path) as handle:
+    with open_read(path) as handle:
         parquet = pq.ParquetFile(handle)
         columns = [c for c in INPUT_COLUMNS if c in parquet.schema_arrow.names]
         for batch in parquet.iter_batches(batch_size=rows, columns=columns):

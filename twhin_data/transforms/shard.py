@@ -93,17 +93,16 @@ def _dedupe_sorted(table: pa.Table) -> tuple[pa.Table, int]:
     if len(ids) < 2 or not (same := ids[1:] == ids[:-1]).any():
         return table, 0
     keep = np.ones(len(ids), dtype=bool)
-    rows = table.column("input_ids").to_pylist()
-    i = 0
-    while i < len(ids):  # a run of equal IDs: keep its lexicographically smallest token list
-        j = i + 1
-        while j < len(ids) and same[j - 1]:
-            j += 1
-        if j - i > 1:
-            best = min(range(i, j), key=lambda r: (rows[r], r))
-            keep[i:j] = False
-            keep[best] = True
-        i = j
+    # Only the rows of runs of equal IDs are compared (as Python lists), never the whole table.
+    starts = np.flatnonzero(same & ~np.concatenate(([False], same[:-1])))
+    for start in starts.tolist():
+        stop = start + 1
+        while stop < len(ids) and same[stop - 1]:
+            stop += 1
+        rows = table.column("input_ids").slice(start, stop - start).to_pylist()
+        best = min(range(len(rows)), key=lambda r: (rows[r], r))
+        keep[start:stop] = False
+        keep[start + best] = True
     return table.filter(pa.array(keep)), int((~keep).sum())
 
 
