@@ -97,6 +97,16 @@ def _usage(tree: TreeRss) -> dict:
     }
 
 
+def _sha256s(folder: str, suffix: str = ".parquet") -> dict[str, str]:
+    import hashlib
+
+    return {
+        name: hashlib.sha256(open(os.path.join(folder, name), "rb").read()).hexdigest()
+        for name in sorted(os.listdir(folder))
+        if name.endswith(suffix)
+    }
+
+
 def child_prepare(root: str, workers: int, mode: str) -> dict:
     from twhin_data.runners import cli
 
@@ -120,31 +130,106 @@ def child_prepare(root: str, workers: int, mode: str) -> dict:
         if code != 0:
             raise SystemExit(f"prepare failed with exit code {code}")
         stats = json.load(open(os.path.join(out, "reports", "prepare", "stats.json")))
-    return {"tweets": stats["in"], "out": stats["out"], "wall_s": round(wall, 3), **_usage(tree)}
+        digests = _sha256s(os.path.join(out, "corpus"))
+    return {
+        "tweets": stats["in"],
+        "out": stats["out"],
+        "wall_s": round(wall, 3),
+        "corpus_sha256": digests,
+        **_usage(tree),
+    }
+
+
+def _prepare_layout(paths: list[str]) -> tuple[int, int, int]:
+    """(input rows, dedup buckets, output parts): prepare's defaults (pipelines/prepare.validate)."""
+    import pyarrow.parquet as pq
+
+    total = sum(pq.ParquetFile(p).metadata.num_rows for p in paths)
+    return total, max(1, min(4096, -(-total // 25_000))), max(1, min(256, -(-total // 200_000)))
 
 
 def child_pool(root: str, workers: int) -> dict:
+    """The ceiling: a plain multiprocessing.Pool doing ALL of prepare's work, no Beam.
+
+    The same pure steps as the pipeline (transforms/prepare_steps.py) in the same order: read +
+    normalize + language ID + filters + spill per read task, dedup per text bucket, resampling
+    and the Parquet write per output part, with the grouping between them done in this process.
+    Its corpus is compared byte for byte with the pipeline's, so both did the same work.
+    """
+    import collections
     import functools
     import multiprocessing
 
-    import pyarrow.parquet as pq
+    from twhin_data.core.pool import Tagged
+    from twhin_data.pipelines.prepare import resolve_inputs
+    from twhin_data.transforms import prepare as prep
+    from twhin_data.transforms import prepare_stats as st
+    from twhin_data.transforms import prepare_steps as steps
+    from twhin_data.transforms.prepare_read import keyed_file_tasks
+    from twhin_data.transforms.resample import resample_rates
 
+    started = time.perf_counter()
+    paths = resolve_inputs(root)
+    total, buckets, parts = _prepare_layout(paths)
+    config = prep.PrepareConfig(buckets=buckets)
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["twhin_data.transforms.prepare_steps"])
+    rows = 0
+    with (
+        tempfile.TemporaryDirectory(prefix="scaleup-pool-") as out,
+        TreeRss() as tree,
+        context.Pool(workers, initializer=prep.warm, initargs=(config,)) as pool,
+    ):
+        tmp, corpus = os.path.join(out, "_tmp"), os.path.join(out, "corpus")
+        tasks = [kt for item in enumerate(paths) for kt in keyed_file_tasks(item)]
+        by_bucket = collections.defaultdict(list)
+        for outputs in pool.imap(functools.partial(steps.spill_task, config=config, tmp=tmp), tasks):
+            for o in outputs:
+                if isinstance(o, Tagged):
+                    rows += o.value.get("in", 0) if o.tag == steps.STATS_TAG else 0
+                else:
+                    by_bucket[o[0]].append(o[1])
+        counts: dict = {}
+        by_part = collections.defaultdict(list)
+        dedup = functools.partial(steps.dedup_bucket, exact=True, num_parts=parts, tmp=tmp)
+        for outputs in pool.imap(dedup, sorted(by_bucket.items())):
+            for o in outputs:
+                if isinstance(o, Tagged):
+                    counts = st.merge([counts, o.value]) if o.tag == steps.COUNTS_TAG else counts
+                else:
+                    by_part[o[0]].append(o[1])
+        rates = resample_rates(counts, alpha=1.0, min_count=100)
+        items = [(part, sorted(refs), rates) for part, refs in sorted(by_part.items())]
+        write = functools.partial(steps.write_part, path=corpus, num_parts=parts)
+        for _ in pool.imap(write, items):
+            pass
+        wall = time.perf_counter() - started
+        digests = _sha256s(corpus)
+    return {"tweets": rows, "wall_s": round(wall, 3), "corpus_sha256": digests, **_usage(tree)}
+
+
+def child_pool_read(root: str, workers: int) -> dict:
+    """The issue's narrower ceiling: the pool only reads, normalizes and detects (no dedup, no write)."""
+    import functools
+    import multiprocessing
+
+    from twhin_data.core.pool import Tagged
     from twhin_data.pipelines.prepare import resolve_inputs
     from twhin_data.transforms import prepare as prep
     from twhin_data.transforms.prepare_read import plan_tasks
 
     started = time.perf_counter()
     paths = resolve_inputs(root)
-    total = sum(pq.ParquetFile(p).metadata.num_rows for p in paths)
-    # The same bucket count prepare picks by default (1 per 100k rows).
-    config = prep.PrepareConfig(buckets=max(1, min(4096, -(-total // 100_000))))
+    config = prep.PrepareConfig(buckets=_prepare_layout(paths)[1])
     fn = functools.partial(prep.prepare_task, config=config)
     context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["twhin_data.transforms.prepare"])
     rows = 0
     with TreeRss() as tree, context.Pool(workers, initializer=prep.warm, initargs=(config,)) as pool:
-        # The same read tasks prepare plans: the pool processes read, decode, normalize, detect.
         for outputs in pool.imap(fn, plan_tasks(paths), chunksize=1):
-            rows += sum(o.value.get("in", 0) for o in outputs if getattr(o, "tag", None) == prep.STATS_TAG)
+            rows += sum(
+                o.value.get("in", 0) for o in outputs if isinstance(o, Tagged) and o.tag == prep.STATS_TAG
+            )
     wall = time.perf_counter() - started
     return {"tweets": rows, "wall_s": round(wall, 3), **_usage(tree)}
 
@@ -187,8 +272,6 @@ def child_shard(corpus: str, workers: int) -> dict:
             f"--corpus={corpus}",
             f"--output={out}",
             f"--workers={workers}",
-            # shard's pool is opt-in (the Rust tokenizer is threaded): measure it at N processes.
-            f"--tokenize_workers={workers}",
             "--log_level=WARNING",
         ]
         with TreeRss() as tree, contextlib.redirect_stdout(io.StringIO()):
@@ -197,20 +280,28 @@ def child_shard(corpus: str, workers: int) -> dict:
             wall = time.perf_counter() - started
         if code != 0:
             raise SystemExit(f"shard failed with exit code {code}")
+        manifest = json.load(open(os.path.join(out, "manifest.json")))
+    digests = {os.path.basename(f["file"]): f["sha256"] for f in manifest["shards"] if f["dataset"] == "mlm"}
     rows = pq.ParquetDataset(corpus).read(columns=["tweet_id"]).num_rows
-    return {"tweets": rows, "wall_s": round(wall, 3), **_usage(tree)}
+    return {"tweets": rows, "wall_s": round(wall, 3), "mlm_sha256": digests, **_usage(tree)}
 
 
 def child_shard_pool(corpus: str, workers: int) -> dict:
-    """The ceiling for shard: a plain pool running the same tokenize_table over the same tables."""
+    """The ceiling for shard: a plain pool tokenizing the same tables (`tokenize_table`), then the
+    same shard assignment, sort, dedupe, packing and Parquet write as the pipeline, no Beam.
+    Its MLM files are compared byte for byte with the pipeline's."""
+    import collections
     import functools
     import multiprocessing
 
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from twhin_data.core import files
+    from twhin_data.core.pool import Tagged
     from twhin_data.text.tokenize import bundled_path
-    from twhin_data.transforms import tokenize as tk
+    from twhin_data.transforms import shard as sh
+    from twhin_data.transforms import tokenize_steps as tk
 
     started = time.perf_counter()
     fn = functools.partial(
@@ -225,16 +316,39 @@ def child_shard_pool(corpus: str, workers: int) -> dict:
                     "source", pa.array([path] * batch.num_rows)
                 )
 
-    rows = 0
+    rows, totals, tokens = 0, collections.Counter(), []
     context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["twhin_data.transforms.tokenize_steps"])
     threads = -(-(os.cpu_count() or 1) // workers)
     with (
+        tempfile.TemporaryDirectory(prefix="scaleup-shard-pool-") as out,
         TreeRss() as tree,
         context.Pool(workers, initializer=tk.limit_tokenizer_threads, initargs=(threads,)) as pool,
     ):
         for outputs in pool.imap(fn, tables(), chunksize=1):
-            rows += sum(o.value.get("tweets_in", 0) for o in outputs if getattr(o, "tag", None) == tk.STATS)
-    return {"tweets": rows, "wall_s": round(time.perf_counter() - started, 3), **_usage(tree)}
+            for o in outputs:
+                if isinstance(o, Tagged):
+                    totals.update(o.value) if o.tag == tk.STATS else None
+                else:
+                    tokens.append(o)
+        rows = totals["tweets_in"]
+        plan = sh.plan_shards(dict(totals), prefix="mlm_", num_shards=None, target_bytes=256_000_000)
+        groups = collections.defaultdict(list)
+        for table in tokens:
+            for key, part in sh._assign_tables(table, plan):
+                groups[key].append(part)
+        digests = {}
+        for key in sorted(groups):
+            index, count = sh._renumber(key, list(groups))
+            deduped, _ = sh._dedupe_sorted(pa.concat_tables(groups[key]))
+            table = sh.mlm_shard_table(deduped, max_length=128, pack=True)
+            name = f"{key[0]}-{index:05d}-of-{count:05d}.parquet"
+            written = files.write_parquet_atomic(
+                os.path.join(out, name), table, row_group_size=sh.MLM_ROW_GROUP
+            )
+            digests[name] = written["sha256"]
+        wall = time.perf_counter() - started
+    return {"tweets": rows, "wall_s": round(wall, 3), "mlm_sha256": digests, **_usage(tree)}
 
 
 def run_child(kind: str, root: str, workers: int) -> dict:
@@ -261,22 +375,27 @@ def markdown(report: dict) -> str:
     for stage, ceiling in (("prepare", "pool"), ("shard", "shard_pool")):
         if stage not in report["rows"][0]:
             continue
+        narrow = stage == "prepare" and "pool_read" in report["rows"][0]
         mp = stage == "prepare" and report["mp"]
         lines += [
-            f"{stage}:",
+            f"{stage} (ceiling: a plain pool doing the whole job; `same bytes`: its output equals the command's):",
             "",
-            f"| workers | {stage} tweets/s | speed-up | plain pool tweets/s | pool speed-up | "
-            f"{stage}/pool speed-up | peak RSS, all processes (MB) | parent CPU s |"
+            f"| workers | {stage} tweets/s | speed-up | pool tweets/s | pool speed-up | "
+            f"{stage}/pool speed-up | same bytes | peak RSS, all processes (MB) | parent CPU s |"
+            + (" pool, read+normalize+langid only: tweets/s (speed-up) |" if narrow else "")
             + (" Beam multi_processing tweets/s (speed-up) |" if mp else ""),
-            "|---|---|---|---|---|---|---|---|" + ("---|" if mp else ""),
+            "|---|---|---|---|---|---|---|---|---|" + ("---|" if narrow else "") + ("---|" if mp else ""),
         ]
         for row in report["rows"]:
             r, c = row[stage], row[ceiling]
             line = (
                 f"| {row['workers']} | {r['tweets_per_s']:,.0f} | x{row[f'{stage}_speedup']:.2f} | "
-                f"{c['tweets_per_s']:,.0f} | x{row[f'{ceiling}_speedup']:.2f} | {row[f'{stage}_ratio']:.2f} | "
+                f"{c['tweets_per_s']:,.0f} | x{row[f'{ceiling}_speedup']:.2f} | **{row[f'{stage}_ratio']:.2f}** | "
+                f"{'yes' if row[f'{stage}_same_bytes'] else 'NO'} | "
                 f"{r['peak_rss_total_mb']:.0f} | {r['parent_cpu_s']:.1f} |"
             )
+            if narrow:
+                line += f" {row['pool_read']['tweets_per_s']:,.0f} (x{row['pool_read_speedup']:.2f}) |"
             if mp:
                 line += (
                     f" {row['mp']['tweets_per_s']:,.0f} (x{row['mp_speedup']:.2f}) |" if "mp" in row else " |"
@@ -284,6 +403,14 @@ def markdown(report: dict) -> str:
             lines.append(line)
         lines.append("")
     return "\n".join(lines)
+
+
+def best_of(kind: str, root: str, workers: int, repeat: int) -> dict:
+    """The fastest of `repeat` runs (each in a fresh process)."""
+    runs = [run_child(kind, root, workers) for _ in range(repeat)]
+    best = min(runs, key=lambda r: r["wall_s"])
+    best["walls_s"] = [r["wall_s"] for r in runs]
+    return best
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -296,15 +423,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--candidates", action="store_true", help="Also measure Beam's multi_processing mode."
     )
+    parser.add_argument(
+        "--narrow", action="store_true", help="Also measure the read+normalize+langid-only pool."
+    )
+    parser.add_argument("--repeat", type=int, default=1, help="Runs per measurement (the fastest counts).")
     parser.add_argument("--stages", default="prepare,shard", help="Comma-separated: prepare, shard.")
     parser.add_argument(
-        "--child", choices=["prepare", "pool", "mp", "shard", "shard_pool"], help=argparse.SUPPRESS
+        "--child",
+        choices=["prepare", "pool", "pool_read", "mp", "shard", "shard_pool"],
+        help=argparse.SUPPRESS,
     )
     parser.add_argument("--root", help=argparse.SUPPRESS)
     parser.add_argument("--workers", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        children = {"pool": child_pool, "shard": child_shard, "shard_pool": child_shard_pool}
+        children = {
+            "pool": child_pool,
+            "pool_read": child_pool_read,
+            "shard": child_shard,
+            "shard_pool": child_shard_pool,
+        }
         if args.child in children:
             result = children[args.child](args.root, args.workers)
         else:
@@ -321,23 +459,36 @@ def main(argv: list[str] | None = None) -> int:
     for workers in counts:
         row: dict = {"workers": workers}
         if "prepare" in stages:
-            row["prepare"] = run_child("prepare", root, workers)
-            row["pool"] = run_child("pool", root, workers)
+            row["prepare"] = best_of("prepare", root, workers, args.repeat)
+            row["pool"] = best_of("pool", root, workers, args.repeat)
+            if args.narrow:
+                row["pool_read"] = best_of("pool_read", root, workers, args.repeat)
             if args.candidates and workers > 1:
                 row["mp"] = run_child("mp", root, workers)
         if corpus:
-            row["shard"] = run_child("shard", corpus, workers)
-            row["shard_pool"] = run_child("shard_pool", corpus, workers)
+            row["shard"] = best_of("shard", corpus, workers, args.repeat)
+            row["shard_pool"] = best_of("shard_pool", corpus, workers, args.repeat)
         print(json.dumps(row), flush=True)
         rows.append(row)
-    for stage, ceiling in (("prepare", "pool"), ("shard", "shard_pool")):
+    reference = {}
+    for stage, ceiling, digest in (
+        ("prepare", "pool", "corpus_sha256"),
+        ("shard", "shard_pool", "mlm_sha256"),
+    ):
         if stage not in rows[0]:
             continue
         base, base_pool = rows[0][stage]["tweets_per_s"], rows[0][ceiling]["tweets_per_s"]
+        reference[stage] = rows[0][stage][digest]
         for row in rows:
             row[f"{stage}_speedup"] = row[stage]["tweets_per_s"] / base
             row[f"{ceiling}_speedup"] = row[ceiling]["tweets_per_s"] / base_pool
             row[f"{stage}_ratio"] = row[f"{stage}_speedup"] / row[f"{ceiling}_speedup"]
+            # Same bytes as the 1-worker command, for both the command and the pool.
+            row[f"{stage}_same_bytes"] = row[stage][digest] == row[ceiling][digest] == reference[stage]
+            if stage == "prepare" and "pool_read" in row:
+                row["pool_read_speedup"] = (
+                    row["pool_read"]["tweets_per_s"] / rows[0]["pool_read"]["tweets_per_s"]
+                )
             if stage == "prepare" and "mp" in row:
                 row["mp_speedup"] = row["mp"]["tweets_per_s"] / base
     report = {
@@ -345,6 +496,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": f"{platform.machine()}, {os.cpu_count()} cores ({platform.python_version()})",
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "mp": args.candidates,
+        "repeat": args.repeat,
         "rows": rows,
     }
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
