@@ -180,6 +180,23 @@ class _WriteShardFn(beam.DoFn):
         yield info
 
 
+class _DistinctKeys(beam.CombineFn):
+    """The sorted distinct shard keys (a set per bundle: lifted before the shuffle)."""
+
+    def create_accumulator(self) -> set:
+        return set()
+
+    def add_input(self, acc: set, key: tuple[str, int]) -> set:
+        acc.add(tuple(key))
+        return acc
+
+    def merge_accumulators(self, accs: Iterable[set]) -> set:
+        return set().union(*accs)
+
+    def extract_output(self, acc: set) -> list[tuple[str, int]]:
+        return sorted(acc)
+
+
 class WriteShards(beam.PTransform):
     """Writes MLM token tables (``dataset='mlm'``) or pair dicts (``'pairs'``) as split shards.
 
@@ -207,7 +224,9 @@ class WriteShards(beam.PTransform):
             keyed = pcoll | "AssignShards" >> beam.Map(_assign_pair, plan=plan, salt=self._salt)
         # The one shuffle of this stage: gathers each shard on one worker to sort, pack and write it.
         grouped = keyed | "GroupByShard" >> beam.GroupByKey()
-        nonempty = grouped | "ShardKeys" >> beam.Keys() | "NonEmpty" >> beam.combiners.ToList()
+        # Shard keys that got rows, taken before the shuffle (fused with AssignShards): reading
+        # them from `grouped` would make the runner read every shard's tokens twice.
+        nonempty = keyed | "ShardKeys" >> beam.Keys() | "NonEmpty" >> beam.CombineGlobally(_DistinctKeys())
         fn = _WriteShardFn(
             dataset=self._dataset, path=self._path, max_length=self._max_length, pack=self._pack
         )
