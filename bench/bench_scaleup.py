@@ -1,27 +1,27 @@
-"""Local scale-up benchmark (issue 9): prepare with --workers N vs a plain process pool doing the same work.
+"""Local scale-up benchmark (issue 9): prepare and shard with --workers N vs a plain process pool.
 
 One self-contained command (the synthetic input is generated once and cached under /tmp; the shard
 stage's input is prepare's corpus of it, built once with one worker):
 
-    python bench/bench_scaleup.py --n 400000 --max_workers 16 --out bench/out/scaleup
+    python bench/bench_scaleup.py --n 400000 --max_workers 16 --repeat 2 --out bench/out/scaleup
 
-For every N in 1, 2, 4, 8, 16 (up to --max_workers), each in a fresh process:
+For every N in 1, 2, 4, 8, 16 (up to --max_workers), each measurement in a fresh process:
 
-* ``prepare``: the real command (`twhin-data prepare --workers N`, FnApiRunner) end to end:
-  read + normalize + fastText language ID, dedup, resampling and the part writer in one shared
-  PoolMapFn pool (transforms/prepare_spill.py), the two shuffles carrying file references only;
-* ``pool``: the ceiling: a plain ``multiprocessing.Pool(N)`` running the same batch function
-  (`transforms.prepare.prepare_task`: read, decode, normalize, language ID, filters, bucket split)
-  over the same read tasks, results back in the parent;
+* ``prepare``: the real command (`twhin-data prepare --workers N`, FnApiRunner) end to end;
+* ``pool``: the ceiling, a plain ``multiprocessing.Pool(N)`` (forkserver, same preloaded
+  modules) doing ALL of prepare's work with the same pure steps (transforms/prepare_steps.py:
+  spill per read task, dedup per bucket, resample + write per part), grouping in the parent;
+* ``pool_read`` (with --narrow): the issue's narrower ceiling, read + normalize + language ID only;
 * ``mp`` (with --candidates): Beam's own ``--direct_running_mode=multi_processing
-  --direct_num_workers=N`` with PoolMapFn at 1 worker (the alternative the issue measured).
+  --direct_num_workers=N`` with PoolMapFn at 1 worker (the alternative the issue measured);
+* ``shard`` / ``shard_pool`` (``--stages``, default both): `twhin-data shard --workers N` end to
+  end next to a plain pool tokenizing the same tables (transforms/tokenize_steps.py) followed by
+  the same shard assignment, dedupe, packing and Parquet write in the parent.
 
-and for shard (``--stages``, default both): ``twhin-data shard --workers N`` end to end next to a
-plain pool running the shard engineer's `transforms.tokenize.tokenize_table` over the same
-corpus tables.
-
-Reports tweets/s, speed-up over N=1 of the same method, the ratio of prepare's speed-up to the
-pool's (the acceptance bar is >= 0.8), and peak RSS (parent, and the largest child).
+Each ceiling's output files are compared byte for byte with the command's and with one worker's
+(the ``same bytes`` column). Reports tweets/s (the fastest of --repeat runs), speed-up over N=1
+of the same method, the ratio of the command's speed-up to the pool's (the acceptance bar is
+>= 0.8), peak RSS of the whole process tree and the parent's CPU seconds.
 Writes ``<out>.json`` and ``<out>.md``.
 """
 

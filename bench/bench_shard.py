@@ -16,7 +16,7 @@ run, and reports wall seconds and peak RSS (its own and its children's):
 - hf: what a user would otherwise write: `datasets.load_dataset("parquet")`, `.map(batched=True)`
   with `transformers.PreTrainedTokenizerFast` (truncation, max_length=128), `.to_parquet`;
 - shard: `twhin-data shard` end to end (read, tokenize, split, shard, pack, write, manifest),
-  once per --workers value (passed as the command's --tokenize_workers).
+  once per --workers value (passed as the command's --workers).
 """
 
 from __future__ import annotations
@@ -166,7 +166,7 @@ def child(mode: str, args: argparse.Namespace) -> dict:
         os.path.join(args.out, "shards"),
     ]
     code = cli.main(
-        [*argv, "--tokenize_workers", str(args.child_workers), "--overwrite", "--log_level", "WARNING"]
+        [*argv, "--workers", str(args.child_workers), "--overwrite", "--log_level", "WARNING"]
     )
     seconds = time.perf_counter() - started
     manifest = json.load(open(os.path.join(args.out, "shards", "manifest.json"), encoding="utf-8"))
@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="Seed of the synthetic corpus.")
     parser.add_argument("--threads", type=int, default=2, help="RAYON_NUM_THREADS for every contender.")
     parser.add_argument(
-        "--workers", default="1", help="Comma-separated --tokenize_workers values for the shard runs."
+        "--workers", default="1", help="Comma-separated --workers values for the shard runs."
     )
     parser.add_argument("--batch", type=int, default=4096, help="Texts per encode_batch_fast call (raw).")
     parser.add_argument(

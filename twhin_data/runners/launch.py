@@ -60,9 +60,17 @@ def run_module(module: ModuleType, args: argparse.Namespace, beam_args: list[str
     started = time.monotonic()
     pipeline = beam.Pipeline(options=options)
     module.build(pipeline, args)
-    LOG.info(
-        "%s: running on %s with %d worker process(es)", module.NAME, opts.runner_name(beam_args), args.workers
-    )
+    if preload:
+        LOG.info(
+            "%s: running on %s with %d worker process(es)", module.NAME, opts.runner_name(beam_args), args.workers
+        )
+    else:
+        # Only prepare and shard have pooled steps (docs/scale-up.md); say so instead of implying N.
+        LOG.info(
+            "%s: running on %s (this stage has no pooled steps: --workers does not change it)",
+            module.NAME,
+            opts.runner_name(beam_args),
+        )
     result = pipeline.run()
     result.wait_until_finish()
     args.elapsed_s = time.monotonic() - started
