@@ -12,6 +12,25 @@ SHARED = REPO.parent / "shared"
 SAMPLE_DIR = REPO / "twhin_data" / "data"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_tempdir(tmp_path_factory):
+    """Temporary files of the code under test (the X API pacing state is one directory per token
+    and base URL, and every test's mock server has its own) go under pytest's temp directory,
+    which pytest prunes, instead of piling up in the machine's /tmp."""
+    import os
+    import tempfile
+
+    path = str(tmp_path_factory.mktemp("tmp"))
+    saved_env, saved = os.environ.get("TMPDIR"), tempfile.tempdir
+    os.environ["TMPDIR"], tempfile.tempdir = path, path
+    yield
+    tempfile.tempdir = saved
+    if saved_env is None:
+        os.environ.pop("TMPDIR", None)
+    else:
+        os.environ["TMPDIR"] = saved_env
+
+
 def fnapi_options(*extra: str) -> PipelineOptions:
     """In-memory FnApiRunner: never the Prism download that plain DirectRunner attempts."""
     return PipelineOptions(["--runner=FnApiRunner", *extra])
