@@ -340,8 +340,7 @@ def child_shard_pool(corpus: str, workers: int) -> dict:
         digests = {}
         for key in sorted(groups):
             index, count = sh._renumber(key, list(groups))
-            deduped, _ = sh._dedupe_sorted(pa.concat_tables(groups[key]))
-            table = sh.mlm_shard_table(deduped, max_length=128, pack=True)
+            table, _ = sh.mlm_shard(groups[key], max_length=128, pack=True)
             name = f"{key[0]}-{index:05d}-of-{count:05d}.parquet"
             written = files.write_parquet_atomic(
                 os.path.join(out, name), table, row_group_size=sh.MLM_ROW_GROUP

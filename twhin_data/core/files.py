@@ -30,7 +30,7 @@ def is_remote(path: str) -> bool:
 
 def join(base: str, *parts: str) -> str:
     """Joins path parts for local paths and URLs (gs://bucket/...)."""
-    if "://" in base:
+    if is_remote(base):
         return posixpath.join(base, *parts)
     return os.path.join(base, *parts)
 
@@ -87,8 +87,8 @@ def read_bytes(path: str) -> bytes:
 
 def write_bytes_atomic(path: str, data: bytes) -> None:
     """Writes `data` to a temporary name beside `path`, then renames it into place."""
-    parent = posixpath.dirname(path) if "://" in path else os.path.dirname(path)
-    if parent and "://" not in parent:
+    parent = posixpath.dirname(path) if is_remote(path) else os.path.dirname(path)
+    if parent and not is_remote(parent):
         os.makedirs(parent, exist_ok=True)
     tmp = join(parent, f".tmp-{os.getpid()}-{posixpath.basename(path)}")
     if not is_remote(path):

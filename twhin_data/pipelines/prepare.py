@@ -25,9 +25,11 @@ from twhin_data.transforms.prepare_read import (
     keyed_file_tasks,
     read_tables,  # noqa: F401 - re-exported for tools
 )
-from twhin_data.transforms.prepare_spill import POOL_PRELOAD, PrepareTweets  # noqa: F401 - read by launch
+from twhin_data.transforms.prepare_spill import PrepareTweets
 
 NAME = "prepare"
+#: Modules the pool's fork server imports once (runners/launch.py starts it early; none imports Beam).
+POOL_PRELOAD = ["twhin_data.transforms.prepare_steps"]
 HELP = "Normalize, language-tag, filter, dedupe and resample hydrated tweets into corpus/."
 LOG = logging.getLogger("twhin_data.prepare")
 PARTIAL_STATS = "_pipeline_stats.json"

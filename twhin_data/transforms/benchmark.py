@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 from apache_beam.metrics import Metrics
 
 from twhin_data.core.errors import RecordError, error_record
+from twhin_data.core.hashing import shard_of
 from twhin_data.schemas import to_table
 from twhin_data.schemas.benchmark import HASHTAG, HASHTAG_LABELS
 from twhin_data.text.label_leakage import label_key, strip_label
@@ -33,7 +34,6 @@ from twhin_data.transforms.benchmark_common import (
     write_table,
 )
 from twhin_data.transforms.benchmark_io import ERRORS
-from twhin_data.transforms.io import shard_of
 
 STAGE = "benchmark_hashtag"
 TWEET_COLUMNS = ["tweet_id", "text", "lang", "mentions", "urls"]

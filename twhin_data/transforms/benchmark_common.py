@@ -171,7 +171,7 @@ def bucket_slices(keys: Sequence[str], items: Sequence, buckets: int, salt: str)
     """
     if not items:
         return []
-    from twhin_data.transforms.io import shard_of
+    from twhin_data.core.hashing import shard_of
 
     shard = shard_of(pa.array(list(keys), pa.string()), buckets, salt)
     slices: dict[int, list] = {}

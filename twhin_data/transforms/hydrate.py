@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from apache_beam.metrics import Metrics
 
+from twhin_data.core.hashing import shard_of
 from twhin_data.schemas import conform
 from twhin_data.schemas.tweets import TWEETS, UNAVAILABLE
 from twhin_data.transforms.hydrate_lookup import (  # noqa: F401 - the lookup step, re-exported
@@ -43,7 +44,6 @@ from twhin_data.transforms.hydrate_resume import (  # noqa: F401 - resume helper
     previous_result_files,
     stash_previous_parts,
 )
-from twhin_data.transforms.io import shard_of
 
 TERMINAL = ("not_found", "not_authorized", "unavailable")
 SHARD_SALT = "hydrate-ids"

@@ -10,7 +10,7 @@ import pyarrow as pa
 from apache_beam.metrics import Metrics
 
 from twhin_data.core import files
-from twhin_data.core.hashing import shard_of  # noqa: F401 - re-exported (older imports)
+from twhin_data.core.hashing import shard_of
 from twhin_data.schemas import conform, to_table
 from twhin_data.schemas.errors import ERRORS
 

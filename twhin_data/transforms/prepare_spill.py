@@ -29,9 +29,6 @@ from twhin_data.transforms.prepare_steps import (
 )
 from twhin_data.transforms.resample import rates_record, resample_rates
 
-#: Modules the pool's fork server imports once (none of them imports Beam).
-POOL_PRELOAD = ["twhin_data.transforms.prepare_steps"]
-
 
 def _with_rates(item: tuple, rates: dict[str, float]) -> tuple:
     part, refs = item

@@ -119,6 +119,17 @@ def mlm_shard_table(tokens: pa.Table, *, max_length: int, pack: bool) -> pa.Tabl
     return pa.table(columns, schema=MLM_SHARD)
 
 
+def mlm_shard(tables: list[pa.Table], *, max_length: int, pack: bool) -> tuple[pa.Table, dict]:
+    """One shard's token tables -> (its MLM_SHARD table, {duplicates, tweets, langs}).
+
+    Sorts by (key, tweet_id), keeps one row per tweet ID and packs: the whole shard writer but
+    the Parquet write (`MLM_ROW_GROUP` rows per row group) and the file name.
+    """
+    tokens, duplicates = _dedupe_sorted(pa.concat_tables(tables))
+    table = mlm_shard_table(tokens, max_length=max_length, pack=pack)
+    return table, {"duplicates": duplicates, "tweets": tokens.num_rows, "langs": _lang_counts(tokens)}
+
+
 def _lang_counts(tokens: pa.Table) -> dict[str, list[int]]:
     """{lang: [tweets, tokens]} of a tokens table (vectorized group-by)."""
     lengths = pc.list_value_length(tokens.column("input_ids"))
@@ -153,10 +164,8 @@ class _WriteShardFn(beam.DoFn):
             "duplicates": 0,
         }
         if self._dataset == "mlm":
-            tokens, info["duplicates"] = _dedupe_sorted(pa.concat_tables(list(elements)))
-            table = mlm_shard_table(tokens, max_length=self._max_length, pack=self._pack)
-            info["tweets"] = tokens.num_rows
-            info["langs"] = _lang_counts(tokens)
+            table, mlm_info = mlm_shard(list(elements), max_length=self._max_length, pack=self._pack)
+            info.update(mlm_info)
             row_group = MLM_ROW_GROUP
         else:
             rows = sorted(elements, key=lambda r: (r["key"], r["tweet_id_a"], r["tweet_id_b"]))
