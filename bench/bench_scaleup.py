@@ -15,8 +15,8 @@ For every N in 1, 2, 4, 8, 16 (up to --max_workers), each measurement in a fresh
 * ``mp`` (with --candidates): Beam's own ``--direct_running_mode=multi_processing
   --direct_num_workers=N`` with PoolMapFn at 1 worker (the alternative the issue measured);
 * ``shard`` / ``shard_pool`` (``--stages``, default both): `twhin-data shard --workers N` end to
-  end next to a plain pool tokenizing the same tables (transforms/tokenize_steps.py) followed by
-  the same shard assignment, dedupe, packing and Parquet write in the parent.
+  end next to a plain pool running the same pure steps (transforms/shard_steps.py: tokenize +
+  spill per table, route per slice, sort + dedupe + pack + Parquet write per shard).
 
 Each ceiling's output files are compared byte for byte with the command's and with one worker's
 (the ``same bytes`` column). Reports tweets/s (the fastest of --repeat runs), speed-up over N=1
@@ -287,9 +287,10 @@ def child_shard(corpus: str, workers: int) -> dict:
 
 
 def child_shard_pool(corpus: str, workers: int) -> dict:
-    """The ceiling for shard: a plain pool tokenizing the same tables (`tokenize_table`), then the
-    same shard assignment, sort, dedupe, packing and Parquet write as the pipeline, no Beam.
-    Its MLM files are compared byte for byte with the pipeline's."""
+    """The ceiling for shard: a plain pool running the same pure steps as the command
+    (transforms/shard_steps.py: tokenize + spill per table, route per slice, sort + dedupe + pack +
+    write per shard), the parent reading the tables and grouping the references, no Beam.
+    Its MLM files are compared byte for byte with the command's."""
     import collections
     import functools
     import multiprocessing
@@ -297,57 +298,63 @@ def child_shard_pool(corpus: str, workers: int) -> dict:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from twhin_data.core import files
     from twhin_data.core.pool import Tagged
     from twhin_data.text.tokenize import bundled_path
-    from twhin_data.transforms import shard as sh
+    from twhin_data.transforms import shard_steps as sh
     from twhin_data.transforms import tokenize_steps as tk
 
     started = time.perf_counter()
-    fn = functools.partial(
-        tk.tokenize_table, tokenizer=bundled_path(), max_length=128, valid_fraction=0.01, seed=0
-    )
     paths = sorted(os.path.join(corpus, f) for f in os.listdir(corpus) if f.endswith(".parquet"))
 
-    def tables():
-        for path in paths:
-            for batch in pq.ParquetFile(path).iter_batches(batch_size=4096, columns=list(tk.CORPUS_COLUMNS)):
-                yield pa.Table.from_batches([batch]).append_column(
-                    "source", pa.array([path] * batch.num_rows)
+    def tables():  # named as ReadTables(named=True) names them: same order, same bytes
+        for index, path in enumerate(paths):
+            reader = pq.ParquetFile(path)
+            for group in range(reader.metadata.num_row_groups):
+                batches = reader.iter_batches(
+                    batch_size=4096, columns=list(tk.CORPUS_COLUMNS), row_groups=[group]
                 )
+                for number, batch in enumerate(batches):
+                    table = pa.Table.from_batches([batch]).append_column(
+                        "source", pa.array([path] * batch.num_rows)
+                    )
+                    yield f"{index:06d}-{group:06d}-{number:06d}", table
 
-    rows, totals, tokens = 0, collections.Counter(), []
+    totals, refs = collections.Counter(), []
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["twhin_data.transforms.tokenize_steps"])
+    context.set_forkserver_preload(["twhin_data.transforms.shard_steps"])
     threads = -(-(os.cpu_count() or 1) // workers)
     with (
         tempfile.TemporaryDirectory(prefix="scaleup-shard-pool-") as out,
         TreeRss() as tree,
         context.Pool(workers, initializer=tk.limit_tokenizer_threads, initargs=(threads,)) as pool,
     ):
-        for outputs in pool.imap(fn, tables(), chunksize=1):
+        spill = functools.partial(
+            sh.spill_tokens,
+            tmp=os.path.join(out, "tmp"),
+            tokenizer=bundled_path(),
+            max_length=128,
+            valid_fraction=0.01,
+            seed=0,
+        )
+        for outputs in pool.imap(spill, tables(), chunksize=1):
             for o in outputs:
-                if isinstance(o, Tagged):
-                    totals.update(o.value) if o.tag == tk.STATS else None
-                else:
-                    tokens.append(o)
-        rows = totals["tweets_in"]
+                if not isinstance(o, Tagged):
+                    refs.append(o)
+                elif o.tag == tk.STATS:
+                    totals.update(o.value)
         plan = sh.plan_shards(dict(totals), prefix="mlm_", num_shards=None, target_bytes=256_000_000)
         groups = collections.defaultdict(list)
-        for table in tokens:
-            for key, part in sh._assign_tables(table, plan):
-                groups[key].append(part)
-        digests = {}
-        for key in sorted(groups):
-            index, count = sh._renumber(key, list(groups))
-            table, _ = sh.mlm_shard(groups[key], max_length=128, pack=True)
-            name = f"{key[0]}-{index:05d}-of-{count:05d}.parquet"
-            written = files.write_parquet_atomic(
-                os.path.join(out, name), table, row_group_size=sh.MLM_ROW_GROUP
-            )
-            digests[name] = written["sha256"]
+        for routed in pool.imap(sh.route_slice, [(split, ref, plan[split]) for split, ref in refs]):
+            for key, piece in routed:
+                groups[key].append(piece)
+        items = [((key[0], *sh.renumber(key, groups)), groups[key]) for key in sorted(groups)]
+        write = functools.partial(
+            sh.write_mlm_shard, path=os.path.join(out, "mlm"), max_length=128, pack=True
+        )
+        infos = [info for written in pool.imap(write, items) for info in written]
+        digests = {os.path.basename(info["file"]): info["sha256"] for info in infos}
         wall = time.perf_counter() - started
-    return {"tweets": rows, "wall_s": round(wall, 3), "mlm_sha256": digests, **_usage(tree)}
+    return {"tweets": totals["tweets_in"], "wall_s": round(wall, 3), "mlm_sha256": digests, **_usage(tree)}
 
 
 def run_child(kind: str, root: str, workers: int) -> dict:

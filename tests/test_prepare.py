@@ -299,7 +299,7 @@ class _SchemeFS(LocalFileSystem):
 
 @pytest.mark.parametrize("remote", [False, True])
 def test_spilled_slices_read_back_in_name_order(tmp_path: Path, remote: bool) -> None:
-    from twhin_data.transforms.prepare_steps import read_slices, write_slices
+    from twhin_data.core.spill import read_slices, write_slices
 
     _SchemeFS.ROOT = str(tmp_path)
     base = "spilltest://spill" if remote else str(tmp_path / "spill")
@@ -350,7 +350,7 @@ def test_part_writer_matches_write_dataset(tmp_path: Path) -> None:
 
 
 def _spill_one(tmp_path: Path, table: pa.Table):
-    from twhin_data.transforms.prepare_steps import write_slices
+    from twhin_data.core.spill import write_slices
 
     [(_key, ref)] = write_slices(str(tmp_path / "in.arrow"), KEPT, [(0, table)])
     return ref

@@ -55,13 +55,14 @@ def shard(inputs: Path, out: Path, *extra: str) -> int:
 
 
 @pytest.fixture(scope="module")
-def runs(inputs, tmp_path_factory) -> tuple[Path, Path, Path]:
+def runs(inputs, tmp_path_factory) -> tuple[Path, Path, Path, Path]:
     base = tmp_path_factory.mktemp("shard-out")
     assert shard(inputs, base / "a", "--workers", "1") == 0
     assert shard(inputs, base / "b", "--workers", "1") == 0
     mp = ["--workers", "2", "--direct_running_mode=multi_processing", "--direct_num_workers=2"]
     assert shard(inputs, base / "mp", *mp) == 0
-    return base / "a", base / "b", base / "mp"
+    assert shard(inputs, base / "w2", "--workers", "2") == 0  # a pool of 2 for every pooled step
+    return base / "a", base / "b", base / "mp", base / "w2"
 
 
 def digests(folder: Path) -> dict[str, str]:
@@ -88,9 +89,15 @@ def test_layout_and_completed(runs):
 
 
 def test_byte_identical_across_runs_and_runners(runs):
-    a, b, mp = runs
+    a, b, mp, w2 = runs
     assert digests(a) == digests(b)
-    assert digests(a) == digests(mp)  # FnApiRunner in-memory vs multi_processing x2 (+ tokenize pool)
+    assert digests(a) == digests(mp)  # FnApiRunner in-memory vs multi_processing x2 (+ pool of 2)
+    assert digests(a) == digests(w2)  # --workers 2: pool processes tokenize, route and write
+    for out in runs:  # the spill files between the pooled steps are gone
+        assert not (out / "_tmp_shard").exists()
+        assert sorted(p.name for p in out.iterdir()) == sorted(
+            ["COMPLETED", "README.md", "errors", "manifest.json", "mlm", "pairs", "reports"]
+        )
 
 
 def test_manifest_counts_equal_a_recount_and_accounting_balances(runs):
@@ -231,10 +238,48 @@ def test_tokenize_table_pure_function():
     assert stats["mlm_rows_train"] == 2 and stats["mlm_rows_validation"] == 0
 
 
+def test_spill_route_and_read_back(tmp_path):
+    """Spilled tokens come back per shard (key % n), whole when a split has one shard."""
+    import numpy as np
+    import pyarrow as pa
+
+    from twhin_data.core.pool import Tagged
+    from twhin_data.transforms.shard_steps import read_pieces, route_slice, spill_tokens
+
+    ids = [str(1000 + i) for i in range(40)]
+    table = pa.table({"tweet_id": ids, "text": [f"tweet {i}" for i in range(40)], "lang": ["en"] * 40})
+    table = table.append_column("source", pa.array(["f.parquet"] * 40))
+    out = spill_tokens(
+        ("000000-000000-000000", table),
+        tmp=str(tmp_path),
+        tokenizer="bundled",
+        max_length=16,
+        valid_fraction=0.25,
+        seed=0,
+    )
+    refs = dict(o for o in out if not isinstance(o, Tagged))
+    assert sorted(refs) == ["train", "validation"]
+    assert (tmp_path / "tokens" / "000000-000000-000000.arrow").is_file()
+    whole = read_pieces([(refs["train"], None)])[0]
+    assert set(whole.column("split").to_pylist()) == {"train"}
+    routed = route_slice(("train", refs["train"], 3))
+    assert [key for key, _ in routed] == [("train", 0), ("train", 1), ("train", 2)]
+    got = []
+    for (_split, shard), piece in routed:
+        [part] = read_pieces([piece])
+        keys = part.column("key").to_numpy()
+        assert (keys % np.uint64(3) == shard).all()
+        got += part.column("tweet_id").to_pylist()
+    assert sorted(got) == sorted(whole.column("tweet_id").to_pylist())
+    assert route_slice(("validation", refs["validation"], 1)) == [
+        (("validation", 0), (refs["validation"], None))
+    ]
+
+
 def test_plan_renumber_and_dedupe():
     import pyarrow as pa
 
-    from twhin_data.transforms.shard import _dedupe_sorted, _renumber, plan_shards
+    from twhin_data.transforms.shard_steps import _dedupe_sorted, plan_shards, renumber
 
     totals = {
         "mlm_rows_train": 1000,
@@ -250,7 +295,7 @@ def test_plan_renumber_and_dedupe():
     assert plan_shards(
         {"mlm_rows_train": 2, "mlm_tokens_train": 9}, prefix="mlm_", num_shards=5, target_bytes=1
     ) == {"train": 2}
-    assert _renumber(("train", 5), [("train", 1), ("validation", 0), ("train", 5)]) == (1, 2)
+    assert renumber(("train", 5), [("train", 1), ("validation", 0), ("train", 5)]) == (1, 2)
     table = pa.table(
         {
             "tweet_id": ["9", "9", "3"],

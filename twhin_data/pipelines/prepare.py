@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
-from twhin_data.core import files
+from twhin_data.core import files, spill
 from twhin_data.core.errors import ConfigError
 from twhin_data.runners import options as opts
 from twhin_data.schemas.tweets import TWEETS
@@ -229,13 +229,7 @@ def tmp_dir(output: str) -> str:
 
 def remove_tmp(output: str) -> None:
     """Deletes tmp_dir(output) and everything under it (object stores: every object below it)."""
-    path = tmp_dir(output)
-    if "://" not in output:
-        shutil.rmtree(path, ignore_errors=True)
-        return
-    found = FileSystems.match([path.rstrip("/") + "/**"])[0].metadata_list
-    if found:
-        FileSystems.delete([m.path for m in found])
+    spill.remove_tree(tmp_dir(output))
 
 
 def build(p: beam.Pipeline, args: argparse.Namespace) -> None:

@@ -17,25 +17,22 @@ from apache_beam.io.filesystem import BeamIOError
 from apache_beam.io.filesystems import FileSystems
 
 from twhin_data import __version__
-from twhin_data.core import files
+from twhin_data.core import files, spill
 from twhin_data.core.errors import ConfigError
 from twhin_data.runners import options as opts
 from twhin_data.text.tokenize import BUNDLED, bundled_path, load_tokenizer
 from twhin_data.transforms.io import WriteErrors
-from twhin_data.transforms.shard import WriteShards, plan_shards
-from twhin_data.transforms.tokenize import (
-    CORPUS_COLUMNS,
-    PAIR_COLUMNS,
-    JoinPairs,
-    ReadTables,
-    SumDicts,
-    TokenizeTweets,
-    check_columns,
-)
+from twhin_data.transforms.shard import WritePairShards
+from twhin_data.transforms.shard_mlm import ShardCorpus
+from twhin_data.transforms.shard_steps import plan_shards
+from twhin_data.transforms.tokenize import JoinPairs, ReadTables, SumDicts, check_columns
+from twhin_data.transforms.tokenize_steps import CORPUS_COLUMNS, PAIR_COLUMNS, TOKENS
 
 NAME = "shard"
-#: Modules the tokenize pool's fork server imports once (runners/launch.py starts it early).
-POOL_PRELOAD = ["twhin_data.transforms.tokenize_steps"]
+#: Modules the shard pool's fork server imports once (runners/launch.py starts it early).
+POOL_PRELOAD = ["twhin_data.transforms.shard_steps"]
+#: Where the pooled steps hand tokens to each other (under --output); removed by finish().
+TMP = "_tmp_shard"
 HELP = "Tokenize the corpus (and pairs), pack tweets, write deterministic Parquet shards + manifest."
 SPLITS = ("train", "validation")
 DATASETS = ("mlm", "pairs")
@@ -69,7 +66,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=True,
         help="Pack several whole tweets per MLM row up to --max_length (the default).",
     )
-    parser.add_argument("--no_pack", dest="pack", action="store_false", help="One tweet per MLM row (no packing).")
+    parser.add_argument(
+        "--no_pack", dest="pack", action="store_false", help="One tweet per MLM row (no packing)."
+    )
     size = parser.add_mutually_exclusive_group()
     size.add_argument(
         "--target_shard_mb",
@@ -111,6 +110,7 @@ def _input_files(pattern: str, subdir: str) -> list[str]:
 
 def _clear(output: str) -> None:
     """Deletes this stage's previous outputs under `output` (local folders, or gs:// prefixes)."""
+    spill.remove_tree(files.join(output, TMP))  # left by a failed run: never read again
     for name in (*OUTPUT_NAMES, os.path.join("errors", NAME), os.path.join("reports", NAME)):
         path = files.join(output, name)
         if "://" in path:  # object stores have no folders: delete the objects under the prefix
@@ -171,38 +171,29 @@ def build(p: beam.Pipeline, args: argparse.Namespace):
     """Adds the shard stage to `p`. Expects `validate(args)` to have run (it lists the inputs)."""
     if not hasattr(args, "corpus_files"):
         validate(args)
-    # --workers N: N tokenizing processes with ceil(cores / N) Rust tokenizer threads each
-    # (1 on Dataflow, where each SDK process tokenizes inline).
-    out, workers = args.output, args.workers or 1
+    # --workers N: N pool processes with ceil(cores / N) Rust tokenizer threads each
+    # (inline on Dataflow, where each SDK process tokenizes with its own threads).
+    out = args.output
+    tables = p | "ReadCorpus" >> ReadTables(args.corpus_files, CORPUS_COLUMNS, args.batch_rows, named=True)
     target = (args.target_shard_mb or 256) * 1_000_000
-    tables = p | "ReadCorpus" >> ReadTables(args.corpus_files, CORPUS_COLUMNS, args.batch_rows)
-    tokens, errors, stats = tables | "TokenizeTweets" >> TokenizeTweets(
+    mlm_infos, errors, stats, slices = tables | "ShardCorpus" >> ShardCorpus(
         tokenizer=args.tokenizer,
         max_length=args.max_length,
         valid_fraction=args.valid_fraction,
         seed=args.seed,
-        workers=workers,
+        tmp=files.join(out, TMP),
+        path=files.join(out, "mlm"),
+        num_shards=args.num_shards,
+        target_bytes=target,
+        pack=args.pack,
+        workers=args.workers or 1,
     )
     totals = [stats]
-    mlm_plan = (
-        stats
-        | "SumMlmSizes" >> beam.CombineGlobally(SumDicts())
-        | "PlanMlm" >> beam.Map(plan_shards, prefix="mlm_", num_shards=args.num_shards, target_bytes=target)
-    )
-    infos = [
-        tokens
-        | "WriteMlm"
-        >> WriteShards(
-            dataset="mlm",
-            path=files.join(out, "mlm"),
-            plan=mlm_plan,
-            max_length=args.max_length,
-            pack=args.pack,
-        )
-    ]
+    infos = [mlm_infos]
     all_errors = [errors]
     if args.pairs_files:
         pair_tables = p | "ReadPairs" >> ReadTables(args.pairs_files, PAIR_COLUMNS, args.batch_rows)
+        tokens = slices | "ReadTokens" >> beam.Map(lambda item: spill.read_slices([item[1]], TOKENS))
         pairs, pair_errors = (pair_tables, tokens) | "JoinPairs" >> JoinPairs()
         pair_sizes = pairs | "PairSizes" >> beam.Map(_pair_size)
         totals += [
@@ -219,13 +210,7 @@ def build(p: beam.Pipeline, args: argparse.Namespace):
         infos.append(
             pairs
             | "WritePairs"
-            >> WriteShards(
-                dataset="pairs",
-                path=files.join(out, "pairs"),
-                plan=pair_plan,
-                max_length=args.max_length,
-                salt=f"pairs:{args.seed}",
-            )
+            >> WritePairShards(path=files.join(out, "pairs"), plan=pair_plan, salt=f"pairs:{args.seed}")
         )
         all_errors.append(pair_errors)
     error_files = all_errors | "AllErrors" >> beam.Flatten() | "WriteErrors" >> WriteErrors(out, NAME)
@@ -351,6 +336,7 @@ def write_manifest(
 
 def finish(result, args: argparse.Namespace) -> dict:
     """Writes reports/shard/stats.json from the manifest; returns a short summary."""
+    spill.remove_tree(files.join(args.output, TMP))
     manifest = _read_json(files.join(args.output, "manifest.json"))
     counts = manifest["counts"]
     rejected = {k[len("rejected_") :]: v for k, v in counts.items() if k.startswith("rejected_")}

@@ -29,7 +29,6 @@ core/pool.py); side outputs are `Tagged`.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -37,6 +36,7 @@ import pyarrow as pa
 from twhin_data.core import files
 from twhin_data.core.hashing import shard_of
 from twhin_data.core.pool import Tagged
+from twhin_data.core.spill import SliceRef, read_slices, write_slices
 from twhin_data.schemas import conform
 from twhin_data.schemas.corpus import CORPUS
 from twhin_data.transforms import prepare as prep
@@ -56,53 +56,6 @@ PART_SALT = "twhin-data-parts"
 PART_ORDER = [("tweet_id", "ascending"), ("source_tweet_id", "ascending"), ("text", "ascending")]
 #: The rows between dedup and the writer: the corpus columns (dedup_table's output).
 CORPUS_LAYOUT = pa.schema(list(prep.KEPT)[: len(CORPUS)])
-
-
-class SliceRef(NamedTuple):
-    """Record batches [start, stop) of one Arrow IPC file."""
-
-    path: str
-    start: int
-    stop: int
-
-
-def write_slices(path: str, schema: pa.Schema, slices: Iterable[tuple[int, pa.Table]]) -> list:
-    """Writes (key, table) slices to one IPC file; returns ``(key, SliceRef)`` per non-empty slice."""
-    sink = pa.BufferOutputStream()
-    refs = []
-    with pa.ipc.new_file(sink, schema) as writer:
-        count = 0
-        for key, table in slices:
-            if table.num_rows == 0:
-                continue
-            batches = table.combine_chunks().to_batches()
-            for batch in batches:
-                writer.write_batch(batch)
-            refs.append((key, SliceRef(path, count, count + len(batches))))
-            count += len(batches)
-    if refs:
-        files.write_bytes_atomic(path, sink.getvalue().to_pybytes())
-    return refs
-
-
-def read_slices(refs: Iterable[SliceRef], schema: pa.Schema) -> pa.Table:
-    """The rows of `refs` in (path, start) order, as one table (`schema` when there are none).
-
-    Local files are memory-mapped; remote ones (gs://) are read through a seekable handle, so
-    only the footer and the referenced batches are fetched.
-    """
-    batches = []
-    for ref in sorted(refs):
-        if files.is_remote(ref.path):
-            with files.open_read(ref.path) as handle:
-                reader = pa.ipc.open_file(pa.PythonFile(handle, mode="r"))
-                batches.extend(reader.get_batch(i) for i in range(ref.start, ref.stop))
-        else:
-            reader = pa.ipc.open_file(pa.memory_map(ref.path))
-            batches.extend(reader.get_batch(i) for i in range(ref.start, ref.stop))
-    if not batches:
-        return schema.empty_table()
-    return pa.Table.from_batches(batches)
 
 
 def _split(table: pa.Table, keys: np.ndarray) -> list[tuple[int, pa.Table]]:

@@ -1,16 +1,12 @@
-"""Reading the corpus and pairs as Arrow tables, tokenizing tweets, joining pairs with tokens.
+"""Reading the corpus and pairs as Arrow tables, stats sums, joining pairs with tokens.
 
-The CPU-heavy step is `tokenize_table` (transforms/tokenize_steps.py), a pure function over one
-Arrow table, so it runs inline or in the `transforms.parallel.PoolMapFn` processes of
-``--workers``. Its outputs are one tokenized table, dead letters (tag ``errors``) and one stats
-dict (tag ``stats``); counters are incremented from the stats dicts in the main process (pool
-children cannot report metrics).
+Tokenizing itself is a pure function (`tokenize_table`, transforms/tokenize_steps.py) run by
+the shard stage's pooled steps (transforms/shard_steps.py); pool children cannot report metrics,
+so `CountStats` turns their stats dicts into counters in the main process.
 """
 
 from __future__ import annotations
 
-import functools
-import os
 from collections.abc import Iterable, Iterator
 
 import apache_beam as beam
@@ -21,17 +17,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from twhin_data.core.errors import ConfigError, error_record
-from twhin_data.transforms.parallel import PoolMapFn
-from twhin_data.transforms.tokenize_steps import (  # noqa: F401 - re-exported for the shard stage
-    CORPUS_COLUMNS,
-    ERRORS,
-    PAIR_COLUMNS,
-    STAGE,
-    STATS,
-    TOKENS,
-    limit_tokenizer_threads,
-    tokenize_table,
-)
+from twhin_data.transforms.tokenize_steps import ERRORS, PAIR_COLUMNS, STAGE
 
 
 def check_columns(path: str, columns: tuple[str, ...]) -> None:
@@ -43,56 +29,69 @@ def check_columns(path: str, columns: tuple[str, ...]) -> None:
         raise ConfigError(f"{path} lacks column(s) {', '.join(missing)} (has {', '.join(names)})")
 
 
-def _row_groups(path: str, columns: tuple[str, ...]) -> list[tuple[str, int]]:
-    """(path, row group) units of one file, after checking its columns (footer only)."""
+def _row_groups(item: tuple[int, str], columns: tuple[str, ...]) -> list[tuple[int, str, int]]:
+    """(file index, path, row group) units of one file, after checking its columns (footer only)."""
+    index, path = item
     check_columns(path, columns)
     with FileSystems.open(path) as handle:
-        return [(path, i) for i in range(pq.ParquetFile(handle).metadata.num_row_groups)]
+        return [(index, path, i) for i in range(pq.ParquetFile(handle).metadata.num_row_groups)]
 
 
 class _ReadTablesFn(beam.DoFn):
-    """Reads one row group of a Parquet file as Arrow tables of at most `batch_rows` rows."""
+    """Reads one row group of a Parquet file as Arrow tables of at most `batch_rows` rows.
 
-    def __init__(self, columns: tuple[str, ...], batch_rows: int):
+    With `named`, yields ``(name, table)``: the name (file index, row group, batch, zero-padded)
+    orders the tables as the files are read, whatever the worker that read them.
+    """
+
+    def __init__(self, columns: tuple[str, ...], batch_rows: int, named: bool):
         self._columns = list(columns)
         self._batch_rows = batch_rows
+        self._named = named
 
-    def process(self, unit: tuple[str, int]) -> Iterator[pa.Table]:
-        path, row_group = unit
+    def process(self, unit: tuple[int, str, int]) -> Iterator:
+        index, path, row_group = unit
         with FileSystems.open(path) as handle:
             reader = pq.ParquetFile(handle)
             batches = reader.iter_batches(
                 batch_size=self._batch_rows, columns=self._columns, row_groups=[row_group]
             )
-            for batch in batches:
+            for number, batch in enumerate(batches):
                 if batch.num_rows:
-                    yield pa.Table.from_batches([batch]).append_column(
+                    table = pa.Table.from_batches([batch]).append_column(
                         "source", pa.array([path] * batch.num_rows, pa.string())
                     )
+                    yield (f"{index:06d}-{row_group:06d}-{number:06d}", table) if self._named else table
 
 
 class ReadTables(beam.PTransform):
-    """Reads Parquet files (a list of paths) as Arrow tables holding `columns` plus ``source``."""
+    """Reads Parquet files (a list of paths) as Arrow tables holding `columns` plus ``source``.
 
-    def __init__(self, paths: list[str], columns: tuple[str, ...], batch_rows: int = 4096):
+    With ``named=True`` the elements are ``(name, table)`` (see _ReadTablesFn).
+    """
+
+    def __init__(
+        self, paths: list[str], columns: tuple[str, ...], batch_rows: int = 4096, named: bool = False
+    ):
         super().__init__()
         self._paths = sorted(paths)
         self._columns = columns
         self._batch_rows = batch_rows
+        self._named = named
 
     def expand(self, pbegin):
         return (
             pbegin
-            | "Files" >> beam.Create(self._paths)
+            | "Files" >> beam.Create(list(enumerate(self._paths)))
             | "RowGroups" >> beam.FlatMap(_row_groups, columns=tuple(self._columns))
             # A large file fans out into many row groups: spread them over workers before reading,
             # so one big file is not read and tokenized by a single worker.
             | "SpreadRowGroups" >> beam.Reshuffle()
-            | "Read" >> beam.ParDo(_ReadTablesFn(self._columns, self._batch_rows))
+            | "Read" >> beam.ParDo(_ReadTablesFn(self._columns, self._batch_rows, self._named))
         )
 
 
-class _CountStatsFn(beam.DoFn):
+class CountStatsFn(beam.DoFn):
     """Turns stats dicts into Beam counters (namespace ``shard``) and passes them on."""
 
     def process(self, stats: dict) -> Iterator[dict]:
@@ -120,43 +119,6 @@ class SumDicts(beam.CombineFn):
 
     def extract_output(self, acc: dict) -> dict:
         return dict(sorted(acc.items()))
-
-
-class TokenizeTweets(beam.PTransform):
-    """Corpus tables -> tokenized tables (`TOKENS`), plus ``errors`` and summed ``stats``.
-
-    Args:
-      tokenizer: path or Hub name (loaded once per process, see text.tokenize.load_tokenizer).
-      max_length: most ids per tweet, ``<s>`` and ``</s>`` included.
-      valid_fraction, seed: the hashed train/validation split.
-      workers: processes of the PoolMapFn (1 = inline, the Rust tokenizer using every core);
-        N > 1 processes get ceil(cores / N) tokenizer threads each.
-    """
-
-    def __init__(
-        self, *, tokenizer: str, max_length: int, valid_fraction: float, seed: int, workers: int = 1
-    ):
-        super().__init__()
-        self._fn = functools.partial(
-            tokenize_table,
-            tokenizer=tokenizer,
-            max_length=max_length,
-            valid_fraction=valid_fraction,
-            seed=seed,
-        )
-        self._workers = workers
-
-    def expand(self, tables):
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        init = (
-            functools.partial(limit_tokenizer_threads, -(-cores // self._workers))
-            if self._workers > 1
-            else None
-        )
-        pool = PoolMapFn(self._fn, workers=self._workers, initializer=init)
-        results = tables | "Tokenize" >> beam.ParDo(pool).with_outputs(ERRORS, STATS, main="tokens")
-        stats = results[STATS] | "CountStats" >> beam.ParDo(_CountStatsFn())
-        return results.tokens, results[ERRORS], stats
 
 
 def pair_tweet_ids(table: pa.Table) -> list[str]:

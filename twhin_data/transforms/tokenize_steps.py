@@ -26,7 +26,7 @@ ERRORS = "errors"
 STATS = "stats"
 CORPUS_COLUMNS = ("tweet_id", "text", "lang")
 PAIR_COLUMNS = ("tweet_id_a", "tweet_id_b", "score")
-#: Columns of a tokenized table (between TokenizeTweets and the shard writer).
+#: Columns of a tokenized table (spilled by shard_steps.spill_tokens, read by its shard writer).
 TOKENS = pa.schema(
     [
         ("tweet_id", pa.string()),

@@ -1,0 +1,78 @@
+"""Spill files: Arrow IPC files through which pooled steps hand rows to each other.
+
+A step writes ONE IPC file per task holding one record-batch range per key (`write_slices`) and
+emits small ``(key, SliceRef)`` references; after a shuffle of the references, the next step
+reads the ranges of its key back (`read_slices`: memory-mapped when local, so reading costs no
+copy). Only file names go through the runner, so the main process does nothing per row
+(docs/scale-up.md). Used by prepare (transforms/prepare_steps.py) and shard
+(transforms/shard_steps.py). No Beam here: pool processes import this module.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import shutil
+from collections.abc import Iterable
+from typing import NamedTuple
+
+import pyarrow as pa
+
+from twhin_data.core import files
+
+
+class SliceRef(NamedTuple):
+    """Record batches [start, stop) of one Arrow IPC file."""
+
+    path: str
+    start: int
+    stop: int
+
+
+def write_slices(path: str, schema: pa.Schema, slices: Iterable[tuple[int, pa.Table]]) -> list:
+    """Writes (key, table) slices to one IPC file; returns ``(key, SliceRef)`` per non-empty slice."""
+    sink = pa.BufferOutputStream()
+    refs = []
+    with pa.ipc.new_file(sink, schema) as writer:
+        count = 0
+        for key, table in slices:
+            if table.num_rows == 0:
+                continue
+            batches = table.combine_chunks().to_batches()
+            for batch in batches:
+                writer.write_batch(batch)
+            refs.append((key, SliceRef(path, count, count + len(batches))))
+            count += len(batches)
+    if refs:
+        files.write_bytes_atomic(path, sink.getvalue().to_pybytes())
+    return refs
+
+
+def read_slices(refs: Iterable[SliceRef], schema: pa.Schema) -> pa.Table:
+    """The rows of `refs` in (path, start) order, as one table (`schema` when there are none).
+
+    Local files are memory-mapped; remote ones (gs://) are read through a seekable handle, so
+    only the footer and the referenced batches are fetched.
+    """
+    batches = []
+    for ref in sorted(refs):
+        if files.is_remote(ref.path):
+            with files.open_read(ref.path) as handle:
+                reader = pa.ipc.open_file(pa.PythonFile(handle, mode="r"))
+                batches.extend(reader.get_batch(i) for i in range(ref.start, ref.stop))
+        else:
+            reader = pa.ipc.open_file(pa.memory_map(ref.path))
+            batches.extend(reader.get_batch(i) for i in range(ref.start, ref.stop))
+    if not batches:
+        return schema.empty_table()
+    return pa.Table.from_batches(batches)
+
+
+def remove_tree(path: str) -> None:
+    """Deletes the folder `path` and everything under it (object stores: every object below it)."""
+    if not files.is_remote(path):
+        shutil.rmtree(path, ignore_errors=True)
+        return
+    filesystems = files._filesystems()
+    found = filesystems.match([posixpath.join(path.rstrip("/"), "**")])[0].metadata_list
+    if found:
+        filesystems.delete([m.path for m in found])
