@@ -165,9 +165,7 @@ def child(mode: str, args: argparse.Namespace) -> dict:
         "--output",
         os.path.join(args.out, "shards"),
     ]
-    code = cli.main(
-        [*argv, "--workers", str(args.child_workers), "--overwrite", "--log_level", "WARNING"]
-    )
+    code = cli.main([*argv, "--workers", str(args.child_workers), "--overwrite", "--log_level", "WARNING"])
     seconds = time.perf_counter() - started
     manifest = json.load(open(os.path.join(args.out, "shards", "manifest.json"), encoding="utf-8"))
     return {
@@ -203,9 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, default=0, help="Seed of the synthetic corpus.")
     parser.add_argument("--threads", type=int, default=2, help="RAYON_NUM_THREADS for every contender.")
-    parser.add_argument(
-        "--workers", default="1", help="Comma-separated --workers values for the shard runs."
-    )
+    parser.add_argument("--workers", default="1", help="Comma-separated --workers values for the shard runs.")
     parser.add_argument("--batch", type=int, default=4096, help="Texts per encode_batch_fast call (raw).")
     parser.add_argument(
         "--repeat", type=int, default=2, help="Runs per contender, interleaved; best time kept."
