@@ -278,6 +278,8 @@ class _SchemeFS(LocalFileSystem):
         return "spilltest"
 
     def _local(self, path: str) -> str:
+        if not path.startswith("spilltest://"):  # already local (LocalFileSystem.match calls back)
+            return path
         return str(Path(self.ROOT) / path[len("spilltest://") :])
 
     def create(self, path, *args, **kwargs):
@@ -294,7 +296,26 @@ class _SchemeFS(LocalFileSystem):
         super().rename([self._local(p) for p in sources], [self._local(p) for p in destinations])
 
     def delete(self, paths) -> None:
-        super().delete([self._local(p) for p in paths])
+        import shutil
+
+        for path in map(Path, map(self._local, paths)):  # (LocalFileSystem.delete calls match)
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+    def match(self, patterns, limits=None):
+        from apache_beam.io.filesystem import FileMetadata, MatchResult
+
+        results = super().match([self._local(p) for p in patterns], limits)
+        root = str(Path(self.ROOT))
+        return [
+            MatchResult(
+                pattern,
+                [
+                    FileMetadata("spilltest://" + str(Path(m.path).relative_to(root)), m.size_in_bytes)
+                    for m in result.metadata_list
+                ],
+            )
+            for pattern, result in zip(patterns, results, strict=True)
+        ]
 
 
 @pytest.mark.parametrize("remote", [False, True])
@@ -316,6 +337,22 @@ def test_spilled_slices_read_back_in_name_order(tmp_path: Path, remote: bool) ->
     assert got.column("tweet_id").to_pylist() == ["7", "8", "9", "0", "1", "2", "3"]  # task 0 first
     assert read_slices(list(reversed(bucket0)), KEPT).equals(got)
     assert read_slices([], KEPT).num_rows == 0
+
+
+@pytest.mark.parametrize("remote", [False, True])
+def test_remove_tree_deletes_only_below_the_folder(tmp_path: Path, remote: bool) -> None:
+    """The spill folders of prepare and shard are removed, locally and on object stores."""
+    from twhin_data.core import files
+    from twhin_data.core.spill import remove_tree
+
+    _SchemeFS.ROOT = str(tmp_path)
+    base = "spilltest://out" if remote else str(tmp_path / "out")
+    for name in ("_tmp/tokens/a.arrow", "_tmp/tokens/b.arrow", "_tmp/x.arrow", "_tmp_other/keep.arrow"):
+        files.write_bytes_atomic(files.join(base, name), b"x")
+    remove_tree(files.join(base, "_tmp"))
+    left = sorted(str(p.relative_to(tmp_path / "out")) for p in (tmp_path / "out").rglob("*") if p.is_file())
+    assert left == ["_tmp_other/keep.arrow"]
+    remove_tree(files.join(base, "_tmp"))  # nothing left to delete: no error
 
 
 def test_part_writer_matches_write_dataset(tmp_path: Path) -> None:
