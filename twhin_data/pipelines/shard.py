@@ -3,7 +3,8 @@
 Output under --output DIR: ``mlm/{split}-{i:05d}-of-{n:05d}.parquet``, ``pairs/...`` (with
 --pairs), ``manifest.json``, the dataset card ``README.md`` and ``COMPLETED`` (written last, by
 the final Beam step, once every shard, dead letter and the manifest exist). Dead letters go to
-``DIR/errors/shard/``, stats to ``DIR/reports/shard/stats.json``. See docs/shards.md.
+``DIR/errors/shard/``, stats to ``DIR/reports/shard/stats.json``. While it runs, the pooled steps
+hand tokens to each other under ``DIR/_tmp_shard/`` (removed at the end). See docs/shards.md.
 """
 
 from __future__ import annotations

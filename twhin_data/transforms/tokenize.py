@@ -2,7 +2,7 @@
 
 Tokenizing itself is a pure function (`tokenize_table`, transforms/tokenize_steps.py) run by
 the shard stage's pooled steps (transforms/shard_steps.py); pool children cannot report metrics,
-so `CountStats` turns their stats dicts into counters in the main process.
+so `CountStatsFn` turns their stats dicts into counters in the main process.
 """
 
 from __future__ import annotations
