@@ -343,7 +343,7 @@ def test_spilled_slices_read_back_in_name_order(tmp_path: Path, remote: bool) ->
 def test_remove_tree_deletes_only_below_the_folder(tmp_path: Path, remote: bool) -> None:
     """The spill folders of prepare and shard are removed, locally and on object stores."""
     from twhin_data.core import files
-    from twhin_data.core.spill import remove_tree
+    from twhin_data.core.files import remove as remove_tree
 
     _SchemeFS.ROOT = str(tmp_path)
     base = "spilltest://out" if remote else str(tmp_path / "out")

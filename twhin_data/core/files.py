@@ -11,6 +11,7 @@ import io
 import json
 import os
 import posixpath
+import shutil
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -102,6 +103,32 @@ def write_bytes_atomic(path: str, data: bytes) -> None:
     if filesystems.exists(path):
         filesystems.delete([path])
     filesystems.rename([tmp], [path])
+
+
+def remove(path: str) -> None:
+    """Deletes the file or folder `path` with everything under it; nothing there is no error.
+
+    On object stores (no folders) that is every object under ``path/``, else the object `path`.
+    """
+    if not is_remote(path):
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+        elif os.path.lexists(path):
+            os.remove(path)
+        return
+    from apache_beam.io.filesystem import BeamIOError
+
+    filesystems = _filesystems()
+
+    def matches(pattern: str) -> list[str]:
+        try:
+            return [m.path for result in filesystems.match([pattern]) for m in result.metadata_list]
+        except BeamIOError:  # nothing matches
+            return []
+
+    found = matches(posixpath.join(path.rstrip("/"), "**")) or matches(path)
+    if found:
+        filesystems.delete(sorted(set(found)))
 
 
 def write_json(path: str, value: object) -> None:

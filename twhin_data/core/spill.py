@@ -10,8 +10,6 @@ copy). Only file names go through the runner, so the main process does nothing p
 
 from __future__ import annotations
 
-import posixpath
-import shutil
 from collections.abc import Iterable
 from typing import NamedTuple
 
@@ -65,14 +63,3 @@ def read_slices(refs: Iterable[SliceRef], schema: pa.Schema) -> pa.Table:
     if not batches:
         return schema.empty_table()
     return pa.Table.from_batches(batches)
-
-
-def remove_tree(path: str) -> None:
-    """Deletes the folder `path` and everything under it (object stores: every object below it)."""
-    if not files.is_remote(path):
-        shutil.rmtree(path, ignore_errors=True)
-        return
-    filesystems = files._filesystems()
-    found = filesystems.match([posixpath.join(path.rstrip("/"), "**")])[0].metadata_list
-    if found:
-        filesystems.delete([m.path for m in found])

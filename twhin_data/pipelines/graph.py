@@ -6,7 +6,6 @@ import argparse
 import json
 import logging
 import os
-import shutil
 
 import apache_beam as beam
 import pyarrow as pa
@@ -214,12 +213,7 @@ def validate(args: argparse.Namespace) -> None:
 
 def _clear(output: str) -> None:
     for name in OUTPUT_DIRS:
-        path = files.join(output, name)
-        if "://" in output:
-            if files.exists(path):
-                FileSystems.delete([path])
-        else:
-            shutil.rmtree(path, ignore_errors=True)
+        files.remove(files.join(output, name))
 
 
 def build(p: beam.Pipeline, args: argparse.Namespace) -> None:

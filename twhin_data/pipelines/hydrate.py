@@ -8,7 +8,6 @@ import math
 import os
 import re
 import secrets
-import shutil
 
 import apache_beam as beam
 import pyarrow as pa
@@ -157,22 +156,12 @@ def _clear(output: str) -> None:
         os.path.join("errors", NAME),
         os.path.join("reports", NAME),
     ):
-        path = files.join(output, name)
-        if "://" in output:
-            if files.exists(path):
-                FileSystems.delete([path.rstrip("/") + "/"])  # a prefix on object stores
-        else:
-            shutil.rmtree(path, ignore_errors=True)
+        files.remove(files.join(output, name))
 
 
 def _drop_progress(output: str) -> None:
     """After a successful run the final parts hold every settled ID: per-batch files are not needed."""
-    path = files.join(output, hyd.PROGRESS)
-    if "://" in output:
-        if files.exists(path):
-            FileSystems.delete([path.rstrip("/") + "/"])  # a prefix on object stores
-    else:
-        shutil.rmtree(path, ignore_errors=True)
+    files.remove(files.join(output, hyd.PROGRESS))
 
 
 def token_source(args: argparse.Namespace):

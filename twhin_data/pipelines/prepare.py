@@ -5,14 +5,13 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import shutil
 
 import apache_beam as beam
 import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
-from twhin_data.core import files, spill
+from twhin_data.core import files
 from twhin_data.core.errors import ConfigError
 from twhin_data.runners import options as opts
 from twhin_data.schemas.tweets import TWEETS
@@ -166,12 +165,7 @@ def check_input_schema(path: str) -> None:
 def _clear(output: str) -> None:
     remove_tmp(output)
     for name in ("corpus", os.path.join("errors", NAME), os.path.join("reports", NAME)):
-        path = files.join(output, name)
-        if "://" in output:
-            if files.exists(path):
-                FileSystems.delete([path])
-        else:
-            shutil.rmtree(path, ignore_errors=True)
+        files.remove(files.join(output, name))
 
 
 def validate(args: argparse.Namespace) -> None:
@@ -229,7 +223,7 @@ def tmp_dir(output: str) -> str:
 
 def remove_tmp(output: str) -> None:
     """Deletes tmp_dir(output) and everything under it (object stores: every object below it)."""
-    spill.remove_tree(tmp_dir(output))
+    files.remove(tmp_dir(output))
 
 
 def build(p: beam.Pipeline, args: argparse.Namespace) -> None:

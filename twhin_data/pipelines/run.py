@@ -9,7 +9,6 @@ import importlib.resources
 import logging
 import os
 import secrets
-import shutil
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -164,7 +163,7 @@ def clean_outputs(out: str, stages: list[str]) -> None:
     for stage in stages:
         stage_name = STAGES[stage].replace(" ", "_")
         for name in names[stage] + [os.path.join("errors", stage_name), os.path.join("reports", stage_name)]:
-            shutil.rmtree(os.path.join(out, name), ignore_errors=True)
+            files.remove(os.path.join(out, name))
 
 
 def main(args: argparse.Namespace, extra: list[str]) -> int:

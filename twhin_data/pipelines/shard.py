@@ -14,8 +14,6 @@ import json
 import os
 
 import apache_beam as beam
-from apache_beam.io.filesystem import BeamIOError
-from apache_beam.io.filesystems import FileSystems
 
 from twhin_data import __version__
 from twhin_data.core import files, spill
@@ -111,18 +109,9 @@ def _input_files(pattern: str, subdir: str) -> list[str]:
 
 def _clear(output: str) -> None:
     """Deletes this stage's previous outputs under `output` (local folders, or gs:// prefixes)."""
-    spill.remove_tree(files.join(output, TMP))  # left by a failed run: never read again
-    for name in (*OUTPUT_NAMES, os.path.join("errors", NAME), os.path.join("reports", NAME)):
-        path = files.join(output, name)
-        if "://" in path:  # object stores have no folders: delete the objects under the prefix
-            try:
-                found = [m.path for r in FileSystems.match([path, path + "/**"]) for m in r.metadata_list]
-            except BeamIOError:  # nothing matches
-                found = []
-            if found:
-                FileSystems.delete(sorted(set(found)))
-        elif FileSystems.exists(path):
-            FileSystems.delete([path])
+    # TMP: left by a failed run, never read again.
+    for name in (TMP, *OUTPUT_NAMES, os.path.join("errors", NAME), os.path.join("reports", NAME)):
+        files.remove(files.join(output, name))
 
 
 def validate(args: argparse.Namespace) -> None:
@@ -337,7 +326,7 @@ def write_manifest(
 
 def finish(result, args: argparse.Namespace) -> dict:
     """Writes reports/shard/stats.json from the manifest; returns a short summary."""
-    spill.remove_tree(files.join(args.output, TMP))
+    files.remove(files.join(args.output, TMP))
     manifest = _read_json(files.join(args.output, "manifest.json"))
     counts = manifest["counts"]
     rejected = {k[len("rejected_") :]: v for k, v in counts.items() if k.startswith("rejected_")}

@@ -25,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 from apache_beam.metrics import Metrics
 
+from twhin_data.core.tables import split_table
 from twhin_data.schemas.graph import ENGAGEMENT_TYPES
 from twhin_data.transforms import graph_core as gc
 
@@ -68,7 +69,7 @@ def make_splits(sample: dict[str, np.ndarray], num_shards: int) -> dict[str, np.
 
 def key_by(table: pa.Table, side: str, splits: dict[str, np.ndarray]) -> list[tuple[int, pa.Table]]:
     """Splits a table into (range shard of `side`, rows) elements."""
-    return gc.split_table(table, gc.range_shard(table.column(side).to_numpy(), splits[side]))
+    return split_table(table, gc.range_shard(table.column(side).to_numpy(), splits[side]))
 
 
 def _concat(tables: Iterable[pa.Table], schema: pa.Schema | None = None) -> pa.Table:

@@ -228,15 +228,6 @@ def range_shard(ids: np.ndarray, splits: np.ndarray) -> np.ndarray:
     return np.searchsorted(splits, ids, side="right").astype(np.int64)
 
 
-def split_table(table: pa.Table, shard: np.ndarray) -> list[tuple[int, pa.Table]]:
-    """Splits `table` rows by the aligned shard numbers: [(shard, rows of that shard)]."""
-    if table.num_rows == 0:
-        return []
-    order = np.argsort(shard, kind="stable")
-    bounds = np.flatnonzero(np.diff(shard[order])) + 1
-    return [(int(shard[chunk[0]]), table.take(pa.array(chunk))) for chunk in np.split(order, bounds)]
-
-
 def quantile_splits(sample: np.ndarray, num_shards: int) -> np.ndarray:
     """num_shards - 1 (or fewer, deduplicated) split points at the quantiles of `sample`."""
     if len(sample) == 0 or num_shards <= 1:

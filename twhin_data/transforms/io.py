@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import apache_beam as beam
-import numpy as np
 import pyarrow as pa
 from apache_beam.metrics import Metrics
 
 from twhin_data.core import files
 from twhin_data.core.hashing import shard_of
+from twhin_data.core.tables import split_table
 from twhin_data.schemas import conform, to_table
 from twhin_data.schemas.errors import ERRORS
 
@@ -21,13 +21,8 @@ def _split_by_shard(
     table: pa.Table, *, key: str, num_shards: int, salt: str
 ) -> Iterable[tuple[int, pa.Table]]:
     if table.num_rows == 0:
-        return
-    shards = shard_of(table.column(key), num_shards, salt)
-    order = np.argsort(shards, kind="stable")
-    sorted_shards = shards[order]
-    bounds = np.flatnonzero(np.diff(sorted_shards)) + 1
-    for chunk in np.split(order, bounds):
-        yield int(shards[chunk[0]]), table.take(pa.array(chunk))
+        return []
+    return split_table(table, shard_of(table.column(key), num_shards, salt))
 
 
 class _WriteShardFn(beam.DoFn):

@@ -14,6 +14,7 @@ from apache_beam.metrics import Metrics
 
 from twhin_data.core import files
 from twhin_data.core.errors import ConfigError, error_record
+from twhin_data.core.tables import split_table
 from twhin_data.transforms import graph_core as gc
 from twhin_data.transforms import pairs_core as pcore
 from twhin_data.transforms.graph import key_by
@@ -94,7 +95,7 @@ def _score_top_k(item, *, top_k: int, min_score: float, min_count: int, splits) 
             "rank": pa.array(rank[keep], pa.int32()),
         }
     )
-    yield from gc.split_table(out, gc.range_shard(a, splits["tweet"]))
+    yield from split_table(out, gc.range_shard(a, splits["tweet"]))
 
 
 def _canonical(item) -> Iterable[pa.Table]:

@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 
 from twhin_data.core.errors import RecordError, error_record
 from twhin_data.core.pool import Tagged
+from twhin_data.core.tables import split_table
 from twhin_data.schemas.corpus import CORPUS
 from twhin_data.text import langid
 from twhin_data.text.normalize import get_normalizer, normalizer_name
@@ -276,9 +277,4 @@ def _build_kept(table, texts, keep, out_texts, lid_texts, rt, config, stats) -> 
 
 
 def _split_buckets(kept: pa.Table, buckets: int) -> Iterable[tuple[int, pa.Table]]:
-    if kept.num_rows == 0:
-        return []
-    keys = (kept.column("_h").to_numpy() % np.uint64(buckets)).astype(np.int64)
-    order = np.argsort(keys, kind="stable")
-    bounds = np.flatnonzero(np.diff(keys[order])) + 1
-    return [(int(keys[chunk[0]]), kept.take(pa.array(chunk))) for chunk in np.split(order, bounds)]
+    return split_table(kept, (kept.column("_h").to_numpy() % np.uint64(buckets)).astype(np.int64))

@@ -30,13 +30,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-import numpy as np
 import pyarrow as pa
 
 from twhin_data.core import files
 from twhin_data.core.hashing import shard_of
 from twhin_data.core.pool import Tagged
 from twhin_data.core.spill import SliceRef, read_slices, write_slices
+from twhin_data.core.tables import split_table
 from twhin_data.schemas import conform
 from twhin_data.schemas.corpus import CORPUS
 from twhin_data.transforms import prepare as prep
@@ -56,14 +56,6 @@ PART_SALT = "twhin-data-parts"
 PART_ORDER = [("tweet_id", "ascending"), ("source_tweet_id", "ascending"), ("text", "ascending")]
 #: The rows between dedup and the writer: the corpus columns (dedup_table's output).
 CORPUS_LAYOUT = pa.schema(list(prep.KEPT)[: len(CORPUS)])
-
-
-def _split(table: pa.Table, keys: np.ndarray) -> list[tuple[int, pa.Table]]:
-    if table.num_rows == 0:
-        return []
-    order = np.argsort(keys, kind="stable")
-    bounds = np.flatnonzero(np.diff(keys[order])) + 1
-    return [(int(keys[chunk[0]]), table.take(pa.array(chunk))) for chunk in np.split(order, bounds)]
 
 
 def spill_task(item: tuple[tuple[int, int], ReadTask], *, config: prep.PrepareConfig, tmp: str) -> list:
@@ -93,7 +85,7 @@ def dedup_bucket(item: tuple[int, Iterable[SliceRef]], *, exact: bool, num_parts
     if kept.num_rows:
         parts = shard_of(kept.column("tweet_id"), num_parts, PART_SALT)
         path = files.join(tmp, "parts", f"bucket-{bucket:05d}.arrow")
-        outputs.extend(write_slices(path, kept.schema, _split(kept, parts)))
+        outputs.extend(write_slices(path, kept.schema, split_table(kept, parts)))
     return outputs
 
 

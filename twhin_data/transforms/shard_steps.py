@@ -33,6 +33,7 @@ import pyarrow.compute as pc
 from twhin_data.core import files
 from twhin_data.core.pool import Tagged
 from twhin_data.core.spill import SliceRef, read_slices, write_slices
+from twhin_data.core.tables import groups
 from twhin_data.schemas.shards import MLM_SHARD
 from twhin_data.text.tokenize import pack_table
 from twhin_data.transforms.tokenize_steps import TOKENS, tokenize_table
@@ -161,9 +162,7 @@ def route_slice(item: tuple[str, SliceRef, int]) -> list[tuple[tuple[str, int], 
     if n == 1:
         return [((split, 0), (ref, None))]
     shards = (read_slices([ref], TOKENS).column("key").to_numpy() % np.uint64(n)).astype(np.int64)
-    order = np.argsort(shards, kind="stable")
-    bounds = np.flatnonzero(np.diff(shards[order])) + 1
-    return [((split, int(shards[rows[0]])), (ref, rows.astype(np.int32))) for rows in np.split(order, bounds)]
+    return [((split, shard), (ref, rows.astype(np.int32))) for shard, rows in groups(shards)]
 
 
 def read_pieces(pieces: Iterable[Piece]) -> list[pa.Table]:
