@@ -33,8 +33,15 @@ setup(
     ],
     extras_require={
         # The test suite builds real Dataflow job specs offline, which needs the gcp extra.
-        "test": ["pytest>=8", "ruff>=0.6", "build>=1.2", "wheel>=0.40", "setuptools>=65", "apache-beam[gcp]>=2.77,<2.78"],
-        "dev": ["pytest>=8", "ruff>=0.6", "build>=1.2", "wheel>=0.40", "setuptools>=65", "apache-beam[gcp]>=2.77,<2.78"],
+        # import-linter checks the import layers (.importlinter); its grimp also backs tests/test_layout.py.
+        "test": [
+            "pytest>=8", "ruff>=0.6", "import-linter>=2.1", "build>=1.2", "wheel>=0.40", "setuptools>=65",
+            "apache-beam[gcp]>=2.77,<2.78",
+        ],
+        "dev": [
+            "pytest>=8", "ruff>=0.6", "import-linter>=2.1", "build>=1.2", "wheel>=0.40", "setuptools>=65",
+            "apache-beam[gcp]>=2.77,<2.78",
+        ],
         "gcp": ["apache-beam[gcp]>=2.77,<2.78"],
         # bench/bench_shard.py compares against HF datasets.map through transformers.
         "bench": ["transformers>=4.40"],

@@ -35,7 +35,7 @@ from twhin_data.schemas.benchmark import HASHTAG
 from twhin_data.schemas.tweets import TWEETS
 from twhin_data.text.label_leakage import label_key, strip_label
 from twhin_data.text.normalize import normalize_v1
-from twhin_data.transforms.benchmark_common import assign_splits
+from twhin_data.transforms.benchmark.common import assign_splits
 
 LANGS = ["en", "ja", "es", "ar", "tr", "ru", "hi", "fr", "de", "pt", "ko", "th"]
 WORDS = {

@@ -73,9 +73,9 @@ def baseline(folder: str) -> dict:
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    from twhin_data.transforms import graph_core as gc
-    from twhin_data.transforms import pairs_core as pcore
-    from twhin_data.transforms.engagements import WindowSpec, clean_rows
+    from twhin_data.transforms.graph import edges as gc
+    from twhin_data.transforms.graph import pair_scoring as pcore
+    from twhin_data.transforms.graph.engagements import WindowSpec, clean_rows
 
     start = time.perf_counter()
     paths = sorted(Path(folder).glob("*.csv"))

@@ -54,7 +54,7 @@ def corpus(n: int, seed: int, missing: float = 0.1) -> tuple[list[str], dict, di
 
 
 def timed_mock(*args, **kwargs):
-    from twhin_data.xapi.mock_server import MockXApi
+    from twhin_data.xapi.mock.server import MockXApi
 
     class TimedMock(MockXApi):
         def __init__(self, *a, **k):
@@ -205,7 +205,7 @@ def run_tweepy(n_ids: int, rate: int, window: float, workdir: Path) -> dict:
 
 def run_conservation(n_ids: int, workdir: Path) -> dict:
     from twhin_data.runners.cli import main
-    from twhin_data.xapi.mock_server import MockXApi
+    from twhin_data.xapi.mock.server import MockXApi
 
     ids, store, statuses = corpus(n_ids, seed=2)
     rng = random.Random(3)

@@ -63,7 +63,8 @@ def child(root: str, detector: str) -> dict:
 
 
 def read_only(root: str) -> dict:
-    from twhin_data.pipelines.prepare import read_tables, resolve_inputs
+    from twhin_data.pipelines.prepare import resolve_inputs
+    from twhin_data.transforms.prepare.read import read_tables
 
     cpu0 = time.process_time()
     n = sum(t.num_rows for p in resolve_inputs(root) for _, t in read_tables(p))

@@ -9,13 +9,13 @@ For every N in 1, 2, 4, 8, 16 (up to --max_workers), each measurement in a fresh
 
 * ``prepare``: the real command (`twhin-data prepare --workers N`, FnApiRunner) end to end;
 * ``pool``: the ceiling, a plain ``multiprocessing.Pool(N)`` (forkserver, same preloaded
-  modules) doing ALL of prepare's work with the same pure steps (transforms/prepare_steps.py:
+  modules) doing ALL of prepare's work with the same pure steps (transforms/prepare/steps.py:
   spill per read task, dedup per bucket, resample + write per part), grouping in the parent;
 * ``pool_read`` (with --narrow): the issue's narrower ceiling, read + normalize + language ID only;
 * ``mp`` (with --candidates): Beam's own ``--direct_running_mode=multi_processing
   --direct_num_workers=N`` with PoolMapFn at 1 worker (the alternative the issue measured);
 * ``shard`` / ``shard_pool`` (``--stages``, default both): `twhin-data shard --workers N` end to
-  end next to a plain pool running the same pure steps (transforms/shard_steps.py: tokenize +
+  end next to a plain pool running the same pure steps (transforms/shard/steps.py: tokenize +
   spill per table, route per slice, sort + dedupe + pack + Parquet write per shard).
 
 Each ceiling's output files are compared byte for byte with the command's and with one worker's
@@ -151,7 +151,7 @@ def _prepare_layout(paths: list[str]) -> tuple[int, int, int]:
 def child_pool(root: str, workers: int) -> dict:
     """The ceiling: a plain multiprocessing.Pool doing ALL of prepare's work, no Beam.
 
-    The same pure steps as the pipeline (transforms/prepare_steps.py) in the same order: read +
+    The same pure steps as the pipeline (transforms/prepare/steps.py) in the same order: read +
     normalize + language ID + filters + spill per read task, dedup per text bucket, resampling
     and the Parquet write per output part, with the grouping between them done in this process.
     Its corpus is compared byte for byte with the pipeline's, so both did the same work.
@@ -160,20 +160,21 @@ def child_pool(root: str, workers: int) -> dict:
     import functools
     import multiprocessing
 
+    from twhin_data.core import tags
     from twhin_data.core.pool import Tagged
     from twhin_data.pipelines.prepare import resolve_inputs
-    from twhin_data.transforms import prepare as prep
-    from twhin_data.transforms import prepare_stats as st
-    from twhin_data.transforms import prepare_steps as steps
-    from twhin_data.transforms.prepare_read import keyed_file_tasks
-    from twhin_data.transforms.resample import resample_rates
+    from twhin_data.transforms.prepare import stats as st
+    from twhin_data.transforms.prepare import steps
+    from twhin_data.transforms.prepare import table as prep
+    from twhin_data.transforms.prepare.read import keyed_file_tasks
+    from twhin_data.transforms.prepare.resample import resample_rates
 
     started = time.perf_counter()
     paths = resolve_inputs(root)
     total, buckets, parts = _prepare_layout(paths)
     config = prep.PrepareConfig(buckets=buckets)
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["twhin_data.transforms.prepare_steps"])
+    context.set_forkserver_preload(["twhin_data.transforms.prepare.steps"])
     rows = 0
     with (
         tempfile.TemporaryDirectory(prefix="scaleup-pool-") as out,
@@ -186,7 +187,7 @@ def child_pool(root: str, workers: int) -> dict:
         for outputs in pool.imap(functools.partial(steps.spill_task, config=config, tmp=tmp), tasks):
             for o in outputs:
                 if isinstance(o, Tagged):
-                    rows += o.value.get("in", 0) if o.tag == steps.STATS_TAG else 0
+                    rows += o.value.get("in", 0) if o.tag == tags.STATS else 0
                 else:
                     by_bucket[o[0]].append(o[1])
         counts: dict = {}
@@ -195,7 +196,7 @@ def child_pool(root: str, workers: int) -> dict:
         for outputs in pool.imap(dedup, sorted(by_bucket.items())):
             for o in outputs:
                 if isinstance(o, Tagged):
-                    counts = st.merge([counts, o.value]) if o.tag == steps.COUNTS_TAG else counts
+                    counts = st.merge([counts, o.value]) if o.tag == tags.COUNTS else counts
                 else:
                     by_part[o[0]].append(o[1])
         rates = resample_rates(counts, alpha=1.0, min_count=100)
@@ -213,22 +214,23 @@ def child_pool_read(root: str, workers: int) -> dict:
     import functools
     import multiprocessing
 
+    from twhin_data.core import tags
     from twhin_data.core.pool import Tagged
     from twhin_data.pipelines.prepare import resolve_inputs
-    from twhin_data.transforms import prepare as prep
-    from twhin_data.transforms.prepare_read import plan_tasks
+    from twhin_data.transforms.prepare import table as prep
+    from twhin_data.transforms.prepare.read import plan_tasks
 
     started = time.perf_counter()
     paths = resolve_inputs(root)
     config = prep.PrepareConfig(buckets=_prepare_layout(paths)[1])
     fn = functools.partial(prep.prepare_task, config=config)
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["twhin_data.transforms.prepare"])
+    context.set_forkserver_preload(["twhin_data.transforms.prepare.table"])
     rows = 0
     with TreeRss() as tree, context.Pool(workers, initializer=prep.warm, initargs=(config,)) as pool:
         for outputs in pool.imap(fn, plan_tasks(paths), chunksize=1):
             rows += sum(
-                o.value.get("in", 0) for o in outputs if isinstance(o, Tagged) and o.tag == prep.STATS_TAG
+                o.value.get("in", 0) for o in outputs if isinstance(o, Tagged) and o.tag == tags.STATS
             )
     wall = time.perf_counter() - started
     return {"tweets": rows, "wall_s": round(wall, 3), **_usage(tree)}
@@ -288,7 +290,7 @@ def child_shard(corpus: str, workers: int) -> dict:
 
 def child_shard_pool(corpus: str, workers: int) -> dict:
     """The ceiling for shard: a plain pool running the same pure steps as the command
-    (transforms/shard_steps.py: tokenize + spill per table, route per slice, sort + dedupe + pack +
+    (transforms/shard/steps.py: tokenize + spill per table, route per slice, sort + dedupe + pack +
     write per shard), the parent reading the tables and grouping the references, no Beam.
     Its MLM files are compared byte for byte with the command's."""
     import collections
@@ -298,10 +300,11 @@ def child_shard_pool(corpus: str, workers: int) -> dict:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from twhin_data.core import tags
     from twhin_data.core.pool import Tagged
     from twhin_data.text.tokenize import bundled_path
-    from twhin_data.transforms import shard_steps as sh
-    from twhin_data.transforms import tokenize_steps as tk
+    from twhin_data.transforms.shard import steps as sh
+    from twhin_data.transforms.shard import tokenize as tk
 
     started = time.perf_counter()
     paths = sorted(os.path.join(corpus, f) for f in os.listdir(corpus) if f.endswith(".parquet"))
@@ -321,7 +324,7 @@ def child_shard_pool(corpus: str, workers: int) -> dict:
 
     totals, refs = collections.Counter(), []
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["twhin_data.transforms.shard_steps"])
+    context.set_forkserver_preload(["twhin_data.transforms.shard.steps"])
     threads = -(-(os.cpu_count() or 1) // workers)
     with (
         tempfile.TemporaryDirectory(prefix="scaleup-shard-pool-") as out,
@@ -340,7 +343,7 @@ def child_shard_pool(corpus: str, workers: int) -> dict:
             for o in outputs:
                 if not isinstance(o, Tagged):
                     refs.append(o)
-                elif o.tag == tk.STATS:
+                elif o.tag == tags.STATS:
                     totals.update(o.value)
         plan = sh.plan_shards(dict(totals), prefix="mlm_", num_shards=None, target_bytes=256_000_000)
         groups = collections.defaultdict(list)

@@ -40,6 +40,7 @@ def tweets_dir(n: int, seed: int = 0, files: int = 4) -> str:
 
 def load_tables(root: str, rows: int = 2000) -> list[tuple[str, pa.Table]]:
     """The same (path, table) elements the prepare reader yields, in memory."""
-    from twhin_data.pipelines.prepare import read_tables, resolve_inputs
+    from twhin_data.pipelines.prepare import resolve_inputs
+    from twhin_data.transforms.prepare.read import read_tables
 
     return [item for path in resolve_inputs(root) for item in read_tables(path, rows)]

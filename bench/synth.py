@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from twhin_data.core.files import table_to_parquet_bytes
-from twhin_data.data import synth
+from twhin_data.data import synth, synth_logs
 from twhin_data.schemas import to_table
 from twhin_data.schemas.tweets import TWEETS
 
@@ -55,7 +55,7 @@ def hydrated_row(tweet: dict, info: synth.TweetInfo) -> dict:
         "text": html.unescape(raw_full),
         "raw_text": tweet["text"],
         "lang": tweet["lang"],
-        "created_at": (int(tweet["id"]) >> 22) + synth.TWITTER_EPOCH_MS,
+        "created_at": (int(tweet["id"]) >> 22) + synth_logs.TWITTER_EPOCH_MS,
         "author_id": tweet["author_id"],
         "conversation_id": tweet["conversation_id"],
         "in_reply_to_user_id": tweet.get("in_reply_to_user_id"),
@@ -114,7 +114,7 @@ def write_engagements(args: argparse.Namespace) -> list[Path]:
     n_tweets = args.tweets or max(1, args.n // 10)
     n_users = args.users or max(1, args.n // 20)
     ids = [t["id"] for t in synth.generate_tweets(n_tweets, args.seed)]
-    rows = synth.generate_engagements(ids, n_users, args.n, args.seed, communities=args.communities)
+    rows = synth_logs.generate_engagements(ids, n_users, args.n, args.seed, communities=args.communities)
     paths = []
     for part, batch in enumerate(_chunks(rows, args.chunk)):
         buf = io.StringIO()
@@ -130,8 +130,8 @@ def write_engagements(args: argparse.Namespace) -> list[Path]:
 def write_ids(args: argparse.Namespace) -> list[Path]:
     n_missing = int(round(args.n * args.missing))
     ids = [t["id"] for t in synth.generate_tweets(args.n - n_missing, args.seed)]
-    status = synth.unavailable_ids(ids, n_missing, args.seed)
-    lines = synth.generate_id_list(ids, sorted(status), args.seed)
+    status = synth_logs.unavailable_ids(ids, n_missing, args.seed)
+    lines = synth_logs.generate_id_list(ids, sorted(status), args.seed)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_bytes("".join(line + "\n" for line in lines).encode("utf-8"))
     status_path = args.out.with_name(args.out.name + ".status.json")
@@ -151,7 +151,7 @@ def speed(args: argparse.Namespace) -> dict:
     figures["tweets_per_s"] = args.n / (time.perf_counter() - start)
     figures["tweets_per_cpu_s"] = args.n / (time.process_time() - cpu)
     start = time.perf_counter()
-    for _ in synth.generate_engagements(ids, max(1, args.n // 20), args.n, args.seed):
+    for _ in synth_logs.generate_engagements(ids, max(1, args.n // 20), args.n, args.seed):
         pass
     figures["engagements_per_s"] = args.n / (time.perf_counter() - start)
     start = time.perf_counter()

@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 
 from twhin_data.core.files import table_to_parquet_bytes
-from twhin_data.data import synth
+from twhin_data.data import synth, synth_logs
 
 SEED = 20240501
 N_TWEETS = 640
@@ -60,7 +60,7 @@ def _csv(header: list[str], rows: list[list[str]]) -> bytes:
 
 
 def _embeddings(key: str, ids: list[str], communities: np.ndarray, seed: int) -> bytes:
-    vectors = synth.community_embeddings(ids, communities, EMBEDDING_DIM, seed)
+    vectors = synth_logs.community_embeddings(ids, communities, EMBEDDING_DIM, seed)
     values = pa.array(vectors.reshape(-1), pa.float32())
     column = pa.FixedSizeListArray.from_arrays(values, EMBEDDING_DIM).cast(pa.list_(pa.float32()))
     table = pa.table({key: pa.array(ids, pa.string()), "embedding": column})
@@ -72,7 +72,7 @@ def _engagement_rows(tweets: list[dict]) -> list[list[str]]:
     originals = [t for t in tweets if not t["text"].startswith("RT @")]
     rows = [
         [e["user_id"], e["tweet_id"], e["type"], e["ts"]]
-        for e in synth.generate_engagements(
+        for e in synth_logs.generate_engagements(
             originals, N_ENGAGING_USERS, N_ENGAGEMENTS, SEED, communities=COMMUNITIES
         )
     ]
@@ -110,9 +110,9 @@ def build() -> dict[str, bytes]:
     )
     tweets = [t for t, _ in labelled]
     ids = [t["id"] for t in tweets]
-    status = synth.unavailable_ids(ids, N_UNAVAILABLE, SEED)
-    id_lines = synth.generate_id_list(ids, sorted(status), SEED)
-    users = [synth.user_id(i) for i in range(N_ENGAGING_USERS)]
+    status = synth_logs.unavailable_ids(ids, N_UNAVAILABLE, SEED)
+    id_lines = synth_logs.generate_id_list(ids, sorted(status), SEED)
+    users = [synth_logs.user_id(i) for i in range(N_ENGAGING_USERS)]
     texts = [{"text": t, "lang": c} for t, c in synth.generate_labelled_texts(TEXTS_PER_LANGUAGE, SEED)]
     return {
         "sample_tweets.jsonl": _jsonl(tweets),
@@ -121,10 +121,10 @@ def build() -> dict[str, bytes]:
         "sample_engagements.csv": _csv(["user_id", "tweet_id", "type", "ts"], _engagement_rows(tweets)),
         "sample_hashtag_labels.csv": _csv(["ID", "label", "lang"], _hashtag_labels(labelled)),
         "sample_user_embeddings.parquet": _embeddings(
-            "user_id", users, synth.user_community(users, COMMUNITIES), SEED
+            "user_id", users, synth_logs.user_community(users, COMMUNITIES), SEED
         ),
         "sample_tweet_embeddings.parquet": _embeddings(
-            "tweet_id", ids, synth.tweet_community(ids, COMMUNITIES), SEED + 1
+            "tweet_id", ids, synth_logs.tweet_community(ids, COMMUNITIES), SEED + 1
         ),
         "sample_texts_labelled.jsonl": _jsonl(texts),
     }

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from twhin_data.runners.cli import main
-from twhin_data.transforms.archives import parse_record, record_kind
+from twhin_data.transforms.hydrate.archives import parse_record, record_kind
 
 V1_CASSETTES = [
     "testusertimeline.json",

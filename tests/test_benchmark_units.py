@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from twhin_data.core.errors import ConfigError
-from twhin_data.transforms import benchmark_engagement_core as core
-from twhin_data.transforms.benchmark import top_labels
-from twhin_data.transforms.benchmark_common import assign_splits, bucket_slices, dataset_card, parse_split
-from twhin_data.transforms.benchmark_io import LabelSource, canonical_lang, parse_label_file, path_hints
+from twhin_data.transforms.benchmark import engagement_steps as core
+from twhin_data.transforms.benchmark.common import assign_splits, bucket_slices, dataset_card, parse_split
+from twhin_data.transforms.benchmark.hashtag import top_labels
+from twhin_data.transforms.benchmark.read import LabelSource, canonical_lang, parse_label_file, path_hints
 
 
 @pytest.mark.parametrize(

@@ -8,12 +8,12 @@ import sys
 
 import pytest
 
-from twhin_data.runners import cli
+from twhin_data.runners import cli, commands
 from twhin_data.runners.options import OneLineParser, add_common_arguments
 
 
 def _parser(command: str) -> OneLineParser:
-    module_name, kind = cli.COMMANDS[command]
+    module_name, kind = commands.COMMANDS[command]
     module = importlib.import_module(module_name)
     parser = OneLineParser(prog=f"twhin-data {command}")
     module.add_arguments(parser)
@@ -25,12 +25,12 @@ def _parser(command: str) -> OneLineParser:
 def test_top_level_help_lists_every_command(capsys):
     assert cli.main(["--help"]) == 0
     out = capsys.readouterr().out
-    for command in cli.COMMANDS:
+    for command in commands.COMMANDS:
         assert command in out
     assert "(not available" not in out
 
 
-@pytest.mark.parametrize("command", list(cli.COMMANDS))
+@pytest.mark.parametrize("command", list(commands.COMMANDS))
 def test_every_flag_has_help(command):
     parser = _parser(command)
     flags = [a for a in parser._actions if a.option_strings and a.dest != "help"]
@@ -42,7 +42,7 @@ def test_every_flag_has_help(command):
         )
 
 
-@pytest.mark.parametrize("command", list(cli.COMMANDS))
+@pytest.mark.parametrize("command", list(commands.COMMANDS))
 def test_command_help_exits_zero(command, capsys):
     with pytest.raises(SystemExit) as exc:
         cli.main([*command.split(), "--help"])

@@ -14,7 +14,12 @@ import apache_beam as beam
 import pytest
 
 from twhin_data.core.errors import ConfigError
-from twhin_data.runners import cli, dataflow, dataflow_check, dataflow_inspect, launch, local
+from twhin_data.pipelines.plan import Plan
+from twhin_data.runners import cli, commands, launch, local
+from twhin_data.runners.dataflow import check as dataflow_check
+from twhin_data.runners.dataflow import flex
+from twhin_data.runners.dataflow import inspect as dataflow_inspect
+from twhin_data.runners.dataflow import profile as dataflow
 
 try:
     import google.auth  # noqa: F401 - DataflowRunner's client needs the gcp extra
@@ -156,17 +161,20 @@ class _LeakyFn(beam.DoFn):
 def _fake_module(build) -> types.ModuleType:
     module = types.ModuleType("fake_pipeline")
     module.NAME = "fake"
+    module.HELP = "a fake pipeline"
     module.add_arguments = lambda parser: None
     module.validate = lambda args: None
+    module.plan = lambda args, run: Plan(args=args, run=run)
+    module.prepare_output = lambda plan: None
     module.build = build
     return module
 
 
-def _leaky_build(p, args):
+def _leaky_build(p, plan):
     p | "Ids" >> beam.Create(["1"]) | "Lookup" >> beam.ParDo(_LeakyFn())
 
 
-def _clean_build(p, args):
+def _clean_build(p, plan):
     p | "Ids" >> beam.Create(["1"]) | "Lookup" >> beam.Map(str)
 
 
@@ -235,13 +243,13 @@ def test_check_catches_a_module_missing_from_the_sdist(tmp_path, sdist):
 def sample_out(tmp_path_factory) -> str:
     """The bundled sample chain (hydrate, prepare, graph) run once locally: inputs for the specs."""
     # One sample chain per pytest session: test_multiprocess.py reuses the same directory.
-    return local.sample_inputs(str(tmp_path_factory.getbasetemp() / "twhin-sample"), list(dataflow.PIPELINES))
+    return local.sample_inputs(str(tmp_path_factory.getbasetemp() / "twhin-sample"), list(commands.PIPELINES))
 
 
 @needs_gcp
-@pytest.mark.parametrize("command", dataflow.PIPELINES)
+@pytest.mark.parametrize("command", commands.PIPELINES)
 def test_real_pipeline_job_spec_passes_every_check(command, tmp_path, sdist, sample_out):
-    module, why = dataflow._load(command)
+    module, why = commands.load_pipeline(command)
     if module is None:
         pytest.skip(why)
     argv = local.sample_argv(command, sample_out, str(tmp_path / "out"))
@@ -249,7 +257,7 @@ def test_real_pipeline_job_spec_passes_every_check(command, tmp_path, sdist, sam
         dataflow_check.canary_secrets(str(tmp_path)) as (canaries, token_file),
         dataflow_check.reuse_sdist(sdist),
     ):
-        if "--bearer_token_file" in dataflow_check._option_strings(module):
+        if "--bearer_token_file" in dataflow_check.option_strings(module):
             argv.append(f"--bearer_token_file={token_file}")
         problems = dataflow_check.check_pipeline(
             module,
@@ -305,15 +313,15 @@ def test_flex_template_files_are_consistent_with_the_cli():
     meta = json.loads((DEPLOY / "flex" / "metadata.json").read_text())
     assert meta["name"] and meta["description"] and meta["streaming"] is False
     known = set()
-    for command in dataflow.PIPELINES:
-        known |= {s.lstrip("-") for s in dataflow_check._option_strings(dataflow._load(command)[0])}
+    for command in commands.PIPELINES:
+        known |= {s.lstrip("-") for s in dataflow_check.option_strings(commands.load_pipeline(command)[0])}
     names = [p["name"] for p in meta["parameters"]]
     assert len(names) == len(set(names)) and {"command", "output"} <= set(names)
     for param in meta["parameters"]:
         assert param["helpText"] and param["label"] and isinstance(param["isOptional"], bool)
-        flag = dataflow.FLEX_RENAMES.get(param["name"], param["name"])
+        flag = flex.FLEX_RENAMES.get(param["name"], param["name"])
         assert flag in known | {"command", "output"}, f"template parameter {flag!r} is no command's flag"
-        assert not dataflow._is_secret(flag, "projects/p/secrets/s"), (
+        assert not dataflow.is_secret(flag, "projects/p/secrets/s"), (
             f"template parameter {flag!r} would carry a secret"
         )
 
@@ -325,24 +333,24 @@ def test_flex_to_cli_turns_switches_and_renames_into_command_flags():
     parser.add_argument("--no_pack", dest="pack", action="store_false")
     parser.add_argument("--labels")
     argv = ["--strip_rt=true", "--pack=false", "--hashtag_labels=gs://b/l.csv", "--min_chars=3"]
-    assert dataflow.flex_to_cli(argv, parser) == [
+    assert flex.flex_to_cli(argv, parser) == [
         "--strip_rt",
         "--no_pack",
         "--labels=gs://b/l.csv",
         "--min_chars=3",
     ]
-    assert dataflow.flex_to_cli(["--strip_rt=false"], parser) == []
+    assert flex.flex_to_cli(["--strip_rt=false"], parser) == []
 
 
 @needs_gcp
 def test_flex_main_submits_one_stage_without_waiting(tmp_path, sample_out, capsys):
-    assert dataflow.flex_main(["--command=nosuch"]) == 2
+    assert flex.flex_main(["--command=nosuch"]) == 2
     assert "--command must be one of" in capsys.readouterr().err
     flags = dataflow_check.spec_flags(
         str(tmp_path), setup_file=str(REPO / "setup.py"), image="r/i:1", job_name="flex"
     )
     argv = ["--command=prepare", f"--tweets={sample_out}", f"--output={tmp_path / 'out'}", "--min_chars=4"]
-    assert dataflow.flex_main(argv + [f for f in flags if not f.startswith("--runner")]) == 0
+    assert flex.flex_main(argv + [f for f in flags if not f.startswith("--runner")]) == 0
     options = json.loads((tmp_path / "job.json").read_text())["environment"]["sdkPipelineOptions"]["options"]
     assert options["min_chars"] == "4" and options["runner"] == "DataflowRunner"
 

@@ -18,8 +18,8 @@ from tests.test_pairs import planted, write_csv
 from twhin_data.runners.cli import main
 from twhin_data.schemas import to_table
 from twhin_data.schemas.tweets import TWEETS
-from twhin_data.transforms import graph_core as gc
-from twhin_data.transforms.graph import BuildGraph
+from twhin_data.transforms.graph import edges as gc
+from twhin_data.transforms.graph.transform import BuildGraph
 
 QUIET = ["--log_level", "WARNING"]
 

@@ -6,10 +6,10 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from twhin_data.transforms import graph_core as gc
-from twhin_data.transforms import pairs_core as pcore
-from twhin_data.transforms.engagements import WindowSpec, clean_rows, parse_column_map
-from twhin_data.transforms.pbg import config_text, tsv_lines
+from twhin_data.transforms.graph import edges as gc
+from twhin_data.transforms.graph import pair_scoring as pcore
+from twhin_data.transforms.graph.engagements import WindowSpec, clean_rows, parse_column_map
+from twhin_data.transforms.graph.pbg import config_text, tsv_lines
 
 
 def edges(rows: list[tuple]) -> pa.Table:

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from twhin_data.runners.cli import main
-from twhin_data.xapi.mock_server import MockXApi
+from twhin_data.xapi.mock.server import MockXApi
 
 TOKEN = "h1b-test-token-Zq8xW3"
 FAST = ["--backoff_base=0.01", "--backoff_cap=0.05", "--read_timeout=0.5", "--connect_timeout=0.5"]

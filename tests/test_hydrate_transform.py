@@ -12,17 +12,11 @@ from apache_beam.testing.util import assert_that, equal_to
 from tests.conftest import fnapi_options
 from twhin_data.schemas import to_table
 from twhin_data.schemas.tweets import TWEETS, UNAVAILABLE
-from twhin_data.transforms.hydrate import (
-    Batch,
-    HydrateTweets,
-    _LookupBatchFn,
-    _PlanShardFn,
-    make_plan,
-    settle_rows,
-)
+from twhin_data.transforms.hydrate.lookup import Batch, LookupBatchFn, settle_rows
+from twhin_data.transforms.hydrate.transform import HydrateTweets, _PlanShardFn, make_plan
 from twhin_data.xapi.auth import TokenSource
 from twhin_data.xapi.client import ClientConfig
-from twhin_data.xapi.mock_server import MockXApi
+from twhin_data.xapi.mock.server import MockXApi
 
 TOKEN = "transform-test-token"
 
@@ -95,7 +89,7 @@ def test_retried_batch_reuses_progress_and_does_not_rebill(tmp_path, monkeypatch
         batch = Batch("00000-0000000", ("1", "2"))
         outputs = []
         for _attempt in range(2):  # a bundle retry builds a fresh DoFn instance
-            fn = _LookupBatchFn(
+            fn = LookupBatchFn(
                 client_config=config, token_source=TokenSource(), progress_dir=str(tmp_path / "p")
             )
             fn.setup()

@@ -14,7 +14,13 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from tests.conftest import fnapi_options
 from twhin_data.core.errors import ConfigError
-from twhin_data.transforms.ids import ReadTweetIds, file_format, normalize_id, resolve_source, resolve_sources
+from twhin_data.core.ids import normalize_id
+from twhin_data.transforms.hydrate.ids import (
+    ReadTweetIds,
+    file_format,
+    resolve_source,
+    resolve_sources,
+)
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ import requests
 
 from twhin_data.core.errors import ConfigError
 from twhin_data.xapi.client import ClientConfig, XClient
-from twhin_data.xapi.mock_server import MockXApi
+from twhin_data.xapi.mock.server import MockXApi
 
 TOKEN = "mock-test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -12,8 +12,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from twhin_data.pipelines import run
-from twhin_data.runners import dataflow, local
+from twhin_data.runners import chain as run
+from twhin_data.runners import commands, local
 
 IN_MEMORY = ["--runner=FnApiRunner"]
 MULTI_PROCESS = ["--runner=FnApiRunner", "--direct_running_mode=multi_processing", "--direct_num_workers=2"]
@@ -36,7 +36,7 @@ def parquet_contents(root: Path, drop: set[str]) -> dict[str, list[dict]]:
 @pytest.fixture(scope="module")
 def sample_out(tmp_path_factory) -> str:
     # One sample chain per pytest session: test_dataflow.py reuses the same directory.
-    return local.sample_inputs(str(tmp_path_factory.getbasetemp() / "twhin-sample"), list(dataflow.PIPELINES))
+    return local.sample_inputs(str(tmp_path_factory.getbasetemp() / "twhin-sample"), list(commands.PIPELINES))
 
 
 @contextlib.contextmanager
@@ -47,9 +47,9 @@ def _api_for(command: str):
         yield [f"--api_base_url={base_url}"] if base_url else []
 
 
-@pytest.mark.parametrize("command", dataflow.PIPELINES)
+@pytest.mark.parametrize("command", commands.PIPELINES)
 def test_multi_processing_output_equals_in_memory(command, tmp_path, sample_out, monkeypatch):
-    module, why = dataflow._load(command)
+    module, why = commands.load_pipeline(command)
     if module is None:
         pytest.skip(why)
     monkeypatch.delenv("X_BEARER_TOKEN", raising=False)  # mock_api sets a fresh one, read by workers

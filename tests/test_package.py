@@ -37,14 +37,14 @@ def test_every_source_folder_has_init():
 
 
 def test_cli_commands_point_at_modules():
-    from twhin_data.runners.cli import COMMANDS
+    from twhin_data.runners.commands import COMMANDS
 
     for command, (module_name, kind) in COMMANDS.items():
         module = importlib.import_module(module_name)
         assert isinstance(module.HELP, str) and module.HELP, command
         assert callable(module.add_arguments), command
         if kind == "pipeline":
-            for attr in ("NAME", "validate", "build", "finish"):
+            for attr in ("NAME", "validate", "plan", "prepare_output", "build", "finish"):
                 assert hasattr(module, attr), f"{command}: {attr}"
         else:
             assert callable(module.main), command

@@ -15,7 +15,7 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from twhin_data.runners.cli import main
-from twhin_data.transforms.pairs import CoEngagementPairs
+from twhin_data.transforms.graph.pairs import CoEngagementPairs
 
 COMMUNITIES, TWEETS_PER, USERS_PER, PER_USER, NOISE = 6, 30, 40, 12, 0.1
 BASE_TWEET, BASE_USER, T0 = 1_500_000_000_000_000_000, 10_000, 1_640_995_200_000

@@ -165,7 +165,7 @@ def test_pool_processes_never_import_beam() -> None:
     import subprocess
     import sys
 
-    preload = ["twhin_data.transforms.prepare_steps", "twhin_data.transforms.shard_steps"]
+    preload = ["twhin_data.transforms.prepare.steps", "twhin_data.transforms.shard.steps"]
     script = (
         "from twhin_data.core import pool\n"
         f"p = pool.make_pool(2, preload={preload!r})\n"
@@ -181,6 +181,6 @@ def test_pool_processes_never_import_beam() -> None:
     line = next(x for x in done.stdout.splitlines() if x.startswith("CHILD"))
     modules = eval(line[len("CHILD ") :])  # one distinct module list across the children
     assert len(modules) == 1, modules
-    assert "twhin_data.transforms.prepare_steps" in modules[0]  # preloaded by the fork server
-    assert "twhin_data.transforms.shard_steps" in modules[0]
+    assert "twhin_data.transforms.prepare.steps" in modules[0]  # preloaded by the fork server
+    assert "twhin_data.transforms.shard.steps" in modules[0]
     assert not [m for m in modules[0] if m.startswith("apache_beam")], modules[0]

@@ -16,9 +16,9 @@ from twhin_data.runners import cli
 from twhin_data.schemas import to_table
 from twhin_data.schemas.corpus import CORPUS
 from twhin_data.schemas.tweets import TWEETS
-from twhin_data.transforms.dedup import dedup_table
-from twhin_data.transforms.prepare import KEPT, text_hash
-from twhin_data.transforms.resample import resample_rates, resample_table
+from twhin_data.transforms.prepare.dedup import dedup_table
+from twhin_data.transforms.prepare.resample import resample_rates, resample_table
+from twhin_data.transforms.prepare.table import KEPT, text_hash
 
 EN = "The weather is really nice today, going for a long walk in the park"
 JA = "今日はとても良い天気なので公園を散歩します"
@@ -255,7 +255,7 @@ def test_resampling_end_to_end(tmp_path: Path) -> None:
 
 
 def test_read_tasks_cover_every_row_once(tmp_path: Path) -> None:
-    from twhin_data.transforms.prepare_read import plan_tasks, read_task
+    from twhin_data.transforms.prepare.read import plan_tasks, read_task
 
     rows = [{"tweet_id": str(i), "text": f"t{i}"} for i in range(7_001)]
     pq.write_table(to_table(rows, TWEETS), tmp_path / "a.parquet", row_group_size=3_000)
@@ -362,7 +362,7 @@ def test_part_writer_matches_write_dataset(tmp_path: Path) -> None:
 
     from tests.conftest import fnapi_options
     from twhin_data.transforms.io import WriteDataset
-    from twhin_data.transforms.prepare_steps import dedup_bucket, write_part
+    from twhin_data.transforms.prepare.steps import dedup_bucket, write_part
 
     rows = [(str(10**12 + i * 7919 % 1000), f"text {i % 400}", False) for i in range(1000)]
     table = _kept_table(rows)
@@ -443,7 +443,7 @@ def test_retweet_with_truncated_text_does_not_duplicate_its_original(tmp_path: P
 
 
 def test_drop_duplicate_ids_keeps_the_original() -> None:
-    from twhin_data.transforms.dedup import drop_duplicate_ids
+    from twhin_data.transforms.prepare.dedup import drop_duplicate_ids
 
     table = pa.table(
         {

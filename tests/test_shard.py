@@ -214,7 +214,7 @@ def test_tokenize_table_pure_function():
     import pyarrow as pa
 
     from twhin_data.core.pool import Tagged
-    from twhin_data.transforms.tokenize_steps import tokenize_table
+    from twhin_data.transforms.shard.tokenize import tokenize_table
 
     table = pa.table(
         {
@@ -244,7 +244,7 @@ def test_spill_route_and_read_back(tmp_path):
     import pyarrow as pa
 
     from twhin_data.core.pool import Tagged
-    from twhin_data.transforms.shard_steps import read_pieces, route_slice, spill_tokens
+    from twhin_data.transforms.shard.steps import read_pieces, route_slice, spill_tokens
 
     ids = [str(1000 + i) for i in range(40)]
     table = pa.table({"tweet_id": ids, "text": [f"tweet {i}" for i in range(40)], "lang": ["en"] * 40})
@@ -279,7 +279,7 @@ def test_spill_route_and_read_back(tmp_path):
 def test_plan_renumber_and_dedupe():
     import pyarrow as pa
 
-    from twhin_data.transforms.shard_steps import _dedupe_sorted, plan_shards, renumber
+    from twhin_data.transforms.shard.steps import _dedupe_sorted, plan_shards, renumber
 
     totals = {
         "mlm_rows_train": 1000,

@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from twhin_data.data import synth
+from twhin_data.data import synth, synth_logs
 
 REPO = Path(__file__).resolve().parent.parent
 ID_RE = re.compile(r"^[0-9]{1,19}$")
@@ -59,10 +59,10 @@ def test_same_seed_same_bytes_other_seed_differs():
     assert _digest(synth.generate_tweets(300, seed=1)) == _digest(synth.generate_tweets(300, seed=1))
     assert _digest(synth.generate_tweets(300, seed=1)) != _digest(synth.generate_tweets(300, seed=2))
     tweets = list(synth.generate_tweets(200, seed=3))
-    first = list(synth.generate_engagements(tweets, 50, 1000, seed=4, communities=3))
-    assert first == list(synth.generate_engagements(tweets, 50, 1000, seed=4, communities=3))
+    first = list(synth_logs.generate_engagements(tweets, 50, 1000, seed=4, communities=3))
+    assert first == list(synth_logs.generate_engagements(tweets, 50, 1000, seed=4, communities=3))
     ids = [t["id"] for t in tweets]
-    assert synth.generate_id_list(ids, seed=5) == synth.generate_id_list(ids, seed=5)
+    assert synth_logs.generate_id_list(ids, seed=5) == synth_logs.generate_id_list(ids, seed=5)
 
 
 def test_prefix_stable_and_streaming():
@@ -99,8 +99,8 @@ def test_api_shape_and_entity_offsets(labelled):
         tid = int(tweet["id"])
         assert tid > previous_id
         previous_id = tid
-        created_ms = (tid >> 22) + synth.TWITTER_EPOCH_MS
-        assert ISO_RE.match(tweet["created_at"]) and tweet["created_at"] == synth.iso_ms(created_ms)
+        created_ms = (tid >> 22) + synth_logs.TWITTER_EPOCH_MS
+        assert ISO_RE.match(tweet["created_at"]) and tweet["created_at"] == synth_logs.iso_ms(created_ms)
         assert tweet["edit_history_tweet_ids"][0] == tweet["id"]
         assert set(tweet["public_metrics"]) == {"retweet_count", "reply_count", "like_count", "quote_count"}
         assert isinstance(tweet["possibly_sensitive"], bool)
@@ -159,8 +159,8 @@ def test_language_and_script_coverage(labelled):
 def test_engagement_skew_and_planted_communities():
     tweets = list(synth.generate_tweets(2000, seed=21))
     ids = [t["id"] for t in tweets]
-    rows = list(synth.generate_engagements(tweets, 800, 30_000, seed=22, communities=5))
-    assert len(rows) == 30_000 and {r["type"] for r in rows} == set(synth.ENGAGEMENT_TYPES)
+    rows = list(synth_logs.generate_engagements(tweets, 800, 30_000, seed=22, communities=5))
+    assert len(rows) == 30_000 and {r["type"] for r in rows} == set(synth_logs.ENGAGEMENT_TYPES)
     users = collections.Counter(r["user_id"] for r in rows)
     popular = collections.Counter(r["tweet_id"] for r in rows)
     top_users = sum(c for _, c in users.most_common(len(users) // 10)) / len(rows)
@@ -168,18 +168,18 @@ def test_engagement_skew_and_planted_communities():
     assert top_users > 0.4 and top_tweets > 0.4, (top_users, top_tweets)
     created = {t["id"]: t["created_at"] for t in tweets}
     assert all(r["ts"] > created[r["tweet_id"]] for r in rows[:2000])
-    ucomm = synth.user_community([r["user_id"] for r in rows], 5)
-    tcomm = synth.tweet_community([r["tweet_id"] for r in rows], 5)
+    ucomm = synth_logs.user_community([r["user_id"] for r in rows], 5)
+    tcomm = synth_logs.tweet_community([r["tweet_id"] for r in rows], 5)
     inside = float(np.mean(ucomm == tcomm))
     assert 0.8 < inside < 0.92, inside  # 0.85 planted + 1/5 of the rest by chance
     with pytest.raises(ValueError, match="communities"):
-        next(synth.generate_engagements(tweets, 10, 10, communities=0))
+        next(synth_logs.generate_engagements(tweets, 10, 10, communities=0))
 
 
 def test_community_embeddings_cluster():
     ids = [str(i) for i in range(1, 401)]
-    comm = synth.tweet_community(ids, 4)
-    vectors = synth.community_embeddings(ids, comm, 32, seed=1)
+    comm = synth_logs.tweet_community(ids, 4)
+    vectors = synth_logs.community_embeddings(ids, comm, 32, seed=1)
     assert vectors.dtype == np.float32 and vectors.shape == (400, 32)
     sims = vectors @ vectors.T
     same = comm[:, None] == comm[None, :]
@@ -188,10 +188,10 @@ def test_community_embeddings_cluster():
 
 def test_id_list_has_every_malformed_kind_duplicates_and_messy_lines():
     ids = [t["id"] for t in synth.generate_tweets(500, seed=31)]
-    missing = synth.unavailable_ids(ids, 20, seed=31)
+    missing = synth_logs.unavailable_ids(ids, 20, seed=31)
     assert len(missing) == 20 and not set(missing) & set(ids)
     assert set(missing.values()) == {"deleted", "protected"}
-    lines = synth.generate_id_list(ids, sorted(missing), seed=31)
+    lines = synth_logs.generate_id_list(ids, sorted(missing), seed=31)
     stripped = [line.strip().strip("'\"").strip() for line in lines]
     valid = [s for s in stripped if ID_RE.match(s)]
     assert set(valid) == set(ids) | set(missing)
@@ -203,7 +203,7 @@ def test_id_list_has_every_malformed_kind_duplicates_and_messy_lines():
     assert any(s.isdigit() and len(s) > 19 for s in bad)
     assert any(re.search(r"[a-z]", s) for s in bad)
     assert any(s.startswith("-") for s in bad)
-    assert len(bad) == len(synth.MALFORMED_KINDS)
+    assert len(bad) == len(synth_logs.MALFORMED_KINDS)
 
 
 def _load_make_sample():
@@ -254,7 +254,7 @@ def test_bundled_sample_contents(sample_dir: Path):
     with (sample_dir / "sample_engagements.csv").open(encoding="utf-8") as handle:
         rows = list(csv.reader(handle))
     assert rows[0] == ["user_id", "tweet_id", "type", "ts"]
-    good = [r for r in rows[1:] if len(r) == 4 and r[1] in ids and r[2] in synth.ENGAGEMENT_TYPES]
+    good = [r for r in rows[1:] if len(r) == 4 and r[1] in ids and r[2] in synth_logs.ENGAGEMENT_TYPES]
     good = [r for r in good if r[0].isdigit() and ISO_RE.match(r[3])]
     assert len(good) >= 4900 and 3 <= len(rows) - 1 - len(good) <= 8
     with (sample_dir / "sample_hashtag_labels.csv").open(encoding="utf-8") as handle:

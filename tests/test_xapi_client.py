@@ -10,7 +10,7 @@ import pytest
 
 from twhin_data.core.errors import FatalApiError
 from twhin_data.xapi.client import DEFAULT_EXPANSIONS, DEFAULT_TWEET_FIELDS, ClientConfig, XClient
-from twhin_data.xapi.mock_server import MockXApi
+from twhin_data.xapi.mock.server import MockXApi
 
 TOKEN = "test-bearer-SECRET-0123456789"
 

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from twhin_data.xapi.client import ClientConfig, XClient
-from twhin_data.xapi.mock_server import MockXApi
+from twhin_data.xapi.mock.server import MockXApi
 from twhin_data.xapi.pacing import MAX_WAIT_S, Pacer, clamp_wait, default_pacing_dir
 
 TOKEN = "pacing-token"

@@ -34,7 +34,7 @@ def hash_ids(ids: pa.Array | pa.ChunkedArray | list[str], salt: str = "") -> np.
     """Vectorized stable uint64 hash of decimal tweet/user ID strings (digits only, < 2**64).
 
     Args:
-      ids: decimal ID strings (validated upstream against ``^[0-9]{1,19}$``).
+      ids: decimal ID strings (validated upstream against core.ids.ID_PATTERN).
       salt: mixes a per-purpose salt in, so shard and split assignment are independent.
     """
     arr = pa.chunked_array([ids]) if isinstance(ids, list) else ids

@@ -21,6 +21,8 @@ from __future__ import annotations
 import html
 from collections.abc import Mapping, Sequence
 
+from twhin_data.core import files
+
 _COLORS = ("#4c78a8", "#f58518", "#54a24b", "#e45756")
 _CSS = (
     "body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;color:#222}"
@@ -175,3 +177,14 @@ def _svg_histogram(bins, *, title, x_label) -> str:
         f"{_esc(x_label)}</text></svg>"
     )
     return "".join(out)
+
+
+def write_stats(output: str, stage: str, stats: dict, html_text: str | None = None) -> str:
+    """Writes ``<output>/reports/<stage>/stats.json`` (and ``report.html`` when given); returns the
+    stats.json path. Every stage writes its statistics through here."""
+    report_dir = files.join(output, "reports", stage)
+    path = files.join(report_dir, "stats.json")
+    files.write_json(path, stats)
+    if html_text is not None:
+        files.write_bytes_atomic(files.join(report_dir, "report.html"), html_text.encode("utf-8"))
+    return path

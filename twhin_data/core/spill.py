@@ -4,8 +4,8 @@ A step writes ONE IPC file per task holding one record-batch range per key (`wri
 emits small ``(key, SliceRef)`` references; after a shuffle of the references, the next step
 reads the ranges of its key back (`read_slices`: memory-mapped when local, so reading costs no
 copy). Only file names go through the runner, so the main process does nothing per row
-(docs/scale-up.md). Used by prepare (transforms/prepare_steps.py) and shard
-(transforms/shard_steps.py). No Beam here: pool processes import this module.
+(docs/scale-up.md). Used by prepare (transforms/prepare/steps.py) and shard
+(transforms/shard/steps.py). No Beam here: pool processes import this module.
 """
 
 from __future__ import annotations

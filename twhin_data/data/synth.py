@@ -3,7 +3,7 @@
 Same seed -> same output, byte for byte. Everything streams (generators), so a million tweets never
 sit in memory. Tweets have the X API v2 tweet-object shape; the ground truth the API does not carry
 (true language, kind, the retweeted original) travels beside each tweet as a ``TweetInfo``.
-Engagements, communities, embeddings and ID lists are generated in synth_logs.py (re-exported here).
+Engagements, communities, embeddings and ID lists are generated in synth_logs.py.
 """
 
 from __future__ import annotations
@@ -17,23 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-from twhin_data.data.synth_logs import (  # noqa: F401 - engagements, communities and ID lists re-exported
-    COMMUNITY_SALT,
-    ENGAGEMENT_TYPE_P,
-    ENGAGEMENT_TYPES,
-    MALFORMED_KINDS,
-    TWITTER_EPOCH_MS,
-    community_embeddings,
-    generate_engagements,
-    generate_id_list,
-    iso_ms,
-    malformed_line,
-    snowflake,
-    tweet_community,
-    unavailable_ids,
-    user_community,
-    user_id,
-)
+from twhin_data.data.synth_logs import iso_ms, snowflake, user_id
 
 START_MS = 1640995200000  # 2022-01-01T00:00:00Z
 TCO_ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"

@@ -3,23 +3,21 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 
 import apache_beam as beam
 
 from twhin_data.core import files
-from twhin_data.runners import options as opts
-from twhin_data.transforms import benchmark_common as common
-from twhin_data.transforms import benchmark_engagement as be
-from twhin_data.transforms import benchmark_engagement_io as beio
-from twhin_data.transforms import benchmark_io as bio
-from twhin_data.transforms.benchmark_report import (
-    check_output,
-    counters_of,
-    read_json,
-    rejected_of,
-    write_stats,
-)
+from twhin_data.core.report import write_stats
+from twhin_data.pipelines import flags as opts
+from twhin_data.pipelines.plan import Plan, RunSettings
+from twhin_data.transforms.benchmark import common
+from twhin_data.transforms.benchmark import engagement as be
+from twhin_data.transforms.benchmark import engagement_read as beio
+from twhin_data.transforms.benchmark import read as bio
+from twhin_data.transforms.benchmark.report import check_output, read_json, rejected_of, render_report
 from twhin_data.transforms.io import WriteErrors
+from twhin_data.transforms.metrics import counters
 
 NAME = "benchmark engagement"
 HELP = "Engagement-prediction benchmark: engagements + tweets + user embeddings -> records, candidate lists."
@@ -79,26 +77,51 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def validate(args: argparse.Namespace) -> None:
-    args.fractions = common.parse_split(args.split)
-    args.engagement_files = files.expand_inputs(args.engagements)
-    args.embedding_files = files.expand_inputs(args.user_embeddings, suffixes=(".parquet",))
-    beio.check_embedding_files(args.embedding_files)
-    args.tweet_files = bio.tweet_files(args.tweets)
+    common.parse_split(args.split)
+
+
+@dataclass(frozen=True)
+class EngagementPlan(Plan):
+    fractions: tuple[float, float, float]  # --split
+    engagement_files: list[str]
+    embedding_files: list[str]
+    tweet_files: list[str]  # hydrate's tweets/*.parquet
+    unavailable_files: list[str]  # hydrate's unavailable/*.parquet (empty without them)
+
+
+def plan(args: argparse.Namespace, run: RunSettings) -> EngagementPlan:
+    engagement_files = files.expand_inputs(args.engagements)
+    embedding_files = files.expand_inputs(args.user_embeddings, suffixes=(".parquet",))
+    beio.check_embedding_files(embedding_files)
+    tweet_files = bio.tweet_files(args.tweets)
     common.check_tokenizer(args.tokenizer)
-    check_output(args.output, getattr(args, "overwrite", False), STAGE)
+    return EngagementPlan(
+        args=args,
+        run=run,
+        fractions=common.parse_split(args.split),
+        engagement_files=engagement_files,
+        embedding_files=embedding_files,
+        tweet_files=tweet_files,
+        unavailable_files=bio.unavailable_files(args.tweets),
+    )
 
 
-def build(p: beam.Pipeline, args: argparse.Namespace):
-    pairs, read_errors = p | "ReadEngagements" >> beio.ReadEngagementPairs(args.engagement_files)
-    tweet_tables = p | "ReadTweets" >> bio.ReadParquetTables(args.tweet_files, be.TWEET_COLUMNS)
-    unavailable = p | "ReadUnavailable" >> bio.ReadUnavailable(bio.unavailable_files(args.tweets))
+def prepare_output(plan: EngagementPlan) -> None:
+    check_output(plan.output, plan.args.overwrite, STAGE)
+
+
+def build(p: beam.Pipeline, plan: EngagementPlan):
+    args = plan.args
+    pairs, read_errors = p | "ReadEngagements" >> beio.ReadEngagementPairs(plan.engagement_files)
+    tweet_tables = p | "ReadTweets" >> bio.ReadParquetTables(plan.tweet_files, be.TWEET_COLUMNS)
+    unavailable = p | "ReadUnavailable" >> bio.ReadUnavailable(plan.unavailable_files)
     attached = (pairs, tweet_tables, unavailable) | "AttachTweets" >> be.AttachTweets(
         placeholders=not args.no_placeholders
     )
     sampled = attached.main | "SampleAndSplit" >> be.SampleAndSplitTweets(
-        max_tweets=args.max_tweets_per_lang, fractions=args.fractions, seed=args.seed
+        max_tweets=args.max_tweets_per_lang, fractions=plan.fractions, seed=args.seed
     )
-    embeddings = p | "ReadEmbeddings" >> bio.ReadParquetTables(args.embedding_files, [])
+    embeddings = p | "ReadEmbeddings" >> bio.ReadParquetTables(plan.embedding_files, [])
     records, emb_errors = (sampled.main, embeddings) | "PickUserRecords" >> be.PickUserRecords(
         per_user=args.records_per_user, seed=args.seed
     )
@@ -150,8 +173,9 @@ def render_card(manifest: dict) -> str:
     )
 
 
-def finish(result, args: argparse.Namespace) -> dict:
-    counts = counters_of(result, STAGE)
+def finish(result, plan: EngagementPlan, elapsed_s: float) -> dict:
+    args = plan.args
+    counts = counters(result, STAGE)
     rejected = rejected_of(counts)
     read = counts.get("engagements_read", 0)
     malformed = sum(v for k, v in rejected.items() if k.startswith("malformed_"))
@@ -202,9 +226,9 @@ def finish(result, args: argparse.Namespace) -> dict:
             "tokenizer": args.tokenizer,
             "placeholders": not args.no_placeholders,
         },
-        "elapsed_s": round(getattr(args, "elapsed_s", 0.0), 3),
+        "elapsed_s": round(elapsed_s, 3),
     }
-    write_stats(args.output, STAGE, stats)
+    write_stats(args.output, STAGE, stats, render_report(STAGE, stats))
     return {
         "stage": STAGE,
         "output": args.output,

@@ -23,8 +23,9 @@ import numpy as np
 
 from twhin_data.core import files
 from twhin_data.core.errors import ConfigError
-from twhin_data.runners import options as opts
-from twhin_data.transforms.benchmark_common import rng_for
+from twhin_data.pipelines import flags as opts
+from twhin_data.transforms.benchmark.common import rng_for
+from twhin_data.transforms.benchmark.read import iter_records
 
 NAME = "benchmark evaluate"
 HELP = "HITS@k of a scores file on the engagement benchmark, with random and popularity baselines."
@@ -119,8 +120,6 @@ def benchmark_languages(benchmark: str) -> list[str]:
 def scores_scorer(path: str) -> ScoreFn:
     """A scorer from a file: rows ``lang, user_row, tweet_id, score`` (Parquet, CSV/TSV or JSONL), or
     ``lang, split, user_row, scores`` with one list of scores aligned with ``candidate_tweet_ids``."""
-    from twhin_data.transforms.benchmark_io import iter_records
-
     by_tweet: dict[tuple, float] = {}
     by_list: dict[tuple, list[float]] = {}
     for path_ in files.expand_inputs(path):

@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 
 import apache_beam as beam
 
 from twhin_data.core import files
-from twhin_data.runners import options as opts
-from twhin_data.transforms import benchmark as bt
-from twhin_data.transforms import benchmark_common as common
-from twhin_data.transforms import benchmark_io as bio
-from twhin_data.transforms.benchmark_report import (
-    check_output,
-    counters_of,
-    read_json,
-    rejected_of,
-    write_stats,
-)
+from twhin_data.core.report import write_stats
+from twhin_data.pipelines import flags as opts
+from twhin_data.pipelines.plan import Plan, RunSettings
+from twhin_data.transforms.benchmark import common
+from twhin_data.transforms.benchmark import hashtag as bt
+from twhin_data.transforms.benchmark import read as bio
+from twhin_data.transforms.benchmark.report import check_output, read_json, rejected_of, render_report
 from twhin_data.transforms.io import WriteErrors
+from twhin_data.transforms.metrics import counters
 
 NAME = "benchmark hashtag"
 HELP = "Hashtag-prediction benchmark: label files + hydrated tweets -> per-language splits."
@@ -60,29 +58,57 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def fractions_of(split: str) -> tuple[float, float, float] | None:
+    """--split as train,validation,test fractions; None for 'released' (each label file names its split)."""
+    return None if split.strip() == "released" else common.parse_split(split)
+
+
 def validate(args: argparse.Namespace) -> None:
-    args.fractions = None if args.split.strip() == "released" else common.parse_split(args.split)
-    args.label_sources = bio.label_sources(args.labels)
-    for source in args.label_sources:
+    fractions_of(args.split)
+
+
+@dataclass(frozen=True)
+class HashtagPlan(Plan):
+    fractions: tuple[float, float, float] | None  # --split; None: the released splits
+    label_sources: list[bio.LabelSource]  # the label files of --labels (zip members included)
+    tweet_files: list[str]  # hydrate's tweets/*.parquet
+    unavailable_files: list[str]  # hydrate's unavailable/*.parquet (empty without them)
+
+
+def plan(args: argparse.Namespace, run: RunSettings) -> HashtagPlan:
+    label_sources = bio.label_sources(args.labels)
+    for source in label_sources:
         bio.check_label_source(source, args.lang_column)
-    args.tweet_files = bio.tweet_files(args.tweets)
+    tweet_files = bio.tweet_files(args.tweets)
     common.check_tokenizer(args.tokenizer)
-    check_output(args.output, getattr(args, "overwrite", False), STAGE)
-
-
-def build(p: beam.Pipeline, args: argparse.Namespace):
-    labels = p | "ReadLabels" >> bio.ReadLabelFiles(
-        args.label_sources, stage=STAGE, lang_column=args.lang_column
+    return HashtagPlan(
+        args=args,
+        run=run,
+        fractions=fractions_of(args.split),
+        label_sources=label_sources,
+        tweet_files=tweet_files,
+        unavailable_files=bio.unavailable_files(args.tweets),
     )
-    tweets = p | "ReadTweets" >> bio.ReadParquetTables(args.tweet_files, bt.TWEET_COLUMNS)
-    unavailable = p | "ReadUnavailable" >> bio.ReadUnavailable(bio.unavailable_files(args.tweets))
+
+
+def prepare_output(plan: HashtagPlan) -> None:
+    check_output(plan.output, plan.args.overwrite, STAGE)
+
+
+def build(p: beam.Pipeline, plan: HashtagPlan):
+    args = plan.args
+    labels = p | "ReadLabels" >> bio.ReadLabelFiles(
+        plan.label_sources, stage=STAGE, lang_column=args.lang_column
+    )
+    tweets = p | "ReadTweets" >> bio.ReadParquetTables(plan.tweet_files, bt.TWEET_COLUMNS)
+    unavailable = p | "ReadUnavailable" >> bio.ReadUnavailable(plan.unavailable_files)
     examples = (labels.main, tweets, unavailable) | "JoinLabelsWithTweets" >> bt.JoinLabelsWithTweets(
         placeholders=not args.no_placeholders
     )
     vocabulary = examples.main | "BuildLabelVocabulary" >> bt.BuildLabelVocabulary(args.max_labels_per_lang)
-    rows = examples.main | "AssignLabels" >> bt.AssignLabels(vocabulary, released=args.fractions is None)
+    rows = examples.main | "AssignLabels" >> bt.AssignLabels(vocabulary, released=plan.fractions is None)
     infos = rows.main | "WriteBenchmark" >> bt.WriteHashtagBenchmark(
-        args.output, vocabulary, tokenizer=args.tokenizer, fractions=args.fractions, seed=args.seed
+        args.output, vocabulary, tokenizer=args.tokenizer, fractions=plan.fractions, seed=args.seed
     )
     manifest = infos | "WriteManifestAndCard" >> common.WriteManifestAndCard(args.output, render_card)
     errors = (labels.errors, examples.errors, rows.errors) | "AllErrors" >> beam.Flatten()
@@ -128,8 +154,9 @@ def render_card(manifest: dict) -> str:
     )
 
 
-def finish(result, args: argparse.Namespace) -> dict:
-    counts = counters_of(result, STAGE)
+def finish(result, plan: HashtagPlan, elapsed_s: float) -> dict:
+    args = plan.args
+    counts = counters(result, STAGE)
     rejected = rejected_of(counts)
     kept = {s: counts.get(f"kept_{s}", 0) for s in common.SPLITS}
     manifest_path = files.join(args.output, "manifest.json")
@@ -181,9 +208,9 @@ def finish(result, args: argparse.Namespace) -> dict:
             "seed": args.seed,
             "placeholders": not args.no_placeholders,
         },
-        "elapsed_s": round(getattr(args, "elapsed_s", 0.0), 3),
+        "elapsed_s": round(elapsed_s, 3),
     }
-    write_stats(args.output, STAGE, stats)
+    write_stats(args.output, STAGE, stats, render_report(STAGE, stats))
     return {
         "stage": STAGE,
         "output": args.output,

@@ -6,14 +6,18 @@ import argparse
 import json
 import logging
 import os
+from dataclasses import dataclass
 
 import apache_beam as beam
 import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics.metric import MetricsFilter
 
 from twhin_data.core import files
 from twhin_data.core.errors import ConfigError
-from twhin_data.runners import options as opts
+from twhin_data.core.report import write_stats
+from twhin_data.pipelines import flags as opts
+from twhin_data.pipelines.plan import Plan, RunSettings
 from twhin_data.schemas.graph import (
     EDGES,
     ENGAGEMENT_TYPES,
@@ -22,13 +26,15 @@ from twhin_data.schemas.graph import (
     TWEET_NODES,
     USERS,
 )
-from twhin_data.transforms import engagements as eng
-from twhin_data.transforms import graph_core as gc
-from twhin_data.transforms import pbg
-from twhin_data.transforms.graph import BuildGraph
-from twhin_data.transforms.graph_write import WriteGraph
+from twhin_data.transforms.graph import edges as gc
+from twhin_data.transforms.graph import engagements as eng
+from twhin_data.transforms.graph import pbg
+from twhin_data.transforms.graph.pairs import CoEngagementPairs, EmbeddingPairs, check_embeddings
+from twhin_data.transforms.graph.report import build_stats, render_html
+from twhin_data.transforms.graph.transform import BuildGraph
+from twhin_data.transforms.graph.write import WriteGraph
 from twhin_data.transforms.io import WriteDataset, WriteErrors
-from twhin_data.transforms.pairs import CoEngagementPairs, EmbeddingPairs, check_embeddings
+from twhin_data.transforms.metrics import counters
 
 NAME = "graph"
 HELP = "Build the user-tweet engagement graph (PyTorch-BigGraph ready) and socially-similar tweet pairs."
@@ -37,10 +43,6 @@ PAIR_METHODS = ("cooccurrence", "embeddings")
 OUTPUT_DIRS = ("engagements", "graph", "pairs", os.path.join("errors", NAME), os.path.join("reports", NAME))
 BYTES_PER_PARTITION = 32 << 20
 BYTES_PER_OUTPUT_PART = 256 << 20
-
-
-def _types(text: str) -> list[str]:
-    return opts.csv_list(text)
 
 
 def _float(text: str) -> float:
@@ -64,7 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add(
         "--types",
-        type=_types,
+        type=opts.csv_list,
         default=list(ENGAGEMENT_TYPES),
         help="Engagement types kept (default: all of fav,reply,retweet,quote). Each becomes a PBG relation.",
     )
@@ -157,8 +159,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--pbg_epochs", type=opts.positive_int, default=10, help="PBG training epochs (paper: 10).")
 
 
-def _input_bytes(paths: list[str]) -> int:
-    return sum(m.size_in_bytes for result in FileSystems.match(paths) for m in result.metadata_list)
+def _window(args: argparse.Namespace) -> tuple[int | None, int | None]:
+    """--start and --end in ms since the epoch (None when not given)."""
+    try:
+        start_ms = gc.iso_to_ms(args.start) if args.start else None
+        end_ms = gc.iso_to_ms(args.end) if args.end else None
+    except ValueError as exc:
+        raise ConfigError(f"--start/--end: {exc}") from None
+    return start_ms, end_ms
 
 
 def validate(args: argparse.Namespace) -> None:
@@ -169,28 +177,39 @@ def validate(args: argparse.Namespace) -> None:
         raise ConfigError(
             f"--types: unknown {', '.join(bad) or '(empty)'}; choose from {', '.join(ENGAGEMENT_TYPES)}"
         )
-    args.types = [t for t in ENGAGEMENT_TYPES if t in args.types]
-    try:
-        args.start_ms = gc.iso_to_ms(args.start) if args.start else None
-        args.end_ms = gc.iso_to_ms(args.end) if args.end else None
-    except ValueError as exc:
-        raise ConfigError(f"--start/--end: {exc}") from None
-    if args.start_ms is not None and args.end_ms is not None and args.start_ms >= args.end_ms:
+    start_ms, end_ms = _window(args)
+    if start_ms is not None and end_ms is not None and start_ms >= end_ms:
         raise ConfigError("--start must be before --end")
-    methods = [m for m in args.pairs if m != "none"]
-    unknown = [m for m in methods if m not in PAIR_METHODS]
+    unknown = [m for m in args.pairs if m != "none" and m not in PAIR_METHODS]
     if unknown:
         raise ConfigError(
             f"--pairs: unknown method {', '.join(unknown)}; choose from cooccurrence, embeddings, none"
         )
-    args.pair_methods = [m for m in PAIR_METHODS if m in methods]
-    if "embeddings" in args.pair_methods:
-        if not args.embeddings:
-            raise ConfigError("--pairs embeddings needs --embeddings GLOB")
-        check_embeddings(args.embeddings)
+    if "embeddings" in args.pairs and not args.embeddings:
+        raise ConfigError("--pairs embeddings needs --embeddings GLOB")
     if not -1.0 <= args.min_score <= 1.0:
         raise ConfigError(f"--min_score must be in [-1, 1], got {args.min_score}")
-    args.mapping = eng.parse_column_map(args.column_map)
+    eng.parse_column_map(args.column_map)  # ConfigError on a malformed --column_map
+
+
+@dataclass(frozen=True)
+class GraphPlan(Plan):
+    types: list[str]  # --types in ENGAGEMENT_TYPES order
+    start_ms: int | None
+    end_ms: int | None
+    pair_methods: list[str]  # --pairs in PAIR_METHODS order, without none
+    mapping: dict[str, str]  # --column_map parsed: our column name -> input column
+    input_bytes: int  # engagement files plus hydrated tweets
+    num_partitions: int  # range partitions of the graph
+    output_parts: int  # Parquet parts of each output dataset
+
+
+def plan(args: argparse.Namespace, run: RunSettings) -> GraphPlan:
+    start_ms, end_ms = _window(args)
+    pair_methods = [m for m in PAIR_METHODS if m in args.pairs]
+    if "embeddings" in pair_methods:
+        check_embeddings(args.embeddings)
+    mapping = eng.parse_column_map(args.column_map)
     paths = []
     if args.engagements:
         paths = files.expand_inputs(args.engagements)
@@ -198,45 +217,51 @@ def validate(args: argparse.Namespace) -> None:
         if not known:
             raise ConfigError(f"--engagements {args.engagements!r}: no .csv/.tsv/.jsonl/.parquet files")
         for path in known[:5]:
-            eng.check_header(path, args.mapping)
+            eng.check_header(path, mapping)
     if args.tweets:
         paths += files.expand_inputs(eng.tweets_pattern(args.tweets))
-    size = _input_bytes(paths)
-    args.num_partitions = args.partitions or max(16, -(-size // BYTES_PER_PARTITION))
-    args.output_parts = max(1, -(-size // BYTES_PER_OUTPUT_PART))
-    existing = [d for d in ("graph", "pairs", "engagements") if files.exists(files.join(args.output, d))]
-    if existing and not args.overwrite:
-        raise ConfigError(f"{files.join(args.output, existing[0])} exists: pass --overwrite to replace it")
-    if args.overwrite:
-        _clear(args.output)
-
-
-def _clear(output: str) -> None:
-    for name in OUTPUT_DIRS:
-        files.remove(files.join(output, name))
-
-
-def build(p: beam.Pipeline, args: argparse.Namespace) -> None:
-    out = args.output
-    parts = getattr(args, "output_parts", 1)
-    spec = eng.WindowSpec(
-        types=args.types, start_ms=getattr(args, "start_ms", None), end_ms=getattr(args, "end_ms", None)
+    size = sum(m.size_in_bytes for result in FileSystems.match(paths) for m in result.metadata_list)
+    return GraphPlan(
+        args=args,
+        run=run,
+        types=[t for t in ENGAGEMENT_TYPES if t in args.types],
+        start_ms=start_ms,
+        end_ms=end_ms,
+        pair_methods=pair_methods,
+        mapping=mapping,
+        input_bytes=size,
+        num_partitions=args.partitions or max(16, -(-size // BYTES_PER_PARTITION)),
+        output_parts=max(1, -(-size // BYTES_PER_OUTPUT_PART)),
     )
-    mapping = getattr(args, "mapping", None) or eng.parse_column_map(args.column_map)
+
+
+def prepare_output(plan: GraphPlan) -> None:
+    output = plan.output
+    existing = [d for d in ("graph", "pairs", "engagements") if files.exists(files.join(output, d))]
+    if existing and not plan.args.overwrite:
+        raise ConfigError(f"{files.join(output, existing[0])} exists: pass --overwrite to replace it")
+    if plan.args.overwrite:
+        for name in OUTPUT_DIRS:
+            files.remove(files.join(output, name))
+
+
+def build(p: beam.Pipeline, plan: GraphPlan) -> None:
+    args, out, parts = plan.args, plan.output, plan.output_parts
+    spec = eng.WindowSpec(types=plan.types, start_ms=plan.start_ms, end_ms=plan.end_ms)
     raw, errors = p | "ReadEngagements" >> eng.ReadEngagements(
-        args.engagements or "", spec=spec, mapping=mapping, tweets=args.tweets
+        args.engagements or "", spec=spec, mapping=plan.mapping, tweets=args.tweets
     )
     graph = raw | "BuildGraph" >> BuildGraph(
-        num_shards=getattr(args, "num_partitions", 16),
+        num_shards=plan.num_partitions,
         max_per_user=args.max_per_user,
         min_per_tweet=args.min_per_tweet,
         iterations=args.filter_iterations,
         cap_policy=args.cap_policy,
     )
     edges = graph["edges"]
-    _ = graph | "WriteGraph" >> WriteGraph(out, types=args.types, num_shards=parts)
+    _ = graph | "WriteGraph" >> WriteGraph(out, types=plan.types, num_shards=parts)
     pair_tables = []
-    if "cooccurrence" in args.pair_methods:
+    if "cooccurrence" in plan.pair_methods:
         pair_tables.append(
             edges
             | "CoEngagement"
@@ -249,7 +274,7 @@ def build(p: beam.Pipeline, args: argparse.Namespace) -> None:
                 fanout_cap=args.max_fanout_per_user,
             )
         )
-    if "embeddings" in args.pair_methods:
+    if "embeddings" in plan.pair_methods:
         knn = p | "EmbeddingPairs" >> EmbeddingPairs(
             args.embeddings,
             top_k=args.top_k,
@@ -279,7 +304,7 @@ def build(p: beam.Pipeline, args: argparse.Namespace) -> None:
     _ = errors | "WriteErrors" >> WriteErrors(out, NAME)
 
 
-def params(args: argparse.Namespace) -> dict:
+def params(plan: GraphPlan) -> dict:
     keys = (
         "engagements",
         "tweets",
@@ -304,7 +329,8 @@ def params(args: argparse.Namespace) -> dict:
         "pbg_dimension",
         "pbg_epochs",
     )
-    return {k: getattr(args, k, None) for k in keys}
+    derived = {"types": plan.types, "pair_methods": plan.pair_methods, "num_partitions": plan.num_partitions}
+    return {k: derived[k] if k in derived else getattr(plan.args, k) for k in keys}
 
 
 def _ensure_dataset(path: str, schema: pa.Schema) -> None:
@@ -315,8 +341,6 @@ def _ensure_dataset(path: str, schema: pa.Schema) -> None:
 
 def _max_degrees(result) -> dict[str, int]:
     """Largest user and tweet degree (Beam distributions `degree_user`, `degree_tweet`)."""
-    from apache_beam.metrics.metric import MetricsFilter
-
     out = {"user": 0, "tweet": 0}
     try:
         found = result.metrics().query(MetricsFilter().with_namespace("graph"))["distributions"]
@@ -330,33 +354,29 @@ def _max_degrees(result) -> dict[str, int]:
     return out
 
 
-def finish(result, args: argparse.Namespace) -> dict:
-    from twhin_data.runners.launch import counters
-    from twhin_data.transforms.graph_report import build_stats, render_html
-
-    out = args.output
+def finish(result, plan: GraphPlan, elapsed_s: float) -> dict:
+    args, out = plan.args, plan.output
     report_dir = files.join(out, "reports", NAME)
     for path, schema in (
         (files.join(out, "engagements"), ENGAGEMENTS),
         (files.join(out, "graph", "edges"), EDGES),
         (files.join(out, "graph", "users"), USERS),
         (files.join(out, "graph", "tweets"), TWEET_NODES),
-    ) + (((files.join(out, "pairs"), PAIRS),) if args.pair_methods else ()):
+    ) + (((files.join(out, "pairs"), PAIRS),) if plan.pair_methods else ()):
         _ensure_dataset(path, schema)
     pbg_dir = files.join(out, "graph", "pbg")
     files.write_bytes_atomic(
         files.join(pbg_dir, "config.py"),
-        pbg.config_text(args.types, dimension=args.pbg_dimension, epochs=args.pbg_epochs).encode("utf-8"),
+        pbg.config_text(plan.types, dimension=args.pbg_dimension, epochs=args.pbg_epochs).encode("utf-8"),
     )
     extra = {"degree_max": _max_degrees(result)}
     knn_info = files.join(report_dir, "embeddings_index.json")
     if files.exists(knn_info):
         extra["embeddings_index"] = json.loads(files.read_bytes(knn_info))
     stats = build_stats(
-        counters(result, "graph"), params=params(args), rounds=args.filter_iterations, extra=extra
+        counters(result, "graph"), params=params(plan), rounds=args.filter_iterations, extra=extra
     )
-    files.write_json(files.join(report_dir, "stats.json"), stats)
-    files.write_bytes_atomic(files.join(report_dir, "report.html"), render_html(stats).encode("utf-8"))
+    write_stats(out, NAME, stats, render_html(stats))
     if not stats["accounting"]["balanced"]:
         LOG.error("graph: counts do not balance: %s", stats["accounting"])
     return {
@@ -368,10 +388,10 @@ def finish(result, args: argparse.Namespace) -> dict:
         "rejected": stats["accounting"]["rejected"],
         "filtered": stats["filtered"],
         "duplicates": stats["duplicates"],
-        "pairs": {m: stats["pairs"][m] for m in args.pair_methods},
+        "pairs": {m: stats["pairs"][m] for m in plan.pair_methods},
         "balanced": stats["accounting"]["balanced"],
         "graph": files.join(out, "graph"),
         "pbg_config": files.join(pbg_dir, "config.py"),
         "report": files.join(report_dir, "report.html"),
-        "elapsed_s": round(getattr(args, "elapsed_s", 0.0) or 0.0, 2),
+        "elapsed_s": round(elapsed_s, 2),
     }

@@ -8,18 +8,26 @@ import math
 import os
 import re
 import secrets
+from dataclasses import dataclass
 
 import apache_beam as beam
 import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
+from apache_beam.options.pipeline_options import WorkerOptions
 
 from twhin_data.core import files
 from twhin_data.core.errors import ConfigError
-from twhin_data.runners import options as opts
+from twhin_data.core.report import write_stats
+from twhin_data.pipelines import flags as opts
+from twhin_data.pipelines.plan import Plan, RunSettings
 from twhin_data.schemas.tweets import TWEETS, UNAVAILABLE, UNAVAILABLE_STATUSES
-from twhin_data.transforms import hydrate as hyd
+from twhin_data.transforms.hydrate import archives, ids, resume
+from twhin_data.transforms.hydrate import transform as hyd
 from twhin_data.transforms.io import ToTables, WriteDataset, WriteErrors
+from twhin_data.transforms.metrics import counters
+from twhin_data.xapi.auth import TokenSource
+from twhin_data.xapi.client import DEFAULT_EXPANSIONS, DEFAULT_TWEET_FIELDS, ClientConfig
 
 NAME = "hydrate"
 HELP = "Hydrate tweet IDs through the X API v2 (paced, resumable), or read already-hydrated archives."
@@ -30,6 +38,8 @@ BYTES_PER_ID = 20
 IDS_PER_PLAN_SHARD = 250_000
 ROWS_PER_PART = 1_000_000
 _FIELD_RE = re.compile(r"^[a-z_.]+$")
+#: Everything hydrate writes in --output: what --overwrite removes.
+OUTPUT_DIRS = ("tweets", "unavailable", resume.PROGRESS, *(os.path.join(d, NAME) for d in ("errors", "reports")))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -83,7 +93,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--tweet_fields",
         type=opts.csv_list,
         default=None,
-        help="Comma-separated tweet.fields (default: the R5 set: text, lang, created_at, author_id, "
+        help="Comma-separated tweet.fields (default: text, lang, created_at, author_id, "
         "conversation_id, in_reply_to_user_id, referenced_tweets, public_metrics, entities, "
         "note_tweet, possibly_sensitive, edit_history_tweet_ids).",
     )
@@ -147,32 +157,11 @@ def _has_parts(path: str) -> bool:
     return files.exists(path) and bool(FileSystems.match([files.join(path, "*.parquet")])[0].metadata_list)
 
 
-def _clear(output: str) -> None:
-    """--overwrite: removes exactly what hydrate writes in `output`."""
-    for name in (
-        "tweets",
-        "unavailable",
-        hyd.PROGRESS,
-        os.path.join("errors", NAME),
-        os.path.join("reports", NAME),
-    ):
-        files.remove(files.join(output, name))
-
-
-def _drop_progress(output: str) -> None:
-    """After a successful run the final parts hold every settled ID: per-batch files are not needed."""
-    files.remove(files.join(output, hyd.PROGRESS))
-
-
-def token_source(args: argparse.Namespace):
-    from twhin_data.xapi.auth import TokenSource
-
+def token_source(args: argparse.Namespace) -> TokenSource:
     return TokenSource(file=args.bearer_token_file, secret=args.bearer_token_secret)
 
 
-def client_config(args: argparse.Namespace, partitions: int = 1):
-    from twhin_data.xapi.client import DEFAULT_EXPANSIONS, DEFAULT_TWEET_FIELDS, ClientConfig
-
+def client_config(args: argparse.Namespace, partitions: int = 1) -> ClientConfig:
     return ClientConfig(
         base_url=args.api_base_url.rstrip("/"),
         tweet_fields=tuple(args.tweet_fields or DEFAULT_TWEET_FIELDS),
@@ -192,8 +181,6 @@ def client_config(args: argparse.Namespace, partitions: int = 1):
 
 
 def validate(args: argparse.Namespace) -> None:
-    from twhin_data.transforms import archives, ids
-
     if args.bearer_token_file and args.bearer_token_secret:
         raise ConfigError("pass at most one of --bearer_token_file and --bearer_token_secret")
     if args.batch_size > 100:
@@ -208,34 +195,59 @@ def validate(args: argparse.Namespace) -> None:
             raise ConfigError(f"--{flag}: not a field name: {', '.join(bad)}")
     if args.resume and args.overwrite:
         raise ConfigError("--resume continues the output in --output; --overwrite replaces it: pass one")
-    existing = _has_parts(files.join(args.output, "tweets")) or _has_parts(
-        files.join(args.output, "unavailable")
-    )
-    existing = existing or files.exists(files.join(args.output, hyd.PROGRESS))
-    if existing and not (args.resume or args.overwrite):
-        raise ConfigError(
-            f"{args.output} already holds hydrate output: pass --resume to continue it "
-            "or --overwrite to replace it"
-        )
     if args.archive and (args.resume or args.max_reads is not None):
         raise ConfigError("--resume and --max_reads apply to --ids (an archive run makes no API call)")
-    if args.archive:
-        args.sources = files.expand_inputs(args.archive)
-        args.input_bytes = _total_bytes(args.sources)
-    else:
-        args.sources = ids.resolve_sources(args.ids, args.id_column)
-        args.input_bytes = _total_bytes([s.path for s in args.sources])
+    if not args.archive:
         client_config(args).validate()
-        if not getattr(args, "dataflow", False):
+
+
+@dataclass(frozen=True)
+class HydratePlan(Plan):
+    sources: list[str] | list[ids.IdSource]  # --archive: the files; --ids: one IdSource per file
+    input_bytes: int
+    id_shards: int  # ID shards of the lookup step
+    part_shards: int  # Parquet parts of tweets/ and unavailable/
+    stash: dict[str, str]  # --resume: previous final part -> where prepare_output moves it
+    previous: list[tuple[str, str]]  # --resume: (tag, path) of the earlier results, once stashed
+
+
+def plan(args: argparse.Namespace, run: RunSettings) -> HydratePlan:
+    if args.archive:
+        sources = files.expand_inputs(args.archive)
+        input_bytes = _total_bytes(sources)
+    else:
+        sources = ids.resolve_sources(args.ids, args.id_column)
+        input_bytes = _total_bytes([s.path for s in sources])
+        if not run.dataflow:
             token_source(args).read()  # fail fast on a missing token; the value is dropped at once
-    estimated = max(1, args.input_bytes // (archives.BYTES_PER_TWEET if args.archive else BYTES_PER_ID))
-    args.id_shards = max(1, min(1024, math.ceil(estimated / IDS_PER_PLAN_SHARD)))
-    args.part_shards = max(1, min(256, math.ceil(estimated / ROWS_PER_PART)))
-    if args.resume and not args.archive:
-        hyd.stash_previous_parts(args.output)
-    args.previous = hyd.previous_result_files(args.output) if args.resume else []
+    estimated = max(1, input_bytes // (archives.BYTES_PER_TWEET if args.archive else BYTES_PER_ID))
+    stash = resume.stash_moves(args.output) if args.resume else {}
+    return HydratePlan(
+        args=args,
+        run=run,
+        sources=sources,
+        input_bytes=input_bytes,
+        id_shards=max(1, min(1024, math.ceil(estimated / IDS_PER_PLAN_SHARD))),
+        part_shards=max(1, min(256, math.ceil(estimated / ROWS_PER_PART))),
+        stash=stash,
+        previous=resume.results_after_stash(args.output, stash) if args.resume else [],
+    )
+
+
+def prepare_output(plan: HydratePlan) -> None:
+    args, output = plan.args, plan.output
+    existing = _has_parts(files.join(output, "tweets")) or _has_parts(files.join(output, "unavailable"))
+    existing = existing or files.exists(files.join(output, resume.PROGRESS))
+    if existing and not (args.resume or args.overwrite):
+        raise ConfigError(
+            f"{output} already holds hydrate output: pass --resume to continue it "
+            "or --overwrite to replace it"
+        )
+    if args.resume:
+        resume.stash_previous_parts(plan.stash)
     if args.overwrite:
-        _clear(args.output)
+        for name in OUTPUT_DIRS:
+            files.remove(files.join(output, name))
 
 
 def _total_bytes(paths: list[str]) -> int:
@@ -251,62 +263,54 @@ def _count_statuses(table: pa.Table, dataset: str) -> pa.Table:
     return table
 
 
-def _partitions(p: beam.Pipeline, args: argparse.Namespace) -> int:
+def _partitions(p: beam.Pipeline, plan: HydratePlan) -> int:
     """Dataflow VMs do not share a pacing directory: each gets 1/max_num_workers of the window budget."""
-    if not getattr(args, "dataflow", False):
+    if not plan.run.dataflow:
         return 1
-    from apache_beam.options.pipeline_options import WorkerOptions
-
     return max(1, p.options.view_as(WorkerOptions).max_num_workers or 1)
 
 
-def build(p: beam.Pipeline, args: argparse.Namespace) -> None:
-    output = args.output
+def build(p: beam.Pipeline, plan: HydratePlan) -> None:
+    args, output = plan.args, plan.output
     if args.archive:
-        from twhin_data.transforms.archives import ReadArchives
-
-        result = p | "ReadArchives" >> ReadArchives(args.sources)
+        result = p | "ReadArchives" >> archives.ReadArchives(plan.sources)
         tweets, unavailable, errors = result["tweets"], result["unavailable"], result["errors"]
     else:
-        from twhin_data.transforms.ids import ReadTweetIds
-
-        read = p | "ReadIds" >> ReadTweetIds(args.sources)
+        read = p | "ReadIds" >> ids.ReadTweetIds(plan.sources)
         inputs = {"ids": read["ids"]}
-        if args.previous:
-            inputs["previous"] = p | "ReadPrevious" >> hyd.ReadPreviousResults(args.previous)
+        if plan.previous:
+            inputs["previous"] = p | "ReadPrevious" >> resume.ReadPreviousResults(plan.previous)
         hydrated = inputs | "Hydrate" >> hyd.HydrateTweets(
-            client_config=client_config(args, _partitions(p, args)),
+            client_config=client_config(args, _partitions(p, plan)),
             token_source=token_source(args),
             # Per run: a retried bundle reuses its batch's file; a later run never does (it reads
             # the files as settled instead, and retries the failed IDs in them).
-            progress_dir=files.join(output, hyd.PROGRESS, f"run-{secrets.token_hex(6)}"),
+            progress_dir=files.join(output, resume.PROGRESS, f"run-{secrets.token_hex(6)}"),
             batch_size=args.batch_size,
-            num_id_shards=args.id_shards,
+            num_id_shards=plan.id_shards,
             max_reads=args.max_reads,
         )
         tweets = hydrated["tweets"]
-        invalid = read["invalid"]
-        unavailable = (hydrated["unavailable"], invalid) | "MergeUnavailable" >> beam.Flatten()
+        unavailable = (hydrated["unavailable"], read["invalid"]) | "MergeUnavailable" >> beam.Flatten()
         errors = read["errors"]
     (
         tweets
         | "TweetTables" >> ToTables(TWEETS)
         | "CountTweets" >> beam.Map(_count_statuses, dataset="tweets")
-        | "WriteTweets" >> WriteDataset(files.join(output, "tweets"), TWEETS, num_shards=args.part_shards)
+        | "WriteTweets" >> WriteDataset(files.join(output, "tweets"), TWEETS, num_shards=plan.part_shards)
     )
     (
         unavailable
         | "UnavailableTables" >> ToTables(UNAVAILABLE)
         | "CountUnavailable" >> beam.Map(_count_statuses, dataset="unavailable")
         | "WriteUnavailable"
-        >> WriteDataset(files.join(output, "unavailable"), UNAVAILABLE, num_shards=args.part_shards)
+        >> WriteDataset(files.join(output, "unavailable"), UNAVAILABLE, num_shards=plan.part_shards)
     )
     errors | "WriteErrors" >> WriteErrors(output, NAME)
 
 
-def finish(result, args: argparse.Namespace) -> dict:
-    from twhin_data.runners.launch import counters
-
+def finish(result, plan: HydratePlan, elapsed_s: float) -> dict:
+    args, output = plan.args, plan.output
     c = counters(result, NAMESPACE)
     statuses = {"ok": c.get("status_ok", 0)}
     statuses.update({s: c.get(f"status_{s}", 0) for s in UNAVAILABLE_STATUSES})
@@ -321,19 +325,12 @@ def finish(result, args: argparse.Namespace) -> dict:
         }
     else:
         expected = c.get("distinct_ids", 0) + c.get("invalid_distinct", statuses["invalid_id"])
-        conservation = {
-            "input_lines": c.get("input_lines", 0),
-            "blank_lines": c.get("blank_lines", 0),
-            "valid_lines": c.get("valid_lines", 0),
-            "invalid_lines": c.get("invalid_lines", 0),
-            "duplicate_ids": c.get("duplicate_ids", 0),
-            "distinct_ids": c.get("distinct_ids", 0),
-            "resumed_ids": c.get("resumed_ids", 0),
-            "requested_ids": c.get("ids_to_request", 0) - c.get("ids_over_read_budget", 0),
-            "settled": settled,
-        }
+        lines = ("input_lines", "blank_lines", "valid_lines", "invalid_lines", "duplicate_ids")
+        conservation = {k: c.get(k, 0) for k in (*lines, "distinct_ids", "resumed_ids")}
+        conservation["requested_ids"] = c.get("ids_to_request", 0) - c.get("ids_over_read_budget", 0)
+        conservation["settled"] = settled
     summary = {
-        "output": args.output,
+        "output": output,
         "mode": "archive" if args.archive else "api",
         "statuses": statuses,
         "ids_settled": settled,
@@ -350,7 +347,7 @@ def finish(result, args: argparse.Namespace) -> dict:
             for k, v in c.items()
             if k.startswith("invalid_") and k not in ("invalid_lines", "invalid_distinct")
         },
-        "elapsed_s": round(getattr(args, "elapsed_s", 0.0), 1),
+        "elapsed_s": round(elapsed_s, 1),
         "counters": c,
     }
     if c.get("valid_lines", 0) >= 100 and c.get("ids_ending_00", 0) > 0.3 * c["valid_lines"]:
@@ -367,17 +364,15 @@ def finish(result, args: argparse.Namespace) -> dict:
             summary["ids_over_read_budget"],
         )
     for name, schema in (("tweets", TWEETS), ("unavailable", UNAVAILABLE)):
-        path = files.join(args.output, name)
+        path = files.join(output, name)
         if not _has_parts(path):  # no rows at all: still leave a readable, empty dataset
             files.write_parquet_atomic(
-                files.join(path, f"part-00000-of-{args.part_shards:05d}.parquet"), schema.empty_table()
+                files.join(path, f"part-00000-of-{plan.part_shards:05d}.parquet"), schema.empty_table()
             )
     if not args.archive:
-        _drop_progress(args.output)
-    files.write_json(
-        files.join(args.output, "reports", NAME, "stats.json"),
-        {k: v for k, v in summary.items() if k != "elapsed_s"},
-    )
+        # The final parts hold every settled ID: the per-batch files are not needed any more.
+        files.remove(files.join(output, resume.PROGRESS))
+    write_stats(output, NAME, {k: v for k, v in summary.items() if k != "elapsed_s"})
     LOG.info(
         "hydrate: %s; %d requests, %.1f s waiting for rate limits",
         ", ".join(f"{k}={v}" for k, v in statuses.items()),

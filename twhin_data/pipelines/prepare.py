@@ -3,32 +3,32 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
+from dataclasses import dataclass
 
 import apache_beam as beam
 import pyarrow as pa
-import pyarrow.parquet as pq
-from apache_beam.io.filesystems import FileSystems
 
 from twhin_data.core import files
 from twhin_data.core.errors import ConfigError
-from twhin_data.runners import options as opts
+from twhin_data.core.parquet import check_input_schema
+from twhin_data.pipelines import flags as opts
+from twhin_data.pipelines.plan import Plan, RunSettings
 from twhin_data.schemas.tweets import TWEETS
 from twhin_data.text import langid
 from twhin_data.text.normalize import NORMALIZERS
-from twhin_data.transforms import prepare as prep
-from twhin_data.transforms import prepare_stats as st
 from twhin_data.transforms.io import WriteErrors
-from twhin_data.transforms.prepare_read import (
-    keyed_file_tasks,
-    read_tables,  # noqa: F401 - re-exported for tools
-)
-from twhin_data.transforms.prepare_spill import PrepareTweets
+from twhin_data.transforms.prepare import stats as st
+from twhin_data.transforms.prepare import table as prep
+from twhin_data.transforms.prepare.read import INPUT_COLUMNS, REQUIRED_COLUMNS, keyed_file_tasks
+from twhin_data.transforms.prepare.report import write_report
+from twhin_data.transforms.prepare.transform import PrepareTweets
 
 NAME = "prepare"
 #: Modules the pool's fork server imports once (runners/launch.py starts it early; none imports Beam).
-POOL_PRELOAD = ["twhin_data.transforms.prepare_steps"]
+POOL_PRELOAD = ["twhin_data.transforms.prepare.steps"]
 HELP = "Normalize, language-tag, filter, dedupe and resample hydrated tweets into corpus/."
 LOG = logging.getLogger("twhin_data.prepare")
 PARTIAL_STATS = "_pipeline_stats.json"
@@ -140,56 +140,11 @@ def resolve_inputs(pattern: str) -> list[str]:
         raise ConfigError(f"--tweets {pattern!r}: no Parquet files found (expected hydrate output)") from None
 
 
-def check_input_schema(path: str) -> None:
-    """ConfigError (one line) when a file is not Parquet or lacks/mistypes the columns prepare reads."""
-    try:
-        with FileSystems.open(path) as handle:
-            schema = pq.ParquetFile(handle).schema_arrow
-    except Exception as exc:  # any reader failure means: not a Parquet file we can use
-        raise ConfigError(f"{path}: not a readable Parquet file ({type(exc).__name__}: {exc})") from None
-    for name in prep.REQUIRED_COLUMNS:
-        if name not in schema.names:
-            raise ConfigError(
-                f"{path}: missing column {name!r} (is this hydrate output? columns: "
-                f"{', '.join(schema.names[:12])})"
-            )
-    for name in prep.INPUT_COLUMNS:
-        if name in schema.names:
-            have, want = schema.field(name).type, TWEETS.field(name).type
-            try:
-                pa.array([], type=have).cast(want)
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                raise ConfigError(f"{path}: column {name!r} has type {have}, expected {want}") from None
-
-
-def _clear(output: str) -> None:
-    remove_tmp(output)
-    for name in ("corpus", os.path.join("errors", NAME), os.path.join("reports", NAME)):
-        files.remove(files.join(output, name))
-
-
 def validate(args: argparse.Namespace) -> None:
     if not 0.0 < args.resample_alpha <= 1.0:
         raise ConfigError(f"--resample_alpha must be in (0, 1], got {args.resample_alpha}")
     if args.min_lang_score is not None and not 0.0 <= args.min_lang_score <= 1.0:
         raise ConfigError(f"--min_lang_score must be in [0, 1], got {args.min_lang_score}")
-    args.languages = sorted({langid.canonical(code) for code in args.languages}) if args.languages else None
-    args.inputs = resolve_inputs(args.tweets)
-    total = 0
-    for path in args.inputs:
-        check_input_schema(path)
-        with FileSystems.open(path) as handle:
-            total += pq.ParquetFile(handle).metadata.num_rows
-    args.input_rows = total
-    if args.dedup_buckets is None:
-        args.dedup_buckets = max(1, min(4096, -(-total // 25_000)))
-    if args.num_output_shards is None:
-        args.num_output_shards = max(1, min(256, -(-total // 200_000)))
-    if files.exists(files.join(args.output, "corpus")) and not args.overwrite:
-        raise ConfigError(f"{files.join(args.output, 'corpus')} exists: pass --overwrite to replace it")
-    if args.overwrite:
-        _clear(args.output)
-    remove_tmp(args.output)  # left by a failed run: its slices are never read again
     if args.lang_detector == "fasttext":
         try:
             langid.fasttext_model_path()
@@ -197,7 +152,44 @@ def validate(args: argparse.Namespace) -> None:
             raise ConfigError(str(exc)) from None
 
 
-def config_from_args(args: argparse.Namespace) -> prep.PrepareConfig:
+@dataclass(frozen=True)
+class PreparePlan(Plan):
+    inputs: list[str]  # the Parquet files of --tweets
+    input_rows: int
+    languages: list[str] | None  # --languages, canonical codes
+    dedup_buckets: int
+    num_output_shards: int
+
+
+def plan(args: argparse.Namespace, run: RunSettings) -> PreparePlan:
+    inputs = resolve_inputs(args.tweets)
+    expected = pa.schema([TWEETS.field(name) for name in INPUT_COLUMNS])
+    total = 0
+    for path in inputs:
+        total += check_input_schema(path, REQUIRED_COLUMNS, expected, what="hydrate output").num_rows
+    return PreparePlan(
+        args=args,
+        run=run,
+        inputs=inputs,
+        input_rows=total,
+        languages=sorted({langid.canonical(code) for code in args.languages}) if args.languages else None,
+        dedup_buckets=args.dedup_buckets or max(1, min(4096, -(-total // 25_000))),
+        num_output_shards=args.num_output_shards or max(1, min(256, -(-total // 200_000))),
+    )
+
+
+def prepare_output(plan: PreparePlan) -> None:
+    output = plan.output
+    if files.exists(files.join(output, "corpus")) and not plan.args.overwrite:
+        raise ConfigError(f"{files.join(output, 'corpus')} exists: pass --overwrite to replace it")
+    if plan.args.overwrite:
+        for name in ("corpus", os.path.join("errors", NAME), os.path.join("reports", NAME)):
+            files.remove(files.join(output, name))
+    remove_tmp(output)  # left by a failed run: its slices are never read again
+
+
+def config_from_plan(plan: PreparePlan) -> prep.PrepareConfig:
+    args = plan.args
     return prep.PrepareConfig(
         normalizer=args.normalizer,
         placeholders=not args.no_placeholders,
@@ -206,8 +198,8 @@ def config_from_args(args: argparse.Namespace) -> prep.PrepareConfig:
         max_chars=args.max_chars,
         detector=args.lang_detector,
         min_lang_score=args.min_lang_score,
-        languages=tuple(args.languages or ()),
-        buckets=args.dedup_buckets,
+        languages=tuple(plan.languages or ()),
+        buckets=plan.dedup_buckets,
         keep_raw_text=args.keep_raw_text,
     )
 
@@ -226,21 +218,22 @@ def remove_tmp(output: str) -> None:
     files.remove(tmp_dir(output))
 
 
-def build(p: beam.Pipeline, args: argparse.Namespace) -> None:
+def build(p: beam.Pipeline, plan: PreparePlan) -> None:
+    args = plan.args
     _files, errors, stats = (
         p
         # Only file paths go into the job graph (Dataflow caps it near 10 MB); footers are read on workers.
-        | "InputFiles" >> beam.Create(list(enumerate(args.inputs)))
+        | "InputFiles" >> beam.Create(list(enumerate(plan.inputs)))
         | "PlanTasks" >> beam.FlatMap(keyed_file_tasks)
         # One file fans out into many tasks: spread them over workers before the heavy step.
         | "SpreadTasks" >> beam.Reshuffle()
         | "Prepare"
         >> PrepareTweets(
-            config_from_args(args),
+            config_from_plan(plan),
             tmp=tmp_dir(args.output),
             corpus=files.join(args.output, "corpus"),
-            num_parts=args.num_output_shards,
-            workers=args.workers or 1,
+            num_parts=plan.num_output_shards,
+            workers=plan.run.workers,
             exact=args.dedup == "exact",
             alpha=args.resample_alpha,
             min_count=args.resample_min_count,
@@ -255,7 +248,7 @@ def build(p: beam.Pipeline, args: argparse.Namespace) -> None:
     )
 
 
-def params(args: argparse.Namespace) -> dict:
+def params(plan: PreparePlan) -> dict:
     keys = (
         "tweets",
         "lang_detector",
@@ -273,19 +266,22 @@ def params(args: argparse.Namespace) -> dict:
         "dedup_buckets",
         "workers",
     )
-    return {k: getattr(args, k, None) for k in keys}
+    derived = {
+        "languages": plan.languages,
+        "num_output_shards": plan.num_output_shards,
+        "dedup_buckets": plan.dedup_buckets,
+        "workers": plan.run.workers,
+    }
+    return {k: derived[k] if k in derived else getattr(plan.args, k, None) for k in keys}
 
 
-def finish(result, args: argparse.Namespace) -> dict:
-    from twhin_data.transforms.prepare_report import write_report
-
-    report_dir = files.join(args.output, "reports", NAME)
+def finish(result, plan: PreparePlan, elapsed_s: float) -> dict:
+    output = plan.output
+    report_dir = files.join(output, "reports", NAME)
     partial = files.join(report_dir, PARTIAL_STATS)
-    import json
-
     merged = json.loads(files.read_bytes(partial)) if files.exists(partial) else {}
-    remove_tmp(args.output)
-    stats = st.finalize(merged, params=params(args), elapsed_s=getattr(args, "elapsed_s", None))
+    remove_tmp(output)
+    stats = st.finalize(merged, params=params(plan), elapsed_s=elapsed_s)
     files.write_json(files.join(report_dir, "stats.json"), stats)
     write_report(stats, files.join(report_dir, "report.html"))
     if not stats["balanced"]:
@@ -304,7 +300,7 @@ def finish(result, args: argparse.Namespace) -> dict:
         "rejected": stats["rejected"],
         "duplicates": stats["duplicates"],
         "top_languages": dict(top),
-        "corpus": files.join(args.output, "corpus"),
+        "corpus": files.join(output, "corpus"),
         "report": files.join(report_dir, "report.html"),
         "tweets_per_s": stats["timing"]["tweets_per_s"],
     }

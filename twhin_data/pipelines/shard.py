@@ -12,24 +12,28 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from dataclasses import dataclass
 
 import apache_beam as beam
 
 from twhin_data import __version__
 from twhin_data.core import files, spill
 from twhin_data.core.errors import ConfigError
-from twhin_data.runners import options as opts
-from twhin_data.text.tokenize import BUNDLED, bundled_path, load_tokenizer
-from twhin_data.transforms.io import WriteErrors
-from twhin_data.transforms.shard import WritePairShards
-from twhin_data.transforms.shard_mlm import ShardCorpus
-from twhin_data.transforms.shard_steps import plan_shards
-from twhin_data.transforms.tokenize import JoinPairs, ReadTables, SumDicts, check_columns
-from twhin_data.transforms.tokenize_steps import CORPUS_COLUMNS, PAIR_COLUMNS, TOKENS
+from twhin_data.core.parquet import check_input_schema
+from twhin_data.core.report import write_stats
+from twhin_data.pipelines import flags as opts
+from twhin_data.pipelines.plan import Plan, RunSettings
+from twhin_data.text.tokenize import BUNDLED, TokenizerInfo, bundled_path, load_tokenizer
+from twhin_data.transforms.combiners import SumDicts
+from twhin_data.transforms.io import ReadTables, WriteErrors
+from twhin_data.transforms.shard.pairs import JoinPairs, WritePairShards
+from twhin_data.transforms.shard.steps import plan_shards
+from twhin_data.transforms.shard.tokenize import CORPUS_COLUMNS, PAIR_COLUMNS, TOKENS
+from twhin_data.transforms.shard.transform import ShardCorpus
 
 NAME = "shard"
 #: Modules the shard pool's fork server imports once (runners/launch.py starts it early).
-POOL_PRELOAD = ["twhin_data.transforms.shard_steps"]
+POOL_PRELOAD = ["twhin_data.transforms.shard.steps"]
 #: Where the pooled steps hand tokens to each other (under --output); removed by finish().
 TMP = "_tmp_shard"
 HELP = "Tokenize the corpus (and pairs), pack tweets, write deterministic Parquet shards + manifest."
@@ -107,34 +111,53 @@ def _input_files(pattern: str, subdir: str) -> list[str]:
     return files.expand_inputs(pattern, suffixes=(".parquet",))
 
 
-def _clear(output: str) -> None:
-    """Deletes this stage's previous outputs under `output` (local folders, or gs:// prefixes)."""
+def validate(args: argparse.Namespace) -> None:
+    if args.max_length < 4:
+        raise ConfigError("--max_length must be at least 4 (<s>, a token, </s>)")
+
+
+@dataclass(frozen=True)
+class ShardPlan(Plan):
+    corpus_files: list[str]  # the Parquet files of --corpus
+    pairs_files: list[str]  # the Parquet files of --pairs (empty without it)
+    tokenizer: TokenizerInfo  # what the manifest records about --tokenizer
+    target_bytes: int  # uncompressed token bytes per shard (--target_shard_mb, default 256 MB)
+
+
+def plan(args: argparse.Namespace, run: RunSettings) -> ShardPlan:
+    """Lists the inputs, checks their columns and loads the tokenizer (reads only)."""
+    corpus_files = _input_files(args.corpus, "corpus")
+    for path in corpus_files:
+        check_input_schema(path, CORPUS_COLUMNS, what="a prepared corpus")
+    pairs_files = _input_files(args.pairs, "pairs") if args.pairs else []
+    for path in pairs_files:
+        check_input_schema(path, PAIR_COLUMNS, what="pairs from twhin-data graph")
+    _tokenizer, info = load_tokenizer(args.tokenizer)
+    return ShardPlan(
+        args=args,
+        run=run,
+        corpus_files=corpus_files,
+        pairs_files=pairs_files,
+        tokenizer=info,
+        target_bytes=(args.target_shard_mb or 256) * 1_000_000,
+    )
+
+
+def prepare_output(plan: ShardPlan) -> None:
+    """Refuses complete shards without --overwrite; clears an incomplete (or --overwrite) previous output."""
+    output = plan.output
+    if files.exists(files.join(output, "COMPLETED")) and not plan.args.overwrite:
+        raise ConfigError(
+            f"{output} already holds complete shards (COMPLETED); pass --overwrite to replace them"
+        )
     # TMP: left by a failed run, never read again.
     for name in (TMP, *OUTPUT_NAMES, os.path.join("errors", NAME), os.path.join("reports", NAME)):
         files.remove(files.join(output, name))
 
 
-def validate(args: argparse.Namespace) -> None:
-    """Checks inputs, tokenizer and output; clears an incomplete (or --overwrite) previous output."""
-    if args.max_length < 4:
-        raise ConfigError("--max_length must be at least 4 (<s>, a token, </s>)")
-    args.corpus_files = _input_files(args.corpus, "corpus")
-    for path in args.corpus_files:
-        check_columns(path, CORPUS_COLUMNS)
-    args.pairs_files = _input_files(args.pairs, "pairs") if args.pairs else []
-    for path in args.pairs_files:
-        check_columns(path, PAIR_COLUMNS)
-    _tokenizer, info = load_tokenizer(args.tokenizer)
-    args.tokenizer_info = info
-    if files.exists(files.join(args.output, "COMPLETED")) and not args.overwrite:
-        raise ConfigError(
-            f"{args.output} already holds complete shards (COMPLETED); pass --overwrite to replace them"
-        )
-    _clear(args.output)
-
-
-def parameters(args: argparse.Namespace) -> dict:
+def parameters(plan: ShardPlan) -> dict:
     """The run's parameters as recorded in the manifest (paths relative to the output when local)."""
+    args = plan.args
 
     def rel(path: str | None) -> str | None:
         if path is None or "://" in path or "://" in args.output:
@@ -157,15 +180,14 @@ def parameters(args: argparse.Namespace) -> dict:
     }
 
 
-def build(p: beam.Pipeline, args: argparse.Namespace):
-    """Adds the shard stage to `p`. Expects `validate(args)` to have run (it lists the inputs)."""
-    if not hasattr(args, "corpus_files"):
-        validate(args)
+def build(p: beam.Pipeline, plan: ShardPlan):
+    """Adds the shard stage to `p`."""
+    args = plan.args
     # --workers N: N pool processes with ceil(cores / N) Rust tokenizer threads each
     # (inline on Dataflow, where each SDK process tokenizes with its own threads).
     out = args.output
-    tables = p | "ReadCorpus" >> ReadTables(args.corpus_files, CORPUS_COLUMNS, args.batch_rows, named=True)
-    target = (args.target_shard_mb or 256) * 1_000_000
+    tables = p | "ReadCorpus" >> ReadTables(plan.corpus_files, CORPUS_COLUMNS, args.batch_rows, named=True)
+    target = plan.target_bytes
     mlm_infos, errors, stats, slices = tables | "ShardCorpus" >> ShardCorpus(
         tokenizer=args.tokenizer,
         max_length=args.max_length,
@@ -176,13 +198,13 @@ def build(p: beam.Pipeline, args: argparse.Namespace):
         num_shards=args.num_shards,
         target_bytes=target,
         pack=args.pack,
-        workers=args.workers or 1,
+        workers=plan.run.workers,
     )
     totals = [stats]
     infos = [mlm_infos]
     all_errors = [errors]
-    if args.pairs_files:
-        pair_tables = p | "ReadPairs" >> ReadTables(args.pairs_files, PAIR_COLUMNS, args.batch_rows)
+    if plan.pairs_files:
+        pair_tables = p | "ReadPairs" >> ReadTables(plan.pairs_files, PAIR_COLUMNS, args.batch_rows)
         tokens = slices | "ReadTokens" >> beam.Map(lambda item: spill.read_slices([item[1]], TOKENS))
         pairs, pair_errors = (pair_tables, tokens) | "JoinPairs" >> JoinPairs()
         pair_sizes = pairs | "PairSizes" >> beam.Map(_pair_size)
@@ -214,8 +236,8 @@ def build(p: beam.Pipeline, args: argparse.Namespace):
         >> beam.Map(
             write_manifest,
             output=out,
-            params=parameters(args),
-            tokenizer=args.tokenizer_info.to_dict(),
+            params=parameters(plan),
+            tokenizer=plan.tokenizer.to_dict(),
             shards=beam.pvalue.AsList(shard_infos),
             stats=beam.pvalue.AsSingleton(stats_total),
             error_files=beam.pvalue.AsList(error_files),
@@ -324,10 +346,11 @@ def write_manifest(
     return manifest
 
 
-def finish(result, args: argparse.Namespace) -> dict:
+def finish(result, plan: ShardPlan, elapsed_s: float) -> dict:
     """Writes reports/shard/stats.json from the manifest; returns a short summary."""
-    files.remove(files.join(args.output, TMP))
-    manifest = _read_json(files.join(args.output, "manifest.json"))
+    output = plan.output
+    files.remove(files.join(output, TMP))
+    manifest = _read_json(files.join(output, "manifest.json"))
     counts = manifest["counts"]
     rejected = {k[len("rejected_") :]: v for k, v in counts.items() if k.startswith("rejected_")}
     tweet_rejects = sum(v for k, v in rejected.items() if not k.startswith("pair_"))
@@ -346,9 +369,9 @@ def finish(result, args: argparse.Namespace) -> dict:
         == counts["pairs_out"] + sum(v for k, v in rejected.items() if k.startswith("pair_")),
         "splits": manifest["splits"],
         "languages": manifest["languages"],
-        "elapsed_s": round(getattr(args, "elapsed_s", 0.0), 2),
+        "elapsed_s": round(elapsed_s, 2),
     }
-    files.write_json(files.join(args.output, "reports", NAME, "stats.json"), stats)
+    write_stats(output, NAME, stats)
     return {
         "stage": NAME,
         "tweets_in": stats["tweets_in"],
@@ -359,7 +382,7 @@ def finish(result, args: argparse.Namespace) -> dict:
         "tokens": stats["tokens"],
         "pairs_out": stats["pairs_out"],
         "shards": {d: {s: e["shards"] for s, e in v.items()} for d, v in manifest["splits"].items()},
-        "output": args.output,
+        "output": output,
     }
 
 

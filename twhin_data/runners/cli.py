@@ -10,44 +10,12 @@ import sys
 from twhin_data import __version__
 from twhin_data.core.errors import ConfigError, FatalApiError
 from twhin_data.runners import options as opts
-
-#: command -> (module, kind). "pipeline" modules follow pipelines/__init__.py; "tool" modules
-#: expose add_arguments(parser) and main(args, extra_args) -> int.
-COMMANDS: dict[str, tuple[str, str]] = {
-    "run": ("twhin_data.pipelines.run", "tool"),
-    "hydrate": ("twhin_data.pipelines.hydrate", "pipeline"),
-    "prepare": ("twhin_data.pipelines.prepare", "pipeline"),
-    "graph": ("twhin_data.pipelines.graph", "pipeline"),
-    "shard": ("twhin_data.pipelines.shard", "pipeline"),
-    "benchmark hashtag": ("twhin_data.pipelines.benchmark_hashtag", "pipeline"),
-    "benchmark engagement": ("twhin_data.pipelines.benchmark_engagement", "pipeline"),
-    "benchmark evaluate": ("twhin_data.pipelines.benchmark_evaluate", "tool"),
-    "mock-api": ("twhin_data.xapi.mock_server", "tool"),
-    "dataflow-check": ("twhin_data.runners.dataflow_check", "tool"),
-}
+from twhin_data.runners.commands import COMMANDS
+from twhin_data.runners.launch import dump, run_module
+from twhin_data.runners.logs import configure_logging
 
 LOG = logging.getLogger("twhin_data")
 _FATAL = re.compile(r"(ConfigError|FatalApiError): ([^\n]+)")
-
-
-class _DropFatalTracebacks(logging.Filter):
-    """Beam logs a DoFn's exception with its traceback before the CLI prints it as one line: for
-    ConfigError/FatalApiError (a bad token, a usage cap, a bad input file) the one line is the story."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.exc_info and isinstance(record.exc_info[1], ConfigError | FatalApiError))
-
-
-def configure_logging(level: str = "INFO") -> None:
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("twhin_data").setLevel(level)
-    # tweepy logs the Authorization header at DEBUG: never let it through (x-api.md R21).
-    logging.getLogger("tweepy").setLevel(max(logging.INFO, logging.getLevelName(level)))
-    logging.getLogger("apache_beam").setLevel(logging.WARNING)
-    for name in ("apache_beam.runners.common", "apache_beam.runners.worker.sdk_worker"):
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, _DropFatalTracebacks) for f in logger.filters):
-            logger.addFilter(_DropFatalTracebacks())
 
 
 def _module_help(name: str) -> str:
@@ -116,10 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     module_name, kind = COMMANDS[command]
     module = importlib.import_module(module_name)
-    parser = opts.OneLineParser(prog=f"twhin-data {command}", description=module.HELP, allow_abbrev=False)
-    module.add_arguments(parser)
-    if kind == "pipeline":
-        opts.add_common_arguments(parser)
+    parser = opts.command_parser(command, module, pipeline=kind == "pipeline")
     args, extra = parser.parse_known_args(rest)
     configure_logging(getattr(args, "log_level", "INFO"))
     try:
@@ -127,8 +92,6 @@ def main(argv: list[str] | None = None) -> int:
         opts.check_beam_args(extra)
         if kind == "tool":
             return int(module.main(args, extra) or 0)
-        from twhin_data.runners.launch import dump, run_module
-
         summary = run_module(module, args, extra)
         print(dump(summary))
         return 0

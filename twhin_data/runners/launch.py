@@ -12,7 +12,11 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from twhin_data.core.errors import ConfigError
+from twhin_data.core.pool import start_forkserver
+from twhin_data.pipelines import flags
+from twhin_data.pipelines.plan import Plan, RunSettings
 from twhin_data.runners import options as opts
+from twhin_data.runners.dataflow import profile
 
 LOG = logging.getLogger("twhin_data")
 
@@ -26,7 +30,7 @@ def resolve_workers(args: argparse.Namespace, beam_args: list[str]) -> int:
                 "--worker_machine_type (each worker already runs one SDK process per vCPU)"
             )
         return 1
-    return args.workers or opts.default_workers()
+    return args.workers or flags.default_workers()
 
 
 def pipeline_options(args: argparse.Namespace, beam_args: list[str]) -> PipelineOptions:
@@ -35,35 +39,34 @@ def pipeline_options(args: argparse.Namespace, beam_args: list[str]) -> Pipeline
     if not any(f == "--runner" or f.startswith("--runner=") for f in flags):
         flags.append("--runner=FnApiRunner")
     if opts.is_dataflow(flags):
-        from twhin_data.runners import dataflow
-
-        flags = dataflow.complete_flags(flags, args)
+        flags = profile.complete_flags(flags, args)
     return PipelineOptions(flags)
+
+
+def construct(module: ModuleType, args: argparse.Namespace, beam_args: list[str]) -> tuple[beam.Pipeline, Plan]:
+    """Validates, plans, prepares the output and builds one pipeline; returns it and its plan."""
+    run = RunSettings(workers=resolve_workers(args, beam_args), dataflow=opts.is_dataflow(beam_args))
+    if run.dataflow:
+        profile.check_flags(beam_args, args)  # one-line errors before plan() touches gs://
+    module.validate(args)
+    plan = module.plan(args, run)
+    module.prepare_output(plan)
+    pipeline = beam.Pipeline(options=pipeline_options(args, beam_args))
+    module.build(pipeline, plan)
+    return pipeline, plan
 
 
 def run_module(module: ModuleType, args: argparse.Namespace, beam_args: list[str]) -> dict:
     """Validates, builds, runs and finishes one pipeline; returns its summary."""
-    args.workers = resolve_workers(args, beam_args)
-    args.dataflow = opts.is_dataflow(beam_args)
     preload = getattr(module, "POOL_PRELOAD", None)
-    if preload and args.workers > 1:
-        from twhin_data.core.pool import start_forkserver
-
+    workers = resolve_workers(args, beam_args)
+    if preload and workers > 1:
         # The pool's fork server imports its modules while this process validates and builds.
         start_forkserver(preload)
-    if args.dataflow:
-        from twhin_data.runners import dataflow
-
-        dataflow.check_flags(beam_args, args)  # one-line errors before validate() touches gs://
-    module.validate(args)
-    options = pipeline_options(args, beam_args)
     started = time.monotonic()
-    pipeline = beam.Pipeline(options=options)
-    module.build(pipeline, args)
+    pipeline, plan = construct(module, args, beam_args)
     if preload:
-        LOG.info(
-            "%s: running on %s with %d worker process(es)", module.NAME, opts.runner_name(beam_args), args.workers
-        )
+        LOG.info("%s: running on %s with %d worker process(es)", module.NAME, opts.runner_name(beam_args), workers)
     else:
         # Only prepare and shard have pooled steps (docs/scale-up.md); say so instead of implying N.
         LOG.info(
@@ -73,28 +76,10 @@ def run_module(module: ModuleType, args: argparse.Namespace, beam_args: list[str
         )
     result = pipeline.run()
     result.wait_until_finish()
-    args.elapsed_s = time.monotonic() - started
-    summary = module.finish(result, args)
-    LOG.info("%s: done in %.1f s", module.NAME, args.elapsed_s)
+    elapsed_s = time.monotonic() - started
+    summary = module.finish(result, plan, elapsed_s)
+    LOG.info("%s: done in %.1f s", module.NAME, elapsed_s)
     return summary
-
-
-def counters(result, namespace: str | None = None) -> dict[str, int]:
-    """Committed Beam counters by name (attempted where a runner does not commit)."""
-    from apache_beam.metrics.metric import MetricsFilter
-
-    flt = MetricsFilter()
-    if namespace:
-        flt = flt.with_namespace(namespace)
-    try:
-        queried = result.metrics().query(flt)
-    except (NotImplementedError, AttributeError):
-        return {}
-    out: dict[str, int] = {}
-    for c in queried["counters"]:
-        value = c.committed if c.committed is not None else c.attempted
-        out[c.key.metric.name] = out.get(c.key.metric.name, 0) + int(value or 0)
-    return dict(sorted(out.items()))
 
 
 def dump(summary: dict) -> str:

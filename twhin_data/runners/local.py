@@ -16,6 +16,7 @@ import logging
 
 from twhin_data.core import files
 from twhin_data.core.errors import ConfigError
+from twhin_data.runners import chain as run
 
 LOG = logging.getLogger("twhin_data.local")
 
@@ -33,8 +34,6 @@ NEEDS: dict[str, tuple[str, ...]] = {
 
 def stage_of(command: str) -> str:
     """The run-config section name of a CLI command ("benchmark hashtag" -> "benchmark_hashtag")."""
-    from twhin_data.pipelines import run
-
     for stage, name in run.STAGES.items():
         if name == command:
             return stage
@@ -50,8 +49,6 @@ def sample_argv(command: str, inputs: str, output: str) -> list[str]:
     its default API base URL: building a job contacts no server, and a local run needs one
     (the mock X API, as `twhin-data run` starts it).
     """
-    from twhin_data.pipelines import run
-
     stage = stage_of(command)
     section = dict(run.load_config(None).get(stage) or {})
     section.pop("enabled", None)
@@ -66,8 +63,6 @@ def sample_inputs(out: str, commands: list[str], *, beam_args: list[str] | None 
     Stages run one at a time with FnApiRunner and one worker; a stage that fails is logged and
     its dependents then fail on their own missing inputs, each with its own message.
     """
-    from twhin_data.pipelines import run
-
     needed = {stage for command in commands for stage in NEEDS.get(command, ())}
     for stage in [s for s in run.STAGES if s in needed]:
         if _stage_done(out, stage):

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
+from types import ModuleType
 
 from apache_beam.options.pipeline_options import PipelineOptions, _BeamArgumentParser
 
 from twhin_data.core.errors import ConfigError
+from twhin_data.pipelines.flags import positive_int
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -19,42 +20,13 @@ class OneLineParser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
-
-
-def fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
-    return value
-
-
-def csv_list(text: str) -> list[str]:
-    return [part.strip() for part in text.split(",") if part.strip()]
-
-
-def default_workers() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+def command_parser(command: str, module: ModuleType, *, pipeline: bool = True) -> OneLineParser:
+    """The parser of `twhin-data <command>`: the module's own flags, plus the common ones for a pipeline."""
+    parser = OneLineParser(prog=f"twhin-data {command}", description=module.HELP, allow_abbrev=False)
+    module.add_arguments(parser)
+    if pipeline:
+        add_common_arguments(parser)
+    return parser
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, *, output_required: bool = True) -> None:

@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 from tokenizers import Tokenizer
 
+from twhin_data.core import files
 from twhin_data.core.errors import ConfigError
 
 #: The small tokenizer bundled with the package (8,000 pieces, XLM-R layout).
@@ -73,8 +74,6 @@ def resolve_tokenizer_path(path_or_name: str) -> str:
     Order: ``bundled``; an existing file (local or gs://); a directory holding tokenizer.json;
     a Hub name (``org/model``) found in the local Hub cache (offline, never downloaded).
     """
-    from twhin_data.core import files
-
     if path_or_name in (BUNDLED, "", None):
         return bundled_path()
     if "://" in path_or_name:
@@ -146,8 +145,6 @@ def load_tokenizer(path_or_name: str) -> tuple[Tokenizer, TokenizerInfo]:
     Raises ConfigError naming the missing file, or when the file is not a tokenizer.json.
     The returned Tokenizer is shared (cached): do not change its truncation/padding settings.
     """
-    from twhin_data.core import files
-
     path = resolve_tokenizer_path(path_or_name)
     data = files.read_bytes(path)
     try:

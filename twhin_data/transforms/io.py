@@ -1,15 +1,18 @@
-"""Reading and writing datasets: deterministic Parquet parts, dead letters, row-group reads."""
+"""Reading and writing datasets: deterministic Parquet parts, dead letters, Parquet read by row group."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import apache_beam as beam
 import pyarrow as pa
+import pyarrow.parquet as pq
+from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from twhin_data.core import files
 from twhin_data.core.hashing import shard_of
+from twhin_data.core.parquet import check_input_schema, row_group_sizes
 from twhin_data.core.tables import split_table
 from twhin_data.schemas import conform, to_table
 from twhin_data.schemas.errors import ERRORS
@@ -155,3 +158,64 @@ def count_by(pcoll, label: str, key_fn) -> beam.PCollection:
         | f"{label}Sum" >> beam.CombinePerKey(sum)
         | f"{label}Dict" >> beam.combiners.ToDict()
     )
+
+
+def _row_groups(item: tuple[int, str], columns: tuple[str, ...]) -> list[tuple[int, str, int]]:
+    """(file index, path, row group) units of one file, after checking its columns (footer only)."""
+    index, path = item
+    check_input_schema(path, columns)
+    return [(index, path, i) for i in range(len(row_group_sizes(path)))]
+
+
+class _ReadTablesFn(beam.DoFn):
+    """Reads one row group of a Parquet file as Arrow tables of at most `batch_rows` rows.
+
+    With `named`, yields ``(name, table)``: the name (file index, row group, batch, zero-padded)
+    orders the tables as the files are read, whatever the worker that read them.
+    """
+
+    def __init__(self, columns: tuple[str, ...], batch_rows: int, named: bool):
+        self._columns = list(columns)
+        self._batch_rows = batch_rows
+        self._named = named
+
+    def process(self, unit: tuple[int, str, int]) -> Iterator:
+        index, path, row_group = unit
+        with FileSystems.open(path) as handle:
+            reader = pq.ParquetFile(handle)
+            batches = reader.iter_batches(
+                batch_size=self._batch_rows, columns=self._columns, row_groups=[row_group]
+            )
+            for number, batch in enumerate(batches):
+                if batch.num_rows:
+                    table = pa.Table.from_batches([batch]).append_column(
+                        "source", pa.array([path] * batch.num_rows, pa.string())
+                    )
+                    yield (f"{index:06d}-{row_group:06d}-{number:06d}", table) if self._named else table
+
+
+class ReadTables(beam.PTransform):
+    """Reads Parquet files (a list of paths) as Arrow tables holding `columns` plus ``source``.
+
+    With ``named=True`` the elements are ``(name, table)`` (see _ReadTablesFn).
+    """
+
+    def __init__(
+        self, paths: list[str], columns: tuple[str, ...], batch_rows: int = 4096, named: bool = False
+    ):
+        super().__init__()
+        self._paths = sorted(paths)
+        self._columns = columns
+        self._batch_rows = batch_rows
+        self._named = named
+
+    def expand(self, pbegin):
+        return (
+            pbegin
+            | "Files" >> beam.Create(list(enumerate(self._paths)))
+            | "RowGroups" >> beam.FlatMap(_row_groups, columns=tuple(self._columns))
+            # A large file fans out into many row groups: spread them over workers before reading,
+            # so one big file is not read and tokenized by a single worker.
+            | "SpreadRowGroups" >> beam.Reshuffle()
+            | "Read" >> beam.ParDo(_ReadTablesFn(self._columns, self._batch_rows, self._named))
+        )

@@ -1,6 +1,6 @@
 """Local scale-up: run a pure batch function in a process pool inside one DoFn.
 
-Beam's local runners use few cores (see DESIGN.md, "Runners"). The local profile maps
+Beam's local runners use few cores (docs/scale-up.md). The local profile maps
 ``--workers N`` to a pool of N processes inside the CPU-heavy batched DoFns; elements are whole
 Arrow tables or file references, so the runner's per-element cost is paid once per few thousand
 tweets. Results are emitted in submission order, so the output is exactly what one worker would
@@ -46,7 +46,43 @@ def _beam_output(out: Any) -> Any:
     return out
 
 
-class PoolMapFn(beam.DoFn):
+def _windowed(out: Any) -> Any:
+    """An output of finish_bundle: wrapped in the global window, tag kept."""
+    if isinstance(out, beam.pvalue.TaggedOutput):
+        return beam.pvalue.TaggedOutput(out.tag, WindowedValue(out.value, MIN_TIMESTAMP, [GlobalWindow()]))
+    return WindowedValue(out, MIN_TIMESTAMP, [GlobalWindow()])
+
+
+class BoundedInFlightFn(beam.DoFn):
+    """Base of DoFns that hand elements to an executor and emit results in submission order, with at
+    most `limit` results pending (memory stays bounded by the limit, not by the bundle).
+
+    A subclass calls ``yield from self.submit(future, limit)`` in `process` and implements
+    `outputs(result)`: the outputs of one finished element (TaggedOutput for side outputs).
+    """
+
+    def start_bundle(self) -> None:
+        self._pending: collections.deque[Future] = collections.deque()
+
+    def outputs(self, result: Any) -> Iterable:
+        raise NotImplementedError
+
+    def wait(self, future: Future) -> Any:
+        """The result of one future (override to translate executor failures)."""
+        return future.result()
+
+    def submit(self, future: Future, limit: int) -> Iterable:
+        self._pending.append(future)
+        while len(self._pending) > limit:
+            yield from self.outputs(self.wait(self._pending.popleft()))
+
+    def finish_bundle(self) -> Iterable[WindowedValue]:
+        while self._pending:
+            for out in self.outputs(self.wait(self._pending.popleft())):
+                yield _windowed(out)
+
+
+class PoolMapFn(BoundedInFlightFn):
     """Applies ``fn(element) -> iterable of outputs`` (`Tagged` for side outputs) with N processes.
 
     Args:
@@ -78,7 +114,6 @@ class PoolMapFn(beam.DoFn):
         module = pools.module_of(fn)
         self._preload = preload if preload is not None else ([module] if module else [])
         self._pool: ProcessPoolExecutor | None = None
-        self._pending: collections.deque[Future] = collections.deque()
 
     def setup(self) -> None:
         if self._workers > 1 and self._shared:
@@ -94,10 +129,7 @@ class PoolMapFn(beam.DoFn):
         elif self._initializer is not None:
             self._initializer()
 
-    def start_bundle(self) -> None:
-        self._pending = collections.deque()
-
-    def _result(self, future: Future) -> list:
+    def wait(self, future: Future) -> list:
         try:
             return future.result()
         except BrokenProcessPool as exc:
@@ -110,19 +142,10 @@ class PoolMapFn(beam.DoFn):
         if self._pool is None:
             yield from map(_beam_output, self._fn(element))
             return
-        self._pending.append(self._pool.submit(pools.call, self._fn, element))
-        while len(self._pending) > self._max_in_flight:
-            yield from map(_beam_output, self._result(self._pending.popleft()))
+        yield from self.submit(self._pool.submit(pools.call, self._fn, element), self._max_in_flight)
 
-    def finish_bundle(self) -> Iterable[WindowedValue]:
-        while self._pending:
-            for out in map(_beam_output, self._result(self._pending.popleft())):
-                if isinstance(out, beam.pvalue.TaggedOutput):
-                    yield beam.pvalue.TaggedOutput(
-                        out.tag, WindowedValue(out.value, MIN_TIMESTAMP, [GlobalWindow()])
-                    )
-                else:
-                    yield WindowedValue(out, MIN_TIMESTAMP, [GlobalWindow()])
+    def outputs(self, result: list) -> Iterable:
+        return map(_beam_output, result)
 
     def teardown(self) -> None:
         if self._pool is not None:

@@ -1,4 +1,4 @@
-"""XClient: tweepy's v2 Client behind pacing, timeouts, retries and per-ID accounting (x-api.md R4-R22).
+"""XClient: tweepy's v2 Client behind pacing, timeouts, retries and per-ID accounting (docs/x-api.md).
 
 Every ID handed to `XClient.lookup` is settled exactly once: a `tweets` row (ok) or an
 `unavailable` row (not_found, not_authorized, unavailable, invalid_id, failed). Only job-wide
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import random
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ import tweepy
 
 from twhin_data.core.errors import ConfigError
 from twhin_data.core.hashing import stable_hash64
+from twhin_data.core.ids import ID_RE
 from twhin_data.xapi import parse, transport
 from twhin_data.xapi.pacing import Pacer, default_pacing_dir
 from twhin_data.xapi.transport import TWEEPY_HOST, Reply
@@ -29,9 +29,8 @@ from twhin_data.xapi.transport import TWEEPY_HOST, Reply
 LOG = logging.getLogger("twhin_data.xapi.client")
 
 MAX_IDS = 100
-ID_PATTERN = re.compile(r"^[0-9]{1,19}$")
 
-#: R5: the request's default tweet.fields and expansions.
+#: The request's default tweet.fields and expansions.
 DEFAULT_TWEET_FIELDS = (
     "id",
     "text",
@@ -57,8 +56,8 @@ class ClientConfig:
 
     Args:
       base_url: scheme://host[:port] standing in for https://api.twitter.com.
-      tweet_fields, expansions, user_fields: request parameters (R5).
-      connect_timeout, read_timeout: seconds, passed to every request (R16).
+      tweet_fields, expansions, user_fields: request parameters.
+      connect_timeout, read_timeout: seconds, passed to every request (tweepy sends none).
       max_retries: retries after a 5xx, timeout, connection error, bad JSON or header-less 429.
       backoff_base, backoff_cap: exponential backoff in seconds (jitter is deterministic).
       requests_per_window: window budget; None trusts the x-rate-limit-* headers.
@@ -180,8 +179,8 @@ class XClient:
         if len(wanted) > MAX_IDS:
             raise ValueError(f"lookup takes at most {MAX_IDS} IDs per call, got {len(wanted)}")
         outcome = LookupOutcome()
-        valid = [i for i in wanted if ID_PATTERN.match(i)]
-        for bad in (i for i in wanted if not ID_PATTERN.match(i)):
+        valid = [i for i in wanted if ID_RE.match(i)]
+        for bad in (i for i in wanted if not ID_RE.match(i)):
             outcome.unavailable.append(
                 parse.unavailable_row(
                     bad,
@@ -205,7 +204,7 @@ class XClient:
         if reply.kind == transport.OK:
             self._accept(ids, reply, outcome)
         elif reply.kind == transport.BAD_REQUEST and len(ids) > 1:
-            # R15: a 400 naming `ids` in a batch: bisect until the offending ID stands alone.
+            # A 400 naming `ids` in a batch: bisect until the offending ID stands alone.
             middle = len(ids) // 2
             self._settle(ids[:middle], outcome)
             self._settle(ids[middle:], outcome)
@@ -297,7 +296,7 @@ class XClient:
 
     def _backoff(self, ids: list[str], attempt: int, *, rate: bool = False) -> float:
         """Exponential backoff with deterministic jitter (same batch and attempt, same delay)."""
-        base = self.config.backoff_base * (5 if rate else 1)  # R13: a header-less 429 backs off longer
+        base = self.config.backoff_base * (5 if rate else 1)  # a 429 without reset headers backs off longer
         delay = min(self.config.backoff_cap, base * 2 ** (attempt - 1))
         rng = random.Random(stable_hash64(",".join(ids), salt=f"{self.config.jitter_seed}:{attempt}"))
         return delay * (0.5 + 0.5 * rng.random())

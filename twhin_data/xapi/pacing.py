@@ -1,4 +1,4 @@
-"""Proactive rate-limit pacing shared by every process using one token on this machine (R12, R17).
+"""Proactive rate-limit pacing shared by every process using one token on this machine.
 
 State lives in `<pacing_dir>/window.json`, guarded by an fcntl lock, so concurrent Beam worker
 processes (FnApiRunner multi_processing, several local jobs) see one window budget. Concurrency is
@@ -247,7 +247,7 @@ class Pacer:
 
 
 def clamp_wait(seconds: float, margin: float = 1.0) -> float:
-    """Clamps a reset wait to [1 s, 900 s + margin] (R12)."""
+    """Clamps a reset wait to [1 s, 900 s + margin] (a 15-minute window at most)."""
     return max(MIN_WAIT_S, min(seconds, MAX_WAIT_S + margin))
 
 

@@ -1,4 +1,4 @@
-"""Pure parsing of X API v2 tweet-lookup responses into tweets/unavailable rows (x-api.md R6-R11)."""
+"""Pure parsing of X API v2 tweet-lookup responses into tweets/unavailable rows (docs/x-api.md)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 _CHARREF = re.compile(r"&(#[0-9]+;?|#[xX][0-9a-fA-F]+;?|[^\t\n\f <&#;]{1,32};?)")
 _PROBLEM_MARK = "/2/problems/"
 
-#: problem type suffix -> unavailable status (R8). Anything else settles as `unavailable`.
+#: problem type suffix -> unavailable status. Anything else settles as `unavailable`.
 PROBLEM_STATUS = {
     "resource-not-found": "not_found",
     "not-authorized-for-resource": "not_authorized",
@@ -18,7 +18,7 @@ PROBLEM_STATUS = {
     "disallowed-resource": "unavailable",
 }
 
-#: the v2.167 "post" vocabulary -> the "tweet" vocabulary (R10).
+#: the v2.167 "post" vocabulary -> the "tweet" vocabulary.
 _POST_KEYS = {
     "edit_history_post_ids": "edit_history_tweet_ids",
     "referenced_posts": "referenced_tweets",
@@ -105,7 +105,7 @@ def _full_text_source(tweet: dict, included: dict[str, dict]) -> dict:
 
 
 def text_and_entities(tweet: dict, included: dict[str, dict]) -> tuple[str | None, dict]:
-    """R6: full raw text (note_tweet.text, a retweet's original) and the entities that index into it."""
+    """The full raw text (note_tweet.text, a retweet's original) and the entities that index into it."""
     source = _full_text_source(tweet, included)
     note = source.get("note_tweet")
     if isinstance(note, dict) and isinstance(note.get("text"), str):
@@ -214,7 +214,7 @@ def is_requested_id_error(error: dict) -> bool:
 
 
 def error_id(error: dict) -> str | None:
-    """The ID an errors[] entry is about: `resource_id`, else `value` (R8)."""
+    """The ID an errors[] entry is about: `resource_id`, else `value`."""
     value = error.get("resource_id", error.get("value"))
     return None if value is None else str(value)
 
@@ -227,7 +227,7 @@ def parse_lookup(
     api_version: str | None = None,
     retrieved_at: datetime | None = None,
 ) -> tuple[list[dict], list[dict], list[dict]]:
-    """Settles every requested ID from one 200 response (R8, R10, R11).
+    """Settles every requested ID from one 200 response.
 
     Returns (tweets rows, unavailable rows, expansion errors). Each distinct requested ID is in
     exactly one of the first two lists; errors about expansions never settle a requested ID.

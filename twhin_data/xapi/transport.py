@@ -1,4 +1,4 @@
-"""HTTP plumbing under XClient: the base-URL/timeout adapter and the response classification (R13-R16)."""
+"""HTTP plumbing under XClient: the base-URL/timeout adapter and the response classification."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ class Reply:
 class BaseUrlAdapter(HTTPAdapter):
     """Sends tweepy's https://api.twitter.com requests to `base_url`, with (connect, read) timeouts.
 
-    tweepy has neither a host nor a timeout argument (x-api.md 2.2, 2.7): mounting this adapter on
+    tweepy has neither a host nor a timeout argument (tweepy 4.14+): mounting this adapter on
     the client's session is the supported way to get both.
     """
 
@@ -65,7 +65,7 @@ class BaseUrlAdapter(HTTPAdapter):
 
 
 def guard_tweepy_logger() -> None:
-    """tweepy logs the Authorization header at DEBUG (R21): keep its logger at INFO or above."""
+    """tweepy logs the Authorization header at DEBUG: keep its logger at INFO or above."""
     logger = logging.getLogger("tweepy")
     if logger.getEffectiveLevel() < logging.INFO:
         logger.setLevel(logging.INFO)
@@ -83,7 +83,7 @@ def response_json(response: requests.Response | None) -> dict:
 
 
 def is_usage_capped(body: dict) -> bool:
-    """R13: a 429 that waiting cannot fix."""
+    """A 429 that waiting cannot fix (a usage cap)."""
     return str(body.get("type", "")).endswith("/usage-capped") or body.get("title") == "UsageCapExceeded"
 
 
@@ -149,7 +149,7 @@ def classify(response: requests.Response | None, error: Exception | None) -> Rep
     if status == 400:
         named = bad_request_parameters(body)
         if named and "ids" not in named:
-            # R15: a 400 about fields or expansions is a configuration error, not an ID's fault.
+            # A 400 about fields or expansions is a configuration error, not an ID's fault.
             raise FatalApiError(f"X API rejected the request parameters {sorted(named)} (400): {detail}")
         return Reply(
             BAD_REQUEST,

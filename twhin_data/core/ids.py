@@ -1,0 +1,55 @@
+"""Tweet and user IDs: decimal digit strings of at most 19 digits (X's Snowflake IDs fit in int64)."""
+
+from __future__ import annotations
+
+import re
+
+#: The one definition of a valid ID; pyarrow's regex kernels take the same pattern string.
+ID_PATTERN = r"^[0-9]{1,19}$"
+ID_RE = re.compile(ID_PATTERN)
+#: Longest stripped input kept as the key of a rejected ID (for reporting).
+MAX_KEY_CHARS = 200
+
+_SCIENTIFIC_RE = re.compile(r"^[+-]?[0-9]+(?:[.,][0-9]+)?[eE][+-]?[0-9]+$")
+_DECIMAL_RE = re.compile(r"^[0-9]+[.,][0-9]+$")
+_QUOTES = "\"'`\u201c\u201d\u2018\u2019"
+
+
+def normalize_id(value: object) -> tuple[str, tuple[str, str] | None]:
+    """Validates one raw ID value.
+
+    Returns ``(key, None)`` for a valid ID (decimal string, leading zeros dropped) or
+    ``(key, (error_type, message))`` where `key` is the stripped input, for reporting.
+
+    >>> normalize_id(' "0012" ')
+    ('12', None)
+    >>> normalize_id("1.23457E+18")[1][0]
+    'scientific_notation'
+    """
+    if isinstance(value, bool) or value is None:
+        return str(value), ("invalid_id", "not a tweet ID (expected 1-19 decimal digits)")
+    if isinstance(value, int):
+        text = str(value)
+    elif isinstance(value, float):
+        return repr(value), (
+            "float_id",
+            "ID stored as a floating-point number (digits may be lost); not repaired: export IDs as text",
+        )
+    else:
+        text = str(value)
+    text = text.strip().strip("\ufeff").strip().strip(_QUOTES).strip()
+    key = text[:MAX_KEY_CHARS]
+    if ID_RE.match(text):
+        return str(int(text)), None
+    if _SCIENTIFIC_RE.match(text):
+        return key, (
+            "scientific_notation",
+            "ID in scientific notation (spreadsheet damage, digits lost); not repaired: export IDs as text",
+        )
+    if _DECIMAL_RE.match(text):
+        return key, ("float_id", "ID written as a decimal number (spreadsheet damage); not repaired")
+    if text.isdigit() and text.isascii():
+        return key, ("invalid_id", f"ID has {len(text)} digits (at most 19)")
+    if not text:
+        return key, ("invalid_id", "empty ID (only quotes or spaces)")
+    return key, ("invalid_id", "not a tweet ID (expected 1-19 decimal digits)")

@@ -1,0 +1,6 @@
+"""Names of the tagged outputs every stage uses: one spelling for Beam DoFns and pooled steps alike."""
+
+ERRORS = "errors"  # dead letters: core.errors.error_record dicts
+STATS = "stats"  # partial statistics: dicts of counts, merged by summing
+UNAVAILABLE = "unavailable"  # hydrate: IDs settled without a tweet
+COUNTS = "counts"  # prepare: per-language counts that fix the resampling rates

@@ -1,0 +1,199 @@
+"""`twhin-data run`: the whole chain from one YAML config; by default the bundled sample, offline."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import importlib.resources
+import logging
+import os
+import secrets
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import yaml
+
+from twhin_data.core import files
+from twhin_data.core.errors import ConfigError
+from twhin_data.pipelines import flags
+from twhin_data.runners import options as opts
+from twhin_data.runners.commands import COMMANDS
+from twhin_data.runners.launch import run_module
+from twhin_data.runners.summary import render
+from twhin_data.xapi.mock.server import MockXApi
+
+NAME = "run"
+HELP = "Run hydrate -> prepare -> graph -> shard -> benchmarks from one YAML config (default: bundled sample, offline)."
+LOG = logging.getLogger("twhin_data.run")
+
+#: stage -> CLI command, in execution order.
+STAGES: dict[str, str] = {
+    "hydrate": "hydrate",
+    "prepare": "prepare",
+    "graph": "graph",
+    "shard": "shard",
+    "benchmark_hashtag": "benchmark hashtag",
+    "benchmark_engagement": "benchmark engagement",
+}
+SAMPLE_PREFIX = "sample:"
+
+
+def sample_path(name: str) -> str:
+    """Absolute path of a bundled sample file (twhin_data/data/<name>)."""
+    path = importlib.resources.files("twhin_data.data").joinpath(name)
+    if not path.is_file():
+        raise ConfigError(f"bundled sample file {name!r} is missing from this installation")
+    return str(path)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        default=None,
+        help="YAML config (default: the bundled sample config, twhin_data/data/sample_config.yaml). "
+        "Each stage section holds that command's flags.",
+    )
+    parser.add_argument("--output", default=None, help="Output directory (default: the config's, else ./twhin-out).")
+    parser.add_argument(
+        "--stages",
+        type=flags.csv_list,
+        default=None,
+        help="Comma-separated subset of stages to run: " + ", ".join(STAGES) + " (default: all in the config).",
+    )
+    parser.add_argument("--workers", type=flags.positive_int, default=None, help="Local worker processes per stage (default: all cores).")
+    parser.add_argument("--overwrite", action="store_true", help="Replace the outputs of a previous run in --output.")
+    parser.add_argument("--log_level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="Log level of twhin-data's own messages.")
+
+
+def load_config(path: str | None) -> dict[str, Any]:
+    source = path or sample_path("sample_config.yaml")
+    try:
+        with open(source, encoding="utf-8") as handle:
+            config = yaml.safe_load(handle) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {source}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config {source} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(config, dict):
+        raise ConfigError(f"config {source} must be a mapping of stage sections")
+    unknown = sorted(set(config) - set(STAGES) - {"output"})
+    if unknown:
+        raise ConfigError(f"config {source}: unknown section(s) {', '.join(unknown)}; known: output, {', '.join(STAGES)}")
+    return config
+
+
+def resolve(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith(SAMPLE_PREFIX):
+        return sample_path(value[len(SAMPLE_PREFIX) :])
+    return value
+
+
+def to_flags(section: dict[str, Any]) -> list[str]:
+    """Turns a stage section into CLI flags: lists joined with commas, True -> bare flag."""
+    flags: list[str] = []
+    for key, value in section.items():
+        if key in ("enabled", "mock_api") or value is None or value is False:
+            continue
+        if value is True:
+            flags.append(f"--{key}")
+        elif isinstance(value, list | tuple):
+            flags.append(f"--{key}={','.join(str(resolve(v)) for v in value)}")
+        else:
+            flags.append(f"--{key}={resolve(value)}")
+    return flags
+
+
+def wiring(stage: str, out: str, ran: set[str]) -> list[str]:
+    """Flags that connect a stage to the outputs of the stages before it."""
+    join = files.join
+    if stage == "hydrate":
+        return [f"--output={out}"]
+    if stage == "prepare":
+        return [f"--tweets={out}", f"--output={out}"]
+    if stage == "graph":
+        return [f"--tweets={out}", f"--output={out}"] if "hydrate" in ran or files.exists(join(out, "tweets")) else [f"--output={out}"]
+    if stage == "shard":
+        flags = [f"--corpus={join(out, 'corpus')}", f"--output={join(out, 'shards')}"]
+        if "graph" in ran and files.exists(join(out, "pairs")):
+            flags.append(f"--pairs={join(out, 'pairs')}")
+        return flags
+    if stage == "benchmark_hashtag":
+        return [f"--tweets={out}", f"--output={join(out, 'benchmarks', 'hashtag')}"]
+    return [f"--tweets={out}", f"--output={join(out, 'benchmarks', 'engagement')}"]
+
+
+def run_command(command: str, argv: list[str], beam_args: list[str]) -> dict:
+    """Parses `argv` exactly as `twhin-data <command>` would, then runs the pipeline."""
+    module = importlib.import_module(COMMANDS[command][0])
+    parser = opts.command_parser(command, module)
+    LOG.info("stage %s: twhin-data %s %s", command, command, " ".join(argv))
+    args = parser.parse_args(argv)
+    return run_module(module, args, beam_args)
+
+
+@contextlib.contextmanager
+def mock_api(section: dict[str, Any] | None) -> Iterator[str | None]:
+    """Starts the local mock X API for the sample; yields its base URL (None when not configured)."""
+    if not section:
+        yield None
+        return
+    token = os.environ.get("X_BEARER_TOKEN") or secrets.token_urlsafe(24)
+    os.environ["X_BEARER_TOKEN"] = token  # read by the hydrate workers in setup(), never passed as a flag
+    kwargs = {k: resolve(v) for k, v in section.items()}
+    with MockXApi(token=token, **kwargs) as server:
+        LOG.info("mock X API serving the sample on %s", server.base_url)
+        yield server.base_url
+
+
+def clean_outputs(out: str, stages: list[str]) -> None:
+    names = {
+        "hydrate": ["tweets", "unavailable", "_progress"],
+        "prepare": ["corpus"],
+        "graph": ["engagements", "graph", "pairs"],
+        "shard": ["shards"],
+        "benchmark_hashtag": [os.path.join("benchmarks", "hashtag")],
+        "benchmark_engagement": [os.path.join("benchmarks", "engagement")],
+    }
+    if "://" in out:
+        return  # remote outputs: each stage's own --overwrite handles its files
+    for stage in stages:
+        stage_name = STAGES[stage].replace(" ", "_")
+        for name in names[stage] + [os.path.join("errors", stage_name), os.path.join("reports", stage_name)]:
+            files.remove(os.path.join(out, name))
+
+
+def main(args: argparse.Namespace, extra: list[str]) -> int:
+    opts.check_beam_args(extra)
+    config = load_config(args.config)
+    out = args.output or config.get("output") or "./twhin-out"
+    stages = [s for s in STAGES if s in config and (config[s] or {}).get("enabled", True) is not False]
+    if args.stages:
+        unknown = sorted(set(args.stages) - set(STAGES))
+        if unknown:
+            raise ConfigError(f"unknown stage(s) {', '.join(unknown)}; known: {', '.join(STAGES)}")
+        stages = [s for s in stages if s in args.stages]
+    if not stages:
+        raise ConfigError("no stage to run: the config enables none of " + ", ".join(STAGES))
+    if files.exists(files.join(out, "shards", "COMPLETED")) and not args.overwrite and "shard" in stages:
+        raise ConfigError(f"{out} already holds a complete run; pass --overwrite to replace it, or choose another --output")
+    if args.overwrite:
+        clean_outputs(out, stages)
+    common = [f"--log_level={args.log_level}"] + ([f"--workers={args.workers}"] if args.workers else [])
+    common += ["--overwrite"] if args.overwrite else []
+    summaries: dict[str, dict] = {}
+    started = time.monotonic()
+    hydrate_section = dict(config.get("hydrate") or {}) if "hydrate" in stages else {}
+    with mock_api(hydrate_section.get("mock_api")) as base_url:
+        for stage in stages:
+            section = dict(config.get(stage) or {})
+            if stage == "hydrate" and base_url:
+                section["api_base_url"] = base_url
+            argv = to_flags(section) + wiring(stage, out, set(summaries)) + common
+            summaries[stage] = run_command(STAGES[stage], argv, extra)
+    elapsed = time.monotonic() - started
+    report = {"output": out, "stages": summaries, "elapsed_s": round(elapsed, 1)}
+    files.write_json(files.join(out, "reports", "run", "summary.json"), report)
+    print(render(report))
+    return 0

@@ -1,0 +1,171 @@
+"""Shared pieces of the benchmark builders: splits, tokenization, per-language files, dataset card."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+
+from twhin_data.core import files
+from twhin_data.core.errors import ConfigError
+from twhin_data.core.hashing import id_unit_interval, shard_of, stable_hash64
+from twhin_data.text import tokenize
+
+SPLITS = ("train", "validation", "test")
+MAX_LENGTH = 128
+
+
+def parse_split(text: str) -> tuple[float, float, float]:
+    """``"0.8,0.1,0.1"`` -> (0.8, 0.1, 0.1); ConfigError unless three fractions >= 0 summing to 1."""
+    try:
+        parts = tuple(float(x) for x in text.split(","))
+    except ValueError:
+        raise ConfigError(f"--split: expected three numbers like 0.8,0.1,0.1, got {text!r}") from None
+    if len(parts) != 3 or any(not 0.0 <= x <= 1.0 for x in parts) or abs(sum(parts) - 1.0) > 1e-6:
+        raise ConfigError(f"--split: expected three fractions in [0, 1] summing to 1, got {text!r}")
+    return parts  # type: ignore[return-value]
+
+
+def split_salt(seed: int) -> str:
+    return f"twhin-benchmark-split:{seed}"
+
+
+def assign_splits(tweet_ids: Sequence[str], fractions: Sequence[float], seed: int) -> list[str]:
+    """Split of each tweet from a salted stable hash of its ID: the same ID always lands in the same split.
+
+    >>> assign_splits(["1", "2"], (1.0, 0.0, 0.0), 0)
+    ['train', 'train']
+    """
+    if not tweet_ids:
+        return []
+    u = id_unit_interval(pa.array(list(tweet_ids), pa.string()), split_salt(seed))
+    bounds = np.cumsum(np.asarray(fractions, dtype=np.float64))
+    index = np.searchsorted(bounds[:2], u, side="right")
+    return [SPLITS[i] for i in index]
+
+
+def rng_for(*parts: object) -> np.random.Generator:
+    """A numpy generator seeded from a stable hash of `parts` (same stream on every machine)."""
+    return np.random.default_rng(stable_hash64(":".join(str(p) for p in parts), "twhin-benchmark-rng"))
+
+
+def numeric_id_order(ids: Sequence[str]) -> list[int]:
+    """Indices that sort decimal ID strings numerically."""
+    return sorted(range(len(ids)), key=lambda i: (len(ids[i]), ids[i]))
+
+
+class TokenizerHandle:
+    """Loads ``text.tokenize.load_tokenizer(path)`` lazily, once per process; encodes batches of texts."""
+
+    def __init__(self, path: str | None, max_length: int = MAX_LENGTH):
+        self.path = path
+        self.max_length = max_length
+        self._tokenizer = None
+
+    def encode(self, texts: list[str]) -> list[list[int]] | None:
+        if self.path is None:
+            return None
+        if self._tokenizer is None:
+            self._tokenizer, _info = tokenize.load_tokenizer(self.path)
+        if not texts:
+            return []
+        return [list(ids) for ids in tokenize.encode_texts(self._tokenizer, texts, self.max_length)]
+
+
+def check_tokenizer(path: str | None) -> None:
+    """ConfigError when a tokenizer was asked for but cannot be loaded (checked before the run)."""
+    if path is None:
+        return
+    try:
+        tokenize.load_tokenizer(path)
+    except ConfigError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a user path: say why in one line
+        raise ConfigError(f"--tokenizer {path!r}: cannot load it ({type(exc).__name__}: {exc})") from None
+
+
+def write_table(output: str, lang: str, name: str, table: pa.Table) -> dict:
+    """Writes ``<output>/<lang>/<name>.parquet`` deterministically; returns its file info."""
+    info = files.write_parquet_atomic(files.join(output, lang, f"{name}.parquet"), table)
+    info["lang"], info["name"] = lang, name
+    info["path"] = f"{lang}/{name}.parquet"
+    return info
+
+
+def dataset_card(title: str, description: str, configs: list[dict], body: str) -> str:
+    """A Hugging Face dataset card whose YAML ``configs`` make ``load_dataset(DIR, name)`` work.
+
+    `configs`: ``[{"config_name": "en", "data_files": {"train": "en/train.parquet", ...}}, ...]``.
+    """
+    lines = ["---", "configs:"]
+    for config in configs:
+        lines.append(f"- config_name: {config['config_name']}")
+        lines.append("  data_files:")
+        for split, path in config["data_files"].items():
+            lines.append(f"  - split: {split}")
+            lines.append(f"    path: {path}")
+    lines += ["---", "", f"# {title}", "", description, "", body.rstrip(), ""]
+    return "\n".join(lines)
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(out)
+
+
+def _write_card(infos: list[dict], output: str, render) -> dict:
+    """Writes ``manifest.json`` (every file, sorted) and the ``README.md`` rendered from it."""
+    manifest = {"files": sorted(infos, key=lambda i: i["path"])}
+    files.write_json(files.join(output, "manifest.json"), manifest)
+    files.write_bytes_atomic(files.join(output, "README.md"), render(manifest).encode("utf-8"))
+    return manifest
+
+
+def languages_in(manifest: dict) -> list[str]:
+    return sorted({f["lang"] for f in manifest["files"]})
+
+
+def rows_of(manifest: dict, lang: str, name: str) -> int:
+    return next((f["rows"] for f in manifest["files"] if f["lang"] == lang and f["name"] == name), 0)
+
+
+class WriteManifestAndCard(beam.PTransform):
+    """File infos -> ``manifest.json`` + ``README.md`` (dataset card from ``render(manifest) -> str``)."""
+
+    def __init__(self, output: str, render):
+        super().__init__()
+        self._output = output
+        self._render = render
+
+    def expand(self, infos):
+        return (
+            infos
+            | "AllFiles" >> beam.combiners.ToList()
+            | "WriteCard" >> beam.Map(_write_card, output=self._output, render=self._render)
+        )
+
+
+def card_config(manifest: dict, lang: str, config_name: str, names: dict[str, str]) -> dict | None:
+    """One card config of `lang` with the non-empty files `names` (split -> file stem), or None.
+
+    Empty files stay out of the card: `datasets` cannot read a Parquet file without row groups.
+    """
+    kept = {split: f"{lang}/{name}.parquet" for split, name in names.items() if rows_of(manifest, lang, name)}
+    return {"config_name": config_name, "data_files": kept} if kept else None
+
+
+def bucket_slices(keys: Sequence[str], items: Sequence, buckets: int, salt: str) -> list[tuple[int, list]]:
+    """``(bucket, items)`` slices of `items` by a stable hash of their `keys` (a join key), sorted by bucket.
+
+    Joins shuffle these slices instead of single rows: Beam's per-element cost is paid per slice.
+    """
+    if not items:
+        return []
+    shard = shard_of(pa.array(list(keys), pa.string()), buckets, salt)
+    slices: dict[int, list] = {}
+    for item, bucket in zip(items, shard.tolist(), strict=True):
+        slices.setdefault(bucket, []).append(item)
+    return sorted(slices.items())

@@ -1,0 +1,89 @@
+"""Exact dedup of normalized text and retweet collapsing, per text-hash bucket (after ONE shuffle).
+
+Input: one text-hash bucket's rows in the transforms.prepare.KEPT layout (prepare's first shuffle
+brings every copy of a text to the same bucket; transforms/prepare/transform.py runs this per bucket). Rows are sorted by
+(text hash, text, numeric tweet ID, is-retweet) -- the 64-bit hash first, so the sort compares
+strings only between rows whose hashes tie; then, inside a run of equal texts:
+
+* a row with the same ID as the row before it is dropped: ``retweet_duplicate`` when it is a
+  retweet (its original, or another retweet of the same original, stays), else ``duplicate_id``
+  (the same tweet read twice);
+* with ``--dedup exact``, a row with a different ID is dropped as ``duplicate_text``: the lowest
+  tweet ID of each text stays, whatever order the runner delivered the rows in.
+
+Output: the kept rows in the corpus layout, plus their counts (`prepare_stats.TableStats`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from twhin_data.schemas.corpus import CORPUS
+from twhin_data.transforms.prepare import stats as st
+
+
+def dedup_table(table: pa.Table, *, exact: bool) -> tuple[pa.Table, st.TableStats]:
+    """Pure: the kept rows of one bucket (corpus layout, sorted) and the duplicate counts."""
+    stats = st.TableStats()
+    if table.num_rows == 0:
+        return table.select([f.name for f in CORPUS]), stats
+    ids_num = pc.cast(table.column("tweet_id"), pa.uint64())
+    keyed = table.append_column("_id_num", ids_num)
+    keyed = keyed.take(
+        pc.sort_indices(
+            keyed, sort_keys=[("text", "ascending"), ("_id_num", "ascending"), ("_rt", "ascending")]
+        )
+    )
+    n = keyed.num_rows
+    texts = keyed.column("text")
+    same_text = np.zeros(n, dtype=bool)
+    same_id = np.zeros(n, dtype=bool)
+    if n > 1:
+        same_text[1:] = pc.equal(texts.slice(1), texts.slice(0, n - 1)).to_numpy(zero_copy_only=False)
+        ids = keyed.column("_id_num").to_numpy()
+        same_id[1:] = ids[1:] == ids[:-1]
+    rt = keyed.column("_rt").to_numpy(zero_copy_only=False)
+    drop_rt = same_text & same_id & rt
+    drop_id = same_text & same_id & ~rt
+    drop_text = same_text & ~same_id if exact else np.zeros(n, dtype=bool)
+    stats.duplicate("retweet_duplicate", int(drop_rt.sum()))
+    stats.duplicate("duplicate_id", int(drop_id.sum()))
+    stats.duplicate("duplicate_text", int(drop_text.sum()))
+    keep = ~(drop_rt | drop_id | drop_text)
+    kept = keyed.filter(pa.array(keep))
+    stats.add("retweets_as_original", int(pc.sum(kept.column("_rt")).as_py() or 0))
+    stats.counts("lang_before", kept.column("lang").to_pylist())
+    return kept.select([f.name for f in CORPUS]), stats
+
+
+def drop_duplicate_ids(table: pa.Table) -> tuple[pa.Table, st.TableStats]:
+    """Pure: one row per tweet_id within one output part (rows of an ID all land in the same part).
+
+    Dedup meets copies by text, so a retweet whose text differs from its original's (hydrated
+    without the original's full text in `includes`) reaches the writer under the original's ID
+    beside the original itself. The original (source_tweet_id == tweet_id) stays, else the lowest
+    source ID; the others count as ``retweet_duplicate`` (or ``duplicate_id`` for a plain repeat).
+    """
+    stats = st.TableStats()
+    n = table.num_rows
+    if n < 2:
+        return table, stats
+    ids = pc.cast(table.column("tweet_id"), pa.uint64()).to_numpy(zero_copy_only=False)
+    source = pc.fill_null(table.column("source_tweet_id"), table.column("tweet_id"))
+    is_self = pc.equal(source, table.column("tweet_id")).to_numpy(zero_copy_only=False)
+    source_num = pc.cast(source, pa.uint64()).to_numpy(zero_copy_only=False)
+    order = np.lexsort((source_num, ~is_self, ids))
+    repeat = np.zeros(n, dtype=bool)
+    repeat[1:] = ids[order][1:] == ids[order][:-1]
+    if not repeat.any():
+        return table, stats
+    dropped = order[repeat]
+    from_retweet = ~is_self[dropped]
+    stats.duplicate("retweet_duplicate", int(from_retweet.sum()))
+    stats.duplicate("duplicate_id", int((~from_retweet).sum()))
+    stats.uncount("lang_before", table.column("lang").take(pa.array(dropped)).to_pylist())
+    keep = np.ones(n, dtype=bool)
+    keep[dropped] = False
+    return table.filter(pa.array(keep)), stats

@@ -1,0 +1,104 @@
+"""Prepare's pooled steps (pure, no Beam): slices go through files, only their names through shuffles.
+
+With ``--workers N`` the main process must do almost nothing per tweet, or it caps the speed-up
+(docs/scale-up.md). So the three heavy steps are pure functions run by `PoolMapFn` processes
+(inline with one worker or on Dataflow), and they hand rows to each other as Arrow IPC files
+under a temporary directory of the output (local, or gs:// through Beam FileSystems):
+
+1. `spill_task` (per read task): read, normalize, language ID, filters (transforms/prepare/table.py),
+   then ONE file per task holding one record batch range per dedup bucket; emits
+   ``(bucket, SliceRef)``, dead letters and stats;
+2. `dedup_bucket` (per bucket, after a GroupByKey of the small refs): reads its slices in task
+   order, dedups (transforms/prepare/dedup.py), and writes ONE file per bucket holding one batch range
+   per output part (the part ``WriteDataset`` would pick: salted hash of tweet_id); emits
+   ``(part, SliceRef)``, stats and the language counts resampling needs;
+3. `write_part` (per output part, after a second GroupByKey of refs, with the resampling rates
+   from the global language counts): reads its slices in bucket order, resamples
+   (transforms/prepare/resample.py), sorts by tweet_id (ties: source_tweet_id, text) and writes
+   ``part-XXXXX-of-YYYYY.parquet`` itself, with the same bytes as ``WriteDataset`` where tweet
+   IDs are unique.
+
+Every file name derives from a task index, bucket or part, and every read concatenates slices
+in name order, so the bytes written do not depend on the number of workers or arrival order.
+Files are written atomically (temp + rename): a retried bundle rewrites the same names.
+`transforms/prepare/transform.py` (PrepareTweets) wires the steps; pipelines/prepare.py removes the
+temporary directory in finish(). This module imports no Beam (the fork server preloads it:
+core/pool.py); side outputs are `Tagged`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import pyarrow as pa
+
+from twhin_data.core import files
+from twhin_data.core.hashing import shard_of
+from twhin_data.core.pool import Tagged
+from twhin_data.core.spill import SliceRef, read_slices, write_slices
+from twhin_data.core.tables import split_table
+from twhin_data.core.tags import COUNTS, STATS
+from twhin_data.schemas import conform
+from twhin_data.schemas.corpus import CORPUS
+from twhin_data.transforms.prepare import table as prep
+from twhin_data.transforms.prepare.dedup import dedup_table, drop_duplicate_ids
+from twhin_data.transforms.prepare.read import ReadTask
+from twhin_data.transforms.prepare.resample import resample_table
+
+STAGE = prep.STAGE
+#: WriteDataset's default salt: corpus rows land in the same part as `WriteDataset` would put them.
+PART_SALT = "twhin-data-parts"
+#: Row order inside a part: tweet_id like WriteDataset, then a total order for rows sharing an ID
+#: (a retweet kept beside its original when their texts differ), so the bytes never depend on
+#: the bucket count or the order slices arrive in.
+PART_ORDER = [("tweet_id", "ascending"), ("source_tweet_id", "ascending"), ("text", "ascending")]
+#: The rows between dedup and the writer: the corpus columns (dedup_table's output).
+CORPUS_LAYOUT = pa.schema(list(prep.KEPT)[: len(CORPUS)])
+
+
+def spill_task(item: tuple[tuple[int, int], ReadTask], *, config: prep.PrepareConfig, tmp: str) -> list:
+    """Step 1 (pool function): prepare one read task, spill its kept rows by dedup bucket."""
+    (file_index, task_index), task = item
+    outputs, slices = [], []
+    for out in prep.prepare_task(task, config):
+        if isinstance(out, Tagged):
+            outputs.append(out)
+        else:
+            slices.append(out)
+    path = files.join(tmp, "buckets", f"task-{file_index:06d}-{task_index:06d}.arrow")
+    outputs.extend(write_slices(path, prep.KEPT, slices))
+    return outputs
+
+
+def dedup_bucket(item: tuple[int, Iterable[SliceRef]], *, exact: bool, num_parts: int, tmp: str) -> list:
+    """Step 2 (pool function): dedup one text-hash bucket, spill the kept rows by output part."""
+    bucket, refs = item
+    table = read_slices(refs, prep.KEPT)
+    kept, stats = dedup_table(table, exact=exact)
+    stats_dict = stats.to_dict()
+    outputs: list = [
+        Tagged(STATS, stats_dict),
+        Tagged(COUNTS, dict(stats_dict.get("lang_before", {}))),
+    ]
+    if kept.num_rows:
+        parts = shard_of(kept.column("tweet_id"), num_parts, PART_SALT)
+        path = files.join(tmp, "parts", f"bucket-{bucket:05d}.arrow")
+        outputs.extend(write_slices(path, kept.schema, split_table(kept, parts)))
+    return outputs
+
+
+def write_part(item: tuple[int, list[SliceRef], dict[str, float]], *, path: str, num_parts: int) -> list:
+    """Step 3 (pool function): resample one output part's rows, sort by tweet_id, write the part."""
+    part, refs, rates = item
+    table, id_stats = drop_duplicate_ids(read_slices(refs, CORPUS_LAYOUT))
+    kept, stats = resample_table(table, rates)
+    outputs: list = [Tagged(STATS, stats.to_dict())]
+    if id_stats.to_dict():
+        outputs.append(Tagged(STATS, id_stats.to_dict()))
+    if kept.num_rows:
+        kept = conform(kept, CORPUS).sort_by(PART_ORDER)
+        name = f"part-{part:05d}-of-{num_parts:05d}.parquet"
+        outputs.append(
+            {"dataset": "corpus", "shard": part, **files.write_parquet_atomic(files.join(path, name), kept)}
+        )
+    return outputs

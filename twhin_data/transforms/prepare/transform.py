@@ -1,0 +1,105 @@
+"""PrepareTweets: prepare's three pooled steps (transforms/prepare/steps.py) wired with two shuffles.
+
+Read + normalize + language ID + filters per read task, dedup per text-hash bucket, then
+resampling and the Parquet write per output part, all in one shared `PoolMapFn` pool of
+``--workers`` processes (inline with one worker or on Dataflow). Rows move between the steps as
+Arrow IPC files under a temporary directory of the output; the shuffles carry only file
+references, so the main process does little per tweet (docs/scale-up.md).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import apache_beam as beam
+
+from twhin_data.core.tags import COUNTS, ERRORS, STATS
+from twhin_data.transforms.metrics import CountStatsFn
+from twhin_data.transforms.parallel import PoolMapFn
+from twhin_data.transforms.prepare import stats as st
+from twhin_data.transforms.prepare import table as prep
+from twhin_data.transforms.prepare.resample import rates_record, resample_rates
+from twhin_data.transforms.prepare.steps import (
+    STAGE,
+    dedup_bucket,
+    spill_task,
+    write_part,
+)
+
+
+def _with_rates(item: tuple, rates: dict[str, float]) -> tuple:
+    part, refs = item
+    return part, sorted(refs), rates
+
+
+class PrepareTweets(beam.PTransform):
+    """``(index, ReadTask)`` -> (written part infos, error dicts, stats dicts); writes corpus/ parts.
+
+    The three pooled steps above share one pool of `workers` processes (PoolMapFn, shared=STAGE):
+    read + normalize + language ID + filters per task, dedup per text-hash bucket, resampling and
+    the Parquet write per output part. Rows move between them as Arrow IPC files under `tmp`;
+    the two shuffles carry only file references, so the main process does little per tweet.
+    """
+
+    def __init__(
+        self,
+        config: prep.PrepareConfig,
+        *,
+        tmp: str,
+        corpus: str,
+        num_parts: int,
+        workers: int = 1,
+        exact: bool = True,
+        alpha: float = 1.0,
+        min_count: int = 100,
+    ):
+        super().__init__()
+        self._config, self._workers, self._exact = config, workers, exact
+        self._tmp, self._corpus, self._num_parts = tmp, corpus, num_parts
+        self._alpha, self._min_count = alpha, min_count
+
+    def _pooled(self, fn) -> PoolMapFn:
+        return PoolMapFn(
+            fn,
+            workers=self._workers,
+            initializer=functools.partial(prep.warm, self._config),
+            shared=STAGE,
+        )
+
+    def expand(self, tasks):
+        cfg, tmp = self._config, self._tmp
+        prepared = tasks | "ReadNormalizeDetect" >> beam.ParDo(
+            self._pooled(functools.partial(spill_task, config=cfg, tmp=tmp))
+        ).with_outputs(ERRORS, STATS, main="slices")
+        deduped = (
+            prepared.slices
+            # Shuffle 1: every copy of a text meets in its bucket (only file references move).
+            | "GroupByTextBucket" >> beam.GroupByKey()
+            | "Dedup"
+            >> beam.ParDo(
+                self._pooled(
+                    functools.partial(dedup_bucket, exact=self._exact, num_parts=self._num_parts, tmp=tmp)
+                )
+            ).with_outputs(STATS, COUNTS, main="slices")
+        )
+        counts = deduped[COUNTS] | "SumLangCounts" >> beam.CombineGlobally(st.merge)
+        rates = counts | "Rates" >> beam.Map(resample_rates, alpha=self._alpha, min_count=self._min_count)
+        written = (
+            deduped.slices
+            # Shuffle 2: each output part's rows, from every bucket.
+            | "GroupByPart" >> beam.GroupByKey()
+            | "WithRates" >> beam.Map(_with_rates, rates=beam.pvalue.AsSingleton(rates))
+            | "ResampleWrite"
+            >> beam.ParDo(
+                self._pooled(functools.partial(write_part, path=self._corpus, num_parts=self._num_parts))
+            ).with_outputs(STATS, main="files")
+        )
+        record = counts | "RatesRecord" >> beam.Map(
+            rates_record, alpha=self._alpha, min_count=self._min_count
+        )
+        stats = (
+            (prepared[STATS], deduped[STATS], written[STATS], record)
+            | "AllStats" >> beam.Flatten()
+            | "Count" >> beam.ParDo(CountStatsFn(STAGE, view=st.counter_view))
+        )
+        return written.files, prepared[ERRORS], stats

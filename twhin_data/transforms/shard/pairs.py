@@ -1,0 +1,178 @@
+"""Pair shards: joining pairs with both tweets' tokens, and the deterministic shard writer (the TFDS
+pattern) for pair rows.
+
+1. A size side input (rows and tokens per split) fixes the shard count of each split
+   (`plan_shards`): fixed by --num_shards, or from --target_shard_mb, never above the row count.
+2. Each pair goes to shard ``key % n`` of its split, `key` being a salted stable hash of both
+   tweet IDs: membership depends on nothing but the data and the seed.
+3. One GroupByKey gathers a shard; inside it rows are sorted by (key, tweet IDs) and the file is
+   written through a temporary name and a rename (local or gs://).
+4. A shard index that got no rows is never written: the non-empty shards of a split are
+   renumbered 0..m-1 "-of-m" from a side input of the non-empty keys, so there are no holes.
+
+MLM rows take the same plan, membership and numbering, but move between pool processes as spill
+files (transforms/shard/steps.py, wired by transforms/shard/transform.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+import apache_beam as beam
+import pyarrow as pa
+import pyarrow.compute as pc
+from apache_beam.metrics import Metrics
+
+from twhin_data.core import files
+from twhin_data.core.errors import error_record
+from twhin_data.core.hashing import stable_hash64
+from twhin_data.core.tags import ERRORS
+from twhin_data.schemas import to_table
+from twhin_data.schemas.shards import PAIR_SHARD
+from twhin_data.transforms.combiners import SetUnion
+from twhin_data.transforms.shard.steps import MLM_ROW_GROUP, renumber
+from twhin_data.transforms.shard.tokenize import PAIR_COLUMNS, STAGE
+
+
+def _assign_pair(pair: dict, plan: dict[str, int], salt: str) -> tuple[tuple[str, int], dict]:
+    key = stable_hash64(f"{pair['tweet_id_a']}:{pair['tweet_id_b']}", salt)
+    return (pair["split"], key % plan[pair["split"]]), dict(pair, key=key)
+
+
+class _WritePairShardFn(beam.DoFn):
+    """Writes one pair shard file: ``{path}/{split}-{i:05d}-of-{n:05d}.parquet``; yields its info dict."""
+
+    def __init__(self, *, path: str):
+        self._path = path
+        self._files = Metrics.counter("shard", "pairs_files")
+
+    def process(self, item: tuple[tuple[str, int], Iterable[dict]], nonempty: list) -> Iterator[dict]:
+        key, elements = item
+        index, count = renumber(key, nonempty)
+        rows = sorted(elements, key=lambda r: (r["key"], r["tweet_id_a"], r["tweet_id_b"]))
+        table = to_table(rows, PAIR_SHARD)
+        tokens = sum(
+            int(pc.sum(pc.list_value_length(table.column(c))).as_py() or 0)
+            for c in ("input_ids_a", "input_ids_b")
+        )
+        name = f"{key[0]}-{index:05d}-of-{count:05d}.parquet"
+        written = files.write_parquet_atomic(
+            files.join(self._path, name), table, row_group_size=MLM_ROW_GROUP
+        )
+        self._files.inc()
+        yield {
+            "dataset": "pairs",
+            "split": key[0],
+            "shard": index,
+            "num_shards": count,
+            "duplicates": 0,
+            "tweets": 2 * table.num_rows,
+            "tokens": tokens,
+            "file": f"pairs/{name}",
+            "rows": written["rows"],
+            "bytes": written["bytes"],
+            "sha256": written["sha256"],
+        }
+
+
+class WritePairShards(beam.PTransform):
+    """Writes pair dicts as split shards.
+
+    Args:
+      path: the dataset folder (``DIR/pairs``).
+      plan: a singleton PCollection ``{split: shard count}`` (see `plan_shards`).
+      salt: salt of the pair-key hash.
+    Output: one info dict per file (file, split, rows, tweets, tokens, bytes, sha256).
+    """
+
+    def __init__(self, *, path: str, plan, salt: str = ""):
+        super().__init__()
+        self._path = path
+        self._plan = plan
+        self._salt = salt
+
+    def expand(self, pcoll):
+        keyed = pcoll | "AssignShards" >> beam.Map(
+            _assign_pair, plan=beam.pvalue.AsSingleton(self._plan), salt=self._salt
+        )
+        # The one shuffle of this writer: gathers each shard on one worker to sort and write it.
+        grouped = keyed | "GroupByShard" >> beam.GroupByKey()
+        nonempty = keyed | "ShardKeys" >> beam.Map(lambda kv: [tuple(kv[0])]) | "NonEmpty" >> beam.CombineGlobally(SetUnion(sort=True))
+        fn = _WritePairShardFn(path=self._path)
+        return grouped | "WriteShard" >> beam.ParDo(fn, nonempty=beam.pvalue.AsSingleton(nonempty))
+
+
+def pair_tweet_ids(table: pa.Table) -> list[str]:
+    return pc.unique(
+        pa.concat_arrays([table.column(c).combine_chunks() for c in PAIR_COLUMNS[:2]])
+    ).to_pylist()
+
+
+def _token_rows(table: pa.Table, wanted: set[str]) -> Iterator[tuple[str, tuple]]:
+    """(tweet_id, (input_ids, lang, split)) for the tweets of `table` that some pair uses."""
+    mask = pc.is_in(table.column("tweet_id"), value_set=pa.array(sorted(wanted), pa.string()))
+    for row in table.filter(mask).to_pylist():
+        yield row["tweet_id"], (row["input_ids"], row["lang"], row["split"])
+
+
+def _pair_rows(table: pa.Table) -> Iterator[tuple[str, dict]]:
+    for row in table.to_pylist():
+        yield row["tweet_id_a"], row
+
+
+def _attach(item: tuple[str, dict], side: str) -> Iterator:
+    """Joins one tweet's tokens to its pairs; pairs whose tweet is not in the corpus are dead letters."""
+    tweet_id, grouped = item
+    tokens, pairs = list(grouped["tokens"]), list(grouped["pairs"])
+    for pair in pairs:
+        if not tokens:
+            message = f"tweet_{side} {tweet_id} is not in the tokenized corpus"
+            yield beam.pvalue.TaggedOutput(
+                ERRORS,
+                error_record(
+                    STAGE,
+                    {k: pair[k] for k in PAIR_COLUMNS},
+                    "pair_tweet_missing",
+                    message,
+                    pair.get("source"),
+                ),
+            )
+            continue
+        ids, lang, split = tokens[0]
+        out = dict(pair, **{f"input_ids_{side}": ids, f"lang_{side}": lang})
+        out["split"] = "validation" if split == "validation" or pair.get("split") == "validation" else "train"
+        yield (out["tweet_id_b"], out) if side == "a" else out
+
+
+class JoinPairs(beam.PTransform):
+    """Pairs tables + tokenized tables -> pair dicts carrying both tweets' ids, langs and a split.
+
+    Only tweets that some pair names are shuffled (a side-input set filters the tokens first). A
+    pair is in validation when either tweet is, so no train pair shares a tweet with validation.
+    Outputs: (pairs, errors).
+    """
+
+    def expand(self, inputs):
+        pair_tables, token_tables = inputs
+        wanted = (
+            pair_tables
+            | "PairIds" >> beam.FlatMap(pair_tweet_ids)
+            | "DistinctIds" >> beam.Distinct()
+            | "IdSet" >> beam.combiners.ToSet()
+        )
+        tokens = token_tables | "PairTokens" >> beam.FlatMap(
+            _token_rows, wanted=beam.pvalue.AsSingleton(wanted)
+        )
+        by_a = pair_tables | "KeyByA" >> beam.FlatMap(_pair_rows)
+        with_a = (
+            {"tokens": tokens, "pairs": by_a}
+            | "JoinA" >> beam.CoGroupByKey()
+            | "AttachA" >> beam.FlatMap(_attach, side="a").with_outputs(ERRORS, main="pairs")
+        )
+        both = (
+            {"tokens": tokens, "pairs": with_a.pairs}
+            | "JoinB" >> beam.CoGroupByKey()
+            | "AttachB" >> beam.FlatMap(_attach, side="b").with_outputs(ERRORS, main="pairs")
+        )
+        errors = (with_a[ERRORS], both[ERRORS]) | "PairErrors" >> beam.Flatten()
+        return both.pairs, errors
