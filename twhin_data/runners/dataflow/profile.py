@@ -35,8 +35,8 @@ _SECRET_NAME = re.compile(r"(^|_)(token|secret|password|passwd|credentials?|api_
 _REFERENCE_SUFFIXES = ("_file", "_path")
 _SECRET_RESOURCE = re.compile(r"^projects/[^/]+/secrets/[^/]+(/versions/[^/]+)?$")
 TOKEN_ENV_VARS = ("X_BEARER_TOKEN",)
-# Attributes run_module/validate add to args that are not user flags.
-_INTERNAL = frozenset({"dataflow", "elapsed_s", "workers"})
+# Common flags that do not describe a Dataflow job (--workers is local-only; Dataflow rejects above 1).
+_INTERNAL = frozenset({"workers"})
 _MAX_VALUE_CHARS = 1000
 
 
@@ -132,7 +132,7 @@ def check_flags(flags: list[str], args: argparse.Namespace) -> None:
     temp location, nothing that ships the package, local --temp_location/--output on the real
     service, --save_main_session.
 
-    Cheap and offline: call it before a pipeline's validate() touches gs:// paths.
+    Cheap and offline: call it before a pipeline's plan() touches gs:// paths.
     """
     require_gcp_extra()
     known, _ = opts.beam_parser().parse_known_args(flags)

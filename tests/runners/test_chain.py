@@ -1,0 +1,106 @@
+"""The main job end to end on the bundled sample: accounting, schemas of every output, determinism."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from twhin_data import schemas
+from twhin_data.runners import cli
+
+#: Whole commands end to end: not in the fast suite (-m "not slow").
+pytestmark = pytest.mark.slow
+
+SAMPLE = Path(__file__).resolve().parents[2] / "twhin_data" / "data"
+
+#: output folder (relative to the run's output) -> schema its Parquet files must have.
+DATASETS = {
+    "tweets": schemas.TWEETS,
+    "unavailable": schemas.UNAVAILABLE,
+    "corpus": schemas.CORPUS,
+    "engagements": schemas.ENGAGEMENTS,
+    "graph/edges": schemas.EDGES,
+    "graph/users": schemas.USERS,
+    "graph/tweets": schemas.TWEET_NODES,
+    "graph/relations": schemas.RELATIONS,
+    "pairs": schemas.PAIRS,
+    "shards/mlm": schemas.MLM_SHARD,
+    "shards/pairs": schemas.PAIR_SHARD,
+}
+
+
+def _run(out: Path, workers: int) -> None:
+    code = cli.main(["run", "--output", str(out), "--workers", str(workers)])
+    assert code == 0
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    base = tmp_path_factory.mktemp("run")
+    _run(base / "one", 1)
+    _run(base / "two", 2)
+    return base / "one", base / "two"
+
+
+def _digests(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*.parquet"))
+    }
+
+
+def test_main_job_leaves_shards_manifest_and_completed(runs):
+    out, _ = runs
+    shards = out / "shards"
+    assert (shards / "COMPLETED").is_file()
+    manifest = json.loads((shards / "manifest.json").read_text())
+    assert manifest
+    assert list((shards / "mlm").glob("train-*.parquet"))
+
+
+def test_shards_are_byte_identical_across_runs_and_worker_counts(runs):
+    one, two = runs
+    for split in ("mlm", "pairs"):
+        first, second = _digests(one / "shards" / split), _digests(two / "shards" / split)
+        assert first and first == second, split
+    assert (one / "shards" / "manifest.json").read_bytes() == (two / "shards" / "manifest.json").read_bytes()
+
+
+def test_every_writer_matches_its_schema(runs):
+    out, _ = runs
+    checked = 0
+    for folder, schema in DATASETS.items():
+        for path in sorted((out / folder).glob("*.parquet")):
+            assert pq.read_schema(path).remove_metadata().equals(schema.remove_metadata()), path
+            checked += 1
+    for path in sorted((out / "errors").rglob("*.parquet")):
+        assert pq.read_schema(path).remove_metadata().equals(schemas.ERRORS.remove_metadata()), path
+        checked += 1
+    assert checked >= 10
+
+
+def test_every_sample_id_is_accounted_for(runs):
+    out, _ = runs
+    lines = (SAMPLE / "sample_ids.txt").read_text(encoding="utf-8").splitlines()
+    cleaned = [line.strip().strip("\"'").strip() for line in lines]
+    valid = {c for c in cleaned if re.fullmatch(r"[0-9]{1,19}", c)}
+    tweets = {r["tweet_id"] for p in (out / "tweets").glob("*.parquet") for r in pq.read_table(p, columns=["tweet_id"]).to_pylist()}
+    unavailable = [r for p in (out / "unavailable").glob("*.parquet") for r in pq.read_table(p).to_pylist()]
+    settled = [r["tweet_id"] for r in unavailable if r["status"] != "invalid_id"]
+    assert len(settled) == len(set(settled)), "an ID was settled twice"
+    assert not tweets & set(settled), "an ID is both hydrated and unavailable"
+    assert tweets | set(settled) == valid
+    assert {r["status"] for r in unavailable} >= {"not_found", "not_authorized"}
+    summary = json.loads((out / "reports" / "run" / "summary.json").read_text())
+    assert "hydrate" in summary["stages"]
+
+
+def test_rerun_without_overwrite_is_refused(runs, capsys):
+    out, _ = runs
+    assert cli.main(["run", "--output", str(out)]) == 2
+    assert "--overwrite" in capsys.readouterr().err

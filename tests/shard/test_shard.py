@@ -1,0 +1,317 @@
+"""`twhin-data shard` end to end on a small synthetic corpus (+ pairs), through the CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from twhin_data.data import synth
+from twhin_data.runners import cli
+from twhin_data.schemas import to_table
+from twhin_data.schemas.corpus import CORPUS
+from twhin_data.schemas.graph import PAIRS
+from twhin_data.schemas.shards import MLM_SHARD, PAIR_SHARD
+from twhin_data.text.tokenize import load_tokenizer
+
+N_TWEETS = 800
+MAX_LENGTH = 48
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory) -> Path:
+    """corpus/ (two files, with one bad ID, one blank text, one duplicate) and pairs/ (one dangling)."""
+    base = tmp_path_factory.mktemp("shard-in")
+    rows = [
+        {"tweet_id": t["id"], "text": t["text"], "lang": t.get("lang") or "und", "normalizer": "test"}
+        for t in synth.generate_tweets(N_TWEETS, seed=7)
+    ]
+    rows += [
+        {"tweet_id": "12x", "text": "bad id", "lang": "en", "normalizer": "test"},
+        {"tweet_id": "42", "text": "  ", "lang": "en", "normalizer": "test"},
+        dict(rows[3]),
+    ]
+    (base / "corpus").mkdir()
+    pq.write_table(to_table(rows[:400], CORPUS), base / "corpus" / "part-00000-of-00002.parquet")
+    pq.write_table(to_table(rows[400:], CORPUS), base / "corpus" / "part-00001-of-00002.parquet")
+    ids = [r["tweet_id"] for r in rows[:120]]
+    pairs = [
+        {"tweet_id_a": ids[i], "tweet_id_b": ids[i + 1], "score": 0.5, "method": "cooccurrence"}
+        for i in range(0, 120, 2)
+    ]
+    pairs.append({"tweet_id_a": "7", "tweet_id_b": ids[0], "score": 0.1, "method": "cooccurrence"})
+    (base / "pairs").mkdir()
+    pq.write_table(to_table(pairs, PAIRS), base / "pairs" / "part-00000-of-00001.parquet")
+    return base
+
+
+def shard(inputs: Path, out: Path, *extra: str) -> int:
+    argv = ["shard", "--corpus", str(inputs), "--pairs", str(inputs), "--output", str(out)]
+    argv += ["--max_length", str(MAX_LENGTH), "--num_shards", "3", "--valid_fraction", "0.2", *extra]
+    return cli.main(argv)
+
+
+@pytest.fixture(scope="module")
+def runs(inputs, tmp_path_factory) -> tuple[Path, Path, Path, Path]:
+    base = tmp_path_factory.mktemp("shard-out")
+    assert shard(inputs, base / "a", "--workers", "1") == 0
+    assert shard(inputs, base / "b", "--workers", "1") == 0
+    mp = ["--workers", "2", "--direct_running_mode=multi_processing", "--direct_num_workers=2"]
+    assert shard(inputs, base / "mp", *mp) == 0
+    assert shard(inputs, base / "w2", "--workers", "2") == 0  # a pool of 2 for every pooled step
+    return base / "a", base / "b", base / "mp", base / "w2"
+
+
+def digests(folder: Path) -> dict[str, str]:
+    names = sorted(folder.glob("*/*.parquet")) + [folder / "manifest.json", folder / "README.md"]
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in names}
+
+
+@pytest.mark.slow
+def test_layout_and_completed(runs):
+    out = runs[0]
+    assert (out / "COMPLETED").is_file()
+    names = sorted(p.name for p in (out / "mlm").iterdir())
+    assert names == [
+        "train-00000-of-00003.parquet",
+        "train-00001-of-00003.parquet",
+        "train-00002-of-00003.parquet",
+        "validation-00000-of-00001.parquet",
+    ]
+    assert sorted(p.name for p in (out / "pairs").iterdir())[0] == "train-00000-of-00003.parquet"
+    for path in (out / "mlm").iterdir():
+        assert pq.read_schema(path).remove_metadata().equals(MLM_SHARD.remove_metadata())
+        assert pq.read_metadata(path).num_rows > 0  # no empty shards
+    for path in (out / "pairs").iterdir():
+        assert pq.read_schema(path).remove_metadata().equals(PAIR_SHARD.remove_metadata())
+
+
+@pytest.mark.slow
+def test_byte_identical_across_runs_and_runners(runs):
+    a, b, mp, w2 = runs
+    assert digests(a) == digests(b)
+    assert digests(a) == digests(mp)  # FnApiRunner in-memory vs multi_processing x2 (+ pool of 2)
+    assert digests(a) == digests(w2)  # --workers 2: pool processes tokenize, route and write
+    for out in runs:  # the spill files between the pooled steps are gone
+        assert not (out / "_tmp_shard").exists()
+        assert sorted(p.name for p in out.iterdir()) == sorted(
+            ["COMPLETED", "README.md", "errors", "manifest.json", "mlm", "pairs", "reports"]
+        )
+
+
+@pytest.mark.slow
+def test_manifest_counts_equal_a_recount_and_accounting_balances(runs):
+    out = runs[0]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["dtype"] == "int32" and manifest["max_length"] == MAX_LENGTH and manifest["pad_id"] == 1
+    assert manifest["tokenizer"]["special_ids"]["eos"] == 2 and manifest["parameters"]["num_shards"] == 3
+    langs: dict[str, list[int]] = {}
+    for entry in manifest["shards"]:
+        path = out / entry["file"]
+        table = pq.read_table(path)
+        data = path.read_bytes()
+        assert entry["rows"] == table.num_rows and entry["bytes"] == len(data)
+        assert entry["sha256"] == hashlib.sha256(data).hexdigest()
+        if entry["dataset"] == "mlm":
+            assert entry["tokens"] == sum(len(x) for x in table.column("input_ids").to_pylist())
+            assert entry["tweets"] == sum(len(x) for x in table.column("tweet_ids").to_pylist())
+            for row in table.to_pylist():
+                ends = row["tweet_offsets"][1:] + [row["num_tokens"]]
+                for lang, start, end in zip(row["langs"], row["tweet_offsets"], ends, strict=True):
+                    langs.setdefault(lang, [0, 0])
+                    langs[lang][0] += 1
+                    langs[lang][1] += end - start
+        else:
+            ids = table.column("input_ids_a").to_pylist() + table.column("input_ids_b").to_pylist()
+            assert entry["tokens"] == sum(len(x) for x in ids)
+    assert {k: [v["tweets"], v["tokens"]] for k, v in manifest["languages"].items()} == langs
+    counts = manifest["counts"]
+    assert counts["tweets_in"] == N_TWEETS + 3
+    assert counts["tweets_out"] == N_TWEETS
+    assert (
+        counts["tweets_in"]
+        == counts["tweets_out"]
+        + counts["rejected_invalid_id"]
+        + counts["rejected_text_empty"]
+        + counts["duplicates"]
+    )
+    assert counts["pairs_in"] == counts["pairs_out"] + counts["rejected_pair_tweet_missing"] == 61
+    errors = pq.read_table(out / "errors" / "shard").to_pylist()
+    assert sorted(e["error_type"] for e in errors) == ["invalid_id", "pair_tweet_missing", "text_empty"]
+    stats = json.loads((out / "reports" / "shard" / "stats.json").read_text())
+    assert stats["balanced"] and stats["pairs_balanced"] and stats["tweets_out"] == N_TWEETS
+
+
+@pytest.mark.slow
+def test_token_ids_lengths_and_decoding(runs, inputs):
+    out = runs[0]
+    tok, info = load_tokenizer("bundled")
+    texts = {}
+    for path in sorted((inputs / "corpus").iterdir()):
+        for row in pq.read_table(path).to_pylist():
+            texts[row["tweet_id"]] = row["text"]
+    checked = truncated = 0
+    for path in sorted((out / "mlm").iterdir()):
+        for row in pq.read_table(path).to_pylist():
+            ids = row["input_ids"]
+            assert len(ids) == row["num_tokens"] <= MAX_LENGTH
+            assert max(ids) < info.vocab_size and min(ids) >= 0
+            ends = row["tweet_offsets"][1:] + [len(ids)]
+            for tweet_id, start, end in zip(row["tweet_ids"], row["tweet_offsets"], ends, strict=True):
+                piece = ids[start:end]
+                assert piece[0] == info.special_ids["bos"] and piece[-1] == info.special_ids["eos"]
+                expected = tok.encode(texts[tweet_id]).ids
+                if len(expected) > MAX_LENGTH:
+                    truncated += 1
+                    assert piece == expected[: MAX_LENGTH - 1] + [expected[-1]]
+                    continue
+                assert piece == expected
+                if info.special_ids["unk"] not in piece:
+                    normalized = tok.normalizer.normalize_str(texts[tweet_id])
+                    assert tok.decode(piece) == " ".join(normalized.split(" ")).strip()
+                    checked += 1
+    assert checked > N_TWEETS // 2
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["counts"]["truncated"] == truncated
+
+
+@pytest.mark.slow
+def test_datasets_load_dataset_finds_both_splits(runs, tmp_path):
+    datasets = pytest.importorskip("datasets")
+    out = runs[0]
+    manifest = json.loads((out / "manifest.json").read_text())
+    mlm = datasets.load_dataset(str(out), cache_dir=str(tmp_path / "cache"))
+    for split in ("train", "validation"):
+        assert mlm[split].num_rows == manifest["splits"]["mlm"][split]["rows"] > 0
+    pairs = datasets.load_dataset(str(out), "pairs", cache_dir=str(tmp_path / "cache"))
+    assert pairs["train"].num_rows == manifest["splits"]["pairs"]["train"]["rows"]
+
+
+@pytest.mark.slow
+def test_no_pack_and_overwrite(inputs, tmp_path, capsys):
+    out = tmp_path / "np"
+    assert shard(inputs, out, "--workers", "1", "--no_pack") == 0
+    first = (out / "manifest.json").read_bytes()
+    rows = pq.read_table(out / "mlm").to_pylist()
+    assert all(len(r["tweet_ids"]) == 1 and r["tweet_offsets"] == [0] for r in rows)
+    assert shard(inputs, out, "--workers", "1") == 2
+    assert "pass --overwrite" in capsys.readouterr().err
+    assert (out / "manifest.json").read_bytes() == first  # untouched
+    assert shard(inputs, out, "--workers", "1", "--overwrite") == 0
+    assert json.loads((out / "manifest.json").read_text())["parameters"]["pack"] is True
+
+
+def test_bad_tokenizer_and_inputs_are_one_line_errors(inputs, tmp_path, capsys):
+    assert shard(inputs, tmp_path / "x", "--tokenizer", str(tmp_path / "missing.json")) == 2
+    assert "tokenizer file not found" in capsys.readouterr().err
+    assert cli.main(["shard", "--corpus", str(tmp_path / "nothing"), "--output", str(tmp_path / "y")]) == 2
+    assert "no input files match" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:  # argparse: one line, exit code 2
+        shard(inputs, tmp_path / "z", "--num_shards", "2", "--target_shard_mb", "8")
+    assert exit_info.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists() or not (tmp_path / "x" / "COMPLETED").exists()
+
+
+def test_tokenize_table_pure_function():
+    import pyarrow as pa
+
+    from twhin_data.core.pool import Tagged
+    from twhin_data.transforms.shard.tokenize import tokenize_table
+
+    table = pa.table(
+        {
+            "tweet_id": pa.array([1501, 1502, 1503], pa.int64()),
+            "text": ["hello world", None, "x " * 300],
+            "lang": ["en", "en", None],
+            "source": ["f.parquet"] * 3,
+        }
+    )
+    out = tokenize_table(table, tokenizer="bundled", max_length=16, valid_fraction=0.0, seed=0)
+    tokens = next(o for o in out if isinstance(o, pa.Table))
+    assert tokens.column("tweet_id").to_pylist() == ["1501", "1503"]
+    assert tokens.column("lang").to_pylist() == ["en", "und"]
+    assert tokens.column("split").to_pylist() == ["train", "train"]
+    assert [len(x) for x in tokens.column("input_ids").to_pylist()][1] == 16
+    tagged = [o for o in out if isinstance(o, Tagged)]
+    errors = [o.value for o in tagged if o.tag == "errors"]
+    stats = [o.value for o in tagged if o.tag == "stats"][0]
+    assert [e["error_type"] for e in errors] == ["text_empty"] and errors[0]["source"] == "f.parquet"
+    assert stats["tweets_in"] == 3 and stats["tokenized"] == 2 and stats["truncated"] == 1
+    assert stats["mlm_rows_train"] == 2 and stats["mlm_rows_validation"] == 0
+
+
+def test_spill_route_and_read_back(tmp_path):
+    """Spilled tokens come back per shard (key % n), whole when a split has one shard."""
+    import numpy as np
+    import pyarrow as pa
+
+    from twhin_data.core.pool import Tagged
+    from twhin_data.transforms.shard.steps import read_pieces, route_slice, spill_tokens
+
+    ids = [str(1000 + i) for i in range(40)]
+    table = pa.table({"tweet_id": ids, "text": [f"tweet {i}" for i in range(40)], "lang": ["en"] * 40})
+    table = table.append_column("source", pa.array(["f.parquet"] * 40))
+    out = spill_tokens(
+        ("000000-000000-000000", table),
+        tmp=str(tmp_path),
+        tokenizer="bundled",
+        max_length=16,
+        valid_fraction=0.25,
+        seed=0,
+    )
+    refs = dict(o for o in out if not isinstance(o, Tagged))
+    assert sorted(refs) == ["train", "validation"]
+    assert (tmp_path / "tokens" / "000000-000000-000000.arrow").is_file()
+    whole = read_pieces([(refs["train"], None)])[0]
+    assert set(whole.column("split").to_pylist()) == {"train"}
+    routed = route_slice(("train", refs["train"], 3))
+    assert [key for key, _ in routed] == [("train", 0), ("train", 1), ("train", 2)]
+    got = []
+    for (_split, shard), piece in routed:
+        [part] = read_pieces([piece])
+        keys = part.column("key").to_numpy()
+        assert (keys % np.uint64(3) == shard).all()
+        got += part.column("tweet_id").to_pylist()
+    assert sorted(got) == sorted(whole.column("tweet_id").to_pylist())
+    assert route_slice(("validation", refs["validation"], 1)) == [
+        (("validation", 0), (refs["validation"], None))
+    ]
+
+
+def test_plan_renumber_and_dedupe():
+    import pyarrow as pa
+
+    from twhin_data.transforms.shard.steps import _dedupe_sorted, plan_shards, renumber
+
+    totals = {
+        "mlm_rows_train": 1000,
+        "mlm_tokens_train": 30000,
+        "mlm_rows_validation": 3,
+        "mlm_tokens_validation": 90,
+    }
+    assert plan_shards(totals, prefix="mlm_", num_shards=8, target_bytes=1) == {"train": 8, "validation": 1}
+    assert plan_shards(totals, prefix="mlm_", num_shards=None, target_bytes=50_000) == {
+        "train": 4,
+        "validation": 1,
+    }
+    assert plan_shards(
+        {"mlm_rows_train": 2, "mlm_tokens_train": 9}, prefix="mlm_", num_shards=5, target_bytes=1
+    ) == {"train": 2}
+    assert renumber(("train", 5), [("train", 1), ("validation", 0), ("train", 5)]) == (1, 2)
+    table = pa.table(
+        {
+            "tweet_id": ["9", "9", "3"],
+            "lang": ["en"] * 3,
+            "input_ids": pa.array([[0, 7, 2], [0, 5, 2], [0, 1, 2]], pa.list_(pa.int32())),
+            "key": pa.array([2, 2, 1], pa.uint64()),
+            "split": ["train"] * 3,
+        }
+    )
+    kept, dropped = _dedupe_sorted(table)
+    assert dropped == 1
+    assert kept.column("tweet_id").to_pylist() == ["3", "9"]
+    assert kept.column("input_ids").to_pylist()[1] == [0, 5, 2]  # the smaller token list wins
