@@ -184,7 +184,7 @@ def run_tweepy(n_ids: int, rate: int, window: float, workdir: Path) -> dict:
     ids, _store, _statuses = corpus(n_ids, seed=1, missing=0.0)
     mock = ExternalMock(n_ids, rate, window, workdir)
 
-    class Rewrite(HTTPAdapter):  # tweepy hard-codes https://api.twitter.com (x-api.md 2.7)
+    class Rewrite(HTTPAdapter):  # tweepy hard-codes https://api.twitter.com
         def send(self, request, **kwargs):
             request.url = request.url.replace("https://api.twitter.com", mock.base_url, 1)
             return super().send(request, **kwargs)

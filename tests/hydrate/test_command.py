@@ -97,7 +97,7 @@ def test_sample_end_to_end_accounts_for_every_line(tmp_path, sample_dir, capsys)
     assert summary["statuses"]["ok"] > 0 and summary["statuses"]["not_found"] > 0
     assert (out / "reports" / "hydrate" / "stats.json").is_file()
     assert read_dir(out / "errors" / "hydrate"), "invalid lines must be dead-lettered"
-    # R5: the request carries exactly the default fields and expansions.
+    # The request carries exactly the default fields and expansions.
     assert query["tweet.fields"].split(",") == [
         "id",
         "text",

@@ -1,4 +1,4 @@
-"""XClient.lookup against the mock X API over real HTTP: every R22 case of x-api.md."""
+"""XClient.lookup against the mock X API over real HTTP: every response case docs/x-api.md lists."""
 
 from __future__ import annotations
 
@@ -137,7 +137,7 @@ def test_expansion_errors_never_settle_requested_ids(api, tmp_path):
     assert settled(out) == {"107", "199"}
 
 
-def test_request_carries_exactly_r5_fields(api, tmp_path):
+def test_request_carries_exactly_the_default_fields(api, tmp_path):
     lookup(api, tmp_path, ["101"])
     query = api.query_log[0]
     assert set(query) == {"ids", "tweet.fields", "expansions"}

@@ -1,4 +1,4 @@
-"""Pure parsing of lookup responses (R6-R11) and the token source."""
+"""Pure parsing of lookup responses (text, language, accounting, vocabulary) and the token source."""
 
 from __future__ import annotations
 
