@@ -34,6 +34,7 @@ from twhin_data.transforms.hydrate.ids import (
         ("0012", "12"),
         (1293593516040269825, "1293593516040269825"),
         ("9999999999999999999", "9999999999999999999"),
+        ("01293593516040269825", "1293593516040269825"),  # zero-padded to 20 digits: leading zeros dropped
     ],
 )
 def test_valid_ids_are_normalized(raw, key):

@@ -104,3 +104,48 @@ def test_rerun_without_overwrite_is_refused(runs, capsys):
     out, _ = runs
     assert cli.main(["run", "--output", str(out)]) == 2
     assert "--overwrite" in capsys.readouterr().err
+
+
+def _config_with(tmp_path: Path, stage: str, key: str, value: object) -> Path:
+    import yaml
+
+    config = yaml.safe_load((SAMPLE / "sample_config.yaml").read_text())
+    config[stage] = dict(config.get(stage) or {}, **{key: value})
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("stage", "key", "value", "message"),
+    [
+        ("shard", "num_shardz", 3, "twhin-data shard: error: unrecognized arguments: --num_shardz=3"),
+        ("prepare", "resample_alpha", 2.0, "config section prepare: --resample_alpha must be in (0, 1]"),
+    ],
+)
+def test_every_stage_is_validated_before_the_first_runs(tmp_path, capsys, stage, key, value, message):
+    """A mistake in a late section is found before hydrate spends API reads."""
+    config = _config_with(tmp_path, stage, key, value)
+    out = tmp_path / "out"
+    try:
+        code = cli.main(["run", "--config", str(config), "--output", str(out)])
+    except SystemExit as exc:  # argparse's one-line error for an unknown flag
+        code = exc.code
+    assert code == 2
+    assert message in capsys.readouterr().err
+    assert not (out / "tweets").exists() and not (out / "unavailable").exists()
+
+
+def test_every_dataset_folder_is_marked_complete_after_its_files(runs):
+    """_SUCCESS is written by the job's last step: it lists every Parquet file with its rows."""
+    out = runs[0]
+    marked = ["tweets", "unavailable", "corpus", "engagements", "graph", "graph/edges", "graph/users",
+              "graph/tweets", "graph/relations", "pairs", "benchmarks/hashtag", "benchmarks/engagement"]  # fmt: skip
+    for name in marked:
+        folder = out / name
+        assert not (folder / "_INCOMPLETE").exists(), name
+        record = json.loads((folder / "_SUCCESS").read_text())
+        parts = {p.name: pq.ParquetFile(p).metadata.num_rows for p in sorted(folder.glob("*.parquet"))}
+        assert record["files"] == parts and record["rows"] == sum(parts.values()), name
+    assert (out / "shards" / "COMPLETED").exists() and not (out / "shards" / ".partial").exists()
+    assert not list(out.rglob(".twhin-data.lock")) and not list(out.rglob(".tmp-*"))

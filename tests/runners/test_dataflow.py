@@ -367,3 +367,19 @@ def test_missing_gcp_extra_is_a_one_line_config_error(monkeypatch):
     )
     with pytest.raises(ConfigError, match=r"needs the gcp extra: pip install 'twhin-data\[gcp\]'"):
         dataflow.complete_flags(BASE, _args())
+
+
+@needs_gcp
+@pytest.mark.parametrize("command", commands.PIPELINES)
+def test_cli_with_template_location_writes_the_spec_and_exits_0(command, tmp_path, sdist, sample_out, capsys):
+    """`twhin-data <command> --runner DataflowRunner --template_location FILE`: nothing runs, so
+    nothing is finished (no metrics to query, no reports, no completion markers)."""
+    argv = local.sample_argv(command, sample_out, str(tmp_path / "out"))
+    flags = dataflow_check.spec_flags(
+        str(tmp_path / "spec"), setup_file=str(REPO / "setup.py"), image=dataflow_check.CHECK_IMAGE, job_name="t"
+    )
+    with dataflow_check.reuse_sdist(sdist):
+        code = cli.main([*command.split(), *argv, *flags])
+    assert code == 0, capsys.readouterr().err
+    assert json.loads(capsys.readouterr().out) == {"job_spec_only": True, "stage": command}
+    assert (tmp_path / "spec" / "job.json").is_file()

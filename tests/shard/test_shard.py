@@ -96,7 +96,7 @@ def test_byte_identical_across_runs_and_runners(runs):
     assert digests(a) == digests(mp)  # FnApiRunner in-memory vs multi_processing x2 (+ pool of 2)
     assert digests(a) == digests(w2)  # --workers 2: pool processes tokenize, route and write
     for out in runs:  # the spill files between the pooled steps are gone
-        assert not (out / "_tmp_shard").exists()
+        assert not (out / ".tmp_shard").exists()
         assert sorted(p.name for p in out.iterdir()) == sorted(
             ["COMPLETED", "README.md", "errors", "manifest.json", "mlm", "pairs", "reports"]
         )

@@ -20,6 +20,10 @@ class FatalApiError(TwhinError):
     """The API refuses the whole job (401/403, usage cap): stop, and say why once."""
 
 
+class InputRejectedError(TwhinError):
+    """A stage rejected all of its input (or more than --max_rejected_share): its output is useless."""
+
+
 class RetryableApiError(TwhinError):
     """A transient API failure (5xx, timeout, connection reset): the client retries."""
 

@@ -6,6 +6,7 @@ reads and writes local files never pays for ``import apache_beam``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -40,12 +41,17 @@ def expand_inputs(pattern: str, *, suffixes: tuple[str, ...] = ()) -> list[str]:
     """Expands a file, directory or glob (comma-separated allowed) into a sorted file list.
 
     A directory means every file below it (recursively) whose name ends with one of `suffixes`
-    (all files if empty). Raises ConfigError naming the pattern when nothing matches.
+    (all files if empty); a directory that an unfinished run of ours is writing (or left behind
+    when it was killed) is refused (`check_complete`). Raises ConfigError naming the pattern when
+    nothing matches.
     """
     files: list[str] = []
     for part in [p.strip() for p in pattern.split(",") if p.strip()]:
+        if is_remote(part) and not any(ch in part for ch in "*?[") and not part.endswith(suffixes or ("",)):
+            check_complete(part)  # a folder on an object store
         if "://" not in part and os.path.isdir(part):
             for root, _dirs, names in os.walk(part):
+                check_complete(root)  # before its files: an unfinished run may not have written any yet
                 for name in names:
                     if name.startswith((".", "_")):
                         continue
@@ -59,6 +65,8 @@ def expand_inputs(pattern: str, *, suffixes: tuple[str, ...] = ()) -> list[str]:
     files = sorted(set(files))
     if not files:
         raise ConfigError(f"no input files match {pattern!r}")
+    for folder in sorted({posixpath.dirname(f) if is_remote(f) else os.path.dirname(f) for f in files}):
+        check_complete(folder)
     return files
 
 
@@ -93,9 +101,14 @@ def write_bytes_atomic(path: str, data: bytes) -> None:
         os.makedirs(parent, exist_ok=True)
     tmp = join(parent, f".tmp-{os.getpid()}-{posixpath.basename(path)}")
     if not is_remote(path):
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
+        try:
+            with open(tmp, "wb") as handle:
+                handle.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):  # a full disk must not also leave a half-written file
+                os.remove(tmp)
+            raise
         return
     filesystems = _filesystems()
     with filesystems.create(tmp) as handle:
@@ -173,3 +186,78 @@ def read_parquet_table(path: str, columns: list[str] | None = None) -> pa.Table:
         return pq.ParquetFile(path).read(columns=columns)
     with open_read(path) as handle:
         return pq.read_table(pa.BufferReader(handle.read()), columns=columns)
+
+
+# ----------------------------------------------------------------------------------------------
+# Completion markers: a dataset folder is complete only when the run that writes it finished.
+# ----------------------------------------------------------------------------------------------
+
+#: Written into a dataset folder before its first file, removed when the stage finished writing it.
+INCOMPLETE = "_INCOMPLETE"
+#: Written last into a finished dataset folder: the stage and the rows of every Parquet file in it.
+SUCCESS = "_SUCCESS"
+
+
+def begin_output(folder: str, stage: str) -> None:
+    """Marks `folder` as being written by `stage` (consumers refuse it until `finish_output`)."""
+    remove(join(folder, SUCCESS))
+    write_json(join(folder, INCOMPLETE), {"stage": stage})
+
+
+def finish_output(folder: str, stage: str) -> dict:
+    """Writes ``_SUCCESS`` (the stage and the rows of each Parquet file directly in `folder`), then
+    removes ``_INCOMPLETE``. Call it after the last file of the folder is written; returns the record."""
+    rows = {}
+    for path in list_parquet(folder):
+        with open_read(path) as handle:
+            rows[posixpath.basename(path.replace(os.sep, "/"))] = pq.ParquetFile(handle).metadata.num_rows
+    record = {"stage": stage, "files": rows, "rows": sum(rows.values())}
+    write_json(join(folder, SUCCESS), record)
+    remove(join(folder, INCOMPLETE))
+    return record
+
+
+def publish(staging: str, final: str) -> None:
+    """Moves the folder `staging` to `final` (replacing it): one rename on a local disk; on an object
+    store, where a rename is a copy per object, a completion marker written after it is what counts."""
+    remove(final)
+    if not is_remote(staging):
+        if os.path.isdir(staging):
+            os.makedirs(os.path.dirname(final) or ".", exist_ok=True)
+            os.replace(staging, final)
+        return
+    base = staging.rstrip("/") + "/"
+    found = [m.path for m in _filesystems().match([base + "**"])[0].metadata_list]
+    if found:
+        _filesystems().rename(found, [final.rstrip("/") + "/" + p[len(base) :] for p in found])
+
+
+def list_parquet(folder: str) -> list[str]:
+    """The Parquet files directly in `folder`, sorted (none when it does not exist). No marker check."""
+    if is_remote(folder):
+        from apache_beam.io.filesystem import BeamIOError
+
+        try:
+            found = _filesystems().match([join(folder, "*.parquet")])[0].metadata_list
+        except BeamIOError:
+            return []
+        return sorted(m.path for m in found)
+    if not os.path.isdir(folder):
+        return []
+    return sorted(os.path.join(folder, n) for n in os.listdir(folder) if n.endswith(".parquet"))
+
+
+def check_complete(folder: str) -> None:
+    """ConfigError (one line) when `folder` holds ``_INCOMPLETE``: the stage writing it has not
+    finished, or was killed or failed; its files must not be read as a whole dataset."""
+    marker = join(folder, INCOMPLETE)
+    if not exists(marker):
+        return
+    try:
+        stage = json.loads(read_bytes(marker)).get("stage", "the stage")
+    except (ValueError, OSError):
+        stage = "the stage"
+    raise ConfigError(
+        f"{folder} is incomplete: twhin-data {stage.replace('_', ' ')} is still writing it, or was "
+        f"killed or failed before it finished ({INCOMPLETE} is present); rerun that stage"
+    )

@@ -39,7 +39,7 @@ def normalize_id(value: object) -> tuple[str, tuple[str, str] | None]:
         text = str(value)
     text = text.strip().strip("\ufeff").strip().strip(_QUOTES).strip()
     key = text[:MAX_KEY_CHARS]
-    if ID_RE.match(text):
+    if text and ID_RE.match(text.lstrip("0") or "0"):  # leading zeros do not count against the 19 digits
         return str(int(text)), None
     if _SCIENTIFIC_RE.match(text):
         return key, (
@@ -49,7 +49,7 @@ def normalize_id(value: object) -> tuple[str, tuple[str, str] | None]:
     if _DECIMAL_RE.match(text):
         return key, ("float_id", "ID written as a decimal number (spreadsheet damage); not repaired")
     if text.isdigit() and text.isascii():
-        return key, ("invalid_id", f"ID has {len(text)} digits (at most 19)")
+        return key, ("invalid_id", f"ID has {len(text.lstrip('0'))} digits (at most 19)")
     if not text:
         return key, ("invalid_id", "empty ID (only quotes or spaces)")
     return key, ("invalid_id", "not a tweet ID (expected 1-19 decimal digits)")

@@ -17,16 +17,23 @@ Process model:
   in the children. Hence pooled functions must live in importable modules.
 * `acquire`/`release`: pools shared by name, so a pipeline with several pooled steps starts N
   children, not N per step; the pool closes when its last user releases it.
+* children die with the job: each sets a parent-death signal (SIGKILL when the fork server
+  goes, which itself exits when the job's process does) and watches the job's process, so a
+  killed job leaves no child running, let alone writing.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import functools
 import multiprocessing
 import multiprocessing.forkserver
 import os
+import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -88,6 +95,42 @@ def start_forkserver(preload: list[str]) -> threading.Thread:
     return thread
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def _alive(pid: int) -> bool:
+    """False once `pid` has exited (a zombie waiting for its parent counts as exited)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+            return handle.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    except OSError:
+        return True  # no /proc: trust kill()
+
+
+def _watch(job_pid: int, interval_s: float) -> None:
+    while _alive(job_pid):
+        time.sleep(interval_s)
+    os._exit(1)  # the job is gone: never write after it
+
+
+def child_start(job_pid: int, initializer: Callable[[], None] | None, interval_s: float = 0.5) -> None:
+    """Runs first in every pool child: die with the job, then the pool's own initializer."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    threading.Thread(target=_watch, args=(job_pid, interval_s), name="twhin-job-watch", daemon=True).start()
+    if not _alive(job_pid):
+        os._exit(1)
+    if initializer is not None:
+        initializer()
+
+
 def make_pool(
     workers: int, *, initializer: Callable[[], None] | None = None, preload: list[str] | None = None
 ) -> ProcessPoolExecutor:
@@ -95,7 +138,8 @@ def make_pool(
     context = multiprocessing.get_context("forkserver")
     # Only takes effect when this process has not started its fork server yet.
     context.set_forkserver_preload(list(preload or []))
-    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=initializer)
+    start = functools.partial(child_start, os.getpid(), initializer)
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=start)
     with _main_hidden():
         # Each submit finds no idle child and starts one: N submits start all N children now.
         for future in [pool.submit(os.getpid) for _ in range(workers)]:

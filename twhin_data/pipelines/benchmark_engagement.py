@@ -108,6 +108,7 @@ def plan(args: argparse.Namespace, run: RunSettings) -> EngagementPlan:
 
 def prepare_output(plan: EngagementPlan) -> None:
     check_output(plan.output, plan.args.overwrite, STAGE)
+    files.begin_output(plan.output, STAGE)
 
 
 def build(p: beam.Pipeline, plan: EngagementPlan):
@@ -128,7 +129,7 @@ def build(p: beam.Pipeline, plan: EngagementPlan):
     infos = (records, sampled.tweets) | "WriteBenchmark" >> be.WriteEngagementBenchmark(
         args.output, negatives=args.negatives, seed=args.seed, tokenizer=args.tokenizer
     )
-    manifest = infos | "WriteManifestAndCard" >> common.WriteManifestAndCard(args.output, render_card)
+    manifest = infos | "WriteManifestAndCard" >> common.WriteManifestAndCard(args.output, render_card, stage=STAGE)
     errors = (read_errors, attached.errors, emb_errors) | "AllErrors" >> beam.Flatten()
     errors | "WriteErrors" >> WriteErrors(args.output, STAGE)
     return manifest

@@ -228,6 +228,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace, extra: list[str]) -> int:
     if extra:
         raise ConfigError(f"unknown flags for benchmark evaluate: {' '.join(extra)}")
+    files.check_complete(args.benchmark)
     result = evaluate(
         args.benchmark,
         split=args.split,

@@ -93,6 +93,7 @@ def plan(args: argparse.Namespace, run: RunSettings) -> HashtagPlan:
 
 def prepare_output(plan: HashtagPlan) -> None:
     check_output(plan.output, plan.args.overwrite, STAGE)
+    files.begin_output(plan.output, STAGE)
 
 
 def build(p: beam.Pipeline, plan: HashtagPlan):
@@ -110,7 +111,7 @@ def build(p: beam.Pipeline, plan: HashtagPlan):
     infos = rows.main | "WriteBenchmark" >> bt.WriteHashtagBenchmark(
         args.output, vocabulary, tokenizer=args.tokenizer, fractions=plan.fractions, seed=args.seed
     )
-    manifest = infos | "WriteManifestAndCard" >> common.WriteManifestAndCard(args.output, render_card)
+    manifest = infos | "WriteManifestAndCard" >> common.WriteManifestAndCard(args.output, render_card, stage=STAGE)
     errors = (labels.errors, examples.errors, rows.errors) | "AllErrors" >> beam.Flatten()
     errors | "WriteErrors" >> WriteErrors(args.output, STAGE)
     return manifest

@@ -30,6 +30,10 @@ def fraction(text: str) -> float:
     return _number(text, float, lambda v: 0.0 <= v <= 1.0, "a number in [0, 1]")
 
 
+def number(text: str) -> float:
+    return _number(text, float, lambda v: True, "a number")
+
+
 def csv_list(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 

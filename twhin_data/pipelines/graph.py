@@ -28,12 +28,12 @@ from twhin_data.schemas.graph import (
 )
 from twhin_data.transforms.graph import edges as gc
 from twhin_data.transforms.graph import engagements as eng
-from twhin_data.transforms.graph import pbg
+from twhin_data.transforms.graph import logs, pbg
 from twhin_data.transforms.graph.pairs import CoEngagementPairs, EmbeddingPairs, check_embeddings
 from twhin_data.transforms.graph.report import build_stats, render_html
 from twhin_data.transforms.graph.transform import BuildGraph
 from twhin_data.transforms.graph.write import WriteGraph
-from twhin_data.transforms.io import WriteDataset, WriteErrors
+from twhin_data.transforms.io import MarkComplete, WriteDataset, WriteErrors
 from twhin_data.transforms.metrics import counters
 
 NAME = "graph"
@@ -43,13 +43,6 @@ PAIR_METHODS = ("cooccurrence", "embeddings")
 OUTPUT_DIRS = ("engagements", "graph", "pairs", os.path.join("errors", NAME), os.path.join("reports", NAME))
 BYTES_PER_PARTITION = 32 << 20
 BYTES_PER_OUTPUT_PART = 256 << 20
-
-
-def _float(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -116,7 +109,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=10,
         help="Neighbours kept per tweet (a pair is kept if in either tweet's top k).",
     )
-    add("--min_score", type=_float, default=0.0, help="Minimum pair score (cosine) kept.")
+    add("--min_score", type=opts.number, default=0.0, help="Minimum pair score (cosine) kept.")
     add(
         "--min_count",
         type=opts.positive_int,
@@ -189,7 +182,7 @@ def validate(args: argparse.Namespace) -> None:
         raise ConfigError("--pairs embeddings needs --embeddings GLOB")
     if not -1.0 <= args.min_score <= 1.0:
         raise ConfigError(f"--min_score must be in [-1, 1], got {args.min_score}")
-    eng.parse_column_map(args.column_map)  # ConfigError on a malformed --column_map
+    logs.parse_column_map(args.column_map)  # ConfigError on a malformed --column_map
 
 
 @dataclass(frozen=True)
@@ -209,15 +202,15 @@ def plan(args: argparse.Namespace, run: RunSettings) -> GraphPlan:
     pair_methods = [m for m in PAIR_METHODS if m in args.pairs]
     if "embeddings" in pair_methods:
         check_embeddings(args.embeddings)
-    mapping = eng.parse_column_map(args.column_map)
+    mapping = logs.parse_column_map(args.column_map)
     paths = []
     if args.engagements:
         paths = files.expand_inputs(args.engagements)
-        known = [p for p in paths if eng.file_format(p)]
+        known = [p for p in paths if logs.file_format(p)]
         if not known:
             raise ConfigError(f"--engagements {args.engagements!r}: no .csv/.tsv/.jsonl/.parquet files")
         for path in known[:5]:
-            eng.check_header(path, mapping)
+            logs.check_header(path, mapping)
     if args.tweets:
         paths += files.expand_inputs(eng.tweets_pattern(args.tweets))
     size = sum(m.size_in_bytes for result in FileSystems.match(paths) for m in result.metadata_list)
@@ -243,6 +236,15 @@ def prepare_output(plan: GraphPlan) -> None:
     if plan.args.overwrite:
         for name in OUTPUT_DIRS:
             files.remove(files.join(output, name))
+    for name in _datasets(plan):
+        files.begin_output(files.join(output, name), NAME)
+
+
+def _datasets(plan: GraphPlan) -> dict[str, pa.Schema | None]:
+    """The folders graph publishes (each gets _INCOMPLETE while written, _SUCCESS when done), and the
+    schema of the empty part a folder that got no rows receives."""
+    graph = {"graph": None, "graph/edges": EDGES, "graph/users": USERS, "graph/tweets": TWEET_NODES}
+    return {"engagements": ENGAGEMENTS, **graph, "graph/relations": None, **({"pairs": PAIRS} if plan.pair_methods else {})}
 
 
 def build(p: beam.Pipeline, plan: GraphPlan) -> None:
@@ -259,7 +261,7 @@ def build(p: beam.Pipeline, plan: GraphPlan) -> None:
         cap_policy=args.cap_policy,
     )
     edges = graph["edges"]
-    _ = graph | "WriteGraph" >> WriteGraph(out, types=plan.types, num_shards=parts)
+    written = [graph | "WriteGraph" >> WriteGraph(out, types=plan.types, num_shards=parts)]
     pair_tables = []
     if "cooccurrence" in plan.pair_methods:
         pair_tables.append(
@@ -288,7 +290,7 @@ def build(p: beam.Pipeline, plan: GraphPlan) -> None:
             lambda info: files.write_json(files.join(out, "reports", NAME, "embeddings_index.json"), info)
         )
     if pair_tables:
-        _ = (
+        written.append(
             pair_tables
             | "AllPairs" >> beam.Flatten()
             | "WritePairs"
@@ -302,6 +304,8 @@ def build(p: beam.Pipeline, plan: GraphPlan) -> None:
             )
         )
     _ = errors | "WriteErrors" >> WriteErrors(out, NAME)
+    datasets = {files.join(out, *name.split("/")): schema for name, schema in _datasets(plan).items()}
+    _ = tuple(written) | "AllWritten" >> beam.Flatten() | "MarkComplete" >> MarkComplete(datasets, NAME)
 
 
 def params(plan: GraphPlan) -> dict:
@@ -333,12 +337,6 @@ def params(plan: GraphPlan) -> dict:
     return {k: derived[k] if k in derived else getattr(plan.args, k) for k in keys}
 
 
-def _ensure_dataset(path: str, schema: pa.Schema) -> None:
-    """An empty result is still a dataset: one zero-row part with the schema."""
-    if not files.exists(path):
-        files.write_parquet_atomic(files.join(path, "part-00000-of-00001.parquet"), schema.empty_table())
-
-
 def _max_degrees(result) -> dict[str, int]:
     """Largest user and tweet degree (Beam distributions `degree_user`, `degree_tweet`)."""
     out = {"user": 0, "tweet": 0}
@@ -357,13 +355,6 @@ def _max_degrees(result) -> dict[str, int]:
 def finish(result, plan: GraphPlan, elapsed_s: float) -> dict:
     args, out = plan.args, plan.output
     report_dir = files.join(out, "reports", NAME)
-    for path, schema in (
-        (files.join(out, "engagements"), ENGAGEMENTS),
-        (files.join(out, "graph", "edges"), EDGES),
-        (files.join(out, "graph", "users"), USERS),
-        (files.join(out, "graph", "tweets"), TWEET_NODES),
-    ) + (((files.join(out, "pairs"), PAIRS),) if plan.pair_methods else ()):
-        _ensure_dataset(path, schema)
     pbg_dir = files.join(out, "graph", "pbg")
     files.write_bytes_atomic(
         files.join(pbg_dir, "config.py"),

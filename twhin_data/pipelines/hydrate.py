@@ -24,7 +24,7 @@ from twhin_data.pipelines.plan import Plan, RunSettings
 from twhin_data.schemas.tweets import TWEETS, UNAVAILABLE, UNAVAILABLE_STATUSES
 from twhin_data.transforms.hydrate import archives, ids, resume
 from twhin_data.transforms.hydrate import transform as hyd
-from twhin_data.transforms.io import ToTables, WriteDataset, WriteErrors
+from twhin_data.transforms.io import MarkComplete, ToTables, WriteDataset, WriteErrors
 from twhin_data.transforms.metrics import counters
 from twhin_data.xapi.auth import TokenSource
 from twhin_data.xapi.client import DEFAULT_EXPANSIONS, DEFAULT_TWEET_FIELDS, ClientConfig
@@ -39,6 +39,8 @@ IDS_PER_PLAN_SHARD = 250_000
 ROWS_PER_PART = 1_000_000
 _FIELD_RE = re.compile(r"^[a-z_.]+$")
 #: Everything hydrate writes in --output: what --overwrite removes.
+#: The datasets hydrate publishes (each gets _INCOMPLETE while written, _SUCCESS when done).
+DATASETS = ("tweets", "unavailable")
 OUTPUT_DIRS = ("tweets", "unavailable", resume.PROGRESS, *(os.path.join(d, NAME) for d in ("errors", "reports")))
 
 
@@ -153,10 +155,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--connect_timeout", type=float, default=5.0, help="HTTP connect timeout in seconds.")
 
 
-def _has_parts(path: str) -> bool:
-    return files.exists(path) and bool(FileSystems.match([files.join(path, "*.parquet")])[0].metadata_list)
-
-
 def token_source(args: argparse.Namespace) -> TokenSource:
     return TokenSource(file=args.bearer_token_file, secret=args.bearer_token_secret)
 
@@ -236,7 +234,7 @@ def plan(args: argparse.Namespace, run: RunSettings) -> HydratePlan:
 
 def prepare_output(plan: HydratePlan) -> None:
     args, output = plan.args, plan.output
-    existing = _has_parts(files.join(output, "tweets")) or _has_parts(files.join(output, "unavailable"))
+    existing = files.list_parquet(files.join(output, "tweets")) or files.list_parquet(files.join(output, "unavailable"))
     existing = existing or files.exists(files.join(output, resume.PROGRESS))
     if existing and not (args.resume or args.overwrite):
         raise ConfigError(
@@ -248,6 +246,8 @@ def prepare_output(plan: HydratePlan) -> None:
     if args.overwrite:
         for name in OUTPUT_DIRS:
             files.remove(files.join(output, name))
+    for name in DATASETS:
+        files.begin_output(files.join(output, name), NAME)
 
 
 def _total_bytes(paths: list[str]) -> int:
@@ -293,13 +293,13 @@ def build(p: beam.Pipeline, plan: HydratePlan) -> None:
         tweets = hydrated["tweets"]
         unavailable = (hydrated["unavailable"], read["invalid"]) | "MergeUnavailable" >> beam.Flatten()
         errors = read["errors"]
-    (
+    written_tweets = (
         tweets
         | "TweetTables" >> ToTables(TWEETS)
         | "CountTweets" >> beam.Map(_count_statuses, dataset="tweets")
         | "WriteTweets" >> WriteDataset(files.join(output, "tweets"), TWEETS, num_shards=plan.part_shards)
     )
-    (
+    written_unavailable = (
         unavailable
         | "UnavailableTables" >> ToTables(UNAVAILABLE)
         | "CountUnavailable" >> beam.Map(_count_statuses, dataset="unavailable")
@@ -307,6 +307,11 @@ def build(p: beam.Pipeline, plan: HydratePlan) -> None:
         >> WriteDataset(files.join(output, "unavailable"), UNAVAILABLE, num_shards=plan.part_shards)
     )
     errors | "WriteErrors" >> WriteErrors(output, NAME)
+    datasets = {files.join(output, "tweets"): TWEETS, files.join(output, "unavailable"): UNAVAILABLE}
+    written = (written_tweets, written_unavailable) | "AllWritten" >> beam.Flatten()
+    _ = written | "MarkComplete" >> MarkComplete(
+        datasets, NAME, empty_name=f"part-00000-of-{plan.part_shards:05d}.parquet"
+    )
 
 
 def finish(result, plan: HydratePlan, elapsed_s: float) -> dict:
@@ -363,12 +368,6 @@ def finish(result, plan: HydratePlan, elapsed_s: float) -> dict:
             args.max_reads,
             summary["ids_over_read_budget"],
         )
-    for name, schema in (("tweets", TWEETS), ("unavailable", UNAVAILABLE)):
-        path = files.join(output, name)
-        if not _has_parts(path):  # no rows at all: still leave a readable, empty dataset
-            files.write_parquet_atomic(
-                files.join(path, f"part-00000-of-{plan.part_shards:05d}.parquet"), schema.empty_table()
-            )
     if not args.archive:
         # The final parts hold every settled ID: the per-batch files are not needed any more.
         files.remove(files.join(output, resume.PROGRESS))

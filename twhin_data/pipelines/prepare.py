@@ -19,7 +19,7 @@ from twhin_data.pipelines.plan import Plan, RunSettings
 from twhin_data.schemas.tweets import TWEETS
 from twhin_data.text import langid
 from twhin_data.text.normalize import NORMALIZERS
-from twhin_data.transforms.io import WriteErrors
+from twhin_data.transforms.io import MarkComplete, WriteErrors
 from twhin_data.transforms.prepare import stats as st
 from twhin_data.transforms.prepare import table as prep
 from twhin_data.transforms.prepare.read import INPUT_COLUMNS, REQUIRED_COLUMNS, keyed_file_tasks
@@ -186,6 +186,7 @@ def prepare_output(plan: PreparePlan) -> None:
         for name in ("corpus", os.path.join("errors", NAME), os.path.join("reports", NAME)):
             files.remove(files.join(output, name))
     remove_tmp(output)  # left by a failed run: its slices are never read again
+    files.begin_output(files.join(output, "corpus"), NAME)
 
 
 def config_from_plan(plan: PreparePlan) -> prep.PrepareConfig:
@@ -220,7 +221,7 @@ def remove_tmp(output: str) -> None:
 
 def build(p: beam.Pipeline, plan: PreparePlan) -> None:
     args = plan.args
-    _files, errors, stats = (
+    written, errors, stats = (
         p
         # Only file paths go into the job graph (Dataflow caps it near 10 MB); footers are read on workers.
         | "InputFiles" >> beam.Create(list(enumerate(plan.inputs)))
@@ -240,6 +241,7 @@ def build(p: beam.Pipeline, plan: PreparePlan) -> None:
         )
     )
     errors | "WriteErrors" >> WriteErrors(args.output, NAME)
+    _ = written | "MarkComplete" >> MarkComplete([files.join(args.output, "corpus")], NAME)
     (
         stats
         | "MergeStats" >> beam.CombineGlobally(st.merge)

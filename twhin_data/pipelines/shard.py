@@ -3,8 +3,9 @@
 Output under --output DIR: ``mlm/{split}-{i:05d}-of-{n:05d}.parquet``, ``pairs/...`` (with
 --pairs), ``manifest.json``, the dataset card ``README.md`` and ``COMPLETED`` (written last, by
 the final Beam step, once every shard, dead letter and the manifest exist). Dead letters go to
-``DIR/errors/shard/``, stats to ``DIR/reports/shard/stats.json``. While it runs, the pooled steps
-hand tokens to each other under ``DIR/_tmp_shard/`` (removed at the end). See docs/shards.md.
+``DIR/errors/shard/``, stats to ``DIR/reports/shard/stats.json``. Shards are written under
+``DIR/.partial/`` and moved into place by that final step. While it runs, the pooled steps
+hand tokens to each other under ``DIR/.tmp_shard/`` (removed at the end). See docs/shards.md.
 """
 
 from __future__ import annotations
@@ -34,12 +35,17 @@ from twhin_data.transforms.shard.transform import ShardCorpus
 NAME = "shard"
 #: Modules the shard pool's fork server imports once (runners/launch.py starts it early).
 POOL_PRELOAD = ["twhin_data.transforms.shard.steps"]
-#: Where the pooled steps hand tokens to each other (under --output); removed by finish().
-TMP = "_tmp_shard"
+#: Where the pooled steps hand tokens to each other (under --output; hidden, so `load_dataset` never
+#: reads it); removed by finish().
+TMP = ".tmp_shard"
 HELP = "Tokenize the corpus (and pairs), pack tweets, write deterministic Parquet shards + manifest."
 SPLITS = ("train", "validation")
 DATASETS = ("mlm", "pairs")
-OUTPUT_NAMES = ("mlm", "pairs", "manifest.json", "README.md", "COMPLETED")
+#: Shards are written under OUTPUT/.partial/ and moved into place by the final step: a hidden folder,
+#: so `datasets.load_dataset(OUTPUT)` never sees the shards of an unfinished run.
+STAGING = ".partial"
+DATASETS = ("mlm", "pairs")
+OUTPUT_NAMES = (STAGING, *DATASETS, "manifest.json", "README.md", "COMPLETED")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -194,7 +200,7 @@ def build(p: beam.Pipeline, plan: ShardPlan):
         valid_fraction=args.valid_fraction,
         seed=args.seed,
         tmp=files.join(out, TMP),
-        path=files.join(out, "mlm"),
+        path=files.join(out, STAGING, "mlm"),
         num_shards=args.num_shards,
         target_bytes=target,
         pack=args.pack,
@@ -222,7 +228,7 @@ def build(p: beam.Pipeline, plan: ShardPlan):
         infos.append(
             pairs
             | "WritePairs"
-            >> WritePairShards(path=files.join(out, "pairs"), plan=pair_plan, salt=f"pairs:{args.seed}")
+            >> WritePairShards(path=files.join(out, STAGING, "pairs"), plan=pair_plan, salt=f"pairs:{args.seed}")
         )
         all_errors.append(pair_errors)
     error_files = all_errors | "AllErrors" >> beam.Flatten() | "WriteErrors" >> WriteErrors(out, NAME)
@@ -338,7 +344,11 @@ def dataset_card(manifest: dict) -> str:
 def write_manifest(
     _, *, output: str, params: dict, tokenizer: dict, shards: list, stats: dict, error_files: list
 ) -> dict:
-    """Writes manifest.json, README.md and, last, COMPLETED. Returns the manifest."""
+    """Moves the shards from the staging folder into place, then writes manifest.json, README.md and,
+    last, COMPLETED. Returns the manifest."""
+    for dataset in DATASETS:
+        files.publish(files.join(output, STAGING, dataset), files.join(output, dataset))
+    files.remove(files.join(output, STAGING))
     manifest = build_manifest(params, tokenizer, shards, stats, error_files)
     files.write_json(files.join(output, "manifest.json"), manifest)
     files.write_bytes_atomic(files.join(output, "README.md"), dataset_card(manifest).encode("utf-8"))

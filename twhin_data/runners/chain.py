@@ -11,16 +11,18 @@ import os
 import secrets
 import time
 from collections.abc import Iterator
+from types import ModuleType
 from typing import Any
 
 import yaml
 
 from twhin_data.core import files
 from twhin_data.core.errors import ConfigError
+from twhin_data.core.lock import OutputLock
 from twhin_data.pipelines import flags
 from twhin_data.runners import options as opts
 from twhin_data.runners.commands import COMMANDS
-from twhin_data.runners.launch import run_module
+from twhin_data.runners.launch import check_output_folder, run_module
 from twhin_data.runners.summary import render
 from twhin_data.xapi.mock.server import MockXApi
 
@@ -124,13 +126,30 @@ def wiring(stage: str, out: str, ran: set[str]) -> list[str]:
     return [f"--tweets={out}", f"--output={join(out, 'benchmarks', 'engagement')}"]
 
 
+def parse_command(command: str, argv: list[str]) -> tuple[ModuleType, argparse.Namespace]:
+    """Parses `argv` exactly as `twhin-data <command>` would (a bad flag: one line, exit 2)."""
+    module = importlib.import_module(COMMANDS[command][0])
+    return module, opts.command_parser(command, module).parse_args(argv)
+
+
 def run_command(command: str, argv: list[str], beam_args: list[str]) -> dict:
     """Parses `argv` exactly as `twhin-data <command>` would, then runs the pipeline."""
-    module = importlib.import_module(COMMANDS[command][0])
-    parser = opts.command_parser(command, module)
+    module, args = parse_command(command, argv)
     LOG.info("stage %s: twhin-data %s %s", command, command, " ".join(argv))
-    args = parser.parse_args(argv)
     return run_module(module, args, beam_args)
+
+
+def validate_stages(config: dict[str, Any], stages: list[str], out: str, common: list[str]) -> None:
+    """Every stage's flags parsed and validated before the first stage starts, so a typo in a late
+    section costs nothing (no API reads spent by hydrate first)."""
+    for i, stage in enumerate(stages):
+        section = {k: v for k, v in (config.get(stage) or {}).items() if k != "mock_api"}
+        argv = to_flags(section) + wiring(stage, out, set(stages[:i])) + common
+        module, args = parse_command(STAGES[stage], argv)
+        try:
+            module.validate(args)
+        except ConfigError as exc:
+            raise ConfigError(f"config section {stage}: {exc}") from None
 
 
 @contextlib.contextmanager
@@ -178,10 +197,21 @@ def main(args: argparse.Namespace, extra: list[str]) -> int:
         raise ConfigError("no stage to run: the config enables none of " + ", ".join(STAGES))
     if files.exists(files.join(out, "shards", "COMPLETED")) and not args.overwrite and "shard" in stages:
         raise ConfigError(f"{out} already holds a complete run; pass --overwrite to replace it, or choose another --output")
-    if args.overwrite:
-        clean_outputs(out, stages)
     common = [f"--log_level={args.log_level}"] + ([f"--workers={args.workers}"] if args.workers else [])
     common += ["--overwrite"] if args.overwrite else []
+    validate_stages(config, stages, out, common)
+    check_output_folder(out)
+    if files.is_remote(out):  # each stage locks its own output, once its Dataflow flags are checked
+        return _run_stages(config, stages, out, common, extra, overwrite=args.overwrite)
+    with OutputLock(out, NAME):  # the stages writing into `out` take the same lock again
+        return _run_stages(config, stages, out, common, extra, overwrite=args.overwrite)
+
+
+def _run_stages(
+    config: dict[str, Any], stages: list[str], out: str, common: list[str], extra: list[str], *, overwrite: bool
+) -> int:
+    if overwrite:
+        clean_outputs(out, stages)
     summaries: dict[str, dict] = {}
     started = time.monotonic()
     hydrate_section = dict(config.get("hydrate") or {}) if "hydrate" in stages else {}

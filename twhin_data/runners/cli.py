@@ -8,14 +8,16 @@ import re
 import sys
 
 from twhin_data import __version__
-from twhin_data.core.errors import ConfigError, FatalApiError
+from twhin_data.core.errors import ConfigError, FatalApiError, InputRejectedError
 from twhin_data.runners import options as opts
 from twhin_data.runners.commands import COMMANDS
 from twhin_data.runners.launch import dump, run_module
 from twhin_data.runners.logs import configure_logging
 
 LOG = logging.getLogger("twhin_data")
-_FATAL = re.compile(r"(ConfigError|FatalApiError): ([^\n]+)")
+_FATAL = re.compile(r"(ConfigError|FatalApiError|InputRejectedError): ([^\n]+)")
+#: An OSError as Beam's wrapper quotes it: "OSError: [Errno 28] No space left on device: 'path'".
+_OS_ERROR = re.compile(r"\w*Error: \[Errno (\d+)\] ([^:\n']+)(?:: '([^'\n]+)')?")
 
 
 def _module_help(name: str) -> str:
@@ -55,6 +57,9 @@ def _split_command(argv: list[str]) -> tuple[str | None, list[str]]:
 
 
 def _fatal_message(exc: BaseException) -> str | None:
+    """One line for a failure whose cause the user can act on: our own fatal errors, and the
+    operating system's (a full disk, a read-only or missing folder, no permission). Beam wraps a
+    worker's exception in its own, with the original only as text: both are looked for."""
     seen = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
@@ -63,8 +68,19 @@ def _fatal_message(exc: BaseException) -> str | None:
         match = _FATAL.search(str(exc))
         if match:
             return match.group(2).strip()
+        if isinstance(exc, OSError) and exc.errno is not None:
+            return _os_message(exc.errno, exc.strerror, exc.filename)
+        match = _OS_ERROR.search(str(exc))
+        if match:
+            return _os_message(int(match.group(1)), match.group(2), match.group(3))
         exc = exc.__cause__ or exc.__context__
     return None
+
+
+def _os_message(errno: int, strerror: str | None, filename: str | None) -> str:
+    where = f"{filename}: " if filename else ""
+    hint = {28: " (free some space, or write --output elsewhere)", 30: " (choose a writable --output)"}
+    return f"{where}{strerror or 'I/O error'} [errno {errno}]{hint.get(errno, '')}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -98,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         sys.stderr.write(f"twhin-data {command}: error: {exc}\n")
         return 2
+    except InputRejectedError as exc:
+        sys.stderr.write(f"twhin-data {command}: error: {exc}\n")
+        return 1
     except KeyboardInterrupt:
         sys.stderr.write(f"twhin-data {command}: interrupted\n")
         return 130

@@ -5,13 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import time
 from types import ModuleType
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from twhin_data.core.errors import ConfigError
+from twhin_data.core import files
+from twhin_data.core.errors import ConfigError, InputRejectedError
+from twhin_data.core.lock import OutputLock
 from twhin_data.core.pool import start_forkserver
 from twhin_data.pipelines import flags
 from twhin_data.pipelines.plan import Plan, RunSettings
@@ -43,8 +46,15 @@ def pipeline_options(args: argparse.Namespace, beam_args: list[str]) -> Pipeline
     return PipelineOptions(flags)
 
 
+def check_output_folder(output: str) -> None:
+    """ConfigError (one line) when --output names something that is not a folder."""
+    if not files.is_remote(output) and os.path.exists(output) and not os.path.isdir(output):
+        raise ConfigError(f"--output {output} is a file, not a folder: choose a folder (it is created if missing)")
+
+
 def construct(module: ModuleType, args: argparse.Namespace, beam_args: list[str]) -> tuple[beam.Pipeline, Plan]:
     """Validates, plans, prepares the output and builds one pipeline; returns it and its plan."""
+    check_output_folder(args.output)
     run = RunSettings(workers=resolve_workers(args, beam_args), dataflow=opts.is_dataflow(beam_args))
     if run.dataflow:
         profile.check_flags(beam_args, args)  # one-line errors before plan() touches gs://
@@ -63,6 +73,14 @@ def run_module(module: ModuleType, args: argparse.Namespace, beam_args: list[str
     if preload and workers > 1:
         # The pool's fork server imports its modules while this process validates and builds.
         start_forkserver(preload)
+    check_output_folder(args.output)
+    if opts.is_dataflow(beam_args):
+        profile.check_flags(beam_args, args)  # one-line errors before the lock touches gs://
+    with OutputLock(args.output, module.NAME):  # one writer per output folder
+        return _run_locked(module, args, beam_args, preload=preload, workers=workers)
+
+
+def _run_locked(module: ModuleType, args: argparse.Namespace, beam_args: list[str], *, preload, workers: int) -> dict:
     started = time.monotonic()
     pipeline, plan = construct(module, args, beam_args)
     if preload:
@@ -76,10 +94,31 @@ def run_module(module: ModuleType, args: argparse.Namespace, beam_args: list[str
         )
     result = pipeline.run()
     result.wait_until_finish()
+    if not getattr(result, "has_job", True):
+        # --template_location: Beam wrote the job spec and nothing ran, so there is nothing to finish.
+        LOG.info("%s: job spec written (--template_location); no job ran", module.NAME)
+        return {"stage": module.NAME, "job_spec_only": True}
     elapsed_s = time.monotonic() - started
     summary = module.finish(result, plan, elapsed_s)
     LOG.info("%s: done in %.1f s", module.NAME, elapsed_s)
+    check_rejections(module.NAME, summary, args.max_rejected_share)
     return summary
+
+
+def check_rejections(stage: str, summary: dict, max_share: float) -> None:
+    """InputRejectedError (one line, exit 1) when the stage rejected every input record, or more
+    than `max_share` of them; the dead letters under OUT/errors/<stage>/ say why."""
+    total = summary.get("in", summary.get("tweets_in"))
+    rejected = summary.get("rejected")
+    if isinstance(rejected, dict):
+        rejected = sum(v for v in rejected.values() if isinstance(v, int | float))
+    if not isinstance(total, int) or not isinstance(rejected, int | float) or total <= 0:
+        return
+    if rejected >= total or rejected / total > max_share:
+        raise InputRejectedError(
+            f"{stage} rejected {int(rejected):,} of {total:,} input records ({rejected / total:.0%}; "
+            f"--max_rejected_share {max_share:g}): see the dead letters under errors/{stage.replace(' ', '_')}/"
+        )
 
 
 def dump(summary: dict) -> str:

@@ -9,7 +9,7 @@ from types import ModuleType
 from apache_beam.options.pipeline_options import PipelineOptions, _BeamArgumentParser
 
 from twhin_data.core.errors import ConfigError
-from twhin_data.pipelines.flags import positive_int
+from twhin_data.pipelines.flags import fraction, positive_int
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -48,6 +48,13 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, output_required: bo
         "--overwrite",
         action="store_true",
         help="Replace an existing complete output instead of refusing to run.",
+    )
+    parser.add_argument(
+        "--max_rejected_share",
+        type=fraction,
+        default=1.0,
+        help="Fail (exit 1) when the stage rejects more than this share of its input records; a stage "
+        "that rejects every record always fails (default: 1.0).",
     )
     parser.add_argument(
         "--log_level",

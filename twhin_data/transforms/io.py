@@ -11,6 +11,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from twhin_data.core import files
+from twhin_data.core.errors import InputRejectedError
 from twhin_data.core.hashing import shard_of
 from twhin_data.core.parquet import check_input_schema, row_group_sizes
 from twhin_data.core.tables import split_table
@@ -181,6 +182,13 @@ class _ReadTablesFn(beam.DoFn):
 
     def process(self, unit: tuple[int, str, int]) -> Iterator:
         index, path, row_group = unit
+        try:
+            yield from self._read(index, path, row_group)
+        except (OSError, pa.ArrowException) as exc:  # damaged pages: say which file, in one line
+            message = f"{path}: row group {row_group} is unreadable ({type(exc).__name__}: {exc})"
+            raise InputRejectedError(message) from None
+
+    def _read(self, index: int, path: str, row_group: int) -> Iterator:
         with FileSystems.open(path) as handle:
             reader = pq.ParquetFile(handle)
             batches = reader.iter_batches(
@@ -218,4 +226,46 @@ class ReadTables(beam.PTransform):
             # so one big file is not read and tokenized by a single worker.
             | "SpreadRowGroups" >> beam.Reshuffle()
             | "Read" >> beam.ParDo(_ReadTablesFn(self._columns, self._batch_rows, self._named))
+        )
+
+
+def _mark_complete(_count: int, *, folders: dict[str, pa.Schema | None], stage: str, empty_name: str) -> list:
+    out = []
+    for folder, schema in folders.items():
+        if schema is not None and not files.list_parquet(folder):  # no rows at all: still a readable dataset
+            files.write_parquet_atomic(files.join(folder, empty_name), schema.empty_table())
+        out.append(files.finish_output(folder, stage))
+    return out
+
+
+
+class MarkComplete(beam.PTransform):
+    """Writes ``_SUCCESS`` into each of `folders` (and removes ``_INCOMPLETE``) once every element of
+    the input exists: give it what the writers of those folders emit (flattened into one
+    PCollection). The marker is a step of the job itself, so a job launched and left to run (Dataflow,
+    a Flex Template) marks its own output; a job that dies leaves ``_INCOMPLETE`` behind.
+
+    `folders` maps each folder to its schema: a folder that got no rows gets one zero-row part
+    named `empty_name` first, so it still reads as an (empty) dataset. None: no such part.
+    """
+
+    def __init__(
+        self,
+        folders: dict[str, pa.Schema | None] | list[str],
+        stage: str,
+        *,
+        empty_name: str = "part-00000-of-00001.parquet",
+    ):
+        super().__init__()
+        self._folders = dict(folders) if isinstance(folders, dict) else dict.fromkeys(folders)
+        self._stage = stage
+        self._empty_name = empty_name
+
+    def expand(self, written):
+        return (
+            written
+            # A global count finishes only after its last input: every file is written by then.
+            | "CountWritten" >> beam.combiners.Count.Globally()
+            | "WriteSuccess"
+            >> beam.Map(_mark_complete, folders=self._folders, stage=self._stage, empty_name=self._empty_name)
         )

@@ -116,11 +116,13 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> s
     return "\n".join(out)
 
 
-def _write_card(infos: list[dict], output: str, render) -> dict:
-    """Writes ``manifest.json`` (every file, sorted) and the ``README.md`` rendered from it."""
+def _write_card(infos: list[dict], output: str, render, stage: str) -> dict:
+    """Writes ``manifest.json`` (every file, sorted), the ``README.md`` rendered from it and, last,
+    the completion marker."""
     manifest = {"files": sorted(infos, key=lambda i: i["path"])}
     files.write_json(files.join(output, "manifest.json"), manifest)
     files.write_bytes_atomic(files.join(output, "README.md"), render(manifest).encode("utf-8"))
+    files.finish_output(output, stage)
     return manifest
 
 
@@ -133,18 +135,20 @@ def rows_of(manifest: dict, lang: str, name: str) -> int:
 
 
 class WriteManifestAndCard(beam.PTransform):
-    """File infos -> ``manifest.json`` + ``README.md`` (dataset card from ``render(manifest) -> str``)."""
+    """File infos -> ``manifest.json`` + ``README.md`` (dataset card from ``render(manifest) -> str``),
+    then ``_SUCCESS`` in place of the ``_INCOMPLETE`` that `prepare_output` wrote."""
 
-    def __init__(self, output: str, render):
+    def __init__(self, output: str, render, *, stage: str):
         super().__init__()
         self._output = output
         self._render = render
+        self._stage = stage
 
     def expand(self, infos):
         return (
             infos
             | "AllFiles" >> beam.combiners.ToList()
-            | "WriteCard" >> beam.Map(_write_card, output=self._output, render=self._render)
+            | "WriteCard" >> beam.Map(_write_card, output=self._output, render=self._render, stage=self._stage)
         )
 
 

@@ -7,7 +7,6 @@ namespace so `pipelines.graph.finish` can check in = out + rejected + filtered.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable
 
@@ -15,47 +14,19 @@ import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from apache_beam.io import fileio
 from apache_beam.io.filesystems import FileSystems
 
-from twhin_data.core.errors import ConfigError, error_record
+from twhin_data.core.errors import error_record
 from twhin_data.core.tags import ERRORS
 from twhin_data.schemas.graph import ENGAGEMENT_TYPES
 from twhin_data.transforms.graph import edges as gc
+from twhin_data.transforms.graph.logs import CHUNK_ROWS, file_format, read_raw
 from twhin_data.transforms.metrics import Counters
 
 NAMESPACE = "graph"
 STAGE = "graph"
-FIELDS = ("user_id", "tweet_id", "type", "ts")
-REQUIRED = ("user_id", "tweet_id", "type")
-CHUNK_ROWS = 50_000
-_COMPRESSED = (".gz", ".bz2", ".zst", ".deflate")
-FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
-FORMATS[".parquet"] = "parquet"
-
-
-def file_format(path: str) -> str | None:
-    """csv, tsv, jsonl or parquet from the file name (a compression suffix is ignored)."""
-    name = path.lower()
-    for suffix in _COMPRESSED:
-        if name.endswith(suffix):
-            name = name[: -len(suffix)]
-    return FORMATS.get(os.path.splitext(name)[1])
-
-
-def parse_column_map(text: str | None) -> dict[str, str]:
-    """'user_id=uid,tweet_id=tid' -> {our name: input column}; ConfigError on unknown names."""
-    mapping = {name: name for name in FIELDS}
-    for part in [p.strip() for p in (text or "").split(",") if p.strip()]:
-        ours, sep, theirs = part.partition("=")
-        if not sep or ours.strip() not in FIELDS or not theirs.strip():
-            raise ConfigError(
-                f"--column_map: expected NAME=COLUMN with NAME in {', '.join(FIELDS)}, got {part!r}"
-            )
-        mapping[ours.strip()] = theirs.strip()
-    return mapping
 
 
 class WindowSpec:
@@ -125,131 +96,6 @@ def clean_rows(raw: pa.Table, *, source: int, spec: WindowSpec) -> tuple[pa.Tabl
         schema=gc.EDGE_SCHEMA,
     )
     return edges, rejects, counts
-
-
-def _string_table(columns: dict[str, list]) -> pa.Table:
-    return pa.table({k: pa.array(v, type=pa.string()) for k, v in columns.items()})
-
-
-def _stringify(value) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))  # JSON numbers that are integral (ts 1.6e9) stay integral
-    return str(value)
-
-
-def read_raw(
-    path: str, mapping: dict[str, str]
-) -> Iterable[tuple[pa.Table | None, list[tuple[str, str, str]]]]:
-    """Yields (string table with our FIELDS, unparseable lines as (input, error_type, message))."""
-    fmt = file_format(path)
-    wanted = {mapping[f]: f for f in FIELDS}
-    with FileSystems.open(path) as handle:
-        if fmt == "parquet":
-            parquet = pq.ParquetFile(handle)
-            present = [c for c in wanted if c in parquet.schema_arrow.names]
-            for batch in parquet.iter_batches(batch_size=CHUNK_ROWS, columns=present):
-                table = pa.Table.from_batches([batch])
-                yield _rename(table, wanted), []
-            return
-        if fmt == "jsonl":
-            yield from _read_jsonl(handle, wanted)
-            return
-        yield from _read_delimited(handle, wanted, "\t" if fmt == "tsv" else ",")
-
-
-def _rename(table: pa.Table, wanted: dict[str, str]) -> pa.Table:
-    arrays, names = [], []
-    for theirs, ours in wanted.items():
-        if theirs in table.column_names:
-            column = table.column(theirs)
-            if not pa.types.is_timestamp(column.type):
-                column = column.cast(pa.string())
-            arrays.append(column)
-        else:
-            arrays.append(pa.nulls(table.num_rows, pa.string()))
-        names.append(ours)
-    return pa.table(arrays, names=names)
-
-
-def _read_jsonl(handle, wanted: dict[str, str]):
-    columns: dict[str, list] = {f: [] for f in wanted.values()}
-    bad: list[tuple[str, str, str]] = []
-    for raw in handle:
-        line = raw.decode("utf-8", errors="replace").strip()
-        if not line:
-            continue
-        try:
-            obj = json.loads(line)
-        except ValueError as exc:
-            bad.append((line, "bad_json", f"not valid JSON: {exc}"))
-            continue
-        if not isinstance(obj, dict):
-            bad.append((line, "bad_json", "a JSON line must be an object"))
-            continue
-        for theirs, ours in wanted.items():
-            columns[ours].append(_stringify(obj.get(theirs)))
-        if len(columns["user_id"]) >= CHUNK_ROWS:
-            yield _string_table(columns), bad
-            columns, bad = {f: [] for f in wanted.values()}, []
-    yield _string_table(columns), bad
-
-
-def _read_delimited(handle, wanted: dict[str, str], delimiter: str):
-    bad: list[tuple[str, str, str]] = []
-
-    def on_invalid(row) -> str:
-        bad.append(
-            (row.text or "", "bad_row", f"expected {row.expected_columns} columns, got {row.actual_columns}")
-        )
-        return "skip"
-
-    header = handle.readline().decode("utf-8-sig", errors="replace").rstrip("\r\n").split(delimiter)
-    names = [h.strip().strip('"') for h in header]
-    try:
-        reader = pacsv.open_csv(
-            handle,
-            read_options=pacsv.ReadOptions(column_names=names, block_size=8 << 20),
-            parse_options=pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=on_invalid),
-            convert_options=pacsv.ConvertOptions(
-                column_types={n: pa.string() for n in names},
-                include_columns=[c for c in wanted if c in names],
-                strings_can_be_null=True,
-                quoted_strings_can_be_null=False,
-            ),
-        )
-    except pa.ArrowInvalid as exc:
-        if "Empty CSV" in str(exc):  # a header without rows
-            return
-        raise
-    for batch in reader:
-        yield _rename(pa.Table.from_batches([batch]), wanted), bad
-        bad = []
-    if bad:
-        yield None, bad
-
-
-def check_header(path: str, mapping: dict[str, str]) -> None:
-    """ConfigError when a CSV/TSV/Parquet file lacks a required column (checked at submit time)."""
-    fmt = file_format(path)
-    if fmt is None:
-        raise ConfigError(f"{path}: unknown engagement file type (use .csv, .tsv, .jsonl or .parquet)")
-    if fmt == "jsonl":
-        return
-    with FileSystems.open(path) as handle:
-        if fmt == "parquet":
-            names = pq.ParquetFile(handle).schema_arrow.names
-        else:
-            line = handle.readline().decode("utf-8-sig", errors="replace").rstrip("\r\n")
-            names = [h.strip().strip('"') for h in line.split("\t" if fmt == "tsv" else ",")]
-    missing = [f"{f} (column {mapping[f]!r})" for f in REQUIRED if mapping[f] not in names]
-    if missing:
-        raise ConfigError(
-            f"{path}: missing column(s) {', '.join(missing)}; found {', '.join(names)} (map names with --column_map)"
-        )
 
 
 class _CleanFn(beam.DoFn):

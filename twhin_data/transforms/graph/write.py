@@ -91,16 +91,18 @@ class WriteGraph(beam.PTransform):
     def expand(self, graph):
         edges = graph["edges"]
         relation_index = {ENGAGEMENT_TYPES.index(t): i for i, t in enumerate(self._types)}
-        self._write(edges, "Engagements", path=("engagements",), schema=ENGAGEMENTS, key="tweet_id",
-                    sort_by=["user_id", "tweet_id", "type"], rows=engagements_table)  # fmt: skip
-        self._write(edges, "Edges", path=("graph", "edges"), schema=EDGES, key="lhs",
-                    sort_by=["lhs", "rhs", "rel"], rows=edges_table, args=(relation_index,))  # fmt: skip
-        self._write(graph["users"], "Users", path=("graph", "users"), schema=USERS, key="user_id",
-                    sort_by=["index"], rows=vocab_table, args=("user",))  # fmt: skip
-        self._write(graph["tweets"], "Tweets", path=("graph", "tweets"), schema=TWEET_NODES, key="tweet_id",
-                    sort_by=["index"], rows=vocab_table, args=("tweet",))  # fmt: skip
+        written = [
+            self._write(edges, "Engagements", path=("engagements",), schema=ENGAGEMENTS, key="tweet_id",
+                    sort_by=["user_id", "tweet_id", "type"], rows=engagements_table),
+            self._write(edges, "Edges", path=("graph", "edges"), schema=EDGES, key="lhs",
+                    sort_by=["lhs", "rhs", "rel"], rows=edges_table, args=(relation_index,)),
+            self._write(graph["users"], "Users", path=("graph", "users"), schema=USERS, key="user_id",
+                    sort_by=["index"], rows=vocab_table, args=("user",)),
+            self._write(graph["tweets"], "Tweets", path=("graph", "tweets"), schema=TWEET_NODES, key="tweet_id",
+                    sort_by=["index"], rows=vocab_table, args=("tweet",)),
+        ]  # fmt: skip
         relations = pa.table({"index": pa.array(range(len(self._types)), pa.int32()), "name": self._types})
-        _ = (
+        written.append(
             edges.pipeline
             | "Relations" >> beam.Create([relations])
             | "WriteRelations"
@@ -112,4 +114,5 @@ class WriteGraph(beam.PTransform):
                 name="graph_relations",
             )
         )
-        return edges | "PbgEdges" >> pbg.WritePbgEdges(files.join(self._out, "graph", "pbg"), self._types)
+        written.append(edges | "PbgEdges" >> pbg.WritePbgEdges(files.join(self._out, "graph", "pbg"), self._types))
+        return written | "AllWritten" >> beam.Flatten()

@@ -10,7 +10,6 @@ Accepted, line by line (a ``.json`` file may also hold one JSON document, e.g. a
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
@@ -162,24 +161,28 @@ def parse_record(obj: object) -> Iterator[tuple[str, dict]]:
 
 
 def iter_documents(path: str) -> Iterator[tuple[int, object]]:
-    """(line number, parsed JSON or a ValueError) per record; a whole-file JSON array is expanded."""
+    """(line number, parsed JSON or a ValueError) per record; a whole-file JSON array is expanded.
+
+    Bytes are decoded strictly: a line that is not UTF-8 is a UnicodeDecodeError (a dead letter),
+    never a record with replacement characters.
+    """
     with FileSystems.open(path) as handle:
-        text = io.TextIOWrapper(handle, encoding="utf-8-sig", errors="replace").read()
+        data = handle.read().removeprefix(b"\xef\xbb\xbf")
     if path.lower().endswith(".json"):
         try:
-            whole = json.loads(text)
+            whole = json.loads(data.decode("utf-8"))
         except ValueError:
             whole = None
         if whole is not None:
             for item in whole if isinstance(whole, list) else [whole]:
                 yield 1, item
             return
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
+    for number, raw in enumerate(data.splitlines(), start=1):
+        if not raw.strip():
             continue
         try:
-            value = json.loads(line)
-        except ValueError as exc:
+            value = json.loads(raw.decode("utf-8"))
+        except ValueError as exc:  # UnicodeDecodeError included
             yield number, exc
             continue
         for item in value if isinstance(value, list) else [value]:
@@ -192,9 +195,8 @@ def _read_archive(path: str) -> Iterable:
         where = f"{path}:{number}"
         if isinstance(obj, ValueError):
             Metrics.counter(NAMESPACE, "archive_rejected").inc()
-            yield beam.pvalue.TaggedOutput(
-                "errors", error_record(STAGE, f"line {number}", "bad_json", str(obj), where)
-            )
+            kind = "invalid_utf8" if isinstance(obj, UnicodeDecodeError) else "bad_json"
+            yield beam.pvalue.TaggedOutput("errors", error_record(STAGE, f"line {number}", kind, str(obj), where))
             continue
         try:
             rows = list(parse_record(obj))

@@ -78,19 +78,36 @@ def _cast(batch: pa.RecordBatch, columns: list[str]) -> pa.Table:
     return pa.Table.from_arrays(arrays, names=columns)
 
 
-def read_task(task: ReadTask) -> Iterator[pa.Table]:
-    """The task's rows as tables of ROWS_PER_TABLE rows (the prepare input columns only)."""
+class Unreadable(NamedTuple):
+    """Rows of a task that could not be read (damaged pages): counted and reported, not lost silently."""
+
+    rows: int
+    message: str
+
+
+def read_task(task: ReadTask) -> Iterator[pa.Table | Unreadable]:
+    """The task's rows as tables of ROWS_PER_TABLE rows (the prepare input columns only); when the
+    file's pages are damaged, an `Unreadable` for the rows of the task not read."""
     with open_read(task.path) as handle:
         parquet = pq.ParquetFile(handle)
+        group_rows = parquet.metadata.row_group(task.row_group).num_rows
+        planned = min(group_rows, (task.first_batch + task.num_batches) * ROWS_PER_TABLE)
+        planned -= task.first_batch * ROWS_PER_TABLE
         columns = [c for c in INPUT_COLUMNS if c in parquet.schema_arrow.names]
         batches = parquet.iter_batches(
             batch_size=ROWS_PER_TABLE, row_groups=[task.row_group], columns=columns
         )
-        for index, batch in enumerate(batches):
-            if index >= task.first_batch + task.num_batches:
-                break
-            if index >= task.first_batch:
-                yield _cast(batch, columns)
+        done = 0
+        try:
+            for index, batch in enumerate(batches):
+                if index >= task.first_batch + task.num_batches:
+                    break
+                if index >= task.first_batch:
+                    table = _cast(batch, columns)
+                    done += table.num_rows
+                    yield table
+        except (OSError, pa.ArrowException) as exc:
+            yield Unreadable(planned - done, f"row group {task.row_group}: {type(exc).__name__}: {exc}")
 
 
 def read_tables(path: str, rows: int = ROWS_PER_TABLE) -> Iterator[tuple[str, pa.Table]]:

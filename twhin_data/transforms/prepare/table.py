@@ -34,7 +34,7 @@ from twhin_data.schemas.corpus import CORPUS
 from twhin_data.text import langid
 from twhin_data.text.normalize import get_normalizer, normalizer_name
 from twhin_data.transforms.prepare import stats as st
-from twhin_data.transforms.prepare.read import ReadTask, read_task
+from twhin_data.transforms.prepare.read import ReadTask, Unreadable, read_task
 
 STAGE = "prepare"
 __all__ = [
@@ -235,6 +235,11 @@ def prepare_tables(source: str, tables: Iterable[pa.Table], config: PrepareConfi
     errors: list[dict] = []
     kept_tables = []
     for table in tables:
+        if isinstance(table, Unreadable):  # damaged pages: every row they held is counted as rejected
+            stats.add("in", table.rows)
+            stats.reject("unreadable_parquet", table.rows)
+            errors.append(error_record(STAGE, {"rows": table.rows}, "unreadable_parquet", table.message, source))
+            continue
         stats.add("in", table.num_rows)
         texts, bad_utf8 = _decode_texts(_column_or_nulls(table, "text", pa.string()))
         stats.length_hist("raw_chars", [len(t) for t in texts if t is not None])

@@ -3,7 +3,7 @@
 With ``--workers N`` the main process must do almost nothing per tweet, or it caps the speed-up
 (docs/scale-up.md). So, as in prepare, the heavy steps are pure functions run by `PoolMapFn`
 processes (inline with one worker or on Dataflow) that hand rows to each other as Arrow IPC
-spill files (core/spill.py) under ``DIR/_tmp_shard``:
+spill files (core/spill.py) under ``DIR/.tmp_shard``:
 
 1. `spill_tokens` (per corpus table): tokenize (`tokenize_table`), write ONE file holding one
    record-batch range per split; emit ``(split, SliceRef)``, dead letters and size stats;
