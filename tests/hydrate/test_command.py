@@ -12,6 +12,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from twhin_data.core import files
+from twhin_data.core.errors import ConfigError
 from twhin_data.runners.cli import main
 from twhin_data.xapi.mock.server import MockXApi
 
@@ -313,6 +315,10 @@ def test_killed_run_resumes_without_rerequesting_settled_ids(tmp_path):
         settled = _progress_settled(out)
         before = len(m.request_log)
         assert 0 < len(settled) < len(ids)
+        # Until the resumed run finishes, the killed run's output is refused by its consumers.
+        assert (out / "tweets" / "_INCOMPLETE").exists()
+        with pytest.raises(ConfigError, match="is incomplete: twhin-data hydrate"):
+            files.expand_inputs(str(out / "tweets"), suffixes=(".parquet",))
         m.rate_limit = None  # the rest may go fast
         rc, _ = hydrate(tmp_path, m, ids_file, "--resume", out="killed")
         again = {i for batch in m.request_log[before:] for i in batch}
@@ -324,6 +330,7 @@ def test_killed_run_resumes_without_rerequesting_settled_ids(tmp_path):
     assert rc == 0
     for name in ("tweets", "unavailable"):
         assert _without_retrieved_at(read_dir(out / name)) == _without_retrieved_at(read_dir(full / name))
+        assert (out / name / "_SUCCESS").exists() and not (out / name / "_INCOMPLETE").exists()
 
 
 def test_multi_processing_two_workers_share_the_window(tmp_path):

@@ -89,3 +89,69 @@ def test_killed_shard_leaves_nothing_load_dataset_reads(tmp_path):
     # Shards of an unfinished run sit under the hidden .partial/ (and tokens under .tmp_shard/).
     with pytest.raises(datasets.data_files.EmptyDatasetError):
         datasets.load_dataset(str(out))
+
+
+def test_killed_graph_leaves_pairs_that_shard_refuses(tmp_path, capsys):
+    import random
+
+    rng = random.Random(1)
+    lines = ["user_id,tweet_id,type,ts"]
+    lines += [f"{u},{1000 + rng.randrange(400)},fav,2022-01-01T00:00:00Z" for u in range(1, 4000) for _ in range(8)]
+    (tmp_path / "eng.csv").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "g"
+    marker = out / "pairs" / "_INCOMPLETE"
+    _kill_when(["graph", f"--engagements={tmp_path / 'eng.csv'}", f"--output={out}", "--min_per_tweet=1"], marker.exists)
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    import pyarrow.parquet as pq
+
+    rows = [{"tweet_id": "1001", "text": "hello world", "lang": "en", "normalizer": "test"}]
+    pq.write_table(to_table(rows, CORPUS), corpus / "part-00000-of-00001.parquet")
+    code = cli.main(["shard", f"--corpus={corpus}", f"--pairs={out / 'pairs'}", f"--output={tmp_path / 's'}"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.count("\n") == 0 and "is incomplete: twhin-data graph" in err
+
+
+def test_killed_benchmark_leaves_nothing_load_dataset_reads(tmp_path):
+    import datasets
+
+    from tests.benchmark.fixtures import SAMPLE, hydrate_sample
+
+    hydrated = hydrate_sample(tmp_path / "hydrated")
+    out = tmp_path / "bench"
+    staged = out / ".partial"
+
+    def some_file_written() -> bool:
+        return staged.is_dir() and any(p.suffix == ".parquet" for p in staged.rglob("*"))
+
+    argv = ["benchmark", "hashtag", f"--labels={SAMPLE / 'sample_hashtag_labels.csv'}", f"--tweets={hydrated}",
+            f"--output={out}"]  # fmt: skip
+    _kill_when(argv, some_file_written)
+    assert not (out / "README.md").exists() and not (out / "manifest.json").exists()
+    with pytest.raises((datasets.data_files.EmptyDatasetError, datasets.exceptions.DataFilesNotFoundError)):
+        datasets.load_dataset(str(out))
+
+
+def test_a_second_run_on_the_same_output_is_refused_and_the_first_finishes(tmp_path, capsys):
+    _tweets(tmp_path / "in" / "tweets", 20_000)
+    out = tmp_path / "out"
+    first = subprocess.Popen(
+        [sys.executable, "-m", "twhin_data", "prepare", f"--tweets={tmp_path / 'in'}", f"--output={out}", "--workers=1"],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (out / ".twhin-data.lock").exists():
+            assert first.poll() is None and time.monotonic() < deadline
+            time.sleep(0.01)
+        code = cli.main(["prepare", f"--tweets={tmp_path / 'in'}", f"--output={out}", "--overwrite"])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and err.count("\n") == 0 and "is being written by twhin-data prepare" in err
+        assert first.wait(timeout=120) == 0
+    finally:
+        first.kill()
+        first.wait()
+    assert (out / "corpus" / "_SUCCESS").exists() and not (out / "corpus" / "_INCOMPLETE").exists()
+    assert not (out / ".twhin-data.lock").exists()

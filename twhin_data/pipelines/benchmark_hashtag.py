@@ -93,6 +93,7 @@ def plan(args: argparse.Namespace, run: RunSettings) -> HashtagPlan:
 
 def prepare_output(plan: HashtagPlan) -> None:
     check_output(plan.output, plan.args.overwrite, STAGE)
+    files.remove(files.join(plan.output, common.STAGING))  # a killed run's files
     files.begin_output(plan.output, STAGE)
 
 

@@ -86,9 +86,14 @@ def check_tokenizer(path: str | None) -> None:
         raise ConfigError(f"--tokenizer {path!r}: cannot load it ({type(exc).__name__}: {exc})") from None
 
 
+#: Files are written under OUTPUT/.partial/<lang>/ and moved into place by the card step: a hidden
+#: folder, so `datasets.load_dataset(OUTPUT, lang)` never reads an unfinished run.
+STAGING = ".partial"
+
+
 def write_table(output: str, lang: str, name: str, table: pa.Table) -> dict:
-    """Writes ``<output>/<lang>/<name>.parquet`` deterministically; returns its file info."""
-    info = files.write_parquet_atomic(files.join(output, lang, f"{name}.parquet"), table)
+    """Writes ``<output>/<lang>/<name>.parquet`` (staged, see STAGING) deterministically; returns its info."""
+    info = files.write_parquet_atomic(files.join(output, STAGING, lang, f"{name}.parquet"), table)
     info["lang"], info["name"] = lang, name
     info["path"] = f"{lang}/{name}.parquet"
     return info
@@ -120,6 +125,9 @@ def _write_card(infos: list[dict], output: str, render, stage: str) -> dict:
     """Writes ``manifest.json`` (every file, sorted), the ``README.md`` rendered from it and, last,
     the completion marker."""
     manifest = {"files": sorted(infos, key=lambda i: i["path"])}
+    for lang in sorted({info["lang"] for info in infos}):
+        files.publish(files.join(output, STAGING, lang), files.join(output, lang))
+    files.remove(files.join(output, STAGING))
     files.write_json(files.join(output, "manifest.json"), manifest)
     files.write_bytes_atomic(files.join(output, "README.md"), render(manifest).encode("utf-8"))
     files.finish_output(output, stage)
