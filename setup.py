@@ -34,13 +34,14 @@ setup(
     extras_require={
         # The test suite builds real Dataflow job specs offline, which needs the gcp extra.
         # import-linter checks the import layers (.importlinter); its grimp also backs tests/test_layout.py.
+        # gcp-storage-emulator: a local GCS (127.0.0.1) for the gs:// round-trip tests.
         "test": [
             "pytest>=8", "ruff>=0.6", "import-linter>=2.1", "build>=1.2", "wheel>=0.40", "setuptools>=65",
-            "apache-beam[gcp]>=2.77,<2.78",
+            "apache-beam[gcp]>=2.77,<2.78", "gcp-storage-emulator>=2024.0",
         ],
         "dev": [
             "pytest>=8", "ruff>=0.6", "import-linter>=2.1", "build>=1.2", "wheel>=0.40", "setuptools>=65",
-            "apache-beam[gcp]>=2.77,<2.78",
+            "apache-beam[gcp]>=2.77,<2.78", "gcp-storage-emulator>=2024.0",
         ],
         "gcp": ["apache-beam[gcp]>=2.77,<2.78"],
         # bench/bench_shard.py compares against HF datasets.map through transformers.

@@ -3,6 +3,7 @@ as a whole dataset."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -155,3 +156,32 @@ def test_a_second_run_on_the_same_output_is_refused_and_the_first_finishes(tmp_p
         first.wait()
     assert (out / "corpus" / "_SUCCESS").exists() and not (out / "corpus" / "_INCOMPLETE").exists()
     assert not (out / ".twhin-data.lock").exists()
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_prepare_killed_at_a_random_moment_is_complete_or_refused(tmp_path, capsys, seed):
+    import random
+
+    _tweets(tmp_path / "in" / "tweets", 20_000)
+    out = tmp_path / "out"
+    delay = random.Random(seed).uniform(0.5, 6.0)  # start-up to well past the first corpus part
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "twhin_data", "prepare", f"--tweets={tmp_path / 'in'}", f"--output={out}", "--workers=2"],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    while proc.poll() is None and time.monotonic() - started < delay:
+        time.sleep(0.01)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(proc.pid, signal.SIGKILL)  # the parent only: its pool must not live on
+    proc.wait()
+    code = cli.main(["shard", f"--corpus={out / 'corpus'}", f"--output={tmp_path / 'shards'}", "--workers=1"])
+    err = capsys.readouterr().err
+    if (out / "corpus" / "_SUCCESS").exists():
+        assert code == 0 and (tmp_path / "shards" / "COMPLETED").exists()
+    else:
+        assert code == 2 and ("is incomplete" in err or "no input files match" in err), err
+        assert not (tmp_path / "shards" / "COMPLETED").exists()

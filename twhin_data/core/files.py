@@ -23,7 +23,23 @@ from twhin_data.core.errors import ConfigError
 def _filesystems():
     from apache_beam.io.filesystems import FileSystems
 
+    use_storage_emulator()
     return FileSystems
+
+
+def use_storage_emulator() -> bool:
+    """With ``STORAGE_EMULATOR_HOST`` set (a local GCS emulator, e.g. gcp-storage-emulator), Beam's
+    GCS client connects anonymously at once, instead of first retrying Google's default credentials
+    for about 30 s. Returns whether an emulator is configured. No effect without the variable."""
+    if not os.environ.get("STORAGE_EMULATOR_HOST"):
+        return False
+    from apache_beam.internal.gcp import auth  # Beam's credential cache: no public way to preset it
+
+    with auth._Credentials._credentials_lock:  # noqa: SLF001
+        if not auth._Credentials._credentials_init:  # noqa: SLF001
+            auth._Credentials._credentials = None  # noqa: SLF001 - None means: anonymous client
+            auth._Credentials._credentials_init = True  # noqa: SLF001
+    return True
 
 
 def is_remote(path: str) -> bool:
@@ -35,6 +51,21 @@ def join(base: str, *parts: str) -> str:
     if is_remote(base):
         return posixpath.join(base, *parts)
     return os.path.join(base, *parts)
+
+
+def relative_to(path: str, base: str) -> str:
+    """`path` relative to the folder `base` when both are on the same disk or bucket, else `path`
+    as given (so a manifest reads the same for a local run and for one on an object store)."""
+    if is_remote(path) != is_remote(base):
+        return path
+    if not is_remote(path):
+        return os.path.relpath(os.path.abspath(path), os.path.abspath(base))
+    (scheme, rest), (base_scheme, base_rest) = path.split("://", 1), base.split("://", 1)
+    bucket, _, key = rest.partition("/")
+    base_bucket, _, base_key = base_rest.partition("/")
+    if (scheme, bucket) != (base_scheme, base_bucket):
+        return path
+    return posixpath.relpath("/" + key.rstrip("/"), "/" + base_key.rstrip("/"))
 
 
 def expand_inputs(pattern: str, *, suffixes: tuple[str, ...] = ()) -> list[str]:

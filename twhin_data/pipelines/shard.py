@@ -166,9 +166,7 @@ def parameters(plan: ShardPlan) -> dict:
     args = plan.args
 
     def rel(path: str | None) -> str | None:
-        if path is None or "://" in path or "://" in args.output:
-            return path
-        return os.path.relpath(os.path.abspath(path), os.path.abspath(args.output))
+        return None if path is None else files.relative_to(path, args.output)
 
     tokenizer = args.tokenizer
     if tokenizer == BUNDLED or os.path.abspath(tokenizer) == os.path.abspath(bundled_path()):

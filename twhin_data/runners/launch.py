@@ -55,6 +55,7 @@ def check_output_folder(output: str) -> None:
 def construct(module: ModuleType, args: argparse.Namespace, beam_args: list[str]) -> tuple[beam.Pipeline, Plan]:
     """Validates, plans, prepares the output and builds one pipeline; returns it and its plan."""
     check_output_folder(args.output)
+    files.use_storage_emulator()  # before any gs:// call of plan() or the job
     run = RunSettings(workers=resolve_workers(args, beam_args), dataflow=opts.is_dataflow(beam_args))
     if run.dataflow:
         profile.check_flags(beam_args, args)  # one-line errors before plan() touches gs://
