@@ -135,6 +135,10 @@ def test_a_full_disk_is_one_line_and_leaves_no_temporary_files(tmp_path, capsys)
         err = _one_line(capsys)
         assert code == 1 and "No space left on device" in err
         assert [p.name for p in small.rglob(".tmp-*")] == []
+        # What was written is not a corpus: shard refuses it.
+        code = cli.main(["shard", f"--corpus={small / 'out' / 'corpus'}", f"--output={tmp_path / 'shards'}"])
+        assert code == 2 and not (tmp_path / "shards" / "COMPLETED").exists()
+        capsys.readouterr()
 
 
 def test_a_read_only_output_is_one_line(tmp_path, capsys):
