@@ -39,9 +39,9 @@ def test_every_source_folder_has_init():
 def test_cli_commands_point_at_modules():
     from twhin_data.runners.commands import COMMANDS
 
-    for command, (module_name, kind) in COMMANDS.items():
+    for command, (module_name, kind, help_line) in COMMANDS.items():
         module = importlib.import_module(module_name)
-        assert isinstance(module.HELP, str) and module.HELP, command
+        assert isinstance(help_line, str) and help_line, command
         assert callable(module.add_arguments), command
         if kind == "pipeline":
             for attr in ("NAME", "validate", "plan", "prepare_output", "build", "finish"):

@@ -13,7 +13,7 @@ from twhin_data.runners.options import OneLineParser, add_common_arguments
 
 
 def _parser(command: str) -> OneLineParser:
-    module_name, kind = commands.COMMANDS[command]
+    module_name, kind = commands.COMMANDS[command].module, commands.COMMANDS[command].kind
     module = importlib.import_module(module_name)
     parser = OneLineParser(prog=f"twhin-data {command}")
     module.add_arguments(parser)

@@ -1,7 +1,7 @@
-"""One module per pipeline command; each exposes the same small interface, used by runners/launch.py.
+"""One module per pipeline command; each exposes the same small interface, used by runners/launch.py
+(its one-line help is in runners/commands.py).
 
     NAME: str                          # the CLI command
-    HELP: str                          # one line for `twhin-data --help`
     add_arguments(parser) -> None      # the command's own flags (snake_case, each with help=)
     validate(args) -> None             # flag values only: ConfigError on a bad one, before any I/O
     plan(args, run) -> Plan            # resolves inputs (globs, footers, row counts) and derived

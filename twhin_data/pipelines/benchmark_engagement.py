@@ -20,7 +20,6 @@ from twhin_data.transforms.io import WriteErrors
 from twhin_data.transforms.metrics import counters
 
 NAME = "benchmark engagement"
-HELP = "Engagement-prediction benchmark: engagements + tweets + user embeddings -> records, candidate lists."
 STAGE = beio.STAGE
 FILES = (
     "train",

@@ -28,7 +28,6 @@ from twhin_data.transforms.benchmark.common import rng_for
 from twhin_data.transforms.benchmark.read import iter_records
 
 NAME = "benchmark evaluate"
-HELP = "HITS@k of a scores file on the engagement benchmark, with random and popularity baselines."
 
 CandidateList = Mapping[str, object]
 ScoreFn = Callable[[CandidateList], Sequence[float]]

@@ -19,7 +19,6 @@ from twhin_data.transforms.io import WriteErrors
 from twhin_data.transforms.metrics import counters
 
 NAME = "benchmark hashtag"
-HELP = "Hashtag-prediction benchmark: label files + hydrated tweets -> per-language splits."
 STAGE = bt.STAGE
 LEAK_REASONS = ("label_not_in_text", "label_leak_remains", "other_label_hashtag", "empty_after_removal")
 

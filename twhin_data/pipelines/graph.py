@@ -37,7 +37,6 @@ from twhin_data.transforms.io import MarkComplete, WriteDataset, WriteErrors
 from twhin_data.transforms.metrics import counters
 
 NAME = "graph"
-HELP = "Build the user-tweet engagement graph (PyTorch-BigGraph ready) and socially-similar tweet pairs."
 LOG = logging.getLogger("twhin_data.graph")
 PAIR_METHODS = ("cooccurrence", "embeddings")
 OUTPUT_DIRS = ("engagements", "graph", "pairs", os.path.join("errors", NAME), os.path.join("reports", NAME))

@@ -30,7 +30,6 @@ from twhin_data.xapi.auth import TokenSource
 from twhin_data.xapi.client import DEFAULT_EXPANSIONS, DEFAULT_TWEET_FIELDS, ClientConfig
 
 NAME = "hydrate"
-HELP = "Hydrate tweet IDs through the X API v2 (paced, resumable), or read already-hydrated archives."
 LOG = logging.getLogger("twhin_data.hydrate")
 NAMESPACE = "hydrate"
 #: bytes of ID-file input per expected ID, used only to size shards (a deterministic function of the input).

@@ -29,7 +29,6 @@ from twhin_data.transforms.prepare.transform import PrepareTweets
 NAME = "prepare"
 #: Modules the pool's fork server imports once (runners/launch.py starts it early; none imports Beam).
 POOL_PRELOAD = ["twhin_data.transforms.prepare.steps"]
-HELP = "Normalize, language-tag, filter, dedupe and resample hydrated tweets into corpus/."
 LOG = logging.getLogger("twhin_data.prepare")
 PARTIAL_STATS = "_pipeline_stats.json"
 #: Temporary directory of the output (slices between the pooled steps); removed by finish().

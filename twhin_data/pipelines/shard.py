@@ -38,7 +38,6 @@ POOL_PRELOAD = ["twhin_data.transforms.shard.steps"]
 #: Where the pooled steps hand tokens to each other (under --output; hidden, so `load_dataset` never
 #: reads it); removed by finish().
 TMP = ".tmp_shard"
-HELP = "Tokenize the corpus (and pairs), pack tweets, write deterministic Parquet shards + manifest."
 SPLITS = ("train", "validation")
 DATASETS = ("mlm", "pairs")
 #: Shards are written under OUTPUT/.partial/ and moved into place by the final step: a hidden folder,

@@ -27,7 +27,6 @@ from twhin_data.runners.summary import render
 from twhin_data.xapi.mock.server import MockXApi
 
 NAME = "run"
-HELP = "Run hydrate -> prepare -> graph -> shard -> benchmarks from one YAML config (default: bundled sample, offline)."
 LOG = logging.getLogger("twhin_data.run")
 
 #: stage -> CLI command, in execution order.
@@ -128,7 +127,7 @@ def wiring(stage: str, out: str, ran: set[str]) -> list[str]:
 
 def parse_command(command: str, argv: list[str]) -> tuple[ModuleType, argparse.Namespace]:
     """Parses `argv` exactly as `twhin-data <command>` would (a bad flag: one line, exit 2)."""
-    module = importlib.import_module(COMMANDS[command][0])
+    module = importlib.import_module(COMMANDS[command].module)
     return module, opts.command_parser(command, module).parse_args(argv)
 
 

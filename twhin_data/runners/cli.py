@@ -9,22 +9,13 @@ import sys
 
 from twhin_data import __version__
 from twhin_data.core.errors import ConfigError, FatalApiError, InputRejectedError
-from twhin_data.runners import options as opts
 from twhin_data.runners.commands import COMMANDS
-from twhin_data.runners.launch import dump, run_module
-from twhin_data.runners.logs import configure_logging
+from twhin_data.runners.logs import configure_logging, quiet_import_warnings
 
 LOG = logging.getLogger("twhin_data")
 _FATAL = re.compile(r"(ConfigError|FatalApiError|InputRejectedError): ([^\n]+)")
 #: An OSError as Beam's wrapper quotes it: "OSError: [Errno 28] No space left on device: 'path'".
 _OS_ERROR = re.compile(r"\w*Error: \[Errno (\d+)\] ([^:\n']+)(?:: '([^'\n]+)')?")
-
-
-def _module_help(name: str) -> str:
-    try:
-        return importlib.import_module(COMMANDS[name][0]).HELP
-    except (ImportError, AttributeError):
-        return "(not available in this build)"
 
 
 def _top_help() -> str:
@@ -36,7 +27,7 @@ def _top_help() -> str:
         "commands:",
     ]
     for name in COMMANDS:
-        lines.append(f"  {name:<22} {_module_help(name)}")
+        lines.append(f"  {name:<22} {COMMANDS[name].help}")
     lines += [
         "",
         "Run `twhin-data <command> --help` for a command's flags. Beam flags (--runner,",
@@ -98,7 +89,12 @@ def main(argv: list[str] | None = None) -> int:
         else:
             sys.stderr.write(f"twhin-data: error: unknown command {command!r} (see twhin-data --help)\n")
         return 2
-    module_name, kind = COMMANDS[command]
+    quiet_import_warnings()
+    # Beam (~1.5 s to import) loads only once a command runs, so `twhin-data --help` stays fast.
+    from twhin_data.runners import options as opts
+    from twhin_data.runners.launch import dump, run_module
+
+    module_name, kind = COMMANDS[command].module, COMMANDS[command].kind
     module = importlib.import_module(module_name)
     parser = opts.command_parser(command, module, pipeline=kind == "pipeline")
     args, extra = parser.parse_known_args(rest)

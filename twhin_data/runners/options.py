@@ -10,6 +10,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, _BeamArgumentP
 
 from twhin_data.core.errors import ConfigError
 from twhin_data.pipelines.flags import fraction, positive_int
+from twhin_data.runners.commands import COMMANDS
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -22,7 +23,8 @@ class OneLineParser(argparse.ArgumentParser):
 
 def command_parser(command: str, module: ModuleType, *, pipeline: bool = True) -> OneLineParser:
     """The parser of `twhin-data <command>`: the module's own flags, plus the common ones for a pipeline."""
-    parser = OneLineParser(prog=f"twhin-data {command}", description=module.HELP, allow_abbrev=False)
+    description = COMMANDS[command].help if command in COMMANDS else None
+    parser = OneLineParser(prog=f"twhin-data {command}", description=description, allow_abbrev=False)
     module.add_arguments(parser)
     if pipeline:
         add_common_arguments(parser)

@@ -34,7 +34,6 @@ from twhin_data.runners.dataflow.profile import (
 )
 
 NAME = "dataflow-check"
-HELP = "Build each pipeline's real Dataflow job spec offline (no submit) and check packaging and secrets."
 
 #: The worker image the offline check pins (any registry path works; nothing is pulled).
 CHECK_IMAGE = f"us-central1-docker.pkg.dev/ci-fake/twhin-data/worker:{__version__}"

@@ -28,7 +28,6 @@ from twhin_data.core.ids import ID_RE
 from twhin_data.xapi.mock import data as md
 
 NAME = "mock-api"
-HELP = "Serve a local mock of the X API v2 tweet lookup (rate limits, errors, faults)."
 LOG = logging.getLogger("twhin_data.xapi.mock.server")
 SAMPLE_DIR = Path(__file__).resolve().parents[2] / "data"
 
