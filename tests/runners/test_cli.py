@@ -93,3 +93,30 @@ def test_missing_config_file_is_one_line_exit_2(capsys, tmp_path):
 def test_console_script_module_entry():
     out = subprocess.run([sys.executable, "-m", "twhin_data", "--version"], capture_output=True, text=True, check=True)
     assert out.stdout.strip()
+
+
+@pytest.mark.parametrize(
+    ("argv", "hint"),
+    [
+        (["prepare", "--tweets=x", "--output=y", "--langauges=en"], "(did you mean --languages?)"),
+        (["shard", "--corpus=x", "--output=y", "--num-shards", "3"], "(did you mean --num_shards?)"),
+    ],
+)
+def test_a_mistyped_flag_gets_a_did_you_mean(argv, hint, capsys):
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.endswith(hint)
+
+
+@pytest.mark.parametrize("command", list(commands.COMMANDS))
+def test_help_shows_every_default(command):
+    import importlib
+
+    from twhin_data.runners import options as opts
+
+    spec = commands.COMMANDS[command]
+    parser = opts.command_parser(command, importlib.import_module(spec.module), pipeline=spec.kind == "pipeline")
+    formatter = parser._get_formatter()  # noqa: SLF001 - the formatter --help uses
+    for action in parser._actions:  # noqa: SLF001
+        if action.option_strings and action.default not in (None, False, "==SUPPRESS=="):
+            assert "default" in formatter._get_help_string(action).lower(), (command, action.option_strings)  # noqa: SLF001

@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(getattr(args, "log_level", "INFO"))
     try:
         # Anything left over must be a Beam flag; a typo gets a one-line error, not a warning.
-        opts.check_beam_args(extra)
+        opts.check_beam_args(extra, parser)
         if kind == "tool":
             return int(module.main(args, extra) or 0)
         summary = run_module(module, args, extra)

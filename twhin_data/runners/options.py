@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import sys
 from types import ModuleType
 
@@ -13,12 +14,44 @@ from twhin_data.pipelines.flags import fraction, positive_int
 from twhin_data.runners.commands import COMMANDS
 
 
+class DefaultsFormatter(argparse.HelpFormatter):
+    """`--help` shows every flag's default (unless its help already says it, or there is none)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if "default" in text.lower() or default in (None, False, argparse.SUPPRESS) or not action.option_strings:
+            return text
+        shown = ",".join(map(str, default)) if isinstance(default, list | tuple) else default
+        return f"{text} (default: {shown})"
+
+
 class OneLineParser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line on stderr and exit code 2 (no usage dump)."""
+    """An ArgumentParser whose errors are one line on stderr and exit code 2 (no usage dump), with a
+    "did you mean" for a mistyped flag."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", DefaultsFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):  # noqa: D401 - argparse API
+        if message.startswith("unrecognized arguments:"):
+            message += did_you_mean(message.split(":", 1)[1].split(), list(self._option_string_actions))
         sys.stderr.write(f"{self.prog}: error: {message}\n")
         raise SystemExit(2)
+
+
+def did_you_mean(unknown: list[str], known: list[str]) -> str:
+    """" (did you mean --a, --b?)" for the unknown flags that look like known ones, else ""."""
+    hints = []
+    for token in unknown:
+        name = token.split("=", 1)[0]
+        if not name.startswith("--"):
+            continue
+        snake = "--" + name[2:].replace("-", "_")  # --num-shards: our flags are snake_case
+        close = [snake] if snake in known else difflib.get_close_matches(snake, known, n=1, cutoff=0.75)
+        hints += [c for c in close if c not in hints]
+    return f" (did you mean {', '.join(hints)}?)" if hints else ""
 
 
 def command_parser(command: str, module: ModuleType, *, pipeline: bool = True) -> OneLineParser:
@@ -77,13 +110,14 @@ def beam_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def check_beam_args(beam_args: list[str]) -> None:
-    """Raises ConfigError naming the flags that are neither ours nor Beam's."""
+def check_beam_args(beam_args: list[str], parser: argparse.ArgumentParser | None = None) -> None:
+    """Raises ConfigError naming the flags that are neither ours (`parser`'s) nor Beam's."""
     _known, unknown = beam_parser().parse_known_args(beam_args)
     flags = [a for a in unknown if a.startswith("-")]
     if unknown:
+        hint = did_you_mean(flags, list(parser._option_string_actions)) if parser is not None else ""  # noqa: SLF001
         raise ConfigError(
-            "unrecognized arguments: " + " ".join(flags or unknown) + " (see --help for this command's flags)"
+            "unrecognized arguments: " + " ".join(flags or unknown) + (hint or " (see --help for this command's flags)")
         )
 
 
