@@ -38,12 +38,12 @@ def resolve_workers(args: argparse.Namespace, beam_args: list[str]) -> int:
 
 def pipeline_options(args: argparse.Namespace, beam_args: list[str]) -> PipelineOptions:
     """Beam options for this run. Local default runner: FnApiRunner (no Prism download)."""
-    flags = list(beam_args)
-    if not any(f == "--runner" or f.startswith("--runner=") for f in flags):
-        flags.append("--runner=FnApiRunner")
-    if opts.is_dataflow(flags):
-        flags = profile.complete_flags(flags, args)
-    return PipelineOptions(flags)
+    beam_flags = list(beam_args)
+    if not any(f == "--runner" or f.startswith("--runner=") for f in beam_flags):
+        beam_flags.append("--runner=FnApiRunner")
+    if opts.is_dataflow(beam_flags):
+        beam_flags = profile.complete_flags(beam_flags, args)
+    return PipelineOptions(beam_flags)
 
 
 def check_output_folder(output: str) -> None:
@@ -75,6 +75,7 @@ def run_module(module: ModuleType, args: argparse.Namespace, beam_args: list[str
         # The pool's fork server imports its modules while this process validates and builds.
         start_forkserver(preload)
     check_output_folder(args.output)
+    files.use_storage_emulator()
     if opts.is_dataflow(beam_args):
         profile.check_flags(beam_args, args)  # one-line errors before the lock touches gs://
     with OutputLock(args.output, module.NAME):  # one writer per output folder
