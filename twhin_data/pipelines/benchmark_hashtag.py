@@ -90,6 +90,16 @@ def plan(args: argparse.Namespace, run: RunSettings) -> HashtagPlan:
     )
 
 
+def progress_total(plan: HashtagPlan) -> tuple[int, str]:
+    """Label rows of the label files (parsed once more here: they are small)."""
+    rows = (
+        row
+        for source in plan.label_sources
+        for row in bio.parse_label_file(source, bio.read_source_bytes(source), plan.args.lang_column)
+    )
+    return sum(1 for row in rows if "_error" not in row), "labels"
+
+
 def prepare_output(plan: HashtagPlan) -> None:
     check_output(plan.output, plan.args.overwrite, STAGE)
     files.remove(files.join(plan.output, common.STAGING))  # a killed run's files

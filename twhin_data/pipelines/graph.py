@@ -227,6 +227,14 @@ def plan(args: argparse.Namespace, run: RunSettings) -> GraphPlan:
     )
 
 
+def progress_total(plan: GraphPlan) -> tuple[int | None, str]:
+    """Rows of the engagement logs (unknown for compressed or remote files, or with --tweets)."""
+    if plan.args.tweets or not plan.args.engagements:
+        return None, "rows"
+    counts = [logs.count_rows(p) for p in files.expand_inputs(plan.args.engagements) if logs.file_format(p)]
+    return (None if None in counts else sum(counts)), "rows"
+
+
 def prepare_output(plan: GraphPlan) -> None:
     output = plan.output
     existing = [d for d in ("graph", "pairs", "engagements") if files.exists(files.join(output, d))]

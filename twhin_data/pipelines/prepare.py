@@ -177,6 +177,11 @@ def plan(args: argparse.Namespace, run: RunSettings) -> PreparePlan:
     )
 
 
+def progress_total(plan: PreparePlan) -> tuple[int, str]:
+    """What the live progress counts: input tweets read."""
+    return plan.input_rows, "tweets"
+
+
 def prepare_output(plan: PreparePlan) -> None:
     output = plan.output
     if files.exists(files.join(output, "corpus")) and not plan.args.overwrite:

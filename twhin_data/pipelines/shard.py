@@ -2,10 +2,9 @@
 
 Output under --output DIR: ``mlm/{split}-{i:05d}-of-{n:05d}.parquet``, ``pairs/...`` (with
 --pairs), ``manifest.json``, the dataset card ``README.md`` and ``COMPLETED`` (written last, by
-the final Beam step, once every shard, dead letter and the manifest exist). Dead letters go to
-``DIR/errors/shard/``, stats to ``DIR/reports/shard/stats.json``. Shards are written under
-``DIR/.partial/`` and moved into place by that final step. While it runs, the pooled steps
-hand tokens to each other under ``DIR/.tmp_shard/`` (removed at the end). See docs/shards.md.
+the final Beam step, which first moves the shards from ``DIR/.partial/`` into place). Dead letters
+go to ``DIR/errors/shard/``, stats to ``DIR/reports/shard/stats.json``; the pooled steps hand tokens
+to each other under ``DIR/.tmp_shard/`` (removed at the end). See docs/shards.md.
 """
 
 from __future__ import annotations
@@ -39,7 +38,6 @@ POOL_PRELOAD = ["twhin_data.transforms.shard.steps"]
 #: reads it); removed by finish().
 TMP = ".tmp_shard"
 SPLITS = ("train", "validation")
-DATASETS = ("mlm", "pairs")
 #: Shards are written under OUTPUT/.partial/ and moved into place by the final step: a hidden folder,
 #: so `datasets.load_dataset(OUTPUT)` never sees the shards of an unfinished run.
 STAGING = ".partial"
@@ -124,6 +122,7 @@ def validate(args: argparse.Namespace) -> None:
 @dataclass(frozen=True)
 class ShardPlan(Plan):
     corpus_files: list[str]  # the Parquet files of --corpus
+    corpus_rows: int  # their rows (footers): what the live progress counts
     pairs_files: list[str]  # the Parquet files of --pairs (empty without it)
     tokenizer: TokenizerInfo  # what the manifest records about --tokenizer
     target_bytes: int  # uncompressed token bytes per shard (--target_shard_mb, default 256 MB)
@@ -132,8 +131,7 @@ class ShardPlan(Plan):
 def plan(args: argparse.Namespace, run: RunSettings) -> ShardPlan:
     """Lists the inputs, checks their columns and loads the tokenizer (reads only)."""
     corpus_files = _input_files(args.corpus, "corpus")
-    for path in corpus_files:
-        check_input_schema(path, CORPUS_COLUMNS, what="a prepared corpus")
+    corpus_rows = sum(check_input_schema(p, CORPUS_COLUMNS, what="a prepared corpus").num_rows for p in corpus_files)
     pairs_files = _input_files(args.pairs, "pairs") if args.pairs else []
     for path in pairs_files:
         check_input_schema(path, PAIR_COLUMNS, what="pairs from twhin-data graph")
@@ -142,10 +140,15 @@ def plan(args: argparse.Namespace, run: RunSettings) -> ShardPlan:
         args=args,
         run=run,
         corpus_files=corpus_files,
+        corpus_rows=corpus_rows,
         pairs_files=pairs_files,
         tokenizer=info,
         target_bytes=(args.target_shard_mb or 256) * 1_000_000,
     )
+
+
+def progress_total(plan: ShardPlan) -> tuple[int, str]:
+    return plan.corpus_rows, "tweets"
 
 
 def prepare_output(plan: ShardPlan) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -11,8 +12,9 @@ from types import ModuleType
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
+from tqdm.contrib.logging import logging_redirect_tqdm
 
-from twhin_data.core import files
+from twhin_data.core import files, progress
 from twhin_data.core.errors import ConfigError, InputRejectedError
 from twhin_data.core.lock import OutputLock
 from twhin_data.core.pool import start_forkserver
@@ -94,8 +96,15 @@ def _run_locked(module: ModuleType, args: argparse.Namespace, beam_args: list[st
             module.NAME,
             opts.runner_name(beam_args),
         )
-    result = pipeline.run()
-    result.wait_until_finish()
+    total, unit = module.progress_total(plan) if hasattr(module, "progress_total") else (None, "records")
+    reporter = progress.start(module.NAME.replace(" ", "_"), total=total, unit=unit, mode=args.progress)
+    try:
+        # While a bar is drawn, log records are written above it instead of through it.
+        with logging_redirect_tqdm() if reporter.mode == "bar" else contextlib.nullcontext():
+            result = pipeline.run()
+            result.wait_until_finish()
+    finally:
+        progress.stop(module.NAME.replace(" ", "_"))
     if not getattr(result, "has_job", True):
         # --template_location: Beam wrote the job spec and nothing ran, so there is nothing to finish.
         LOG.info("%s: job spec written (--template_location); no job ran", module.NAME)

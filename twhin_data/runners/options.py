@@ -92,6 +92,13 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, output_required: bo
         "that rejects every record always fails (default: 1.0).",
     )
     parser.add_argument(
+        "--progress",
+        default="auto",
+        choices=["auto", "bar", "log", "none"],
+        help="Live progress: a bar with rate and ETA on a terminal, a log line every few seconds "
+        "otherwise (auto), or always one of them, or none.",
+    )
+    parser.add_argument(
         "--log_level",
         default="INFO",
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],

@@ -36,7 +36,9 @@ from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
 from twhin_data.core import pool as pools
+from twhin_data.core import progress
 from twhin_data.core.pool import Tagged
+from twhin_data.core.tags import STATS
 
 
 def _beam_output(out: Any) -> Any:
@@ -94,6 +96,8 @@ class PoolMapFn(BoundedInFlightFn):
       preload: modules the fork server imports once (default: the module defining `fn`).
       shared: a name: every PoolMapFn with the same name and `workers` in this process uses one
         pool (started by the first, with its `initializer`, so give them all the same one).
+      progress: ``(stage, key)``: as results come back, the `key` of their `stats` side outputs
+        advances the stage's live progress (core.progress), in the process that runs this DoFn.
     """
 
     def __init__(
@@ -105,8 +109,10 @@ class PoolMapFn(BoundedInFlightFn):
         max_in_flight: int | None = None,
         preload: list[str] | None = None,
         shared: str | None = None,
+        progress: tuple[str, str] | None = None,
     ):
         self._fn = fn
+        self._progress = progress
         self._shared = shared
         self._workers = max(1, int(workers))
         self._initializer = initializer
@@ -140,11 +146,15 @@ class PoolMapFn(BoundedInFlightFn):
 
     def process(self, element: Any) -> Iterable:
         if self._pool is None:
-            yield from map(_beam_output, self._fn(element))
+            yield from self.outputs(list(self._fn(element)))
             return
         yield from self.submit(self._pool.submit(pools.call, self._fn, element), self._max_in_flight)
 
     def outputs(self, result: list) -> Iterable:
+        if self._progress is not None:
+            stage, key = self._progress
+            done = sum(o.value.get(key, 0) for o in result if isinstance(o, Tagged) and o.tag == STATS)
+            progress.advance(stage, int(done))
         return map(_beam_output, result)
 
     def teardown(self) -> None:

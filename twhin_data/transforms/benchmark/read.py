@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
-from twhin_data.core import files
+from twhin_data.core import files, progress
 from twhin_data.core.errors import ConfigError, error_record
 from twhin_data.core.ids import normalize_id
 from twhin_data.core.parquet import row_group_sizes
@@ -245,9 +245,11 @@ class _ReadLabelFileFn(beam.DoFn):
                 continue
             batch.append(row)
             if len(batch) >= BATCH_ROWS:
+                progress.advance(self._stage, len(batch))
                 yield batch
                 batch = []
         if batch:
+            progress.advance(self._stage, len(batch))
             yield batch
 
 

@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 from apache_beam.io import fileio
 from apache_beam.io.filesystems import FileSystems
 
+from twhin_data.core import progress
 from twhin_data.core.errors import error_record
 from twhin_data.core.tags import ERRORS
 from twhin_data.schemas.graph import ENGAGEMENT_TYPES
@@ -113,6 +114,7 @@ class _CleanFn(beam.DoFn):
         edges, rejects, counts = clean_rows(raw, source=source, spec=self._spec)
         for name, value in counts.items():
             self._inc(name, value)
+        progress.advance(NAMESPACE, counts["rows_in"])
         for i, kind, message in rejects:
             self._inc(f"rejected_{kind}", 1)
             value = rows[i] if rows is not None else {k: raw.column(k)[i].as_py() for k in raw.column_names}

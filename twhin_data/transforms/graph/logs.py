@@ -183,6 +183,21 @@ def _utf8_rows(table: pa.Table) -> tuple[pa.Table, list[tuple[str, str, str]]]:
     return kept.cast(pa.schema([pa.field(f.name, pa.string()) for f in kept.schema])), bad
 
 
+def count_rows(path: str) -> int | None:
+    """Rows of a local log file (footer, or lines less the header), for the live progress; None for
+    a compressed or remote file (not worth reading twice)."""
+    fmt = file_format(path)
+    if fmt is None or "://" in path or path.endswith(_COMPRESSED):
+        return None
+    if fmt == "parquet":
+        return read_metadata(path)[1].num_rows
+    lines = 0
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 24):
+            lines += chunk.count(b"\n")
+    return max(0, lines - (fmt != "jsonl"))
+
+
 def check_header(path: str, mapping: dict[str, str]) -> None:
     """ConfigError when a CSV/TSV/Parquet file lacks a required column (checked at submit time)."""
     fmt = file_format(path)

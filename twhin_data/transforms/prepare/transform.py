@@ -58,18 +58,15 @@ class PrepareTweets(beam.PTransform):
         self._tmp, self._corpus, self._num_parts = tmp, corpus, num_parts
         self._alpha, self._min_count = alpha, min_count
 
-    def _pooled(self, fn) -> PoolMapFn:
-        return PoolMapFn(
-            fn,
-            workers=self._workers,
-            initializer=functools.partial(prep.warm, self._config),
-            shared=STAGE,
-        )
+    def _pooled(self, fn, progress: tuple[str, str] | None = None) -> PoolMapFn:
+        init = functools.partial(prep.warm, self._config)
+        return PoolMapFn(fn, workers=self._workers, initializer=init, shared=STAGE, progress=progress)
 
     def expand(self, tasks):
         cfg, tmp = self._config, self._tmp
         prepared = tasks | "ReadNormalizeDetect" >> beam.ParDo(
-            self._pooled(functools.partial(spill_task, config=cfg, tmp=tmp))
+            # Live progress: tweets read, as each task comes back.
+            self._pooled(functools.partial(spill_task, config=cfg, tmp=tmp), progress=(STAGE, "in"))
         ).with_outputs(ERRORS, STATS, main="slices")
         deduped = (
             prepared.slices

@@ -73,18 +73,18 @@ class ShardCorpus(beam.PTransform):
         self._num_shards, self._target_bytes = num_shards, target_bytes
         self._workers = workers
 
-    def _pooled(self, fn) -> PoolMapFn:
+    def _pooled(self, fn, progress: tuple[str, str] | None = None) -> PoolMapFn:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         init = (
             functools.partial(limit_tokenizer_threads, -(-cores // self._workers))
             if self._workers > 1
             else None
         )
-        return PoolMapFn(fn, workers=self._workers, initializer=init, shared=STAGE)
+        return PoolMapFn(fn, workers=self._workers, initializer=init, shared=STAGE, progress=progress)
 
     def expand(self, tables):
         spilled = tables | "TokenizeSpill" >> beam.ParDo(
-            self._pooled(functools.partial(spill_tokens, tmp=self._tmp, **self._tokenize))
+            self._pooled(functools.partial(spill_tokens, tmp=self._tmp, **self._tokenize), (STAGE, "tweets_in"))
         ).with_outputs(ERRORS, STATS, main="slices")
         stats = spilled[STATS] | "CountStats" >> beam.ParDo(CountStatsFn(STAGE))
         plan = (
