@@ -315,3 +315,23 @@ def test_plan_renumber_and_dedupe():
     assert dropped == 1
     assert kept.column("tweet_id").to_pylist() == ["3", "9"]
     assert kept.column("input_ids").to_pylist()[1] == [0, 5, 2]  # the smaller token list wins
+
+
+@pytest.mark.slow
+def test_manifest_counts_are_named_for_what_they_count(runs):
+    """counts.<dataset>_{rows,tweets,tokens}_<split> equal a recount of that split's files."""
+    out = runs[0]
+    counts = json.loads((out / "manifest.json").read_text())["counts"]
+    for dataset in ("mlm", "pairs"):
+        for split in ("train", "validation"):
+            tables = [pq.read_table(p) for p in sorted((out / dataset).glob(f"{split}-*.parquet"))]
+            rows = sum(t.num_rows for t in tables)
+            if dataset == "mlm":
+                tweets = sum(len(x) for t in tables for x in t.column("tweet_ids").to_pylist())
+                tokens = sum(len(x) for t in tables for x in t.column("input_ids").to_pylist())
+            else:
+                tweets = 2 * rows
+                tokens = sum(len(x) for t in tables for c in ("input_ids_a", "input_ids_b") for x in t.column(c).to_pylist())
+            assert (counts[f"{dataset}_rows_{split}"], counts[f"{dataset}_tweets_{split}"]) == (rows, tweets), (dataset, split)
+            assert counts[f"{dataset}_tokens_{split}"] == tokens, (dataset, split)
+    assert counts["mlm_rows_train"] < counts["mlm_tweets_train"]  # packed: several tweets a row

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 import apache_beam as beam
 
-from twhin_data import __version__
 from twhin_data.core import files, spill
 from twhin_data.core.errors import ConfigError
 from twhin_data.core.parquet import check_input_schema
@@ -26,6 +25,7 @@ from twhin_data.pipelines.plan import Plan, RunSettings
 from twhin_data.text.tokenize import BUNDLED, TokenizerInfo, bundled_path, load_tokenizer
 from twhin_data.transforms.combiners import SumDicts
 from twhin_data.transforms.io import ReadTables, WriteErrors
+from twhin_data.transforms.shard.manifest import DATASETS, STAGING, write_manifest
 from twhin_data.transforms.shard.pairs import JoinPairs, WritePairShards
 from twhin_data.transforms.shard.steps import plan_shards
 from twhin_data.transforms.shard.tokenize import CORPUS_COLUMNS, PAIR_COLUMNS, TOKENS
@@ -37,11 +37,6 @@ POOL_PRELOAD = ["twhin_data.transforms.shard.steps"]
 #: Where the pooled steps hand tokens to each other (under --output; hidden, so `load_dataset` never
 #: reads it); removed by finish().
 TMP = ".tmp_shard"
-SPLITS = ("train", "validation")
-#: Shards are written under OUTPUT/.partial/ and moved into place by the final step: a hidden folder,
-#: so `datasets.load_dataset(OUTPUT)` never sees the shards of an unfinished run.
-STAGING = ".partial"
-DATASETS = ("mlm", "pairs")
 OUTPUT_NAMES = (STAGING, *DATASETS, "manifest.json", "README.md", "COMPLETED")
 
 
@@ -257,103 +252,6 @@ def _pair_size(pair: dict) -> dict:
         f"pairs_rows_{split}": 1,
         f"pairs_tokens_{split}": len(pair["input_ids_a"]) + len(pair["input_ids_b"]),
     }
-
-
-def build_manifest(
-    params: dict, tokenizer: dict, shards: list[dict], stats: dict, error_files: list[dict]
-) -> dict:
-    """The manifest: per shard, per split, per language counts, tokenizer, parameters, code version."""
-    shards = sorted(shards, key=lambda s: s["file"])
-    splits: dict[str, dict] = {}
-    languages: dict[str, dict] = {}
-    duplicates = 0
-    for s in shards:
-        entry = splits.setdefault(s["dataset"], {}).setdefault(
-            s["split"], {"shards": 0, "rows": 0, "tweets": 0, "tokens": 0, "bytes": 0}
-        )
-        entry["shards"] += 1
-        for k in ("rows", "tweets", "tokens", "bytes"):
-            entry[k] += s[k]
-        duplicates += s["duplicates"]
-        for lang, (tweets, tokens) in s.get("langs", {}).items():
-            lang_entry = languages.setdefault(lang, {"tweets": 0, "tokens": 0})
-            lang_entry["tweets"] += tweets
-            lang_entry["tokens"] += tokens
-    counts = dict(stats, duplicates=duplicates, errors=sum(e["rows"] for e in error_files))
-    counts["tweets_out"] = sum(v["tweets"] for v in splits.get("mlm", {}).values())
-    counts["pairs_out"] = sum(v["rows"] for v in splits.get("pairs", {}).values())
-    return {
-        "format": "twhin-data shards v1",
-        "code_version": __version__,
-        "tokenizer": {
-            k: tokenizer[k] for k in ("name", "sha256", "vocab_size", "special_ids", "special_tokens")
-        },
-        "dtype": "int32",
-        "max_length": params["max_length"],
-        "pad_id": tokenizer["special_ids"].get("pad"),
-        "parameters": params,
-        "splits": splits,
-        "languages": dict(sorted(languages.items())),
-        "counts": dict(sorted(counts.items())),
-        "shards": [
-            {k: s[k] for k in ("file", "dataset", "split", "rows", "tweets", "tokens", "bytes", "sha256")}
-            for s in shards
-        ],
-    }
-
-
-def dataset_card(manifest: dict) -> str:
-    """README.md whose YAML header (``configs:``) lets ``datasets.load_dataset(DIR)`` find the splits."""
-    lines = ["---", "configs:"]
-    for dataset, config in (("mlm", "default"), ("pairs", "pairs")):
-        present = [s for s in SPLITS if s in manifest["splits"].get(dataset, {})]
-        if not present:
-            continue
-        lines += [f"- config_name: {config}", "  data_files:"]
-        for split in present:
-            lines += [f"  - split: {split}", f"    path: {dataset}/{split}-*.parquet"]
-    tok = manifest["tokenizer"]
-    lines += [
-        "---",
-        "",
-        "# TwHIN-BERT training shards",
-        "",
-        f"Written by twhin-data {manifest['code_version']} (`twhin-data shard`). Token ids are int32, "
-        f"at most {manifest['max_length']} per row, tokenizer `{tok['name']}` "
-        f"(vocab {tok['vocab_size']}, sha256 {tok['sha256'][:16]}..., pad id {manifest['pad_id']}).",
-        "",
-        "| dataset | split | shards | rows | tweets | tokens |",
-        "|---|---|---|---|---|---|",
-    ]
-    for dataset, by_split in manifest["splits"].items():
-        for split, e in sorted(by_split.items()):
-            lines.append(
-                f"| {dataset} | {split} | {e['shards']} | {e['rows']} | {e['tweets']} | {e['tokens']} |"
-            )
-    lines += [
-        "",
-        "`mlm` rows pack whole tweets `<s> ... </s>` (`tweet_offsets` = each tweet's `<s>`); no masks are "
-        "stored (mask dynamically). `pairs` rows hold both tweets' ids. Per-shard counts and hashes: "
-        '`manifest.json`. Load with `datasets.load_dataset("<this folder>")` '
-        '(`name="pairs"` for pairs).',
-        "",
-    ]
-    return "\n".join(lines)
-
-
-def write_manifest(
-    _, *, output: str, params: dict, tokenizer: dict, shards: list, stats: dict, error_files: list
-) -> dict:
-    """Moves the shards from the staging folder into place, then writes manifest.json, README.md and,
-    last, COMPLETED. Returns the manifest."""
-    for dataset in DATASETS:
-        files.publish(files.join(output, STAGING, dataset), files.join(output, dataset))
-    files.remove(files.join(output, STAGING))
-    manifest = build_manifest(params, tokenizer, shards, stats, error_files)
-    files.write_json(files.join(output, "manifest.json"), manifest)
-    files.write_bytes_atomic(files.join(output, "README.md"), dataset_card(manifest).encode("utf-8"))
-    files.write_bytes_atomic(files.join(output, "COMPLETED"), b"")
-    return manifest
 
 
 def finish(result, plan: ShardPlan, elapsed_s: float) -> dict:
