@@ -149,3 +149,16 @@ def test_every_dataset_folder_is_marked_complete_after_its_files(runs):
         assert record["files"] == parts and record["rows"] == sum(parts.values()), name
     assert (out / "shards" / "COMPLETED").exists() and not (out / "shards" / ".partial").exists()
     assert not list(out.rglob(".twhin-data.lock")) and not list(out.rglob(".tmp-*"))
+
+
+def test_reports_index_links_one_report_per_stage(runs):
+    out = runs[0]
+    index = (out / "reports" / "index.html").read_text()
+    links = re.findall(r'<a href="([^"]+)">([^<]+)</a>', index)
+    assert [name for _href, name in links] == [
+        "hydrate", "prepare", "graph", "shard", "benchmark hashtag", "benchmark engagement"
+    ]  # fmt: skip
+    for href, _name in links:
+        page = (out / "reports" / href).resolve()
+        assert page.name == "report.html" and page.is_file(), href
+        assert "<table" in page.read_text(), href

@@ -19,6 +19,7 @@ Every value is HTML-escaped. Charts are plain SVG with <title> tooltips, readabl
 from __future__ import annotations
 
 import html
+import json
 from collections.abc import Mapping, Sequence
 
 from twhin_data.core import files
@@ -111,7 +112,9 @@ class Report:
 def _svg_bars(keys, series, *, title, labels, log_scale) -> str:
     import math
 
-    bar_h, gap, left, width = 14, 6, 140, 520
+    # The label column is as wide as the longest label (about 7 px a character at 12 px): never clipped.
+    bar_h, gap, width = 14, 6, 520
+    left = max(60, 12 + 7 * max([len(str(k)) for k in keys] or [0]))
     per_key = bar_h * len(series) + gap
     height = 30 + per_key * max(1, len(keys))
     top = max([max([float(s.get(k, 0) or 0) for k in keys] or [0]) for s in series] or [0]) or 1.0
@@ -121,7 +124,7 @@ def _svg_bars(keys, series, *, title, labels, log_scale) -> str:
             return width * math.log10(1 + v) / math.log10(1 + top)
         return width * v / top
 
-    out = [f"<h3>{_esc(title)}</h3>"]
+    out = [f"<h3>{_esc(title)}{' (log scale)' if log_scale else ''}</h3>"]
     if len(series) > 1:
         out.append(
             '<div class="legend">'
@@ -156,7 +159,9 @@ def _svg_histogram(bins, *, title, x_label) -> str:
     top = max([float(b[2]) for b in bins] or [0]) or 1.0
     n = max(1, len(bins))
     bw = width / n
-    out = [f"<h3>{_esc(title)}</h3>"]
+    uneven = len({round(float(high) - float(low), 9) for low, high, _count in bins}) > 1
+    note = " (bins of unequal width, drawn equally wide; each labelled by its lower edge)" if uneven else ""
+    out = [f"<h3>{_esc(title)}</h3>", f'<p class="sub">y: count; x: {_esc(x_label)}{_esc(note)}</p>']
     out.append(
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 20}" height="{height + bottom}">'
     )
@@ -177,6 +182,28 @@ def _svg_histogram(bins, *, title, x_label) -> str:
         f"{_esc(x_label)}</text></svg>"
     )
     return "".join(out)
+
+
+def stats_report(title: str, stats: dict, *, subtitle: str | None = None) -> str:
+    """A report of any stats.json document: its scalars in one table, each mapping of numbers as a
+    table and, when it has several entries, a bar chart sorted by size."""
+    report = Report(title, subtitle=subtitle)
+    scalars = [[k, v] for k, v in stats.items() if not isinstance(v, dict | list)]
+    if scalars:
+        report.table(["", "value"], scalars, title="Summary")
+    for key, value in stats.items():
+        if not isinstance(value, dict) or not value:
+            continue
+        flat = {k: v for k, v in value.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+        if len(flat) == len(value):
+            ordered = dict(sorted(flat.items(), key=lambda kv: (-kv[1], str(kv[0]))))
+            report.table([key, "count"], [[k, v] for k, v in ordered.items()], title=key.replace("_", " "))
+            if len(ordered) > 1:
+                report.bar_chart(ordered, title=f"{key.replace('_', ' ')}, by size")
+        else:
+            rows = [[k, json.dumps(v, sort_keys=True) if isinstance(v, dict | list) else v] for k, v in value.items()]
+            report.table([key, "value"], rows, title=key.replace("_", " "))
+    return report.render()
 
 
 def write_stats(output: str, stage: str, stats: dict, html_text: str | None = None) -> str:

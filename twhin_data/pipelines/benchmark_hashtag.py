@@ -224,6 +224,7 @@ def finish(result, plan: HashtagPlan, elapsed_s: float) -> dict:
     write_stats(args.output, STAGE, stats, render_report(STAGE, stats))
     return {
         "stage": STAGE,
+        "report": files.join(args.output, "reports", STAGE, "report.html"),
         "output": args.output,
         "languages": len(per_language),
         "in": stats["in"],

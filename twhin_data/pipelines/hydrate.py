@@ -18,7 +18,7 @@ from apache_beam.options.pipeline_options import WorkerOptions
 
 from twhin_data.core import files
 from twhin_data.core.errors import ConfigError
-from twhin_data.core.report import write_stats
+from twhin_data.core.report import stats_report, write_stats
 from twhin_data.pipelines import flags as opts
 from twhin_data.pipelines.plan import Plan, RunSettings
 from twhin_data.schemas.tweets import TWEETS, UNAVAILABLE, UNAVAILABLE_STATUSES
@@ -370,7 +370,9 @@ def finish(result, plan: HydratePlan, elapsed_s: float) -> dict:
     if not args.archive:
         # The final parts hold every settled ID: the per-batch files are not needed any more.
         files.remove(files.join(output, resume.PROGRESS))
-    write_stats(output, NAME, {k: v for k, v in summary.items() if k != "elapsed_s"})
+    stats = {k: v for k, v in summary.items() if k != "elapsed_s"}
+    write_stats(output, NAME, stats, stats_report("hydrate report", stats))
+    summary["report"] = files.join(output, "reports", NAME, "report.html")
     LOG.info(
         "hydrate: %s; %d requests, %.1f s waiting for rate limits",
         ", ".join(f"{k}={v}" for k, v in statuses.items()),

@@ -19,7 +19,7 @@ import apache_beam as beam
 from twhin_data.core import files, spill
 from twhin_data.core.errors import ConfigError
 from twhin_data.core.parquet import check_input_schema
-from twhin_data.core.report import write_stats
+from twhin_data.core.report import stats_report, write_stats
 from twhin_data.pipelines import flags as opts
 from twhin_data.pipelines.plan import Plan, RunSettings
 from twhin_data.text.tokenize import BUNDLED, TokenizerInfo, bundled_path, load_tokenizer
@@ -279,7 +279,7 @@ def finish(result, plan: ShardPlan, elapsed_s: float) -> dict:
         "languages": manifest["languages"],
         "elapsed_s": round(elapsed_s, 2),
     }
-    write_stats(output, NAME, stats)
+    write_stats(output, NAME, stats, stats_report("shard report", stats))
     return {
         "stage": NAME,
         "tweets_in": stats["tweets_in"],
@@ -291,6 +291,7 @@ def finish(result, plan: ShardPlan, elapsed_s: float) -> dict:
         "pairs_out": stats["pairs_out"],
         "shards": {d: {s: e["shards"] for s, e in v.items()} for d, v in manifest["splits"].items()},
         "output": output,
+        "report": files.join(output, "reports", NAME, "report.html"),
     }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import html
 import importlib
 import importlib.resources
 import logging
@@ -182,6 +183,26 @@ def clean_outputs(out: str, stages: list[str]) -> None:
             files.remove(os.path.join(out, name))
 
 
+def write_report_index(out: str, summaries: dict[str, dict]) -> str:
+    """OUT/reports/index.html: one link per stage to its report.html (relative links, so the folder
+    can be moved or shared); returns its path."""
+    index_dir = files.join(out, "reports")
+    links = []
+    for stage, summary in summaries.items():
+        path = (summary or {}).get("report")
+        if path:
+            target = files.relative_to(path, index_dir)
+            links.append(f'<li><a href="{html.escape(target)}">{html.escape(STAGES[stage])}</a></li>')
+    page = (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>twhin-data run reports</title>'
+        "<style>body{font-family:system-ui,sans-serif;margin:2em}li{margin:.4em 0}</style></head>\n"
+        f"<body><h1>twhin-data run reports</h1><ul>{''.join(links)}</ul></body></html>\n"
+    )
+    path = files.join(index_dir, "index.html")
+    files.write_bytes_atomic(path, page.encode("utf-8"))
+    return path
+
+
 def main(args: argparse.Namespace, extra: list[str]) -> int:
     opts.check_beam_args(extra)
     config = load_config(args.config)
@@ -222,7 +243,8 @@ def _run_stages(
             argv = to_flags(section) + wiring(stage, out, set(summaries)) + common
             summaries[stage] = run_command(STAGES[stage], argv, extra)
     elapsed = time.monotonic() - started
-    report = {"output": out, "stages": summaries, "elapsed_s": round(elapsed, 1)}
+    index = write_report_index(out, summaries)
+    report = {"output": out, "stages": summaries, "elapsed_s": round(elapsed, 1), "reports": index}
     files.write_json(files.join(out, "reports", "run", "summary.json"), report)
     print(render(report))
     return 0

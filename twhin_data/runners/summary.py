@@ -50,5 +50,8 @@ def render(report: dict) -> str:
     lines = ["", "twhin-data run: summary", "=" * 24]
     for stage, summary in report.get("stages", {}).items():
         lines += render_stage(stage, summary or {})
-    lines += ["", f"All outputs under {report.get('output')} ({report.get('elapsed_s')} s).", ""]
+    lines += ["", f"All outputs under {report.get('output')} ({report.get('elapsed_s')} s)."]
+    if report.get("reports"):
+        lines.append(f"Reports of every stage: {report['reports']}")
+    lines.append("")
     return "\n".join(lines)
