@@ -133,4 +133,5 @@ def check_rejections(stage: str, summary: dict, max_share: float) -> None:
 
 
 def dump(summary: dict) -> str:
-    return json.dumps(summary, indent=2, sort_keys=True, default=str)
+    """The summary a command prints, in its own order (counts sorted by size stay so)."""
+    return json.dumps(summary, indent=2, default=str)

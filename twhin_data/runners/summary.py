@@ -8,6 +8,8 @@ _SKIP = {"stage", "elapsed_s", "outputs", "report", "stats", "counters"}
 
 
 def _fmt(value: Any) -> str:
+    if isinstance(value, bool):  # one spelling for booleans (a bool is an int too: check it first)
+        return "yes" if value else "no"
     if isinstance(value, float):
         return f"{value:,.2f}"
     if isinstance(value, int):

@@ -6,6 +6,8 @@ into place, then writes the manifest, the card and, last, COMPLETED.
 
 from __future__ import annotations
 
+import posixpath
+
 from twhin_data import __version__
 from twhin_data.core import files
 
@@ -47,7 +49,8 @@ def build_manifest(
         "format": "twhin-data shards v1",
         "code_version": __version__,
         "tokenizer": {
-            k: tokenizer[k] for k in ("name", "sha256", "vocab_size", "special_ids", "special_tokens")
+            "name": shareable_name(tokenizer["name"], params["tokenizer"]),
+            **{k: tokenizer[k] for k in ("sha256", "vocab_size", "special_ids", "special_tokens")},
         },
         "dtype": "int32",
         "max_length": params["max_length"],
@@ -61,6 +64,14 @@ def build_manifest(
             for s in shards
         ],
     }
+
+
+def shareable_name(name: str, flag: str) -> str:
+    """The tokenizer as a shared dataset names it: a Hub name as given, a local file by its file name
+    (its sha256 identifies it), never a path on the machine that wrote the shards."""
+    if flag == "bundled":
+        return "bundled (twhin_data/data/tokenizer.json)"
+    return posixpath.basename(name.replace("\\", "/")) if "/" in name and (name.startswith(("/", ".")) or name.endswith(".json")) else name
 
 
 def _count_name(key: str) -> str:
