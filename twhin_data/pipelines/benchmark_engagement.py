@@ -15,7 +15,12 @@ from twhin_data.transforms.benchmark import common
 from twhin_data.transforms.benchmark import engagement as be
 from twhin_data.transforms.benchmark import engagement_read as beio
 from twhin_data.transforms.benchmark import read as bio
-from twhin_data.transforms.benchmark.report import check_output, read_json, rejected_of, render_report
+from twhin_data.transforms.benchmark.report import (
+    open_output,
+    read_json,
+    rejected_of,
+    render_report,
+)
 from twhin_data.transforms.io import WriteErrors
 from twhin_data.transforms.metrics import counters
 
@@ -106,9 +111,7 @@ def plan(args: argparse.Namespace, run: RunSettings) -> EngagementPlan:
 
 
 def prepare_output(plan: EngagementPlan) -> None:
-    check_output(plan.output, plan.args.overwrite, STAGE)
-    files.remove(files.join(plan.output, common.STAGING))  # a killed run's files
-    files.begin_output(plan.output, STAGE)
+    open_output(plan.output, plan.args.overwrite, STAGE)
 
 
 def build(p: beam.Pipeline, plan: EngagementPlan):

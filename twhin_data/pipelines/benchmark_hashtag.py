@@ -14,7 +14,12 @@ from twhin_data.pipelines.plan import Plan, RunSettings
 from twhin_data.transforms.benchmark import common
 from twhin_data.transforms.benchmark import hashtag as bt
 from twhin_data.transforms.benchmark import read as bio
-from twhin_data.transforms.benchmark.report import check_output, read_json, rejected_of, render_report
+from twhin_data.transforms.benchmark.report import (
+    open_output,
+    read_json,
+    rejected_of,
+    render_report,
+)
 from twhin_data.transforms.io import WriteErrors
 from twhin_data.transforms.metrics import counters
 
@@ -101,9 +106,7 @@ def progress_total(plan: HashtagPlan) -> tuple[int, str]:
 
 
 def prepare_output(plan: HashtagPlan) -> None:
-    check_output(plan.output, plan.args.overwrite, STAGE)
-    files.remove(files.join(plan.output, common.STAGING))  # a killed run's files
-    files.begin_output(plan.output, STAGE)
+    open_output(plan.output, plan.args.overwrite, STAGE)
 
 
 def build(p: beam.Pipeline, plan: HashtagPlan):

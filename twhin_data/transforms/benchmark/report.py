@@ -9,6 +9,7 @@ from apache_beam.io.filesystems import FileSystems
 from twhin_data.core import files
 from twhin_data.core.errors import ConfigError
 from twhin_data.core.report import Report
+from twhin_data.transforms.benchmark.common import STAGING
 
 
 def read_json(path: str) -> dict:
@@ -38,6 +39,14 @@ def check_output(output: str, overwrite: bool, stage: str) -> None:
     existing = [path for path in stale if FileSystems.exists(path)]
     if existing:
         FileSystems.delete(existing)
+
+
+def open_output(output: str, overwrite: bool, stage: str) -> None:
+    """A benchmark's `prepare_output`: refuse or clear a previous benchmark (`check_output`), drop a
+    killed run's staged files, and mark the folder incomplete until the card step finishes it."""
+    check_output(output, overwrite, stage)
+    files.remove(files.join(output, STAGING))
+    files.begin_output(output, stage)
 
 
 def _flat(prefix: str, value: object) -> list[tuple[str, object]]:
