@@ -28,6 +28,8 @@ setup(
         # Nearest-neighbour pair mining over TwHIN/PBG embeddings, as in the paper.
         "faiss-cpu>=1.8",
         "pyyaml>=6",
+        # The live progress bar (also a dependency of datasets); its logging redirect keeps logs off the bar.
+        "tqdm>=4.62",
         "requests>=2.28",
         "numpy>=1.26",
     ],
