@@ -147,3 +147,12 @@ def test_a_read_only_output_is_one_line(tmp_path, capsys):
         code = cli.main(["prepare", f"--tweets={tmp_path / 'in'}", f"--output={ro / 'out'}"])
         err = _one_line(capsys)
         assert code == 1 and "Read-only file system" in err
+
+
+def test_shard_of_a_corpus_whose_every_text_is_blank_fails_loudly(tmp_path, capsys):
+    (tmp_path / "corpus").mkdir()
+    rows = [{"tweet_id": str(1000 + i), "text": "  ", "lang": "en", "normalizer": "t"} for i in range(3)]
+    pq.write_table(to_table(rows, CORPUS), tmp_path / "corpus" / "part-00000-of-00001.parquet")
+    code = cli.main(["shard", f"--corpus={tmp_path / 'corpus'}", f"--output={tmp_path / 's'}"])
+    err = _one_line(capsys)
+    assert code == 1 and "shard rejected 3 of 3 input records" in err

@@ -142,6 +142,12 @@ def plan(args: argparse.Namespace, run: RunSettings) -> ShardPlan:
     )
 
 
+def rejections(summary: dict) -> tuple[int, int]:
+    """(tweets in, tweets rejected): dangling pairs are not the corpus's rejections."""
+    rejected = summary["rejected"]
+    return summary["tweets_in"], sum(v for k, v in rejected.items() if not k.startswith("pair"))
+
+
 def progress_total(plan: ShardPlan) -> tuple[int, str]:
     return plan.corpus_rows, "tweets"
 

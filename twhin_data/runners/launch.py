@@ -112,19 +112,28 @@ def _run_locked(module: ModuleType, args: argparse.Namespace, beam_args: list[st
     elapsed_s = time.monotonic() - started
     summary = module.finish(result, plan, elapsed_s)
     LOG.info("%s: done in %.1f s", module.NAME, elapsed_s)
-    check_rejections(module.NAME, summary, args.max_rejected_share)
+    accounting = module.rejections(summary) if hasattr(module, "rejections") else _rejections(summary)
+    check_rejections(module.NAME, accounting, args.max_rejected_share)
     return summary
 
 
-def check_rejections(stage: str, summary: dict, max_share: float) -> None:
-    """InputRejectedError (one line, exit 1) when the stage rejected every input record, or more
-    than `max_share` of them; the dead letters under OUT/errors/<stage>/ say why."""
-    total = summary.get("in", summary.get("tweets_in"))
-    rejected = summary.get("rejected")
+def _rejections(summary: dict) -> tuple[int, int] | None:
+    """(records in, records rejected) from a summary's ``in`` and ``rejected`` (a count or a
+    count per reason); None when it has no such accounting."""
+    total, rejected = summary.get("in"), summary.get("rejected")
     if isinstance(rejected, dict):
         rejected = sum(v for v in rejected.values() if isinstance(v, int | float))
-    if not isinstance(total, int) or not isinstance(rejected, int | float) or total <= 0:
+    if not isinstance(total, int) or not isinstance(rejected, int | float):
+        return None
+    return total, int(rejected)
+
+
+def check_rejections(stage: str, accounting: tuple[int, int] | None, max_share: float) -> None:
+    """InputRejectedError (one line, exit 1) when the stage rejected every input record, or more
+    than `max_share` of them; the dead letters under OUT/errors/<stage>/ say why."""
+    if accounting is None or accounting[0] <= 0:
         return
+    total, rejected = accounting
     if rejected >= total or rejected / total > max_share:
         raise InputRejectedError(
             f"{stage} rejected {int(rejected):,} of {total:,} input records ({rejected / total:.0%}; "
