@@ -11,6 +11,10 @@
     build(p, plan) -> Any              # adds transforms to `p` only (tests pass a TestPipeline)
     finish(result, plan, elapsed_s) -> dict   # after the run: reports, a JSON-able summary
 
+Optional:
+    progress_total(plan) -> (total | None, unit)   # what the live progress counts (core/progress.py)
+    rejections(summary) -> (records in, rejected)  # default: the summary's "in" and "rejected"
+
 `args` is an argparse.Namespace holding the command's flags plus the common ones from
 runners/options.py (output, workers, overwrite, log_level). Beam flags never reach `args`, and no
 step writes to it: derived values live on the plan.
