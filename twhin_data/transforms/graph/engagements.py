@@ -151,7 +151,7 @@ def derive_from_tweets(table: pa.Table) -> pa.Table:
     lengths = pc.fill_null(pc.list_value_length(refs), 0).to_numpy(zero_copy_only=False)
     parent = np.repeat(np.arange(table.num_rows), lengths)
     flat = pc.list_flatten(refs)
-    # replied_to / quoted / retweeted are aliases of reply / quote / retweet (graph_core.TYPE_ALIASES).
+    # replied_to / quoted / retweeted are aliases of reply / quote / retweet (edges.TYPE_ALIASES).
     kinds = flat.field("type").cast(pa.string()) if len(flat) else pa.array([], pa.string())
     take = pa.array(parent, pa.int64())
     return pa.table(
@@ -193,7 +193,7 @@ def _patterns(text: str) -> list[str]:
 class ReadEngagements(beam.PTransform):
     """Engagement log files (a glob/dir/comma list, any Beam filesystem) -> edge tables.
 
-    Output: main = ``pa.Table`` of ``graph_core.EDGE_SCHEMA``; ``errors`` = dead-letter dicts.
+    Output: main = ``pa.Table`` of ``edges.EDGE_SCHEMA``; ``errors`` = dead-letter dicts.
     With `tweets` (a directory of hydrated tweets Parquet) derived engagements are added.
     """
 

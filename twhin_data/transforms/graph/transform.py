@@ -231,7 +231,7 @@ def _node_offsets(pcoll, label: str):
 
 
 class BuildGraph(beam.PTransform):
-    """Edge tables (``graph_core.EDGE_SCHEMA``) -> the filtered graph with contiguous indices.
+    """Edge tables (``edges.EDGE_SCHEMA``) -> the filtered graph with contiguous indices.
 
     Output: dict of PCollections. ``edges``: one table per user partition, sorted by (lhs, rhs, rel),
     columns user, tweet, rel, ts, source, engagers, rhs, lhs; ``users``: tables (index, user, degree);

@@ -18,7 +18,7 @@ spill files (core/spill.py) under ``DIR/.tmp_shard``:
 File names derive from the corpus file, row group and batch, and every read sorts the slices by
 name, so the bytes written depend neither on the number of workers nor on arrival order.
 A shard index that got no rows is never written: the non-empty shards of a split are numbered
-0..m-1 "-of-m" (`renumber`). `transforms/shard_mlm.ShardCorpus` wires the steps.
+0..m-1 "-of-m" (`renumber`). `transforms/shard/transform.py` (ShardCorpus) wires the steps.
 """
 
 from __future__ import annotations
