@@ -141,7 +141,7 @@ def test_archive_cli_on_recorded_cassettes(tmp_path, cassettes_dir, capsys):
         "".join(json.dumps(t) + "\n" for t in v2_tweets) + json.dumps({"x": 1}) + "\n"
     )
     out = tmp_path / "out"
-    assert main(["hydrate", "--archive", str(archive), "--output", str(out)]) == 0
+    assert main(["hydrate", "--archive", str(archive), "--output", str(out), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     tweets = rows_of(out / "tweets")
     expected = {s["id_str"] for s in statuses} | {str(t["id"]) for t in v2_tweets}

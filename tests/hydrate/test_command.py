@@ -65,6 +65,7 @@ def hydrate(
             "--output",
             str(output),
             *FAST,
+            "--json",
             *extra,
         ]
     )

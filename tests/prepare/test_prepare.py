@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from apache_beam.io.localfilesystem import LocalFileSystem
@@ -220,25 +221,60 @@ def test_dedup_ids_compared_numerically() -> None:
     assert got.column("tweet_id").to_pylist() == ["9"]
 
 
-def test_resample_rates_follow_power_law() -> None:
+def test_resample_rates_follow_power_law_and_keep_the_volume() -> None:
     counts = {"en": 10_000, "ja": 1_000, "xx": 100, "und": 50, "rare": 5}
     rates = resample_rates(counts, alpha=0.7, min_count=100)
-    assert rates["xx"] == 1.0 and rates["und"] == 1.0 and rates["rare"] == 1.0
-    kept = {k: counts[k] * rates[k] for k in ("en", "ja", "xx")}
-    assert kept["en"] / kept["ja"] == pytest.approx(10**0.7)
+    assert rates["und"] == 1.0 and rates["rare"] == 1.0  # the floor: kept whole, never repeated
+    copies = {k: counts[k] * rates[k] for k in counts}
+    assert copies["en"] / copies["ja"] == pytest.approx(10**0.7)
+    assert copies["ja"] / copies["xx"] == pytest.approx(10**0.7)
+    assert sum(copies.values()) == pytest.approx(sum(counts.values()))  # default target: same size
+    assert rates["en"] < 1.0 < rates["xx"]  # the big language shrinks, the small one is repeated
     assert resample_rates(counts, alpha=1.0) == dict.fromkeys(counts, 1.0)
+    doubled = resample_rates(counts, alpha=1.0, target=2 * sum(counts.values()) - 55)
+    assert doubled["en"] == pytest.approx(2.0) and doubled["und"] == 1.0
+
+
+def test_skewed_million_tweets_match_the_power_law_within_one_percent() -> None:
+    """One language 60%, several under 1%: shares of the written copies vs n^0.7 / sum n^0.7."""
+    shares = {"en": 0.60, "ja": 0.20, "es": 0.12, "pt": 0.05, "ar": 0.0094, "th": 0.0081, "ko": 0.0065, "tr": 0.006}
+    n = 1_000_000
+    counts = {lang: int(n * share) for lang, share in shares.items()}
+    langs = np.concatenate([np.full(c, lang, dtype=object) for lang, c in counts.items()])
+    ids = [str(1_200_000_000_000_000_000 + 7919 * i) for i in range(len(langs))]
+    table = pa.table(
+        {"tweet_id": pa.array(ids), "lang": pa.array(langs.tolist()), "num_chars": pa.array(np.ones(len(ids), np.int32))}
+    )
+    target = 1_500_000
+    rates = resample_rates(counts, alpha=0.7, min_count=100, target=target)
+    kept, _ = resample_table(table, rates)
+    copies = kept.column("copies").to_numpy()
+    total = int(copies.sum())
+    assert abs(total - target) / target < 0.01
+    z = sum(c**0.7 for c in counts.values())
+    got = pa.table({"lang": kept.column("lang"), "c": copies}).group_by("lang").aggregate([("c", "sum")]).to_pydict()
+    for lang, c in zip(got["lang"], got["c_sum"], strict=True):
+        assert abs(c / total - counts[lang] ** 0.7 / z) < 0.01, lang
+    again, _ = resample_table(table.take(np.arange(table.num_rows)[::-1]), rates)
+    assert again.sort_by("tweet_id").equals(kept.sort_by("tweet_id"))  # same tweets, same copies
 
 
 def test_resample_deterministic_by_id() -> None:
     ids = [str(10**15 + i) for i in range(20_000)]
     table = to_table(
         [{"tweet_id": i, "text": "t", "lang": "en", "normalizer": "n", "num_chars": 1} for i in ids], CORPUS
-    )
+    ).drop_columns(["copies"])
     kept1, stats = resample_table(table, {"en": 0.25})
     kept2, _ = resample_table(table.take(np.arange(table.num_rows)[::-1]), {"en": 0.25})
     assert sorted(kept1.column("tweet_id").to_pylist()) == sorted(kept2.column("tweet_id").to_pylist())
     assert abs(kept1.num_rows / 20_000 - 0.25) < 0.02
     assert stats.to_dict()["rejected"]["resampled_out"] == 20_000 - kept1.num_rows
+    repeated, stats = resample_table(table, {"en": 2.5})
+    copies = repeated.column("copies").to_numpy()
+    assert repeated.num_rows == 20_000 and set(copies.tolist()) == {2, 3}
+    assert abs(copies.mean() - 2.5) < 0.02 and stats.to_dict()["repeated_copies"] == copies.sum() - 20_000
+    weights, _ = resample_table(table, {"en": 0.25}, mode="weights")
+    assert weights.num_rows == 20_000 and set(weights.column("copies").to_pylist()) == {1}
 
 
 def test_resampling_end_to_end(tmp_path: Path) -> None:
@@ -248,10 +284,16 @@ def test_resampling_end_to_end(tmp_path: Path) -> None:
     out = run_prepare(tmp_path, "--workers=1", "--resample_alpha=0.5", "--resample_min_count=10")
     stats = _stats(out)
     assert stats["languages"]["before_resampling"] == {"en": 300, "es": 30}
-    after = stats["languages"]["after_resampling"]
-    assert after["es"] == 30 and 60 <= after["en"] <= 130  # expected 300 * sqrt(30/300) = 95
-    assert stats["rejected"]["resampled_out"] == 300 - after["en"]
-    assert stats["balanced"]
+    # q_en = sqrt(300) / (sqrt(300) + sqrt(30)) = 0.76 of 330: en 251 copies (down), es 79 (repeated)
+    after, rows_out = stats["languages"]["after_resampling"], stats["languages"]["corpus_rows"]
+    assert 230 <= after["en"] <= 270 and 70 <= after["es"] <= 90
+    assert rows_out["es"] == 30 and rows_out["en"] == after["en"]
+    assert stats["rejected"]["resampled_out"] == 300 - rows_out["en"]
+    plan = stats["resampling"]["languages"]
+    assert plan["es"]["repeated"] == after["es"] - 30 and plan["en"]["resource_class"] == "low"
+    assert stats["balanced"] and abs(stats["out_copies"] - 330) <= 15
+    corpus = pq.read_table(out / "corpus")
+    assert int(pc.sum(corpus.column("copies")).as_py()) == stats["out_copies"]
 
 
 def test_read_tasks_cover_every_row_once(tmp_path: Path) -> None:
@@ -376,6 +418,7 @@ def test_part_writer_matches_write_dataset(tmp_path: Path) -> None:
     for part, refs in by_part.items():
         write_part((part, refs, {"en": 1.0}), path=str(tmp_path / "spill_corpus"), num_parts=3)
     kept, _ = dedup_table(table, exact=True)
+    kept = kept.append_column("copies", pa.array([1] * kept.num_rows, pa.int32()))  # rate 1: one copy each
     with BeamTestPipeline(options=fnapi_options()) as p:
         _ = p | beam.Create([kept]) | WriteDataset(str(tmp_path / "ref_corpus"), CORPUS, num_shards=3)
     names = sorted(f.name for f in (tmp_path / "ref_corpus").iterdir())

@@ -379,7 +379,7 @@ def test_cli_with_template_location_writes_the_spec_and_exits_0(command, tmp_pat
         str(tmp_path / "spec"), setup_file=str(REPO / "setup.py"), image=dataflow_check.CHECK_IMAGE, job_name="t"
     )
     with dataflow_check.reuse_sdist(sdist):
-        code = cli.main([*command.split(), *argv, *flags])
+        code = cli.main([*command.split(), *argv, *flags, "--json"])
     assert code == 0, capsys.readouterr().err
     assert json.loads(capsys.readouterr().out) == {"job_spec_only": True, "stage": command}
     assert (tmp_path / "spec" / "job.json").is_file()

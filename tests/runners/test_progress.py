@@ -102,3 +102,21 @@ def test_without_a_terminal_progress_is_log_lines(inputs, tmp_path):
     lines = [line for line in done.stderr.splitlines() if "twhin_data.progress" in line]
     assert lines and "\r" not in done.stderr
     assert re.search(r"prepare: 60,000/60,000 tweets \(100\.0%\), [\d,]+ tweets/s, [\d.]+ s elapsed, ETA 0 s$", lines[-1])
+
+
+def test_hydrate_bar_counts_down_a_rate_limit_wait_and_ends_at_its_total(tmp_path):
+    """The mock X API allows 2 requests per 2.5 s window: the bar says how long the wait lasts,
+    second by second, and ends at 100% of the IDs it requested."""
+    from tests.hydrate.test_command import TOKEN, make_corpus
+    from twhin_data.xapi.mock.server import MockXApi
+
+    ids, store, statuses = make_corpus(500, seed=5)
+    (tmp_path / "ids.txt").write_text("\n".join(ids))
+    os.environ["X_BEARER_TOKEN"] = TOKEN
+    with MockXApi(store, statuses=statuses, token=TOKEN, rate_limit=2, window_s=2.5) as mock:
+        argv = ["hydrate", f"--ids={tmp_path / 'ids.txt'}", f"--api_base_url={mock.base_url}"]
+        drawn = _in_terminal([*argv, f"--output={tmp_path / 'out'}", f"--pacing_dir={tmp_path / 'pacing'}"])
+    assert re.search(r"X API wait: 0:0\d left", drawn), drawn[-3000:]
+    assert _percentages(drawn, "hydrate")[-1] == 100
+    assert "500/500" in drawn.replace("\x1b[K", "")
+    assert "INFO" not in "".join(line for line in drawn.split("\r") if BAR.search(line))  # no log text in a bar

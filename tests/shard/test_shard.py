@@ -309,6 +309,7 @@ def test_plan_renumber_and_dedupe():
             "input_ids": pa.array([[0, 7, 2], [0, 5, 2], [0, 1, 2]], pa.list_(pa.int32())),
             "key": pa.array([2, 2, 1], pa.uint64()),
             "split": ["train"] * 3,
+            "copy": pa.array([0, 0, 0], pa.int32()),
         }
     )
     kept, dropped = _dedupe_sorted(table)
@@ -335,3 +336,38 @@ def test_manifest_counts_are_named_for_what_they_count(runs):
             assert (counts[f"{dataset}_rows_{split}"], counts[f"{dataset}_tweets_{split}"]) == (rows, tweets), (dataset, split)
             assert counts[f"{dataset}_tokens_{split}"] == tokens, (dataset, split)
     assert counts["mlm_rows_train"] < counts["mlm_tweets_train"]  # packed: several tweets a row
+
+
+def test_resampled_copies_become_separate_training_rows(tmp_path):
+    """A corpus row with copies = k (prepare's up-sampling) is written k times in train, each copy at
+    its own place of the packed stream; validation keeps one; pair shards see each tweet once."""
+    rows = [
+        {"tweet_id": t["id"], "text": t["text"], "lang": "en", "normalizer": "test", "copies": 3 if i % 2 else 1}
+        for i, t in enumerate(synth.generate_tweets(200, seed=11))
+    ]
+    (tmp_path / "corpus").mkdir()
+    pq.write_table(to_table(rows, CORPUS), tmp_path / "corpus" / "part-00000-of-00001.parquet")
+    ids = [r["tweet_id"] for r in rows]
+    pairs = [{"tweet_id_a": ids[i], "tweet_id_b": ids[i + 1], "score": 1.0, "method": "cooccurrence"} for i in range(0, 40, 2)]
+    (tmp_path / "pairs").mkdir()
+    pq.write_table(to_table(pairs, PAIRS), tmp_path / "pairs" / "part-00000-of-00001.parquet")
+    assert shard(tmp_path, tmp_path / "out", "--workers", "1") == 0
+    seen: dict[str, list[tuple[str, int]]] = {}
+    for path in sorted((tmp_path / "out" / "mlm").glob("*.parquet")):
+        split = path.name.split("-")[0]
+        for row, tweet_ids in enumerate(pq.read_table(path).column("tweet_ids").to_pylist()):
+            for tweet_id in tweet_ids:
+                seen.setdefault(tweet_id, []).append((f"{path.name}:{row}", split))
+    copies = {r["tweet_id"]: r["copies"] for r in rows}
+    assert set(seen) == set(copies)
+    for tweet_id, places in seen.items():
+        splits = {split for _, split in places}
+        assert len(splits) == 1  # a tweet's copies never cross train/validation
+        assert len(places) == (copies[tweet_id] if splits == {"train"} else 1)
+    spread = [len({p for p, _ in places}) == len(places) for t, places in seen.items() if len(places) > 1]
+    assert sum(spread) / len(spread) > 0.8  # copies land in different packed rows (by hash, not by order)
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    pair_ids = pq.read_table(tmp_path / "out" / "pairs").column("tweet_id_a").to_pylist()
+    assert len(pair_ids) == len(set(pair_ids)) == 20 and manifest["counts"]["mlm_repeated_copies"] > 0
+    stats = json.loads((tmp_path / "out" / "reports" / "shard" / "stats.json").read_text())
+    assert stats["balanced"] and stats["repeated_copies"] == manifest["counts"]["mlm_repeated_copies"]

@@ -12,6 +12,7 @@ import io
 import json
 import os
 import posixpath
+import re
 import shutil
 
 import pyarrow as pa
@@ -66,6 +67,33 @@ def relative_to(path: str, base: str) -> str:
     if (scheme, bucket) != (base_scheme, base_bucket):
         return path
     return posixpath.relpath("/" + key.rstrip("/"), "/" + base_key.rstrip("/"))
+
+
+def shareable(value, root: str):
+    """`value` (a stats or summary document) with no path of this machine in it: a local absolute
+    path under `root` becomes relative to it (``.`` for `root` itself), any other local absolute
+    path just its file or folder name; object-store URLs and other strings stay as they are.
+    Comma-separated path lists are handled path by path."""
+    if isinstance(value, dict):
+        return {k: shareable(v, root) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [shareable(v, root) for v in value]
+    if not isinstance(value, str) or not value.startswith(("/", "\\")) and not _DRIVE.match(value):
+        return value
+    return ",".join(_shareable_path(part, root) for part in value.split(","))
+
+
+_DRIVE = re.compile(r"^[A-Za-z]:[\\/]")
+
+
+def _shareable_path(path: str, root: str) -> str:
+    if not os.path.isabs(path) and not _DRIVE.match(path):
+        return path
+    if not is_remote(root):
+        rel = os.path.relpath(os.path.abspath(path), os.path.abspath(root))
+        if rel == "." or not rel.startswith(".."):
+            return rel.replace(os.sep, "/")
+    return os.path.basename(path.rstrip("/\\")) or path
 
 
 def expand_inputs(pattern: str, *, suffixes: tuple[str, ...] = ()) -> list[str]:

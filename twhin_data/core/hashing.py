@@ -23,7 +23,8 @@ def unit_interval(value: str | bytes, salt: str = "") -> float:
     return (stable_hash64(value, salt) >> 11) / float(1 << 53)
 
 
-def _splitmix64(x: np.ndarray) -> np.ndarray:
+def splitmix64(x: np.ndarray) -> np.ndarray:
+    """The splitmix64 finalizer, vectorized over uint64 (wraps around; callers silence overflow)."""
     x = x + np.uint64(0x9E3779B97F4A7C15)
     x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
@@ -41,7 +42,7 @@ def hash_ids(ids: pa.Array | pa.ChunkedArray | list[str], salt: str = "") -> np.
     values = pc.cast(arr, pa.uint64()).to_numpy(zero_copy_only=False).astype(np.uint64)
     salt_value = np.uint64(stable_hash64(salt) if salt else 0)
     with np.errstate(over="ignore"):
-        return _splitmix64(values ^ salt_value)
+        return splitmix64(values ^ salt_value)
 
 
 def hash_id(tweet_id: str, salt: str = "") -> int:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from twhin_data.core import files
 
@@ -206,12 +206,16 @@ def stats_report(title: str, stats: dict, *, subtitle: str | None = None) -> str
     return report.render()
 
 
-def write_stats(output: str, stage: str, stats: dict, html_text: str | None = None) -> str:
-    """Writes ``<output>/reports/<stage>/stats.json`` (and ``report.html`` when given); returns the
-    stats.json path. Every stage writes its statistics through here."""
+def write_stats(output: str, stage: str, stats: dict, render: Callable[[dict], str] | None = None) -> str:
+    """Writes ``<output>/reports/<stage>/stats.json`` (and ``report.html``, `render` of the stats,
+    when given); returns the stats.json path. Every stage writes its statistics through here.
+
+    Both are meant to be shared with the data: paths of this machine are written relative to
+    `output`, or by their file name when outside it (`files.shareable`)."""
+    stats = files.shareable(stats, output)
     report_dir = files.join(output, "reports", stage)
     path = files.join(report_dir, "stats.json")
     files.write_json(path, stats)
-    if html_text is not None:
-        files.write_bytes_atomic(files.join(report_dir, "report.html"), html_text.encode("utf-8"))
+    if render is not None:
+        files.write_bytes_atomic(files.join(report_dir, "report.html"), render(stats).encode("utf-8"))
     return path

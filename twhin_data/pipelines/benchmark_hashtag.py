@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 from dataclasses import dataclass
 
 import apache_beam as beam
@@ -224,7 +225,7 @@ def finish(result, plan: HashtagPlan, elapsed_s: float) -> dict:
         },
         "elapsed_s": round(elapsed_s, 3),
     }
-    write_stats(args.output, STAGE, stats, render_report(STAGE, stats))
+    write_stats(args.output, STAGE, stats, functools.partial(render_report, STAGE))
     return {
         "stage": STAGE,
         "report": files.join(args.output, "reports", STAGE, "report.html"),

@@ -374,7 +374,7 @@ def finish(result, plan: GraphPlan, elapsed_s: float) -> dict:
     stats = build_stats(
         counters(result, "graph"), params=params(plan), rounds=args.filter_iterations, extra=extra
     )
-    write_stats(out, NAME, stats, render_html(stats))
+    write_stats(out, NAME, stats, render_html)
     if not stats["accounting"]["balanced"]:
         LOG.error("graph: counts do not balance: %s", stats["accounting"])
     return {

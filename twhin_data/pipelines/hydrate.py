@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import math
 import os
@@ -231,6 +232,11 @@ def plan(args: argparse.Namespace, run: RunSettings) -> HydratePlan:
     )
 
 
+def progress_total(plan: HydratePlan) -> tuple[None, str]:
+    """IDs looked up; the total is set once the IDs are read and cut into batches (lookup.py)."""
+    return None, "IDs"
+
+
 def prepare_output(plan: HydratePlan) -> None:
     args, output = plan.args, plan.output
     existing = files.list_parquet(files.join(output, "tweets")) or files.list_parquet(files.join(output, "unavailable"))
@@ -371,7 +377,7 @@ def finish(result, plan: HydratePlan, elapsed_s: float) -> dict:
         # The final parts hold every settled ID: the per-batch files are not needed any more.
         files.remove(files.join(output, resume.PROGRESS))
     stats = {k: v for k, v in summary.items() if k != "elapsed_s"}
-    write_stats(output, NAME, stats, stats_report("hydrate report", stats))
+    write_stats(output, NAME, stats, functools.partial(stats_report, "hydrate report"))
     summary["report"] = files.join(output, "reports", NAME, "report.html")
     LOG.info(
         "hydrate: %s; %d requests, %.1f s waiting for rate limits",

@@ -14,6 +14,7 @@ import pyarrow as pa
 from twhin_data.core import files
 from twhin_data.core.errors import ConfigError
 from twhin_data.core.parquet import check_input_schema
+from twhin_data.core.report import write_stats
 from twhin_data.pipelines import flags as opts
 from twhin_data.pipelines.plan import Plan, RunSettings
 from twhin_data.schemas.tweets import TWEETS
@@ -23,7 +24,7 @@ from twhin_data.transforms.io import MarkComplete, WriteErrors
 from twhin_data.transforms.prepare import stats as st
 from twhin_data.transforms.prepare import table as prep
 from twhin_data.transforms.prepare.read import INPUT_COLUMNS, REQUIRED_COLUMNS, keyed_file_tasks
-from twhin_data.transforms.prepare.report import write_report
+from twhin_data.transforms.prepare.report import render_report
 from twhin_data.transforms.prepare.transform import PrepareTweets
 
 NAME = "prepare"
@@ -81,14 +82,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--resample_alpha",
         type=float,
-        default=1.0,
-        help="Language resampling exponent: q_l ~ n_l^alpha (1.0 = off, 0.7 = the paper).",
+        default=0.7,
+        help="Language resampling exponent, the paper's 0.7: language l gets the share "
+        "n_l^alpha / sum n^alpha of --resample_target (up-sampled by repetition, down-sampled by "
+        "hashed ID). 1.0 keeps the languages' own shares.",
+    )
+    parser.add_argument(
+        "--resample_target",
+        type=opts.positive_int,
+        default=None,
+        help="Training tweets after resampling (copies counted); default: the deduplicated corpus size.",
+    )
+    parser.add_argument(
+        "--resample_mode",
+        default="materialize",
+        choices=["materialize", "weights"],
+        help="materialize: drop and repeat tweets (corpus column `copies`, shard writes each copy); "
+        "weights: keep every tweet once and record per-language sampling weights for trainers that "
+        "sample on the fly.",
     )
     parser.add_argument(
         "--resample_min_count",
         type=opts.non_negative_int,
         default=100,
-        help="Languages with fewer tweets (after dedup) are kept whole by resampling.",
+        help="Languages with fewer tweets (after dedup), and und, are kept whole and never repeated.",
     )
     parser.add_argument(
         "--languages",
@@ -242,6 +259,8 @@ def build(p: beam.Pipeline, plan: PreparePlan) -> None:
             exact=args.dedup == "exact",
             alpha=args.resample_alpha,
             min_count=args.resample_min_count,
+            target=args.resample_target,
+            mode=args.resample_mode,
         )
     )
     errors | "WriteErrors" >> WriteErrors(args.output, NAME)
@@ -265,6 +284,8 @@ def params(plan: PreparePlan) -> dict:
         "max_chars",
         "dedup",
         "resample_alpha",
+        "resample_target",
+        "resample_mode",
         "resample_min_count",
         "languages",
         "min_lang_score",
@@ -288,8 +309,7 @@ def finish(result, plan: PreparePlan, elapsed_s: float) -> dict:
     merged = json.loads(files.read_bytes(partial)) if files.exists(partial) else {}
     remove_tmp(output)
     stats = st.finalize(merged, params=params(plan), elapsed_s=elapsed_s)
-    files.write_json(files.join(report_dir, "stats.json"), stats)
-    write_report(stats, files.join(report_dir, "report.html"))
+    write_stats(output, NAME, stats, render_report)
     if not stats["balanced"]:
         LOG.error(
             "prepare: counts do not balance: in=%d out=%d rejected=%d duplicates=%d",

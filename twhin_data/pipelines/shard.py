@@ -10,13 +10,14 @@ to each other under ``DIR/.tmp_shard/`` (removed at the end). See docs/shards.md
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 from dataclasses import dataclass
 
 import apache_beam as beam
 
-from twhin_data.core import files, spill
+from twhin_data.core import files
 from twhin_data.core.errors import ConfigError
 from twhin_data.core.parquet import check_input_schema
 from twhin_data.core.report import stats_report, write_stats
@@ -27,8 +28,8 @@ from twhin_data.transforms.combiners import SumDicts
 from twhin_data.transforms.io import ReadTables, WriteErrors
 from twhin_data.transforms.shard.manifest import DATASETS, STAGING, write_manifest
 from twhin_data.transforms.shard.pairs import JoinPairs, WritePairShards
-from twhin_data.transforms.shard.steps import plan_shards
-from twhin_data.transforms.shard.tokenize import CORPUS_COLUMNS, PAIR_COLUMNS, TOKENS
+from twhin_data.transforms.shard.steps import first_copies, plan_shards
+from twhin_data.transforms.shard.tokenize import CORPUS_COLUMNS, OPTIONAL_CORPUS_COLUMNS, PAIR_COLUMNS
 from twhin_data.transforms.shard.transform import ShardCorpus
 
 NAME = "shard"
@@ -126,7 +127,9 @@ class ShardPlan(Plan):
 def plan(args: argparse.Namespace, run: RunSettings) -> ShardPlan:
     """Lists the inputs, checks their columns and loads the tokenizer (reads only)."""
     corpus_files = _input_files(args.corpus, "corpus")
-    corpus_rows = sum(check_input_schema(p, CORPUS_COLUMNS, what="a prepared corpus").num_rows for p in corpus_files)
+    corpus_rows = sum(
+        check_input_schema(p, CORPUS_COLUMNS, what="a prepared corpus").num_rows for p in corpus_files
+    )
     pairs_files = _input_files(args.pairs, "pairs") if args.pairs else []
     for path in pairs_files:
         check_input_schema(path, PAIR_COLUMNS, what="pairs from twhin-data graph")
@@ -193,7 +196,9 @@ def build(p: beam.Pipeline, plan: ShardPlan):
     # --workers N: N pool processes with ceil(cores / N) Rust tokenizer threads each
     # (inline on Dataflow, where each SDK process tokenizes with its own threads).
     out = args.output
-    tables = p | "ReadCorpus" >> ReadTables(plan.corpus_files, CORPUS_COLUMNS, args.batch_rows, named=True)
+    tables = p | "ReadCorpus" >> ReadTables(
+        plan.corpus_files, CORPUS_COLUMNS, args.batch_rows, named=True, optional=OPTIONAL_CORPUS_COLUMNS
+    )
     target = plan.target_bytes
     mlm_infos, errors, stats, slices = tables | "ShardCorpus" >> ShardCorpus(
         tokenizer=args.tokenizer,
@@ -212,7 +217,7 @@ def build(p: beam.Pipeline, plan: ShardPlan):
     all_errors = [errors]
     if plan.pairs_files:
         pair_tables = p | "ReadPairs" >> ReadTables(plan.pairs_files, PAIR_COLUMNS, args.batch_rows)
-        tokens = slices | "ReadTokens" >> beam.Map(lambda item: spill.read_slices([item[1]], TOKENS))
+        tokens = slices | "ReadTokens" >> beam.Map(lambda item: first_copies(item[1]))
         pairs, pair_errors = (pair_tables, tokens) | "JoinPairs" >> JoinPairs()
         pair_sizes = pairs | "PairSizes" >> beam.Map(_pair_size)
         totals += [
@@ -229,7 +234,9 @@ def build(p: beam.Pipeline, plan: ShardPlan):
         infos.append(
             pairs
             | "WritePairs"
-            >> WritePairShards(path=files.join(out, STAGING, "pairs"), plan=pair_plan, salt=f"pairs:{args.seed}")
+            >> WritePairShards(
+                path=files.join(out, STAGING, "pairs"), plan=pair_plan, salt=f"pairs:{args.seed}"
+            )
         )
         all_errors.append(pair_errors)
     error_files = all_errors | "AllErrors" >> beam.Flatten() | "WriteErrors" >> WriteErrors(out, NAME)
@@ -274,7 +281,10 @@ def finish(result, plan: ShardPlan, elapsed_s: float) -> dict:
         "tweets_out": counts["tweets_out"],
         "duplicates": counts["duplicates"],
         "rejected": rejected,
-        "balanced": counts.get("tweets_in", 0) == counts["tweets_out"] + tweet_rejects + counts["duplicates"],
+        # Language resampling's repeated copies are written on top of the tweets read.
+        "repeated_copies": counts.get("mlm_repeated_copies", 0),
+        "balanced": counts.get("tweets_in", 0) + counts.get("mlm_repeated_copies", 0)
+        == counts["tweets_out"] + tweet_rejects + counts["duplicates"],
         "truncated": counts.get("truncated", 0),
         "tokens": counts.get("tokens", 0),
         "pairs_in": counts.get("pairs_in", 0),
@@ -285,7 +295,7 @@ def finish(result, plan: ShardPlan, elapsed_s: float) -> dict:
         "languages": manifest["languages"],
         "elapsed_s": round(elapsed_s, 2),
     }
-    write_stats(output, NAME, stats, stats_report("shard report", stats))
+    write_stats(output, NAME, stats, functools.partial(stats_report, "shard report"))
     return {
         "stage": NAME,
         "tweets_in": stats["tweets_in"],

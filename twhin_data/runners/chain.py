@@ -17,14 +17,14 @@ from typing import Any
 
 import yaml
 
-from twhin_data.core import files
+from twhin_data.core import files, progress
 from twhin_data.core.errors import ConfigError
 from twhin_data.core.lock import OutputLock
 from twhin_data.pipelines import flags
 from twhin_data.runners import options as opts
 from twhin_data.runners.commands import COMMANDS
 from twhin_data.runners.launch import check_output_folder, run_module
-from twhin_data.runners.summary import render
+from twhin_data.runners.summary import dump, render
 from twhin_data.xapi.mock.server import MockXApi
 
 NAME = "run"
@@ -67,6 +67,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=flags.positive_int, default=None, help="Local worker processes per stage (default: all cores).")
     parser.add_argument("--overwrite", action="store_true", help="Replace the outputs of a previous run in --output.")
     parser.add_argument("--log_level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="Log level of twhin-data's own messages.")
+    opts.add_json_argument(parser)
 
 
 def load_config(path: str | None) -> dict[str, Any]:
@@ -222,29 +223,32 @@ def main(args: argparse.Namespace, extra: list[str]) -> int:
     validate_stages(config, stages, out, common)
     check_output_folder(out)
     if files.is_remote(out):  # each stage locks its own output, once its Dataflow flags are checked
-        return _run_stages(config, stages, out, common, extra, overwrite=args.overwrite)
+        return _run_stages(config, stages, out, common, extra, args)
     with OutputLock(out, NAME):  # the stages writing into `out` take the same lock again
-        return _run_stages(config, stages, out, common, extra, overwrite=args.overwrite)
+        return _run_stages(config, stages, out, common, extra, args)
 
 
 def _run_stages(
-    config: dict[str, Any], stages: list[str], out: str, common: list[str], extra: list[str], *, overwrite: bool
+    config: dict[str, Any], stages: list[str], out: str, common: list[str], extra: list[str], args: argparse.Namespace
 ) -> int:
+    overwrite = args.overwrite
     if overwrite:
         clean_outputs(out, stages)
     summaries: dict[str, dict] = {}
     started = time.monotonic()
     hydrate_section = dict(config.get("hydrate") or {}) if "hydrate" in stages else {}
     with mock_api(hydrate_section.get("mock_api")) as base_url:
-        for stage in stages:
+        for number, stage in enumerate(stages, 1):
             section = dict(config.get(stage) or {})
             if stage == "hydrate" and base_url:
                 section["api_base_url"] = base_url
             argv = to_flags(section) + wiring(stage, out, set(summaries)) + common
-            summaries[stage] = run_command(STAGES[stage], argv, extra)
+            LOG.info("stage %d of %d: %s", number, len(stages), STAGES[stage])
+            with progress.stage_label(f"[{number}/{len(stages)}] "):  # the bar says which stage of how many
+                summaries[stage] = run_command(STAGES[stage], argv, extra)
     elapsed = time.monotonic() - started
     index = write_report_index(out, summaries)
     report = {"output": out, "stages": summaries, "elapsed_s": round(elapsed, 1), "reports": index}
-    files.write_json(files.join(out, "reports", "run", "summary.json"), report)
-    print(render(report))
+    files.write_json(files.join(out, "reports", "run", "summary.json"), files.shareable(report, out))
+    print(dump(report) if args.json else render(report))
     return 0

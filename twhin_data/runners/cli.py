@@ -92,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     quiet_import_warnings()
     # Beam (~1.5 s to import) loads only once a command runs, so `twhin-data --help` stays fast.
     from twhin_data.runners import options as opts
-    from twhin_data.runners.launch import dump, run_module
+    from twhin_data.runners.launch import run_module
+    from twhin_data.runners.summary import dump, render_command
 
     module_name, kind = COMMANDS[command].module, COMMANDS[command].kind
     module = importlib.import_module(module_name)
@@ -105,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         if kind == "tool":
             return int(module.main(args, extra) or 0)
         summary = run_module(module, args, extra)
-        print(dump(summary))
+        print(dump(summary) if args.json else render_command(command, summary))
         return 0
     except ConfigError as exc:
         sys.stderr.write(f"twhin-data {command}: error: {exc}\n")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import logging
 import os
 import time
@@ -139,8 +138,3 @@ def check_rejections(stage: str, accounting: tuple[int, int] | None, max_share: 
             f"{stage} rejected {int(rejected):,} of {total:,} input records ({rejected / total:.0%}; "
             f"--max_rejected_share {max_share:g}): see the dead letters under errors/{stage.replace(' ', '_')}/"
         )
-
-
-def dump(summary: dict) -> str:
-    """The summary a command prints, in its own order (counts sorted by size stay so)."""
-    return json.dumps(summary, indent=2, default=str)

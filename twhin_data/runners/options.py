@@ -104,6 +104,15 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, output_required: bo
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         help="Log level of twhin-data's own messages (tweepy's request logger never goes below INFO).",
     )
+    add_json_argument(parser)
+
+
+def add_json_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="Print the final summary as one JSON document instead of aligned text.",
+    )
 
 
 def beam_parser() -> argparse.ArgumentParser:

@@ -40,6 +40,12 @@ CORPUS = schema(
             "Normalizer version and switches, e.g. normalize_v1+user+http.",
             nullable=False,
         ),
+        field(
+            "copies",
+            pa.int32(),
+            "Training copies of this tweet after language resampling (>= 1; above 1 for up-sampled "
+            "languages, shard writes each copy once). Null reads as 1.",
+        ),
     ],
     "One row per kept tweet (prepare output `corpus/`).",
 )

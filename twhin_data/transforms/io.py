@@ -175,8 +175,11 @@ class _ReadTablesFn(beam.DoFn):
     orders the tables as the files are read, whatever the worker that read them.
     """
 
-    def __init__(self, columns: tuple[str, ...], batch_rows: int, named: bool):
+    def __init__(
+        self, columns: tuple[str, ...], batch_rows: int, named: bool, optional: tuple[str, ...] = ()
+    ):
         self._columns = list(columns)
+        self._optional = tuple(optional)
         self._batch_rows = batch_rows
         self._named = named
 
@@ -191,8 +194,10 @@ class _ReadTablesFn(beam.DoFn):
     def _read(self, index: int, path: str, row_group: int) -> Iterator:
         with FileSystems.open(path) as handle:
             reader = pq.ParquetFile(handle)
+            present = set(reader.schema_arrow.names)
+            columns = self._columns + [c for c in self._optional if c in present]
             batches = reader.iter_batches(
-                batch_size=self._batch_rows, columns=self._columns, row_groups=[row_group]
+                batch_size=self._batch_rows, columns=columns, row_groups=[row_group]
             )
             for number, batch in enumerate(batches):
                 if batch.num_rows:
@@ -205,13 +210,20 @@ class _ReadTablesFn(beam.DoFn):
 class ReadTables(beam.PTransform):
     """Reads Parquet files (a list of paths) as Arrow tables holding `columns` plus ``source``.
 
-    With ``named=True`` the elements are ``(name, table)`` (see _ReadTablesFn).
+    With ``named=True`` the elements are ``(name, table)`` (see _ReadTablesFn). `optional` columns
+    are read from the files that have them (older outputs may not).
     """
 
     def __init__(
-        self, paths: list[str], columns: tuple[str, ...], batch_rows: int = 4096, named: bool = False
+        self,
+        paths: list[str],
+        columns: tuple[str, ...],
+        batch_rows: int = 4096,
+        named: bool = False,
+        optional: tuple[str, ...] = (),
     ):
         super().__init__()
+        self._optional = tuple(optional)
         self._paths = sorted(paths)
         self._columns = columns
         self._batch_rows = batch_rows
@@ -225,7 +237,8 @@ class ReadTables(beam.PTransform):
             # A large file fans out into many row groups: spread them over workers before reading,
             # so one big file is not read and tokenized by a single worker.
             | "SpreadRowGroups" >> beam.Reshuffle()
-            | "Read" >> beam.ParDo(_ReadTablesFn(self._columns, self._batch_rows, self._named))
+            | "Read"
+            >> beam.ParDo(_ReadTablesFn(self._columns, self._batch_rows, self._named, self._optional))
         )
 
 
@@ -236,7 +249,6 @@ def _mark_complete(_count: int, *, folders: dict[str, pa.Schema | None], stage: 
             files.write_parquet_atomic(files.join(folder, empty_name), schema.empty_table())
         out.append(files.finish_output(folder, stage))
     return out
-
 
 
 class MarkComplete(beam.PTransform):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -13,7 +12,7 @@ import apache_beam as beam
 import pyarrow as pa
 from apache_beam.metrics import Metrics
 
-from twhin_data.core import files, tags
+from twhin_data.core import files, progress, tags
 from twhin_data.core.errors import FatalApiError
 from twhin_data.core.hashing import stable_hash64
 from twhin_data.schemas import to_table
@@ -22,6 +21,8 @@ from twhin_data.transforms.parallel import BoundedInFlightFn
 from twhin_data.xapi.client import XClient
 
 LOG = logging.getLogger("twhin_data.hydrate")
+#: The progress reporter this step advances (core/progress.py): the pipeline's NAME.
+STAGE = "hydrate"
 NAMESPACE = "hydrate"
 
 
@@ -142,13 +143,13 @@ class LookupBatchFn(BoundedInFlightFn):
 
     def setup(self) -> None:
         from concurrent.futures import ThreadPoolExecutor
-        self._client = XClient(self._config, self._token_source.read())
+        # A rate-limit wait counts down on the progress bar when one runs in this process.
+        self._client = XClient(self._config, self._token_source.read(), sleep=progress.sleeper(STAGE, "X API wait"))
         workers = max(1, int(getattr(self._config, "max_concurrency", 1)))
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="lookup") if workers > 1 else None
         self._in_flight = workers
         self._started = self._last_log = time.monotonic()
-        self._last_bar = 0.0
-        self._tty = sys.stderr.isatty()
+        self._total_set = False
         self._settled = self._sent = 0
         self._waited = 0.0
 
@@ -158,6 +159,9 @@ class LookupBatchFn(BoundedInFlightFn):
 
     def process(self, batch: Batch, plan: Plan) -> Iterable:
         self._plan = plan
+        if not self._total_set:  # the job's total is known once the batches are cut
+            progress.set_total(STAGE, plan.total_ids)
+            self._total_set = True
         if not plan.allows(batch):
             self._counters["ids_over_read_budget"].inc(len(batch.ids))
             detail = (
@@ -218,35 +222,29 @@ class LookupBatchFn(BoundedInFlightFn):
         self._sent += result.requests
         self._waited += result.waited_s
         self._settled += len(result.batch.ids)
+        progress.advance(STAGE, len(result.batch.ids))
         self._log_progress()
         yield result.tweets
         yield beam.pvalue.TaggedOutput(tags.UNAVAILABLE, result.unavailable)
 
     def _log_progress(self) -> None:
-        """A log line every `log_every_s`; on a terminal, also a bar redrawn in place twice a second."""
+        """Where no progress bar runs in this process (a Dataflow worker, a multi-process runner):
+        a log line every `log_every_s` with what this worker settled."""
         now = time.monotonic()
-        tty = self._tty and now - self._last_bar >= 0.5
-        if (now - self._last_log < self._log_every_s and not tty) or self._plan is None:
+        if progress.active(STAGE) or now - self._last_log < self._log_every_s or self._plan is None:
             return
+        self._last_log = now
         total = self._plan.total_ids
-        line = (
-            f"hydrate: {self._settled}/{total} IDs settled by this worker "
-            f"({100.0 * self._settled / max(total, 1):.1f}% of the job), "
-            f"{self._settled / max(now - self._started, 1e-9):.1f} IDs/s, {self._sent} requests, "
-            f"{self._waited:.1f} s waiting for rate limits"
+        LOG.info(
+            "hydrate: %d of %d IDs settled by this worker, %.1f IDs/s, %d requests, %.1f s waiting for rate limits",
+            self._settled,
+            total,
+            self._settled / max(now - self._started, 1e-9),
+            self._sent,
+            self._waited,
         )
-        if tty:
-            self._last_bar = now
-            done = int(30 * min(1.0, self._settled / max(total, 1)))
-            sys.stderr.write(f"\r[{'#' * done}{'.' * (30 - done)}] {line}\033[K")
-            sys.stderr.flush()
-        if now - self._last_log >= self._log_every_s:
-            self._last_log = now
-            LOG.info("%s", line)
 
     def teardown(self) -> None:
-        if getattr(self, "_tty", False) and self._settled:
-            sys.stderr.write("\n")
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None

@@ -20,15 +20,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from twhin_data.schemas.corpus import CORPUS
 from twhin_data.transforms.prepare import stats as st
+from twhin_data.transforms.prepare.table import CORPUS_LAYOUT
 
 
 def dedup_table(table: pa.Table, *, exact: bool) -> tuple[pa.Table, st.TableStats]:
     """Pure: the kept rows of one bucket (corpus layout, sorted) and the duplicate counts."""
     stats = st.TableStats()
     if table.num_rows == 0:
-        return table.select([f.name for f in CORPUS]), stats
+        return table.select(CORPUS_LAYOUT.names), stats
     ids_num = pc.cast(table.column("tweet_id"), pa.uint64())
     keyed = table.append_column("_id_num", ids_num)
     keyed = keyed.take(
@@ -55,7 +55,7 @@ def dedup_table(table: pa.Table, *, exact: bool) -> tuple[pa.Table, st.TableStat
     kept = keyed.filter(pa.array(keep))
     stats.add("retweets_as_original", int(pc.sum(kept.column("_rt")).as_py() or 0))
     stats.counts("lang_before", kept.column("lang").to_pylist())
-    return kept.select([f.name for f in CORPUS]), stats
+    return kept.select(CORPUS_LAYOUT.names), stats
 
 
 def drop_duplicate_ids(table: pa.Table) -> tuple[pa.Table, st.TableStats]:

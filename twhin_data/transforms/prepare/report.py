@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from twhin_data.core import files
 from twhin_data.core.report import Report
 
 
@@ -34,22 +33,41 @@ def render_report(stats: dict) -> str:
             log_scale=True,
         )
     resampling = stats.get("resampling") or {}
-    if resampling.get("rates"):
+    mode = (stats.get("params") or {}).get("resample_mode", "materialize")
+    if resampling.get("languages"):
         report.paragraph(
-            f"Resampling alpha = {resampling.get('alpha')}, languages under "
-            f"{resampling.get('min_count')} tweets kept whole."
+            f"Resampling q_l ~ n_l^{resampling.get('alpha')} to a target of {resampling.get('target'):,} "
+            f"training tweets ({mode}); und and languages under {resampling.get('min_count')} tweets "
+            "are kept whole. Rate: training copies per tweet (below 1: down-sampled by hashed ID; "
+            "above 1: repeated). Resource class after resampling: high > 1e8, mid 1e7..1e8, low < 1e7."
         )
+    plan = resampling.get("languages") or {}
     table = [
         [
             lang,
             langs["detected"].get(lang, 0),
             before.get(lang, 0),
+            round(float(plan.get(lang, {}).get("q", 0.0)), 4),
+            round(float(plan.get(lang, {}).get("rate", 1.0)), 4),
+            langs.get("corpus_rows", {}).get(lang, 0),
             after.get(lang, 0),
-            (resampling.get("rates") or {}).get(lang, 1.0),
+            plan.get(lang, {}).get("resource_class", ""),
         ]
         for lang in langs["detected"]
     ]
-    report.table(["language", "detected", "before resampling", "after", "keep rate"], table)
+    report.table(
+        [
+            "language",
+            "detected",
+            "after dedup (n)",
+            "target share q",
+            "rate",
+            "corpus rows",
+            "training copies",
+            "class",
+        ],
+        table,
+    )
     report.heading("Lengths")
     for name, title in (
         ("raw_chars", "Input text length (characters)"),
@@ -64,6 +82,3 @@ def render_report(stats: dict) -> str:
         report.paragraph(f"Elapsed {timing['elapsed_s']} s ({timing.get('tweets_per_s')} tweets/s).")
     return report.render()
 
-
-def write_report(stats: dict, path: str) -> None:
-    files.write_bytes_atomic(path, render_report(stats).encode("utf-8"))

@@ -8,7 +8,9 @@ result does not depend on how the runner split the work. Keys:
     duplicates.<reason>         rows dropped by dedup (duplicate_text, duplicate_id, retweet_duplicate)
     lang_detected.<lang>        language of every row that passed the text filters
     lang_before.<lang>          after dedup, before resampling
-    lang_after.<lang>           written to corpus/
+    lang_after.<lang>           written to corpus/ (one row per tweet)
+    lang_copies.<lang>          training copies of those rows (resampling's repetition included)
+    repeated_copies             copies beyond the first (up-sampled languages)
     hist.raw_chars / hist.out_chars   length histograms (LENGTH_EDGES bins, last one open)
     retweets_as_original        retweets kept under their original's ID
 """
@@ -48,6 +50,14 @@ class TableStats:
 
     def counts(self, group: str, values: Iterable[str]) -> None:
         for key, n in Counter(values).items():
+            self._add_in(group, key, n)
+
+    def weighted_counts(self, group: str, values: Iterable[str], weights: Iterable[int]) -> None:
+        """Adds `weights[i]` under `values[i]` (e.g. training copies per language)."""
+        totals: Counter = Counter()
+        for key, weight in zip(values, weights, strict=True):
+            totals[key] += weight
+        for key, n in totals.items():
             self._add_in(group, key, n)
 
     def uncount(self, group: str, values: Iterable[str]) -> None:
@@ -101,6 +111,29 @@ def histogram_bins(counts: Sequence[int]) -> list[dict]:
     return bins
 
 
+def resource_class(n: int) -> str:
+    return "high" if n > 100_000_000 else "mid" if n >= 10_000_000 else "low"
+
+
+def resampling_record(resampling: dict, kept: dict, copies: dict) -> dict:
+    """Adds what was written per language (tweets kept, copies, repeats, resource class)."""
+    if not resampling:
+        return {}
+    out = dict(resampling)
+    languages = {}
+    for lang, row in sorted((resampling.get("languages") or {}).items()):
+        n_copies = int(copies.get(lang, 0))
+        languages[lang] = {
+            **row,
+            "kept": int(kept.get(lang, 0)),
+            "copies": n_copies,
+            "repeated": n_copies - int(kept.get(lang, 0)),
+            "resource_class": resource_class(n_copies),
+        }
+    out["languages"] = languages
+    return out
+
+
 def finalize(merged: dict, *, params: dict, elapsed_s: float | None) -> dict:
     """The stats.json document; checks in == out + rejected + duplicates."""
     rejected = dict(sorted((merged.get("rejected") or {}).items()))
@@ -122,9 +155,14 @@ def finalize(merged: dict, *, params: dict, elapsed_s: float | None) -> dict:
         "languages": {
             "detected": _sorted_counts(merged.get("lang_detected")),
             "before_resampling": _sorted_counts(merged.get("lang_before")),
-            "after_resampling": _sorted_counts(merged.get("lang_after")),
+            # What training sees: the copies of every kept tweet (repetition included).
+            "after_resampling": _sorted_counts(merged.get("lang_copies") or merged.get("lang_after")),
+            "corpus_rows": _sorted_counts(merged.get("lang_after")),
         },
-        "resampling": merged.get("resampling") or {},
+        "out_copies": int(sum((merged.get("lang_copies") or merged.get("lang_after") or {}).values())),
+        "resampling": resampling_record(
+            merged.get("resampling") or {}, merged.get("lang_after") or {}, merged.get("lang_copies") or {}
+        ),
         "length_histograms": {name: histogram_bins(counts) for name, counts in sorted(hist.items())},
         "params": params,
         "timing": {

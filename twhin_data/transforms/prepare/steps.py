@@ -30,8 +30,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-import pyarrow as pa
-
 from twhin_data.core import files
 from twhin_data.core.hashing import shard_of
 from twhin_data.core.pool import Tagged
@@ -53,7 +51,7 @@ PART_SALT = "twhin-data-parts"
 #: the bucket count or the order slices arrive in.
 PART_ORDER = [("tweet_id", "ascending"), ("source_tweet_id", "ascending"), ("text", "ascending")]
 #: The rows between dedup and the writer: the corpus columns (dedup_table's output).
-CORPUS_LAYOUT = pa.schema(list(prep.KEPT)[: len(CORPUS)])
+CORPUS_LAYOUT = prep.CORPUS_LAYOUT
 
 
 def spill_task(item: tuple[tuple[int, int], ReadTask], *, config: prep.PrepareConfig, tmp: str) -> list:
@@ -87,11 +85,17 @@ def dedup_bucket(item: tuple[int, Iterable[SliceRef]], *, exact: bool, num_parts
     return outputs
 
 
-def write_part(item: tuple[int, list[SliceRef], dict[str, float]], *, path: str, num_parts: int) -> list:
+def write_part(
+    item: tuple[int, list[SliceRef], dict[str, float]],
+    *,
+    path: str,
+    num_parts: int,
+    mode: str = "materialize",
+) -> list:
     """Step 3 (pool function): resample one output part's rows, sort by tweet_id, write the part."""
     part, refs, rates = item
     table, id_stats = drop_duplicate_ids(read_slices(refs, CORPUS_LAYOUT))
-    kept, stats = resample_table(table, rates)
+    kept, stats = resample_table(table, rates, mode=mode)
     outputs: list = [Tagged(STATS, stats.to_dict())]
     if id_stats.to_dict():
         outputs.append(Tagged(STATS, id_stats.to_dict()))

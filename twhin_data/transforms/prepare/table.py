@@ -38,6 +38,7 @@ from twhin_data.transforms.prepare.read import ReadTask, Unreadable, read_task
 
 STAGE = "prepare"
 __all__ = [
+    "CORPUS_LAYOUT",
     "KEPT",
     "PrepareConfig",
     "prepare_table",
@@ -48,8 +49,11 @@ __all__ = [
 #: Rows handed between the prepare and dedup steps: the corpus columns plus `_rt` (is a retweet)
 #: and `_h` (64-bit blake2b of the normalized text: dedup sorts by it, then by the text itself).
 KEPT = pa.schema(
-    list(CORPUS) + [pa.field("_rt", pa.bool_(), nullable=False), pa.field("_h", pa.uint64(), nullable=False)]
+    [f for f in CORPUS if f.name != "copies"]  # copies: set by resampling, after dedup
+    + [pa.field("_rt", pa.bool_(), nullable=False), pa.field("_h", pa.uint64(), nullable=False)]
 )
+#: The corpus columns of a KEPT row (resampling adds `copies` when it writes the part).
+CORPUS_LAYOUT = pa.schema([f for f in KEPT if not f.name.startswith("_")])
 _TWITTER_EPOCH_MS = 1288834974657
 
 
@@ -238,7 +242,9 @@ def prepare_tables(source: str, tables: Iterable[pa.Table], config: PrepareConfi
         if isinstance(table, Unreadable):  # damaged pages: every row they held is counted as rejected
             stats.add("in", table.rows)
             stats.reject("unreadable_parquet", table.rows)
-            errors.append(error_record(STAGE, {"rows": table.rows}, "unreadable_parquet", table.message, source))
+            errors.append(
+                error_record(STAGE, {"rows": table.rows}, "unreadable_parquet", table.message, source)
+            )
             continue
         stats.add("in", table.num_rows)
         texts, bad_utf8 = _decode_texts(_column_or_nulls(table, "text", pa.string()))

@@ -50,13 +50,16 @@ class PrepareTweets(beam.PTransform):
         num_parts: int,
         workers: int = 1,
         exact: bool = True,
-        alpha: float = 1.0,
+        alpha: float = 0.7,
         min_count: int = 100,
+        target: int | None = None,
+        mode: str = "materialize",
     ):
         super().__init__()
         self._config, self._workers, self._exact = config, workers, exact
         self._tmp, self._corpus, self._num_parts = tmp, corpus, num_parts
-        self._alpha, self._min_count = alpha, min_count
+        self._resampling = {"alpha": alpha, "min_count": min_count, "target": target}
+        self._mode = mode
 
     def _pooled(self, fn, progress: tuple[str, str] | None = None) -> PoolMapFn:
         init = functools.partial(prep.warm, self._config)
@@ -80,7 +83,7 @@ class PrepareTweets(beam.PTransform):
             ).with_outputs(STATS, COUNTS, main="slices")
         )
         counts = deduped[COUNTS] | "SumLangCounts" >> beam.CombineGlobally(st.merge)
-        rates = counts | "Rates" >> beam.Map(resample_rates, alpha=self._alpha, min_count=self._min_count)
+        rates = counts | "Rates" >> beam.Map(resample_rates, **self._resampling)
         written = (
             deduped.slices
             # Shuffle 2: each output part's rows, from every bucket.
@@ -88,12 +91,14 @@ class PrepareTweets(beam.PTransform):
             | "WithRates" >> beam.Map(_with_rates, rates=beam.pvalue.AsSingleton(rates))
             | "ResampleWrite"
             >> beam.ParDo(
-                self._pooled(functools.partial(write_part, path=self._corpus, num_parts=self._num_parts))
+                self._pooled(
+                    functools.partial(
+                        write_part, path=self._corpus, num_parts=self._num_parts, mode=self._mode
+                    )
+                )
             ).with_outputs(STATS, main="files")
         )
-        record = counts | "RatesRecord" >> beam.Map(
-            rates_record, alpha=self._alpha, min_count=self._min_count
-        )
+        record = counts | "RatesRecord" >> beam.Map(rates_record, **self._resampling)
         stats = (
             (prepared[STATS], deduped[STATS], written[STATS], record)
             | "AllStats" >> beam.Flatten()

@@ -77,10 +77,12 @@ def renumber(key: tuple[str, int], nonempty: Iterable[tuple[str, int]]) -> tuple
 
 
 def _dedupe_sorted(table: pa.Table) -> tuple[pa.Table, int]:
-    """Sorts a tokens table by (key, tweet_id) and keeps one row per tweet ID (smallest ids)."""
-    table = table.sort_by([("key", "ascending"), ("tweet_id", "ascending")])
+    """Sorts a tokens table by (key, tweet_id, copy) and keeps one row per (tweet ID, copy)
+    (smallest ids): a tweet found in two corpus files is written once per copy."""
+    table = table.sort_by([("key", "ascending"), ("tweet_id", "ascending"), ("copy", "ascending")])
     ids = table.column("tweet_id").to_numpy(zero_copy_only=False)
-    if len(ids) < 2 or not (same := ids[1:] == ids[:-1]).any():
+    copy = table.column("copy").to_numpy(zero_copy_only=False)
+    if len(ids) < 2 or not (same := (ids[1:] == ids[:-1]) & (copy[1:] == copy[:-1])).any():
         return table, 0
     keep = np.ones(len(ids), dtype=bool)
     # Only the rows of runs of equal IDs are compared (as Python lists), never the whole table.
@@ -163,6 +165,12 @@ def route_slice(item: tuple[str, SliceRef, int]) -> list[tuple[tuple[str, int], 
         return [((split, 0), (ref, None))]
     shards = (read_slices([ref], TOKENS).column("key").to_numpy() % np.uint64(n)).astype(np.int64)
     return [((split, shard), (ref, rows.astype(np.int32))) for shard, rows in groups(shards)]
+
+
+def first_copies(ref: SliceRef) -> pa.Table:
+    """A spilled tokens slice without resampling's repeated copies (pairs need each tweet once)."""
+    table = read_slices([ref], TOKENS)
+    return table.filter(pc.equal(table.column("copy"), 0))
 
 
 def read_pieces(pieces: Iterable[Piece]) -> list[pa.Table]:

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from twhin_data.core.errors import error_record
-from twhin_data.core.hashing import hash_ids, id_unit_interval
+from twhin_data.core.hashing import hash_ids, id_unit_interval, splitmix64
 from twhin_data.core.ids import ID_PATTERN
 from twhin_data.core.pool import Tagged
 from twhin_data.core.tags import ERRORS, STATS
@@ -34,8 +34,11 @@ TOKENS = pa.schema(
         ("input_ids", pa.list_(pa.int32())),
         ("key", pa.uint64()),
         ("split", pa.string()),
+        ("copy", pa.int32()),
     ]
 )
+#: Corpus columns read when present: `copies` (language resampling's repetition, prepare).
+OPTIONAL_CORPUS_COLUMNS = ("copies",)
 
 
 def _reject(table: pa.Table, mask: np.ndarray, error_type: str, message: str) -> Iterator:
@@ -53,6 +56,9 @@ def tokenize_table(
     Rows with a malformed tweet_id or null/blank text become dead letters. Each kept tweet gets
     ``<s> ... </s>`` ids (truncated to `max_length`), its split (validation when the hashed
     tweet ID falls below `valid_fraction`) and a salted hash `key` that picks and orders shards.
+    A train tweet whose corpus row says ``copies`` = k > 1 (prepare's up-sampling) appears k times,
+    ``copy`` 0..k-1, each copy with its own key: the copies land in different places of the
+    packed stream. Validation tweets appear once (copies would only weight the evaluation).
 
     Returns: [tokens table, Tagged errors..., Tagged stats dict].
     """
@@ -88,17 +94,44 @@ def tokenize_table(
             pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), pa.array(values, type=pa.int32())),
             pa.array(hash_ids(numeric, salt=f"shard:{seed}"), type=pa.uint64()),
             pa.array(np.where(validation, "validation", "train")),
+            pa.array(np.zeros(table.num_rows, np.int32)),
         ],
         schema=TOKENS,
     )
     stats.update(tokenized=table.num_rows, truncated=int(truncated.sum()), tokens=int(offsets[-1]))
     lengths = np.diff(offsets)
+    copies = _copies(table, validation)
     for split, mask in (("train", ~validation), ("validation", validation)):
-        stats[f"mlm_rows_{split}"] = int(mask.sum())
-        stats[f"mlm_tokens_{split}"] = int(lengths[mask].sum())
+        stats[f"mlm_rows_{split}"] = int(copies[mask].sum())
+        stats[f"mlm_tokens_{split}"] = int((lengths * copies)[mask].sum())
+    stats["mlm_repeated_copies"] = int(copies.sum()) - table.num_rows
+    if stats["mlm_repeated_copies"]:
+        tokens = repeat_copies(tokens, copies)
     out.append(tokens)
     out.append(Tagged(STATS, stats))
     return out
+
+
+def _copies(table: pa.Table, validation: np.ndarray) -> np.ndarray:
+    """Copies per row: the corpus's `copies` (null or < 1 reads as 1) for train rows, 1 for validation."""
+    if "copies" not in table.column_names:
+        return np.ones(table.num_rows, np.int64)
+    copies = pc.fill_null(table.column("copies"), 1).to_numpy(zero_copy_only=False).astype(np.int64)
+    return np.where(validation, 1, np.maximum(copies, 1))
+
+
+def repeat_copies(tokens: pa.Table, copies: np.ndarray) -> pa.Table:
+    """Each row k times (copy 0..k-1); copy c > 0 gets the key splitmix(key ^ c * golden ratio)."""
+    index = np.repeat(np.arange(tokens.num_rows), copies)
+    starts = np.repeat(np.cumsum(copies) - copies, copies)
+    copy = (np.arange(len(index)) - starts).astype(np.int32)
+    out = tokens.take(pa.array(index))
+    key = out.column("key").to_numpy()
+    with np.errstate(over="ignore"):
+        mixed = splitmix64(key ^ (copy.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)))
+    key = np.where(copy == 0, key, mixed)
+    out = out.set_column(out.schema.get_field_index("key"), "key", pa.array(key, pa.uint64()))
+    return out.set_column(out.schema.get_field_index("copy"), "copy", pa.array(copy, pa.int32()))
 
 
 def limit_tokenizer_threads(threads: int) -> None:
