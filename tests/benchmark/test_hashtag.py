@@ -187,7 +187,7 @@ def test_bundled_sample_with_tokenizer(tmp_path):
     assert rows and all(r["input_ids"] and r["input_ids"][0] == 0 and r["input_ids"][-1] == 2 for r in rows)
     assert not any(contains_label_hashtag(r["text"], r["label"]) for r in rows)
     readme = (out / "README.md").read_text()
-    assert readme.startswith("---\nconfigs:\n") and "config_name: en" in readme
+    assert readme.startswith("---\npretty_name:") and "\nconfigs:\n" in readme and "config_name: en" in readme
 
 
 def test_zip_archive_and_released_splits(tmp_path):

@@ -126,7 +126,19 @@ def test_check_embedding_and_choose_records():
 
 
 def test_dataset_card_yaml_configs():
+    import yaml
+
+    manifest = {"files": [{"lang": "en", "rows": 5}, {"lang": "ja", "rows": 2_000}]}
     card = dataset_card(
-        "T", "D", [{"config_name": "en", "data_files": {"train": "en/train.parquet"}}], "body"
+        "T: a title",
+        "D",
+        [{"config_name": "en", "data_files": {"train": "en/train.parquet"}}],
+        "body",
+        manifest=manifest,
+        task_categories=["text-classification"],
     )
-    assert card.startswith("---\nconfigs:\n- config_name: en\n  data_files:\n  - split: train\n")
+    header = yaml.safe_load(card.split("---\n")[1])
+    assert header["configs"] == [{"config_name": "en", "data_files": [{"split": "train", "path": "en/train.parquet"}]}]
+    assert header["language"] == ["en", "ja"] and header["multilinguality"] == "multilingual"
+    assert header["size_categories"] == ["1K<n<10K"] and header["pretty_name"] == "T: a title"
+    assert header["license"] == "other" and "@article{zhang2022twhin" in card

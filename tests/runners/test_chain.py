@@ -162,3 +162,54 @@ def test_reports_index_links_one_report_per_stage(runs):
         page = (out / "reports" / href).resolve()
         assert page.name == "report.html" and page.is_file(), href
         assert "<table" in page.read_text(), href
+
+
+def test_dataset_cards_are_ready_for_the_hub(runs):
+    """Every card parses as a Hub dataset card with license, languages, size, configs and the
+    paper's citation, and its configs load with `datasets`."""
+    from datasets import load_dataset
+    from huggingface_hub import DatasetCard
+
+    out = runs[0]
+    for folder in (out / "shards", out / "benchmarks" / "hashtag", out / "benchmarks" / "engagement"):
+        card = DatasetCard((folder / "README.md").read_text(encoding="utf-8"))
+        data = card.data.to_dict()
+        assert data["license"] == "other" and data["license_name"] and data["license_link"].startswith("https://")
+        assert data["language"] and "und" not in data["language"], folder
+        assert data["size_categories"] and data["task_categories"] and data["pretty_name"]
+        assert "arXiv:2209.07562" in card.text and "@article{zhang2022twhin" in card.text
+        config = data["configs"][0]
+        loaded = load_dataset(str(folder), config["config_name"])
+        assert set(loaded) == {entry["split"] for entry in config["data_files"]}, folder
+
+
+def test_shared_outputs_hold_no_local_paths(runs):
+    """stats.json, report.html, manifests, cards and the run summary name files relative to the
+    output (inputs outside it by their name): nothing of this machine's layout."""
+    out = runs[0]
+    local = (str(out), str(SAMPLE), str(Path.home()))
+    shared = [p for p in out.rglob("*") if p.suffix in (".json", ".html", ".md", ".py") and p.is_file()]
+    assert len(shared) >= 15
+    for path in shared:
+        text = path.read_text(encoding="utf-8")
+        assert not any(prefix in text for prefix in local), path
+
+
+def test_every_flag_of_the_sample_config_is_an_input_or_the_default(runs):
+    """`run` on the bundled config uses each command's own defaults: the same flag has the same
+    value standalone and in `run`."""
+    import importlib
+
+    import yaml
+
+    from twhin_data.runners import options
+    from twhin_data.runners.chain import STAGES
+    from twhin_data.runners.commands import COMMANDS
+
+    config = yaml.safe_load((SAMPLE / "sample_config.yaml").read_text())
+    for stage, command in STAGES.items():
+        parser = options.command_parser(command, importlib.import_module(COMMANDS[command].module))
+        for key, value in (config.get(stage) or {}).items():
+            if key == "mock_api" or (isinstance(value, str) and value.startswith("sample:")):
+                continue  # the sample's input files and its local mock API
+            assert value == parser.get_default(key), (stage, key, value, parser.get_default(key))

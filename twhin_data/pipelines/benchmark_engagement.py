@@ -175,6 +175,8 @@ def render_card(manifest: dict) -> str:
         "Built by `twhin-data benchmark engagement` (arXiv 2209.07562, section 3.2).",
         [c for c in configs if c],
         body,
+        manifest=manifest,
+        task_categories=["text-retrieval"],
     )
 
 

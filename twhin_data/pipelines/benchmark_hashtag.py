@@ -166,6 +166,8 @@ def render_card(manifest: dict) -> str:
         "(arXiv 2209.07562, section 3).",
         configs,
         body,
+        manifest=manifest,
+        task_categories=["text-classification"],
     )
 
 

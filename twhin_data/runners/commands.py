@@ -59,7 +59,7 @@ COMMANDS: dict[str, Command] = {
         "HITS@k of a scores file on the engagement benchmark, with random and popularity baselines.",
     ),
     "mock-api": Command(
-        "twhin_data.xapi.mock.server",
+        "twhin_data.xapi.mock.command",
         "tool",
         "Serve a local mock of the X API v2 tweet lookup (rate limits, errors, faults).",
     ),

@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow as pa
 
 from twhin_data.core import files
+from twhin_data.core.card import card_header, citation_section
 from twhin_data.core.errors import ConfigError
 from twhin_data.core.hashing import id_unit_interval, shard_of, stable_hash64
 from twhin_data.text import tokenize
@@ -99,19 +100,23 @@ def write_table(output: str, lang: str, name: str, table: pa.Table) -> dict:
     return info
 
 
-def dataset_card(title: str, description: str, configs: list[dict], body: str) -> str:
-    """A Hugging Face dataset card whose YAML ``configs`` make ``load_dataset(DIR, name)`` work.
+def dataset_card(
+    title: str, description: str, configs: list[dict], body: str, *, manifest: dict, task_categories: list[str]
+) -> str:
+    """A Hugging Face dataset card whose YAML ``configs`` make ``load_dataset(DIR, name)`` work, with
+    the license, languages, size and citation `push_to_hub` publishes (core/card.py).
 
     `configs`: ``[{"config_name": "en", "data_files": {"train": "en/train.parquet", ...}}, ...]``.
     """
-    lines = ["---", "configs:"]
-    for config in configs:
-        lines.append(f"- config_name: {config['config_name']}")
-        lines.append("  data_files:")
-        for split, path in config["data_files"].items():
-            lines.append(f"  - split: {split}")
-            lines.append(f"    path: {path}")
-    lines += ["---", "", f"# {title}", "", description, "", body.rstrip(), ""]
+    rows = sum(int(f.get("rows", 0)) for f in manifest["files"])
+    header = card_header(
+        pretty_name=title,
+        configs=configs,
+        languages=languages_in(manifest),
+        rows=rows,
+        task_categories=task_categories,
+    )
+    lines = [*header, "", f"# {title}", "", description, "", body.rstrip(), "", *citation_section()]
     return "\n".join(lines)
 
 

@@ -10,6 +10,7 @@ import posixpath
 
 from twhin_data import __version__
 from twhin_data.core import files
+from twhin_data.core.card import card_header, citation_section
 
 SPLITS = ("train", "validation")
 #: Shards are written under OUTPUT/.partial/ and moved into place by the final step: a hidden folder,
@@ -85,17 +86,22 @@ def _count_name(key: str) -> str:
 
 def dataset_card(manifest: dict) -> str:
     """README.md whose YAML header (``configs:``) lets ``datasets.load_dataset(DIR)`` find the splits."""
-    lines = ["---", "configs:"]
+    configs = []
     for dataset, config in (("mlm", "default"), ("pairs", "pairs")):
         present = [s for s in SPLITS if s in manifest["splits"].get(dataset, {})]
-        if not present:
-            continue
-        lines += [f"- config_name: {config}", "  data_files:"]
-        for split in present:
-            lines += [f"  - split: {split}", f"    path: {dataset}/{split}-*.parquet"]
+        if present:
+            data_files = {split: f"{dataset}/{split}-*.parquet" for split in present}
+            configs.append({"config_name": config, "data_files": data_files})
+    rows = sum(e["rows"] for by_split in manifest["splits"].values() for e in by_split.values())
+    lines = card_header(
+        pretty_name="TwHIN-BERT training shards",
+        configs=configs,
+        languages=list(manifest["languages"]),
+        rows=rows,
+        task_categories=["fill-mask", "sentence-similarity"],
+    )
     tok = manifest["tokenizer"]
     lines += [
-        "---",
         "",
         "# TwHIN-BERT training shards",
         "",
@@ -118,6 +124,7 @@ def dataset_card(manifest: dict) -> str:
         '`manifest.json`. Load with `datasets.load_dataset("<this folder>")` '
         '(`name="pairs"` for pairs).',
         "",
+        *citation_section(),
     ]
     return "\n".join(lines)
 

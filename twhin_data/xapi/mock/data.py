@@ -98,6 +98,20 @@ def _jsonl(path: Path) -> Iterable[dict]:
                     raise ConfigError(f"{path}:{number}: not a JSON line") from None
 
 
+def load_json_mapping(source: str | Path | dict | None, what: str) -> dict[str, str]:
+    """{str: str} from a JSON file or a dict (None: {})."""
+    if source is None:
+        return {}
+    if isinstance(source, str | Path):
+        try:
+            source = json.loads(Path(source).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot read mock {what} {source}: {exc}") from None
+    if not isinstance(source, dict):
+        raise ConfigError(f"mock {what} must be a JSON object of id -> value")
+    return {str(k): str(v) for k, v in source.items()}
+
+
 def load_statuses(source: str | Path | dict | None) -> dict[str, str]:
     """{id: deleted|protected|suspended|unavailable|missing|invalid} from a JSON file or a dict."""
     if source is None:

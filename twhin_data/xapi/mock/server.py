@@ -8,11 +8,9 @@ and replay of recorded tweepy cassettes.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import math
-import signal
 import threading
 import time
 from collections import Counter
@@ -26,8 +24,8 @@ from twhin_data.core.errors import ConfigError
 from twhin_data.core.hashing import unit_interval
 from twhin_data.core.ids import ID_RE
 from twhin_data.xapi.mock import data as md
+from twhin_data.xapi.mock.compliance import ComplianceJobs
 
-NAME = "mock-api"
 LOG = logging.getLogger("twhin_data.xapi.mock.server")
 SAMPLE_DIR = Path(__file__).resolve().parents[2] / "data"
 
@@ -50,6 +48,10 @@ class MockXApi:
       usage_cap: tweets served after which every request gets a usage-capped 429.
       post_vocabulary: answer with the v2.167 `post` spellings and api.x.com problem URIs.
       cassettes: a tweepy cassette directory: its tweets join the store and recorded responses replay.
+      compliance_events: {id: reason} (or a JSON file of it) that batch compliance jobs report, on
+        top of the deleted, protected and suspended `statuses` (compliance.py).
+      job_delay_s: how long a compliance job stays in_progress after its upload.
+      job_fail: compliance jobs end `failed` instead of `complete`.
     """
 
     def __init__(
@@ -67,6 +69,9 @@ class MockXApi:
         usage_cap: int | None = None,
         post_vocabulary: bool = False,
         cassettes: str | Path | None = None,
+        compliance_events: str | Path | dict | None = None,
+        job_delay_s: float = 0.0,
+        job_fail: bool = False,
         host: str = "127.0.0.1",
         port: int = 0,
     ):
@@ -77,6 +82,8 @@ class MockXApi:
             for key, value in recorded.items():
                 self.store.setdefault(key, value)
         self.statuses = md.load_statuses(statuses)
+        events = md.load_json_mapping(compliance_events, "compliance events")
+        self.compliance = ComplianceJobs(statuses=self.statuses, events=events, delay_s=job_delay_s, fail=job_fail)
         self.token = token
         self.rate_limit = rate_limit
         self.window_s = float(window_s)
@@ -165,6 +172,8 @@ class MockXApi:
         token = auth[len("Bearer ") :] if auth.startswith("Bearer ") else ""
         if not token or (self.token is not None and token != self.token):
             return 401, {}, md.PROBLEMS[401]
+        if path.startswith("/2/compliance/jobs"):
+            return self._answer_compliance(path, query)
         single = path.startswith("/2/tweets/")
         if path != "/2/tweets" and not single:
             return 404, {}, {"title": "Not Found Error", "type": "about:blank", "status": 404, "detail": path}
@@ -179,6 +188,16 @@ class MockXApi:
             self.status_log.append(status)
             self.time_log.append(time.time())
         return status, headers, body
+
+    def _answer_compliance(self, path: str, query: dict) -> tuple[int, dict, Any]:
+        """The compliance-job endpoints (compliance.py); a POST's JSON body arrives as ``_body``."""
+        if "_body" in query:
+            status, body = self.compliance.create(query["_body"], self.base_url)
+        elif job_id := path[len("/2/compliance/jobs") :].strip("/"):
+            status, body = self.compliance.get(job_id)
+        else:
+            status, body = self.compliance.list(query)
+        return status, {}, body
 
     def _answer_ids(self, ids: list[str], query: dict, token: str) -> tuple[int, dict, Any]:
         bad = [i for i in ids if not ID_RE.match(i) or self.statuses.get(i) == "invalid"]
@@ -231,12 +250,34 @@ def _handler_for(api: MockXApi) -> type[BaseHTTPRequestHandler]:
         protocol_version = "HTTP/1.1"
         server_version = "twhin-mock-x-api"
 
+        def _payload(self) -> bytes:
+            return self.rfile.read(int(self.headers.get("content-length") or 0))
+
+        def do_POST(self) -> None:  # noqa: N802 - http.server API
+            try:
+                body = json.loads(self._payload() or b"{}")
+            except ValueError:
+                body = None
+            path = urlsplit(self.path).path
+            self._send(*api.answer(path, {"_body": body}, self.headers.get("Authorization", "")))
+
+        def do_PUT(self) -> None:  # noqa: N802 - upload_url: no bearer token (a signed URL in real life)
+            job_id = urlsplit(self.path).path.rsplit("/", 1)[-1]
+            status = api.compliance.upload(job_id, self._payload())
+            self._send(status, {}, b"")
+
         def do_GET(self) -> None:  # noqa: N802 - http.server API
             parts = urlsplit(self.path)
+            if parts.path.startswith("/_storage/download/"):
+                status, raw = api.compliance.download(parts.path.rsplit("/", 1)[-1])
+                self._send(status, {"content-type": "application/json"}, raw)
+                return
             query = parse_qs(parts.query, keep_blank_values=True)
             if parts.path.startswith("/2/tweets/"):
                 query["_single"] = ["1"]
-            status, headers, body = api.answer(parts.path, query, self.headers.get("Authorization", ""))
+            self._send(*api.answer(parts.path, query, self.headers.get("Authorization", "")))
+
+        def _send(self, status: int, headers: dict, body: Any) -> None:
             if isinstance(body, tuple):  # ("slow", body): answer late, maybe to a client that gave up
                 time.sleep(api.slow_s)
                 body = body[1]
@@ -260,130 +301,3 @@ def _handler_for(api: MockXApi) -> type[BaseHTTPRequestHandler]:
             LOG.debug("mock %s", format % args)
 
     return Handler
-
-
-def _fault_arg(text: str) -> tuple[str, float]:
-    kind, _, rate = text.partition("=")
-    if kind not in FAULTS:
-        raise argparse.ArgumentTypeError(f"unknown fault {kind!r}; expected one of {', '.join(FAULTS)}")
-    try:
-        value = float(rate or "1")
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"fault rate must be a number in [0, 1], got {rate!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"fault rate must be a number in [0, 1], got {rate!r}")
-    return kind, value
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    sample = SAMPLE_DIR / "sample_tweets.jsonl"
-    parser.add_argument(
-        "--tweets",
-        default=str(sample),
-        help=f"Tweets to serve: JSONL of API-shaped tweets or Parquet (default: {sample}).",
-    )
-    parser.add_argument(
-        "--statuses",
-        default=None,
-        help="JSON {id: deleted|protected|suspended|unavailable|missing|invalid} (default: the bundled sample_status.json when --tweets is the sample).",
-    )
-    parser.add_argument(
-        "--cassettes",
-        default=None,
-        help="Directory of tweepy vcrpy cassettes: serve their recorded tweets and replay recorded lookups.",
-    )
-    parser.add_argument("--host", default="127.0.0.1", help="Interface to listen on (default 127.0.0.1).")
-    parser.add_argument("--port", type=int, default=8080, help="Port (default 8080; 0 picks a free one).")
-    parser.add_argument(
-        "--token_from_env",
-        action="store_true",
-        help="Require the bearer token in X_BEARER_TOKEN (default: accept any non-empty token).",
-    )
-    parser.add_argument(
-        "--rate_limit",
-        type=int,
-        default=None,
-        help="Requests per window per token; sends x-rate-limit-* headers (default: unlimited, no headers).",
-    )
-    parser.add_argument(
-        "--window_s", type=float, default=900.0, help="Rate-limit window in seconds (default 900)."
-    )
-    parser.add_argument(
-        "--fault",
-        type=_fault_arg,
-        action="append",
-        default=[],
-        metavar="KIND=RATE",
-        help=f"Inject a fault with a probability, repeatable. Kinds: {', '.join(FAULTS)}.",
-    )
-    parser.add_argument(
-        "--fault_seed",
-        type=int,
-        default=0,
-        help="Seed of the fault draws (deterministic per batch and attempt).",
-    )
-    parser.add_argument(
-        "--slow_s",
-        type=float,
-        default=35.0,
-        help="Delay of a 'slow' response in seconds (default 35, past a 30 s read timeout).",
-    )
-    parser.add_argument(
-        "--usage_cap", type=int, default=None, help="After this many tweets served, answer 429 usage-capped."
-    )
-    parser.add_argument(
-        "--post_vocabulary",
-        action="store_true",
-        help="Answer with the v2.167 'post' spellings and api.x.com problem URIs.",
-    )
-
-
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
-
-
-def main(args: argparse.Namespace, extra_args: list[str]) -> int:
-    if extra_args:
-        raise ConfigError(f"unknown flags for mock-api: {' '.join(extra_args)}")
-    import os
-
-    statuses = args.statuses
-    if statuses is None and Path(args.tweets) == SAMPLE_DIR / "sample_tweets.jsonl":
-        default = SAMPLE_DIR / "sample_status.json"
-        statuses = str(default) if default.is_file() else None
-    token = None
-    if args.token_from_env:
-        token = os.environ.get("X_BEARER_TOKEN", "").strip()
-        if not token:
-            raise ConfigError("--token_from_env: X_BEARER_TOKEN is empty or unset")
-    try:
-        api = MockXApi(
-            args.tweets,
-            statuses=statuses,
-            token=token,
-            rate_limit=args.rate_limit,
-            window_s=args.window_s,
-            faults=dict(args.fault),
-            seed=args.fault_seed,
-            slow_s=args.slow_s,
-            usage_cap=args.usage_cap,
-            post_vocabulary=args.post_vocabulary,
-            cassettes=args.cassettes,
-            host=args.host,
-            port=args.port,
-        )
-    except OSError as exc:
-        raise ConfigError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
-    print(f"mock X API serving {len(api.store)} tweets at {api.base_url} (Ctrl-C to stop)", flush=True)
-    signal.signal(signal.SIGTERM, _interrupt)  # `kill PID` stops it as cleanly as Ctrl-C
-    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # started in the background by a shell
-        signal.signal(signal.SIGINT, _interrupt)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        api.close()
-        print(f"served {len(api.request_log)} requests", flush=True)
-    return 0
