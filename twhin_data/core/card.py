@@ -45,10 +45,17 @@ def card_header(
     languages: Sequence[str],
     rows: int,
     task_categories: Sequence[str],
+    sizes: dict[str, dict[str, tuple[int, int]]] | None = None,
     tags: Sequence[str] = ("twitter", "tweets", "twhin-bert"),
 ) -> list[str]:
     """The YAML header lines (``---`` ... ``---``). `configs`: ``[{"config_name": ...,
-    "data_files": {split: path glob}}]``; `languages`: ISO codes (``und`` is left out)."""
+    "data_files": {split: path glob}}]``; `languages`: ISO codes (``und`` is left out); `sizes`:
+    {config: {split: (rows, bytes)}}, written as ``dataset_info``.
+
+    ``dataset_info`` matters beyond the Hub page: `datasets` caches a local folder's splits under a
+    hash of the card's ``configs`` and ``dataset_info`` only (not of the files' paths or times), so
+    without the sizes two different folders, or one folder before and after `twhin-data comply`,
+    would load the same cached copy."""
     lines = ["---", f"pretty_name: {_quoted(pretty_name)}", "license: other"]
     lines += [f"license_name: {LICENSE_NAME}", f"license_link: {LICENSE_LINK}"]
     langs = sorted({lang for lang in languages if lang and lang != "und"})
@@ -58,6 +65,14 @@ def card_header(
     lines += ["size_categories:", f"- {size_category(rows)}"]
     lines += ["task_categories:"] + [f"- {task}" for task in task_categories]
     lines += ["tags:"] + [f"- {tag}" for tag in tags]
+    if sizes:
+        lines.append("dataset_info:")
+        for name, splits in sizes.items():
+            lines += [f"- config_name: {_quoted(name)}", "  splits:"]
+            for split, (rows, size) in splits.items():
+                lines += [f"  - name: {split}", f"    num_bytes: {size}", f"    num_examples: {rows}"]
+            total = sum(size for _, size in splits.values())
+            lines += [f"  download_size: {total}", f"  dataset_size: {total}"]
     lines.append("configs:")
     for config in configs:
         lines += [f"- config_name: {_quoted(config['config_name'])}", "  data_files:"]

@@ -306,6 +306,41 @@ def list_parquet(folder: str) -> list[str]:
     return sorted(os.path.join(folder, n) for n in os.listdir(folder) if n.endswith(".parquet"))
 
 
+def list_files(folder: str) -> list[str]:
+    """Every file directly in `folder`, sorted (none when it does not exist)."""
+    if is_remote(folder):
+        from apache_beam.io.filesystem import BeamIOError
+
+        base = folder.rstrip("/") + "/"
+        try:
+            found = _filesystems().match([base + "*"])[0].metadata_list
+        except BeamIOError:
+            return []
+        return sorted(m.path for m in found if "/" not in m.path[len(base) :])
+    if not os.path.isdir(folder):
+        return []
+    return sorted(os.path.join(folder, n) for n in os.listdir(folder) if os.path.isfile(os.path.join(folder, n)))
+
+
+def list_dirs(folder: str) -> list[str]:
+    """The folders directly in `folder` (hidden ones excluded), sorted."""
+    if is_remote(folder):
+        from apache_beam.io.filesystem import BeamIOError
+
+        base = folder.rstrip("/") + "/"
+        try:
+            found = _filesystems().match([base + "**"])[0].metadata_list
+        except BeamIOError:
+            return []
+        names = {m.path[len(base) :].split("/", 1)[0] for m in found if "/" in m.path[len(base) :]}
+        return sorted(base + n for n in names if not n.startswith("."))
+    if not os.path.isdir(folder):
+        return []
+    return sorted(
+        os.path.join(folder, n) for n in os.listdir(folder) if not n.startswith(".") and os.path.isdir(os.path.join(folder, n))
+    )
+
+
 def check_complete(folder: str) -> None:
     """ConfigError (one line) when `folder` holds ``_INCOMPLETE``: the stage writing it has not
     finished, or was killed or failed; its files must not be read as a whole dataset."""

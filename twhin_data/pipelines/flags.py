@@ -26,6 +26,10 @@ def non_negative_int(text: str) -> int:
     return _number(text, int, lambda v: v >= 0, "an integer >= 0")
 
 
+def positive_float(text: str) -> float:
+    return _number(text, float, lambda v: v > 0 and v == v and v != float("inf"), "a positive number")
+
+
 def fraction(text: str) -> float:
     return _number(text, float, lambda v: 0.0 <= v <= 1.0, "a number in [0, 1]")
 

@@ -53,6 +53,11 @@ COMMANDS: dict[str, Command] = {
         "pipeline",
         "Engagement-prediction benchmark: engagements + tweets + user embeddings -> records, candidate lists.",
     ),
+    "comply": Command(
+        "twhin_data.pipelines.comply",
+        "pipeline",
+        "Remove deleted/protected tweets (an ID list, a re-hydration, an X compliance job) from every output.",
+    ),
     "benchmark evaluate": Command(
         "twhin_data.pipelines.benchmark_evaluate",
         "tool",

@@ -13,6 +13,8 @@ import argparse
 import contextlib
 import io
 import logging
+import os
+import shutil
 
 from twhin_data.core import files
 from twhin_data.core.errors import ConfigError
@@ -29,6 +31,7 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "shard": ("hydrate", "prepare", "graph"),
     "benchmark hashtag": ("hydrate",),
     "benchmark engagement": ("hydrate",),
+    "comply": ("hydrate", "prepare", "graph"),
 }
 
 
@@ -49,6 +52,12 @@ def sample_argv(command: str, inputs: str, output: str) -> list[str]:
     its default API base URL: building a job contacts no server, and a local run needs one
     (the mock X API, as `twhin-data run` starts it).
     """
+    if command == "comply":
+        # Not a stage of `run`: it rewrites a run's output in place, so it gets a copy of `inputs`.
+        if not files.is_remote(output) and not os.path.exists(output):
+            shutil.copytree(inputs, output)
+        removals = run.sample_path("sample_remove_ids.txt")
+        return [f"--remove_ids={removals}", f"--output={output}", "--log_level=WARNING"]
     stage = stage_of(command)
     section = dict(run.load_config(None).get(stage) or {})
     section.pop("enabled", None)

@@ -109,12 +109,22 @@ def dataset_card(
     `configs`: ``[{"config_name": "en", "data_files": {"train": "en/train.parquet", ...}}, ...]``.
     """
     rows = sum(int(f.get("rows", 0)) for f in manifest["files"])
+    by_path = {f["path"]: f for f in manifest["files"]}
+    sizes = {
+        c["config_name"]: {
+            split: (int(by_path[path]["rows"]), int(by_path[path]["bytes"]))
+            for split, path in c["data_files"].items()
+            if path in by_path
+        }
+        for c in configs
+    }
     header = card_header(
         pretty_name=title,
         configs=configs,
         languages=languages_in(manifest),
         rows=rows,
         task_categories=task_categories,
+        sizes=sizes,
     )
     lines = [*header, "", f"# {title}", "", description, "", body.rstrip(), "", *citation_section()]
     return "\n".join(lines)

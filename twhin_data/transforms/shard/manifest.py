@@ -86,12 +86,14 @@ def _count_name(key: str) -> str:
 
 def dataset_card(manifest: dict) -> str:
     """README.md whose YAML header (``configs:``) lets ``datasets.load_dataset(DIR)`` find the splits."""
-    configs = []
+    configs, sizes = [], {}
     for dataset, config in (("mlm", "default"), ("pairs", "pairs")):
-        present = [s for s in SPLITS if s in manifest["splits"].get(dataset, {})]
+        by_split = manifest["splits"].get(dataset, {})
+        present = [s for s in SPLITS if s in by_split]
         if present:
             data_files = {split: f"{dataset}/{split}-*.parquet" for split in present}
             configs.append({"config_name": config, "data_files": data_files})
+            sizes[config] = {split: (by_split[split]["rows"], by_split[split]["bytes"]) for split in present}
     rows = sum(e["rows"] for by_split in manifest["splits"].values() for e in by_split.values())
     lines = card_header(
         pretty_name="TwHIN-BERT training shards",
@@ -99,6 +101,7 @@ def dataset_card(manifest: dict) -> str:
         languages=list(manifest["languages"]),
         rows=rows,
         task_categories=["fill-mask", "sentence-similarity"],
+        sizes=sizes,
     )
     tok = manifest["tokenizer"]
     lines += [
