@@ -128,7 +128,12 @@ def test_check_embedding_and_choose_records():
 def test_dataset_card_yaml_configs():
     import yaml
 
-    manifest = {"files": [{"lang": "en", "rows": 5}, {"lang": "ja", "rows": 2_000}]}
+    manifest = {
+        "files": [
+            {"lang": "en", "path": "en/train.parquet", "rows": 5, "bytes": 900},
+            {"lang": "ja", "path": "ja/train.parquet", "rows": 2_000, "bytes": 50_000},
+        ]
+    }
     card = dataset_card(
         "T: a title",
         "D",
@@ -142,3 +147,6 @@ def test_dataset_card_yaml_configs():
     assert header["language"] == ["en", "ja"] and header["multilinguality"] == "multilingual"
     assert header["size_categories"] == ["1K<n<10K"] and header["pretty_name"] == "T: a title"
     assert header["license"] == "other" and "@article{zhang2022twhin" in card
+    assert header["dataset_info"] == [
+        {"config_name": "en", "splits": [{"name": "train", "num_bytes": 900, "num_examples": 5}], "download_size": 900, "dataset_size": 900}
+    ]
