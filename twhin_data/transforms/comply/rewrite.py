@@ -153,6 +153,9 @@ def repack_mlm(table: pa.Table, removed: np.ndarray) -> tuple[pa.Table, int, int
     offsets_col = table.column("tweet_offsets").combine_chunks()
     tweet_ids = table.column("tweet_ids").combine_chunks()
     langs = pc.list_flatten(table.column("langs").combine_chunks()).to_numpy(zero_copy_only=False)
+    counts = pc.list_value_length(offsets_col)
+    if not pc.all(pc.equal(counts, pc.list_value_length(tweet_ids))).as_py() or pc.min(pc.list_value_length(ids)).as_py() == 0:
+        raise ValueError("an MLM row's tweet_offsets and tweet_ids differ in length: not a twhin-data shard")
     row_start = (ids.offsets.to_numpy()[:-1] - ids.offsets.to_numpy()[0]).astype(np.int64)
     row_len = np.diff(ids.offsets.to_numpy()).astype(np.int64)
     tweet_row = pc.list_parent_indices(offsets_col).to_numpy(zero_copy_only=False).astype(np.int64)
@@ -162,12 +165,12 @@ def repack_mlm(table: pa.Table, removed: np.ndarray) -> tuple[pa.Table, int, int
     last = np.append(tweet_row[1:] != tweet_row[:-1], True)  # the last tweet of its row ends the row
     end[last] = (row_start + row_len)[tweet_row[last]]
     length = end - start
-    hit, _ = removed_in_lists(tweet_ids, removed)
-    keep_tweet = ~hit
     all_offsets = ids.offsets.to_numpy()
     values = ids.values.to_numpy(zero_copy_only=False)[all_offsets[0] : all_offsets[-1]]
-    if int(length.sum()) != len(values) or (len(local) and (local < 0).any()):
+    if (length <= 0).any() or int(length.sum()) != len(values):
         raise ValueError("an MLM row's tweet_offsets do not cover its input_ids: not a twhin-data shard")
+    hit, _ = removed_in_lists(tweet_ids, removed)
+    keep_tweet = ~hit
     # The tweets' spans are back to back, row after row: the tokens kept are the values, in order.
     new_values = values[np.repeat(keep_tweet, length)]
     kept_len = np.where(keep_tweet, length, 0)

@@ -83,6 +83,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--usage_cap", type=int, default=None, help="After this many tweets served, answer 429 usage-capped."
     )
     parser.add_argument(
+        "--compliance_events",
+        default=None,
+        help="JSON {id: reason} that batch compliance jobs report, besides the deleted, protected and "
+        "suspended --statuses (default: none).",
+    )
+    parser.add_argument(
+        "--job_delay_s", type=float, default=0.0, help="Seconds a compliance job stays in_progress after its upload."
+    )
+    parser.add_argument("--job_fail", action="store_true", help="Compliance jobs end failed instead of complete.")
+    parser.add_argument(
         "--post_vocabulary",
         action="store_true",
         help="Answer with the v2.167 'post' spellings and api.x.com problem URIs.",
@@ -120,6 +130,9 @@ def main(args: argparse.Namespace, extra_args: list[str]) -> int:
             usage_cap=args.usage_cap,
             post_vocabulary=args.post_vocabulary,
             cassettes=args.cassettes,
+            compliance_events=args.compliance_events,
+            job_delay_s=args.job_delay_s,
+            job_fail=args.job_fail,
             host=args.host,
             port=args.port,
         )
