@@ -122,3 +122,25 @@ def test_fasttext_no_worse_than_langdetect_on_bundled_labelled_set() -> None:
     slow = _accuracy(langid.get_detector("langdetect"), rows)
     assert fast >= slow, (fast, slow)
     assert fast >= 0.95
+
+
+def test_detection_view_drops_what_carries_no_language() -> None:
+    view = langid.detection_view
+    assert view("RT Olá #Brasil 2024 😀😀 Tudo bem?") == "olá brasil tudo bem?"
+    assert view("I got 99 problems #2day") == "i got problems day"
+    assert view("ＷＯＷ ＃日本 🇯🇵") == "ｗｏｗ 日本"  # full-width hashtag mark, flag pictographs
+    assert view("Artículo 3 → ver ⬇️") == "artículo ver"
+    assert view("Rtl ist ein Sender") == "rtl ist ein sender"  # not an RT prefix
+
+
+def test_x_lang_decides_only_when_the_detector_is_unsure() -> None:
+    guesses = [("en", 0.2), ("pt", 0.15), ("es", 0.1)]
+    assert langid.decide(guesses, "pt", 0.3) == ("pt", 0.15)  # unsure, and X's lang is a guess
+    assert langid.decide(guesses, "de", 0.3) == ("und", 0.2)  # X's lang is not among them
+    assert langid.decide(guesses, None, 0.3) == ("und", 0.2)
+    assert langid.decide([("en", 0.9), ("pt", 0.05)], "pt", 0.3) == ("en", 0.9)  # confident: kept
+    assert langid.decide([], "pt", 0.3) == ("und", 0.0)
+    assert langid.decide(guesses, "qme", 0.3) == ("und", 0.2)  # an X pseudo code is no evidence
+    detector = langid.get_detector("fasttext", min_score=0.99)  # everything is "unsure" here
+    langs, _ = detector.detect(["Bom dia a todos, vamos trabalhar"], ["pt"])
+    assert langs == ["pt"]
