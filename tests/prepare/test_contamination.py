@@ -1,0 +1,89 @@
+"""Decontamination: benchmark dev/test tweets and their copies stay out of the corpus, counted; the
+50-gram overlap measure agrees with a brute-force count."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from twhin_data.runners import cli
+from twhin_data.schemas import to_table
+from twhin_data.schemas.tweets import TWEETS
+from twhin_data.text.contamination import BenchmarkIndex, brute_force_overlap, load_index, match_view
+
+LONG = "Just finished the marathon in under four hours, legs are dead but the view from the bridge was worth every single step"
+SHORT = "Buenos días Madrid ☀️"
+
+
+def _bench(tmp_path: Path) -> Path:
+    root = tmp_path / "bench" / "hashtag"
+    (root / "en").mkdir(parents=True)
+    (root / "es").mkdir()
+    pq.write_table(to_table([{"tweet_id": "900", "text": LONG}], TWEETS).select(["tweet_id", "text"]), root / "en" / "test.parquet")
+    pq.write_table(to_table([{"tweet_id": "901", "text": SHORT}], TWEETS).select(["tweet_id", "text"]), root / "es" / "validation.parquet")
+    pq.write_table(to_table([{"tweet_id": "902", "text": "a training tweet is fine"}], TWEETS).select(["tweet_id", "text"]), root / "en" / "train.parquet")
+    (root / "manifest.json").write_text(json.dumps({"files": []}))
+    return root
+
+
+def test_copies_of_a_benchmark_tweet_are_found(tmp_path):
+    index = load_index([str(_bench(tmp_path))])
+    assert index.match("900", "anything") == "hashtag/en/test/900"  # the same tweet
+    assert index.match("1", "just FINISHED the marathon in under four hours!!! legs are dead but the view from the bridge was worth every single step http 😀") == "hashtag/en/test/900"
+    one_word = LONG.replace("dead", "gone")  # one word changed: a 50-character span still matches
+    assert index.match("2", one_word) == "hashtag/en/test/900"
+    assert index.match("3", "@user buenos dias, Madrid!! ☀️☀️ http") is None  # an accent differs: not the same text
+    assert index.match("3", "@user BUENOS días, madrid!! http") == "hashtag/es/validation/901"
+    assert index.match("4", "a training tweet is fine") is None  # train splits may appear in the corpus
+    assert index.match("5", "the view from the bridge") is None and match_view("#Día 1 😀") == "día"
+
+
+def test_fifty_gram_overlap_equals_a_brute_force_count():
+    rng = random.Random(3)
+    words = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho".split()
+    bench = [" ".join(rng.choice(words) for _ in range(rng.randint(12, 25))) for _ in range(60)]  # >= 50 chars
+    corpus = [" ".join(rng.choice(words) for _ in range(rng.randint(3, 25))) for _ in range(80)] + bench[::7]
+    index = BenchmarkIndex()
+    for i, text in enumerate(bench):
+        index.add(f"b/xx/test/{i}", None, text)
+    hit = set().union(*(index.matches(text) for text in corpus))
+    assert len(hit) == brute_force_overlap(bench, corpus) and len(hit) >= len(bench[::7])
+
+
+def test_prepare_exclude_removes_and_counts(tmp_path, capsys):
+    root = _bench(tmp_path)
+    rows = [
+        {"tweet_id": "900", "text": LONG},  # the benchmark tweet itself
+        {"tweet_id": "10", "text": LONG.upper() + " https://t.co/abc"},  # a copy with a link
+        {"tweet_id": "11", "text": SHORT.replace("☀️", "!!")},  # a short copy
+        {"tweet_id": "12", "text": "Completely unrelated tweet about cooking pasta tonight"},
+    ]
+    (tmp_path / "in").mkdir()
+    pq.write_table(to_table(rows, TWEETS), tmp_path / "in" / "part-0.parquet")
+    out = tmp_path / "out"
+    argv = ["prepare", f"--tweets={tmp_path / 'in'}", f"--output={out}", f"--exclude={root}", "--workers=1"]
+    assert cli.main([*argv, "--log_level=WARNING"]) == 0
+    assert pq.read_table(out / "corpus").column("tweet_id").to_pylist() == ["12"]
+    stats = json.loads((out / "reports" / "prepare" / "stats.json").read_text())
+    assert stats["rejected"]["benchmark_contamination"] == 3 and stats["balanced"]
+    assert stats["contamination"] == {"hashtag/en": 2, "hashtag/es": 1}
+    assert cli.main(["prepare", f"--tweets={tmp_path / 'in'}", f"--output={tmp_path / 'o2'}", f"--exclude={tmp_path}"]) == 2
+    assert "not a built benchmark" in capsys.readouterr().err
+
+
+def test_contamination_report_command(tmp_path, capsys):
+    root = _bench(tmp_path)
+    (tmp_path / "corpus").mkdir()
+    corpus = [{"tweet_id": "1", "text": "prefix " + LONG}, {"tweet_id": "2", "text": "nothing to see"}]
+    pq.write_table(to_table(corpus, TWEETS).select(["tweet_id", "text"]), tmp_path / "corpus" / "part-0.parquet")
+    report = tmp_path / "contamination.json"
+    argv = ["contamination", f"--corpus={tmp_path / 'corpus'}", f"--benchmarks={root}", f"--output={report}"]
+    assert cli.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "hashtag/en/test" in printed and "100.00%" in printed
+    result = json.loads(report.read_text())
+    assert result["splits"]["hashtag/en/test"] == {"tweets": 1, "overlapping": 1, "share": 1.0}
+    assert result["splits"]["hashtag/es/validation"]["overlapping"] == 0 and result["corpus_rows"] == 2
