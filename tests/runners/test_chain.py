@@ -156,7 +156,7 @@ def test_reports_index_links_one_report_per_stage(runs):
     index = (out / "reports" / "index.html").read_text()
     links = re.findall(r'<a href="([^"]+)">([^<]+)</a>', index)
     assert [name for _href, name in links] == [
-        "hydrate", "prepare", "graph", "shard", "benchmark hashtag", "benchmark engagement"
+        "hydrate", "benchmark hashtag", "benchmark engagement", "prepare", "graph", "shard"
     ]  # fmt: skip
     for href, _name in links:
         page = (out / "reports" / href).resolve()

@@ -30,15 +30,17 @@ from twhin_data.xapi.mock.server import MockXApi
 NAME = "run"
 LOG = logging.getLogger("twhin_data.run")
 
-#: stage -> CLI command, in execution order.
+#: stage -> CLI command, in execution order. The benchmarks need only the hydrated tweets and run
+#: before prepare, so that prepare keeps their dev and test tweets out of the corpus (--exclude).
 STAGES: dict[str, str] = {
     "hydrate": "hydrate",
+    "benchmark_hashtag": "benchmark hashtag",
+    "benchmark_engagement": "benchmark engagement",
     "prepare": "prepare",
     "graph": "graph",
     "shard": "shard",
-    "benchmark_hashtag": "benchmark hashtag",
-    "benchmark_engagement": "benchmark engagement",
 }
+BENCHMARK_DIRS = {"benchmark_hashtag": "hashtag", "benchmark_engagement": "engagement"}
 SAMPLE_PREFIX = "sample:"
 
 
@@ -114,7 +116,9 @@ def wiring(stage: str, out: str, ran: set[str]) -> list[str]:
     if stage == "hydrate":
         return [f"--output={out}"]
     if stage == "prepare":
-        return [f"--tweets={out}", f"--output={out}"]
+        built = [join(out, "benchmarks", name) for name in BENCHMARK_DIRS.values()]
+        built = [folder for folder in built if files.exists(join(folder, "manifest.json"))]
+        return [f"--tweets={out}", f"--output={out}"] + ([f"--exclude={','.join(built)}"] if built else [])
     if stage == "graph":
         return [f"--tweets={out}", f"--output={out}"] if "hydrate" in ran or files.exists(join(out, "tweets")) else [f"--output={out}"]
     if stage == "shard":

@@ -21,7 +21,7 @@ COMMANDS: dict[str, Command] = {
     "run": Command(
         "twhin_data.runners.chain",
         "tool",
-        "Run hydrate -> prepare -> graph -> shard -> benchmarks from one YAML config (default: bundled sample, offline).",
+        "Run hydrate -> benchmarks -> prepare -> graph -> shard from one YAML config (default: bundled sample, offline).",
     ),
     "hydrate": Command(
         "twhin_data.pipelines.hydrate",

@@ -93,6 +93,7 @@ def load_index(benchmarks: Iterable[str]) -> BenchmarkIndex:
     import posixpath
 
     import pyarrow.compute as pc
+    import pyarrow.parquet as pq
 
     from twhin_data.core import files
 
@@ -104,8 +105,12 @@ def load_index(benchmarks: Iterable[str]) -> BenchmarkIndex:
             tables = []
             for path in files.list_parquet(lang_dir):
                 stem = posixpath.basename(path.replace("\\", "/"))[: -len(".parquet")]
-                if stem in SPLITS:
-                    table = files.read_parquet_table(path, ["tweet_id", "text"])
+                if stem in SPLITS:  # hashtag: tweet_id and text; engagement records: tweet_id only
+                    with files.open_read(path) as handle:
+                        names = set(pq.ParquetFile(handle).schema_arrow.names)
+                    table = files.read_parquet_table(path, [c for c in ("tweet_id", "text") if c in names])
+                    if "text" not in names:
+                        table = table.append_column("text", pa_strings([None] * table.num_rows))
                     tables.append(table.append_column("split", pa_strings([stem] * table.num_rows)))
                 elif stem == "tweets":
                     table = files.read_parquet_table(path, ["tweet_id", "text", "split"])
