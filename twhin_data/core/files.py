@@ -306,17 +306,21 @@ def list_parquet(folder: str) -> list[str]:
     return sorted(os.path.join(folder, n) for n in os.listdir(folder) if n.endswith(".parquet"))
 
 
+def _remote_below(folder: str) -> list[str]:
+    """Paths below a remote `folder` relative to it ([] when it does not exist)."""
+    from apache_beam.io.filesystem import BeamIOError
+
+    base = folder.rstrip("/") + "/"
+    try:
+        return [m.path[len(base) :] for m in _filesystems().match([base + "**"])[0].metadata_list]
+    except BeamIOError:
+        return []
+
+
 def list_files(folder: str) -> list[str]:
     """Every file directly in `folder`, sorted (none when it does not exist)."""
     if is_remote(folder):
-        from apache_beam.io.filesystem import BeamIOError
-
-        base = folder.rstrip("/") + "/"
-        try:
-            found = _filesystems().match([base + "*"])[0].metadata_list
-        except BeamIOError:
-            return []
-        return sorted(m.path for m in found if "/" not in m.path[len(base) :])
+        return sorted(join(folder, rel) for rel in _remote_below(folder) if "/" not in rel)
     if not os.path.isdir(folder):
         return []
     return sorted(os.path.join(folder, n) for n in os.listdir(folder) if os.path.isfile(os.path.join(folder, n)))
@@ -325,20 +329,11 @@ def list_files(folder: str) -> list[str]:
 def list_dirs(folder: str) -> list[str]:
     """The folders directly in `folder` (hidden ones excluded), sorted."""
     if is_remote(folder):
-        from apache_beam.io.filesystem import BeamIOError
-
-        base = folder.rstrip("/") + "/"
-        try:
-            found = _filesystems().match([base + "**"])[0].metadata_list
-        except BeamIOError:
-            return []
-        names = {m.path[len(base) :].split("/", 1)[0] for m in found if "/" in m.path[len(base) :]}
-        return sorted(base + n for n in names if not n.startswith("."))
-    if not os.path.isdir(folder):
-        return []
-    return sorted(
-        os.path.join(folder, n) for n in os.listdir(folder) if not n.startswith(".") and os.path.isdir(os.path.join(folder, n))
-    )
+        names = {rel.split("/", 1)[0] for rel in _remote_below(folder) if "/" in rel}
+    else:
+        names = set(os.listdir(folder)) if os.path.isdir(folder) else set()
+        names = {n for n in names if os.path.isdir(os.path.join(folder, n))}
+    return sorted(join(folder, n) for n in names if not n.startswith("."))
 
 
 def check_complete(folder: str) -> None:

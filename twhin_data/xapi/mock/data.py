@@ -114,17 +114,11 @@ def load_json_mapping(source: str | Path | dict | None, what: str) -> dict[str, 
 
 def load_statuses(source: str | Path | dict | None) -> dict[str, str]:
     """{id: deleted|protected|suspended|unavailable|missing|invalid} from a JSON file or a dict."""
-    if source is None:
-        return {}
-    if isinstance(source, str | Path):
-        try:
-            source = json.loads(Path(source).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"cannot read mock statuses {source}: {exc}") from None
-    bad = sorted({str(v) for v in source.values()} - set(STATUSES))
+    statuses = load_json_mapping(source, "statuses")
+    bad = sorted(set(statuses.values()) - set(STATUSES))
     if bad:
         raise ConfigError(f"unknown mock statuses {bad}; expected {', '.join(STATUSES)}")
-    return {str(k): str(v) for k, v in source.items()}
+    return statuses
 
 
 def load_cassettes(directory: str | Path) -> tuple[dict[str, dict], dict[frozenset, tuple[int, dict, bytes]]]:
