@@ -75,8 +75,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("files", nargs="+")
     parser.add_argument("--langdetect_n", type=int, default=3000, help="langdetect is slow: at most this many report tweets.")
     parser.add_argument("--out", default=None, help="Write the figures as JSON here.")
+    parser.add_argument("--languages", default=None, help="Score only these gold languages (comma-separated).")
     args = parser.parse_args(argv)
     rows = read(args.files)
+    if args.languages:
+        wanted = set(args.languages.split(","))
+        rows = [r for r in rows if r[2] in wanted]
     halves = {"tune": [], "report": []}
     for row in rows:
         halves["tune" if unit_interval(row[0], "langid-eval") < 0.5 else "report"].append(row)

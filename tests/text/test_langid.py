@@ -144,3 +144,7 @@ def test_x_lang_decides_only_when_the_detector_is_unsure() -> None:
     detector = langid.get_detector("fasttext", min_score=0.99)  # everything is "unsure" here
     langs, _ = detector.detect(["Bom dia a todos, vamos trabalhar"], ["pt"])
     assert langs == ["pt"]
+
+
+def test_detection_view_writes_elongated_letters_once() -> None:
+    assert langid.detection_view("kkkkkkk felizzzzz SOOOO good, cool") == "k feliz so good, cool"

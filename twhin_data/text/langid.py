@@ -21,9 +21,9 @@ lid.176 gives such texts confident but arbitrary labels), a detector error, or a
 
 What the detectors see is `detection_view(text)`: the normalized text without placeholders (see
 text.normalize.normalize_v1_pair), then without hashtag marks (the word stays), emoji and other
-pictographs, digits and a leading ``RT``, case folded. The corpus keeps the normalized text; only
-the detector gets this view (on real tweets it is what lifts lid.176 above langdetect: see
-bench/RESULTS.md, "language ID on real tweets").
+pictographs, digits and a leading ``RT``, a letter repeated 3+ times written once, case folded.
+The corpus keeps the normalized text; only the detector gets this view (measured on real
+tweets: bench/RESULTS.md, "language ID on real tweets").
 
 X's own ``lang`` is evidence when the detector is unsure: below `min_score`, the tweet takes X's
 language if it is among the detector's three best guesses (with any probability), else ``und``. A
@@ -52,6 +52,8 @@ _NO_LANGUAGE = re.compile(
     "[\\d\U0001F000-\U0001FAFF\U0001F1E6-\U0001F1FF\u2600-\u27BF\u2300-\u23FF\u2B00-\u2BFF"
     "\uFE0E\uFE0F\u200D\u20E3\u2190-\u21FF\u25A0-\u25FF]+"
 )
+#: A letter written 3+ times in a row ("kkkkk", "felizzzz", "soooo"): once, for the detector.
+_ELONGATION = re.compile(r"(\w)\1{2,}")
 _ASCII_DIGITS = str.maketrans("0123456789", " " * 10)
 _HASH_MARK = re.compile(r"[#\uFF03](?=\w)")
 _RT = re.compile(r"^\s*rt\b:?", re.IGNORECASE)
@@ -85,7 +87,7 @@ def detection_view(text: str) -> str:
     text = text.translate(_ASCII_DIGITS) if text.isascii() else _NO_LANGUAGE.sub(" ", text)
     if text[:4].lstrip()[:2] in ("RT", "rt", "Rt", "rT"):
         text = _RT.sub("", text)
-    return " ".join(text.lower().split())
+    return " ".join(_ELONGATION.sub(r"\1", text.lower()).split())
 
 
 def decide(guesses: list[tuple[str, float]], x_lang: str | None, min_score: float) -> tuple[str, float]:
