@@ -87,3 +87,29 @@ def test_contamination_report_command(tmp_path, capsys):
     result = json.loads(report.read_text())
     assert result["splits"]["hashtag/en/test"] == {"tweets": 1, "overlapping": 1, "share": 1.0}
     assert result["splits"]["hashtag/es/validation"]["overlapping"] == 0 and result["corpus_rows"] == 2
+
+
+def test_time_window_and_placeholder_only_tweets_are_counted_filters(tmp_path, capsys):
+    def snowflake(year: int) -> str:  # a tweet ID created on Jan 2 of `year`
+        import datetime as dt
+
+        ms = int(dt.datetime(year, 1, 2, tzinfo=dt.UTC).timestamp() * 1000) - 1288834974657
+        return str(ms << 22)
+
+    rows = [
+        {"tweet_id": snowflake(2019), "text": "too early but a fine sentence"},
+        {"tweet_id": snowflake(2021), "text": "inside the window and fine"},
+        {"tweet_id": str(int(snowflake(2021)) + 1), "text": "@someone https://t.co/x 😀 123"},
+        {"tweet_id": snowflake(2023), "text": "too late but a fine sentence"},
+    ]
+    (tmp_path / "in").mkdir()
+    pq.write_table(to_table(rows, TWEETS), tmp_path / "in" / "part-0.parquet")
+    out = tmp_path / "out"
+    argv = ["prepare", f"--tweets={tmp_path / 'in'}", f"--output={out}", "--start=2020-01-01", "--end=2022-07-01"]
+    assert cli.main([*argv, "--workers=1", "--log_level=WARNING"]) == 0
+    assert pq.read_table(out / "corpus").column("text").to_pylist() == ["inside the window and fine"]
+    stats = json.loads((out / "reports" / "prepare" / "stats.json").read_text())
+    assert stats["rejected"] == {"outside_time_window": 2, "too_few_words": 1} and stats["balanced"]
+    assert stats["params"]["start"].startswith("2020-01-01")
+    assert cli.main(["prepare", f"--tweets={tmp_path / 'in'}", f"--output={tmp_path / 'o'}", "--start=2023-01-01", "--end=2022-01-01"]) == 2
+    assert "is not before --end" in capsys.readouterr().err

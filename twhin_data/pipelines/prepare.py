@@ -7,6 +7,7 @@ import json
 import logging
 import os
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import apache_beam as beam
 import pyarrow as pa
@@ -108,6 +109,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="Languages with fewer tweets (after dedup), and und, are kept whole and never repeated.",
     )
     parser.add_argument(
+        "--min_words",
+        type=opts.non_negative_int,
+        default=1,
+        help="Drop tweets with fewer words once placeholders, hashtag marks, emoji, digits and "
+        "punctuation are set aside (too_few_words: '@user http' has none); 0 keeps them.",
+    )
+    parser.add_argument(
+        "--start",
+        type=_utc_time,
+        default=None,
+        help="Keep tweets created at or after this ISO 8601 time (UTC if no zone; the paper's corpus: "
+        "2020-01-01). Default: no limit.",
+    )
+    parser.add_argument(
+        "--end",
+        type=_utc_time,
+        default=None,
+        help="Keep tweets created before this ISO 8601 time (the paper's corpus: 2022-07-01). Default: no limit.",
+    )
+    parser.add_argument(
         "--exclude",
         type=opts.csv_list,
         default=None,
@@ -165,7 +186,18 @@ def resolve_inputs(pattern: str) -> list[str]:
         raise ConfigError(f"--tweets {pattern!r}: no Parquet files found (expected hydrate output)") from None
 
 
+def _utc_time(text: str) -> datetime:
+    """An ISO 8601 time (UTC when it names no zone); argparse's one-line error otherwise."""
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an ISO 8601 time like 2020-01-01, got {text!r}") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
 def validate(args: argparse.Namespace) -> None:
+    if args.start and args.end and args.start >= args.end:
+        raise ConfigError(f"--start {args.start.isoformat()} is not before --end {args.end.isoformat()}")
     if not 0.0 < args.resample_alpha <= 1.0:
         raise ConfigError(f"--resample_alpha must be in (0, 1], got {args.resample_alpha}")
     if args.min_lang_score is not None and not 0.0 <= args.min_lang_score <= 1.0:
@@ -236,6 +268,9 @@ def config_from_plan(plan: PreparePlan) -> prep.PrepareConfig:
         buckets=plan.dedup_buckets,
         keep_raw_text=args.keep_raw_text,
         exclude=tuple(args.exclude or ()),
+        min_words=args.min_words,
+        start=args.start,
+        end=args.end,
     )
 
 
@@ -302,6 +337,9 @@ def params(plan: PreparePlan) -> dict:
         "resample_min_count",
         "languages",
         "exclude",
+        "min_words",
+        "start",
+        "end",
         "min_lang_score",
         "num_output_shards",
         "dedup_buckets",

@@ -10,7 +10,8 @@ returns a list of outputs, all picklable so it can run in a `PoolMapFn` process 
 * ``Tagged("stats", dict)``: counts for this table (see transforms/prepare/stats.py).
 
 Filters counted (no dead letter, they are expected): empty_after_normalization, too_short,
-benchmark_contamination (with --exclude: text/contamination.py), language_not_wanted. Retweets (``referenced_tweets`` type ``retweeted``) take the original's
+outside_time_window (--start/--end), too_few_words (--min_words), benchmark_contamination (with
+--exclude: text/contamination.py), language_not_wanted. Retweets (``referenced_tweets`` type ``retweeted``) take the original's
 ID (hydrate already put the original's full text in ``text``); dedup decides which copy stays.
 """
 
@@ -32,7 +33,7 @@ from twhin_data.core.tables import split_table
 from twhin_data.core.tags import ERRORS, STATS
 from twhin_data.schemas.corpus import CORPUS
 from twhin_data.text import langid
-from twhin_data.text.contamination import BenchmarkIndex, load_index
+from twhin_data.text.contamination import BenchmarkIndex, load_index, match_view
 from twhin_data.text.normalize import get_normalizer, normalizer_name
 from twhin_data.transforms.prepare import stats as st
 from twhin_data.transforms.prepare.read import ReadTask, Unreadable, read_task
@@ -73,6 +74,9 @@ class PrepareConfig:
     buckets: int = 64
     keep_raw_text: bool = False
     exclude: tuple[str, ...] = ()  # built benchmark folders whose dev/test tweets stay out
+    min_words: int = 1  # words left in the match view (placeholder-only tweets have none)
+    start: datetime | None = None  # corpus time window [start, end) (tweet creation time, UTC)
+    end: datetime | None = None
 
     @property
     def normalizer_tag(self) -> str:
@@ -159,6 +163,12 @@ def _column_or_nulls(table: pa.Table, name: str, type_: pa.DataType) -> pa.Chunk
     return pa.chunked_array([pa.nulls(table.num_rows, type_)])
 
 
+def _in_window(tweet_id: str, config: PrepareConfig) -> bool:
+    """Whether the tweet was created in [start, end) (its time from its Snowflake ID)."""
+    created = _snowflake_time(tweet_id)
+    return (config.start is None or created >= config.start) and (config.end is None or created < config.end)
+
+
 def _snowflake_time(tweet_id: str) -> datetime:
     return datetime.fromtimestamp(((int(tweet_id) >> 22) + _TWITTER_EPOCH_MS) / 1000, tz=UTC)
 
@@ -230,6 +240,12 @@ def _normalize_rows(
             continue
         if len(out) < config.min_chars:
             stats.reject("too_short")
+            continue
+        if (config.start or config.end) and not _in_window(tweet_id, config):
+            stats.reject("outside_time_window")
+            continue
+        if config.min_words and len(match_view(out).split()) < config.min_words:
+            stats.reject("too_few_words")  # e.g. "@user http": placeholders, emoji, digits only
             continue
         if index is not None and (copied := index.match(targets[i] or tweet_id, out) or index.match(tweet_id, None)):
             stats.reject("benchmark_contamination")  # a benchmark dev/test tweet or a copy of one
