@@ -186,7 +186,8 @@ def _svg_histogram(bins, *, title, x_label) -> str:
 
 def stats_report(title: str, stats: dict, *, subtitle: str | None = None) -> str:
     """A report of any stats.json document: its scalars in one table, each mapping of numbers as a
-    table and, when it has several entries, a bar chart sorted by size."""
+    table and, when it has several entries, a bar chart sorted by size; a mapping of records as a
+    table with one column per field."""
     report = Report(title, subtitle=subtitle)
     scalars = [[k, v] for k, v in stats.items() if not isinstance(v, dict | list)]
     if scalars:
@@ -200,6 +201,11 @@ def stats_report(title: str, stats: dict, *, subtitle: str | None = None) -> str
             report.table([key, "count"], [[k, v] for k, v in ordered.items()], title=key.replace("_", " "))
             if len(ordered) > 1:
                 report.bar_chart(ordered, title=f"{key.replace('_', ' ')}, by size")
+        elif all(isinstance(v, dict) and not any(isinstance(x, dict | list) for x in v.values()) for v in value.values()):
+            # A mapping of records (e.g. per output: rows before, rows removed): one column per field.
+            columns = list(dict.fromkeys(field for record in value.values() for field in record))
+            rows = [[k, *(record.get(c, "") for c in columns)] for k, record in value.items()]
+            report.table([key, *columns], rows, title=key.replace("_", " "))
         else:
             rows = [[k, json.dumps(v, sort_keys=True) if isinstance(v, dict | list) else v] for k, v in value.items()]
             report.table([key, "value"], rows, title=key.replace("_", " "))
