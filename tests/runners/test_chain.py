@@ -213,3 +213,16 @@ def test_every_flag_of_the_sample_config_is_an_input_or_the_default(runs):
             if key == "mock_api" or (isinstance(value, str) and value.startswith("sample:")):
                 continue  # the sample's input files and its local mock API
             assert value == parser.get_default(key), (stage, key, value, parser.get_default(key))
+
+
+def test_sample_inputs_run_their_stages_without_a_failure(tmp_path, caplog):
+    """The sample inputs of dataflow-check run each needed stage through `run` (a failed stage is
+    only logged there, so this checks the log)."""
+    import logging
+
+    from twhin_data.runners import local
+
+    with caplog.at_level(logging.WARNING, logger="twhin_data.local"):
+        out = local.sample_inputs(str(tmp_path / "sample"), ["prepare"])
+    assert not [r for r in caplog.records if "failed" in r.getMessage()]
+    assert (Path(out) / "tweets" / "_SUCCESS").is_file()

@@ -77,7 +77,7 @@ def sample_inputs(out: str, commands: list[str], *, beam_args: list[str] | None 
         if _stage_done(out, stage):
             continue
         args = argparse.Namespace(
-            config=None, output=out, stages=[stage], workers=1, overwrite=False, log_level="WARNING"
+            config=None, output=out, stages=[stage], workers=1, overwrite=False, log_level="WARNING", json=False
         )
         try:
             with contextlib.redirect_stdout(io.StringIO()):
