@@ -113,3 +113,22 @@ def test_time_window_and_placeholder_only_tweets_are_counted_filters(tmp_path, c
     assert stats["params"]["start"].startswith("2020-01-01")
     assert cli.main(["prepare", f"--tweets={tmp_path / 'in'}", f"--output={tmp_path / 'o'}", "--start=2023-01-01", "--end=2022-01-01"]) == 2
     assert "is not before --end" in capsys.readouterr().err
+
+
+def test_max_per_author_keeps_the_same_n_tweets_of_a_prolific_author(tmp_path):
+    rows = [{"tweet_id": str(10**15 + i), "text": f"tweet number {i} says something new", "author_id": "7"} for i in range(30)]
+    rows += [{"tweet_id": str(2 * 10**15 + i), "text": f"another voice {i} speaks today", "author_id": str(100 + i)} for i in range(5)]
+    rows += [{"tweet_id": str(3 * 10**15), "text": "no author known here at all", "author_id": None}]
+    (tmp_path / "in").mkdir()
+    pq.write_table(to_table(rows, TWEETS), tmp_path / "in" / "part-0.parquet")
+    kept = []
+    for workers in ("1", "2"):
+        out = tmp_path / f"out{workers}"
+        argv = ["prepare", f"--tweets={tmp_path / 'in'}", f"--output={out}", "--max_per_author=4", f"--workers={workers}"]
+        assert cli.main([*argv, "--dedup_buckets=3", "--log_level=WARNING"]) == 0
+        corpus = pq.read_table(out / "corpus").to_pylist()
+        kept.append(sorted(r["tweet_id"] for r in corpus))
+        stats = json.loads((out / "reports" / "prepare" / "stats.json").read_text())
+        assert stats["rejected"]["author_cap"] == 26 and stats["balanced"]
+        assert sum(r["author_id"] == "7" for r in corpus) == 4 and len(corpus) == 10
+    assert kept[0] == kept[1]  # the same four, whatever the worker count

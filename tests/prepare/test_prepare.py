@@ -416,7 +416,7 @@ def test_part_writer_matches_write_dataset(tmp_path: Path) -> None:
             by_part.setdefault(out[0], []).append(out[1])
     assert sorted(by_part) == [0, 1, 2]
     for part, refs in by_part.items():
-        write_part((part, refs, {"en": 1.0}), path=str(tmp_path / "spill_corpus"), num_parts=3)
+        write_part((part, refs, {"en": 1.0}, {}), path=str(tmp_path / "spill_corpus"), num_parts=3)
     kept, _ = dedup_table(table, exact=True)
     kept = kept.append_column("copies", pa.array([1] * kept.num_rows, pa.int32()))  # rate 1: one copy each
     with BeamTestPipeline(options=fnapi_options()) as p:

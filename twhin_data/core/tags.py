@@ -4,3 +4,4 @@ ERRORS = "errors"  # dead letters: core.errors.error_record dicts
 STATS = "stats"  # partial statistics: dicts of counts, merged by summing
 UNAVAILABLE = "unavailable"  # hydrate: IDs settled without a tweet
 COUNTS = "counts"  # prepare: per-language counts that fix the resampling rates
+AUTHORS = "authors"  # prepare --max_per_author: (author, (tweets, smallest hashes)) per dedup bucket

@@ -109,6 +109,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="Languages with fewer tweets (after dedup), and und, are kept whole and never repeated.",
     )
     parser.add_argument(
+        "--max_per_author",
+        type=opts.non_negative_int,
+        default=0,
+        help="Keep at most this many tweets of one author (the same ones on every run: ranked by a "
+        "hash of the tweet ID); author_cap counts the others. 0 (default) = no cap.",
+    )
+    parser.add_argument(
         "--min_words",
         type=opts.non_negative_int,
         default=1,
@@ -309,6 +316,7 @@ def build(p: beam.Pipeline, plan: PreparePlan) -> None:
             min_count=args.resample_min_count,
             target=args.resample_target,
             mode=args.resample_mode,
+            max_per_author=args.max_per_author,
         )
     )
     errors | "WriteErrors" >> WriteErrors(args.output, NAME)
@@ -338,6 +346,7 @@ def params(plan: PreparePlan) -> dict:
         "languages",
         "exclude",
         "min_words",
+        "max_per_author",
         "start",
         "end",
         "min_lang_score",

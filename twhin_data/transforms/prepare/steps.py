@@ -35,10 +35,11 @@ from twhin_data.core.hashing import shard_of
 from twhin_data.core.pool import Tagged
 from twhin_data.core.spill import SliceRef, read_slices, write_slices
 from twhin_data.core.tables import split_table
-from twhin_data.core.tags import COUNTS, STATS
+from twhin_data.core.tags import AUTHORS, COUNTS, STATS
 from twhin_data.schemas import conform
 from twhin_data.schemas.corpus import CORPUS
 from twhin_data.transforms.prepare import table as prep
+from twhin_data.transforms.prepare.author_cap import bucket_authors, cap_table
 from twhin_data.transforms.prepare.dedup import dedup_table, drop_duplicate_ids
 from twhin_data.transforms.prepare.read import ReadTask
 from twhin_data.transforms.prepare.resample import resample_table
@@ -68,8 +69,11 @@ def spill_task(item: tuple[tuple[int, int], ReadTask], *, config: prep.PrepareCo
     return outputs
 
 
-def dedup_bucket(item: tuple[int, Iterable[SliceRef]], *, exact: bool, num_parts: int, tmp: str) -> list:
-    """Step 2 (pool function): dedup one text-hash bucket, spill the kept rows by output part."""
+def dedup_bucket(
+    item: tuple[int, Iterable[SliceRef]], *, exact: bool, num_parts: int, tmp: str, max_per_author: int = 0
+) -> list:
+    """Step 2 (pool function): dedup one text-hash bucket, spill the kept rows by output part (and,
+    with a per-author cap, each author's count and smallest hashes: author_cap.py)."""
     bucket, refs = item
     table = read_slices(refs, prep.KEPT)
     kept, stats = dedup_table(table, exact=exact)
@@ -78,6 +82,8 @@ def dedup_bucket(item: tuple[int, Iterable[SliceRef]], *, exact: bool, num_parts
         Tagged(STATS, stats_dict),
         Tagged(COUNTS, dict(stats_dict.get("lang_before", {}))),
     ]
+    if max_per_author:
+        outputs.extend(Tagged(AUTHORS, entry) for entry in bucket_authors(kept, max_per_author))
     if kept.num_rows:
         parts = shard_of(kept.column("tweet_id"), num_parts, PART_SALT)
         path = files.join(tmp, "parts", f"bucket-{bucket:05d}.arrow")
@@ -86,17 +92,18 @@ def dedup_bucket(item: tuple[int, Iterable[SliceRef]], *, exact: bool, num_parts
 
 
 def write_part(
-    item: tuple[int, list[SliceRef], dict[str, float]],
+    item: tuple[int, list[SliceRef], dict[str, float], dict[str, int]],
     *,
     path: str,
     num_parts: int,
     mode: str = "materialize",
 ) -> list:
     """Step 3 (pool function): resample one output part's rows, sort by tweet_id, write the part."""
-    part, refs, rates = item
+    part, refs, rates, caps = item
     table, id_stats = drop_duplicate_ids(read_slices(refs, CORPUS_LAYOUT))
+    table, cap_stats = cap_table(table, caps)
     kept, stats = resample_table(table, rates, mode=mode)
-    outputs: list = [Tagged(STATS, stats.to_dict())]
+    outputs: list = [Tagged(STATS, stats.to_dict()), Tagged(STATS, cap_stats.to_dict())]
     if id_stats.to_dict():
         outputs.append(Tagged(STATS, id_stats.to_dict()))
     if kept.num_rows:

@@ -13,11 +13,12 @@ import functools
 
 import apache_beam as beam
 
-from twhin_data.core.tags import COUNTS, ERRORS, STATS
+from twhin_data.core.tags import AUTHORS, COUNTS, ERRORS, STATS
 from twhin_data.transforms.metrics import CountStatsFn
 from twhin_data.transforms.parallel import PoolMapFn
 from twhin_data.transforms.prepare import stats as st
 from twhin_data.transforms.prepare import table as prep
+from twhin_data.transforms.prepare.author_cap import AuthorCap
 from twhin_data.transforms.prepare.resample import rates_record, resample_rates
 from twhin_data.transforms.prepare.steps import (
     STAGE,
@@ -27,9 +28,9 @@ from twhin_data.transforms.prepare.steps import (
 )
 
 
-def _with_rates(item: tuple, rates: dict[str, float]) -> tuple:
+def _with_rates(item: tuple, rates: dict[str, float], caps: dict[str, int]) -> tuple:
     part, refs = item
-    return part, sorted(refs), rates
+    return part, sorted(refs), rates, caps
 
 
 class PrepareTweets(beam.PTransform):
@@ -54,12 +55,14 @@ class PrepareTweets(beam.PTransform):
         min_count: int = 100,
         target: int | None = None,
         mode: str = "materialize",
+        max_per_author: int = 0,
     ):
         super().__init__()
         self._config, self._workers, self._exact = config, workers, exact
         self._tmp, self._corpus, self._num_parts = tmp, corpus, num_parts
         self._resampling = {"alpha": alpha, "min_count": min_count, "target": target}
         self._mode = mode
+        self._max_per_author = max_per_author
 
     def _pooled(self, fn, progress: tuple[str, str] | None = None) -> PoolMapFn:
         init = functools.partial(prep.warm, self._config)
@@ -78,9 +81,20 @@ class PrepareTweets(beam.PTransform):
             | "Dedup"
             >> beam.ParDo(
                 self._pooled(
-                    functools.partial(dedup_bucket, exact=self._exact, num_parts=self._num_parts, tmp=tmp)
+                    functools.partial(
+                        dedup_bucket,
+                        exact=self._exact,
+                        num_parts=self._num_parts,
+                        tmp=tmp,
+                        max_per_author=self._max_per_author,
+                    )
                 )
-            ).with_outputs(STATS, COUNTS, main="slices")
+            ).with_outputs(STATS, COUNTS, AUTHORS, main="slices")
+        )
+        caps = (
+            deduped[AUTHORS]
+            | "CapPerAuthor" >> beam.CombinePerKey(AuthorCap(max(1, self._max_per_author)))
+            | "OverTheCap" >> beam.Filter(lambda kv: kv[1] is not None)
         )
         counts = deduped[COUNTS] | "SumLangCounts" >> beam.CombineGlobally(st.merge)
         rates = counts | "Rates" >> beam.Map(resample_rates, **self._resampling)
@@ -88,7 +102,8 @@ class PrepareTweets(beam.PTransform):
             deduped.slices
             # Shuffle 2: each output part's rows, from every bucket.
             | "GroupByPart" >> beam.GroupByKey()
-            | "WithRates" >> beam.Map(_with_rates, rates=beam.pvalue.AsSingleton(rates))
+            | "WithRates"
+            >> beam.Map(_with_rates, rates=beam.pvalue.AsSingleton(rates), caps=beam.pvalue.AsDict(caps))
             | "ResampleWrite"
             >> beam.ParDo(
                 self._pooled(
