@@ -2,8 +2,8 @@
 
 Each author's tweets are ranked by a salted hash of the tweet ID, and those ranked after the N-th
 leave (``author_cap``, counted). The dedup step sends, per bucket and author, the author's tweet
-count and N smallest hashes (`bucket_authors`); `AuthorCap` merges them per author into the N-th
-smallest hash of the authors above the cap (`threshold`), and the part writer drops an author's
+count and N smallest hashes (`bucket_authors`); a CombineFn (transforms/prepare/transform.py)
+`merge`s them per author into the N-th smallest hash of the authors above the cap (`threshold`), and the part writer drops an author's
 rows above it (`cap_table`). Tweets without an author (retweets kept as their original) are never
 capped. The cap applies after dedup and before resampling; the resampling counts are taken
 before it (an author over the cap is a small share of a language).
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import heapq
 
-import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -43,27 +42,14 @@ def bucket_authors(table: pa.Table, cap: int) -> list[tuple[str, tuple[int, list
     return [(str(names[s]), (int(e - s), [int(h) for h in hashes[s : min(e, s + cap)]])) for s, e in zip(starts, ends, strict=True)]
 
 
-class AuthorCap(beam.CombineFn):
-    """(tweets, smallest hashes) per author -> the N-th smallest hash when the author has more than
-    N tweets, else None."""
+def merge(acc: tuple[int, list[int]], item: tuple[int, list[int]], cap: int) -> tuple[int, list[int]]:
+    """Two (tweets, smallest hashes) of one author -> their sum and the `cap` smallest hashes."""
+    return acc[0] + item[0], heapq.nsmallest(cap, list(acc[1]) + list(item[1]))
 
-    def __init__(self, cap: int):
-        self._cap = cap
 
-    def create_accumulator(self) -> tuple[int, list[int]]:
-        return 0, []
-
-    def add_input(self, acc, item):
-        return acc[0] + item[0], heapq.nsmallest(self._cap, acc[1] + list(item[1]))
-
-    def merge_accumulators(self, accs):
-        count, smallest = 0, []
-        for acc in accs:
-            count, smallest = self.add_input((count, smallest), acc)
-        return count, smallest
-
-    def extract_output(self, acc) -> int | None:
-        return acc[1][-1] if acc[0] > self._cap else None
+def threshold(acc: tuple[int, list[int]], cap: int) -> int | None:
+    """The N-th smallest hash when the author has more than N tweets, else None (no cap)."""
+    return acc[1][-1] if acc[0] > cap else None
 
 
 def cap_table(table: pa.Table, thresholds: dict[str, int]) -> tuple[pa.Table, st.TableStats]:

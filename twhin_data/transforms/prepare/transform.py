@@ -16,9 +16,9 @@ import apache_beam as beam
 from twhin_data.core.tags import AUTHORS, COUNTS, ERRORS, STATS
 from twhin_data.transforms.metrics import CountStatsFn
 from twhin_data.transforms.parallel import PoolMapFn
+from twhin_data.transforms.prepare import author_cap
 from twhin_data.transforms.prepare import stats as st
 from twhin_data.transforms.prepare import table as prep
-from twhin_data.transforms.prepare.author_cap import AuthorCap
 from twhin_data.transforms.prepare.resample import rates_record, resample_rates
 from twhin_data.transforms.prepare.steps import (
     STAGE,
@@ -26,6 +26,29 @@ from twhin_data.transforms.prepare.steps import (
     spill_task,
     write_part,
 )
+
+
+class AuthorCap(beam.CombineFn):
+    """Per author: (tweets, smallest hashes) from every dedup bucket -> its cap threshold or None
+    (the logic is Beam-free in author_cap.py: pool processes must not import Beam)."""
+
+    def __init__(self, cap: int):
+        self._cap = cap
+
+    def create_accumulator(self) -> tuple[int, list[int]]:
+        return 0, []
+
+    def add_input(self, acc, item):
+        return author_cap.merge(acc, item, self._cap)
+
+    def merge_accumulators(self, accs):
+        out = (0, [])
+        for acc in accs:
+            out = author_cap.merge(out, acc, self._cap)
+        return out
+
+    def extract_output(self, acc) -> int | None:
+        return author_cap.threshold(acc, self._cap)
 
 
 def _with_rates(item: tuple, rates: dict[str, float], caps: dict[str, int]) -> tuple:
