@@ -70,12 +70,34 @@ def per_language(pred: list[str], gold: list[str]) -> dict:
     return {lang: round(right[lang] / n, 3) for lang, n in total.most_common() if n >= 20}
 
 
+def compare(texts: list[str], gold: list[str], lid176: list[str], scores: list[float]) -> dict:
+    """Other detectors on the detection view, alone and overruling an unsure lid.176 when they agree."""
+    from langid_others import cld2_detect, cld3_detect, lingua_detect, vote
+
+    views = [langid.detection_view(t) for t in texts]
+    started = time.process_time()
+    lingua = lingua_detect(views)
+    lingua_speed = len(views) / max(time.process_time() - started, 1e-9)
+    cld2, cld3 = cld2_detect(views), cld3_detect(views)
+    out = {"lingua": {**score(lingua, gold), "tweets_per_cpu_s": round(lingua_speed)}}
+    out["cld2"], out["cld3"] = score(cld2, gold), score(cld3, gold)
+    for below in (0.5, 0.7, 0.9):
+        out[f"lid176, or lingua+cld3 agreeing when lid176 < {below}"] = score(vote(lid176, scores, [lingua, cld3], below), gold)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("files", nargs="+")
     parser.add_argument("--langdetect_n", type=int, default=3000, help="langdetect is slow: at most this many report tweets.")
     parser.add_argument("--out", default=None, help="Write the figures as JSON here.")
     parser.add_argument("--languages", default=None, help="Score only these gold languages (comma-separated).")
+    parser.add_argument(
+        "--compare",
+        action="store_true",
+        help="Also lingua, CLD2, CLD3 alone and voting with lid.176 (bench/langid_others.py; needs "
+        "lingua-language-detector, pycld2, cld3-py installed).",
+    )
     args = parser.parse_args(argv)
     rows = read(args.files)
     if args.languages:
@@ -99,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         "default_min_score": chosen,
     }
     started = time.process_time()
-    pred, _ = langid.FastTextDetector().detect(texts)
+    pred, scores = langid.FastTextDetector().detect(texts)
     per_core = len(texts) / max(time.process_time() - started, 1e-9)
     result["report"] = {
         "prepare_default (view, lid.176)": {**score(pred, gold), "tweets_per_cpu_s": round(per_core)},
@@ -110,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     ld_pred, _ = langid.LangdetectDetector().detect(texts[small])
     result["report"][f"langdetect (view, first {len(ld_pred)})"] = score(ld_pred, gold[small])
     result["report"][f"prepare_default on the same {len(ld_pred)}"] = score(pred[small], gold[small])
+    if args.compare:
+        result["compare_report_half"] = compare(texts, gold, pred, scores)
     print(json.dumps(result, indent=2, ensure_ascii=False))
     if args.out:
         with open(args.out, "w", encoding="utf-8") as handle:
