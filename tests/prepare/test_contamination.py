@@ -116,8 +116,10 @@ def test_time_window_and_placeholder_only_tweets_are_counted_filters(tmp_path, c
 
 
 def test_max_per_author_keeps_the_same_n_tweets_of_a_prolific_author(tmp_path):
-    rows = [{"tweet_id": str(10**15 + i), "text": f"tweet number {i} says something new", "author_id": "7"} for i in range(30)]
-    rows += [{"tweet_id": str(2 * 10**15 + i), "text": f"another voice {i} speaks today", "author_id": str(100 + i)} for i in range(5)]
+    words = "apple river stone cloud maple tiger ocean lemon forest candle silver garden thunder velvet".split()
+    pairs = [f"{a} {b}" for a in words for b in words if a != b]  # distinct texts (view dedup is on)
+    rows = [{"tweet_id": str(10**15 + i), "text": f"tweet about {pairs[i]} today", "author_id": "7"} for i in range(30)]
+    rows += [{"tweet_id": str(2 * 10**15 + i), "text": f"another voice on {pairs[100 + i]}", "author_id": str(100 + i)} for i in range(5)]
     rows += [{"tweet_id": str(3 * 10**15), "text": "no author known here at all", "author_id": None}]
     (tmp_path / "in").mkdir()
     pq.write_table(to_table(rows, TWEETS), tmp_path / "in" / "part-0.parquet")
@@ -132,3 +134,47 @@ def test_max_per_author_keeps_the_same_n_tweets_of_a_prolific_author(tmp_path):
         assert stats["rejected"]["author_cap"] == 26 and stats["balanced"]
         assert sum(r["author_id"] == "7" for r in corpus) == 4 and len(corpus) == 10
     assert kept[0] == kept[1]  # the same four, whatever the worker count
+
+
+def test_view_dedup_removes_planted_variants_and_nothing_else(tmp_path):
+    """Real-looking tweets and variants of them (another link, mention, emoji, case, punctuation,
+    number); every variant goes (near_duplicate), no distinct tweet does, with 1 or 2 workers."""
+    bases = [
+        "Just finished the marathon, legs are dead but the view was worth it",
+        "Nuevo video en el canal, pasen a verlo y dejen su comentario",
+        "Bom dia a todos, hoje o dia vai ser longo no trabalho",
+        "Wer kommt heute Abend mit ins Kino? Der neue Film soll gut sein",
+        "Le match de ce soir va être incroyable, allez les bleus",
+        "Can't believe it's already December, where did this year go",
+    ]
+    variants = [
+        lambda t: t + " https://t.co/AbC123",
+        lambda t: "@friend " + t,
+        lambda t: t + " 😂😂",
+        lambda t: t.upper(),
+        lambda t: t.replace(",", "!!!"),
+        lambda t: t + " 2024",
+    ]
+    rows, planted = [], set()
+    for i, base in enumerate(bases):
+        rows.append({"tweet_id": str(10**15 + 100 * i), "text": base})
+        for j, make in enumerate(variants):
+            tweet_id = str(10**15 + 100 * i + j + 1)
+            rows.append({"tweet_id": tweet_id, "text": make(base)})
+            planted.add(tweet_id)
+    rows.append({"tweet_id": str(2 * 10**15), "text": "Just finished the marathon, legs are fine and the view was worth it"})
+    (tmp_path / "in").mkdir()
+    pq.write_table(to_table(rows, TWEETS), tmp_path / "in" / "part-0.parquet")
+    kept = []
+    for workers in ("1", "2"):
+        out = tmp_path / f"out{workers}"
+        argv = ["prepare", f"--tweets={tmp_path / 'in'}", f"--output={out}", f"--workers={workers}", "--dedup_buckets=4"]
+        assert cli.main([*argv, "--log_level=WARNING"]) == 0
+        ids = set(pq.read_table(out / "corpus").column("tweet_id").to_pylist())
+        removed = {r["tweet_id"] for r in rows} - ids
+        assert removed == planted  # precision and recall 1.0 on these variants
+        stats = json.loads((out / "reports" / "prepare" / "stats.json").read_text())
+        dups = stats["duplicates"]  # a variant that changed nothing (no comma to replace) is an exact copy
+        assert dups["near_duplicate"] + dups.get("duplicate_text", 0) == len(planted) and stats["balanced"]
+        kept.append(sorted(ids))
+    assert kept[0] == kept[1]

@@ -76,9 +76,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--dedup",
-        default="exact",
-        choices=["exact", "none"],
-        help="exact: one tweet per normalized text (lowest tweet ID); none: keep repeats.",
+        default="view",
+        choices=["view", "exact", "none"],
+        help="view: one tweet per match view (the text without links, mentions, hashtag marks, emoji, "
+        "digits, punctuation and case; lowest tweet ID), so copies with another link, mention, emoji, "
+        "case or number go too (near_duplicate); exact: one tweet per normalized text; none: keep repeats.",
     )
     parser.add_argument(
         "--resample_alpha",
@@ -275,6 +277,7 @@ def config_from_plan(plan: PreparePlan) -> prep.PrepareConfig:
         buckets=plan.dedup_buckets,
         keep_raw_text=args.keep_raw_text,
         exclude=tuple(args.exclude or ()),
+        dedup=args.dedup,
         min_words=args.min_words,
         start=args.start,
         end=args.end,

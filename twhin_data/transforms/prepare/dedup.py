@@ -9,7 +9,13 @@ strings only between rows whose hashes tie; then, inside a run of equal texts:
   retweet (its original, or another retweet of the same original, stays), else ``duplicate_id``
   (the same tweet read twice);
 * with ``--dedup exact``, a row with a different ID is dropped as ``duplicate_text``: the lowest
-  tweet ID of each text stays, whatever order the runner delivered the rows in.
+  tweet ID of each text stays, whatever order the runner delivered the rows in;
+* with ``--dedup view`` (the default) the runs are of equal *match views* instead
+  (text/contamination.match_view: the text without mention and URL placeholders, hashtag marks,
+  emoji, digits, punctuation and case), so the same tweet with another link, mention, emoji, case,
+  punctuation or number is a duplicate too: ``near_duplicate`` when its text differs from the
+  kept one's, ``duplicate_text`` when it is the same. The first shuffle buckets rows by the hash
+  of the same key (table.py), so equal views meet.
 
 Output: the kept rows in the corpus layout, plus their counts (`prepare_stats.TableStats`).
 """
@@ -20,42 +26,55 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from twhin_data.text.contamination import match_view
 from twhin_data.transforms.prepare import stats as st
 from twhin_data.transforms.prepare.table import CORPUS_LAYOUT
 
 
-def dedup_table(table: pa.Table, *, exact: bool) -> tuple[pa.Table, st.TableStats]:
+def dedup_table(table: pa.Table, *, exact: bool, view: bool = False) -> tuple[pa.Table, st.TableStats]:
     """Pure: the kept rows of one bucket (corpus layout, sorted) and the duplicate counts."""
     stats = st.TableStats()
     if table.num_rows == 0:
         return table.select(CORPUS_LAYOUT.names), stats
     ids_num = pc.cast(table.column("tweet_id"), pa.uint64())
     keyed = table.append_column("_id_num", ids_num)
+    key = dedup_keys(keyed.column("text").to_pylist()) if view else keyed.column("text")
+    keyed = keyed.append_column("_key", key)
     keyed = keyed.take(
         pc.sort_indices(
-            keyed, sort_keys=[("text", "ascending"), ("_id_num", "ascending"), ("_rt", "ascending")]
+            keyed,
+            sort_keys=[("_key", "ascending"), ("_id_num", "ascending"), ("_rt", "ascending"), ("text", "ascending")],
         )
     )
     n = keyed.num_rows
-    texts = keyed.column("text")
-    same_text = np.zeros(n, dtype=bool)
+    keys, texts = keyed.column("_key"), keyed.column("text")
+    same_key = np.zeros(n, dtype=bool)
     same_id = np.zeros(n, dtype=bool)
     if n > 1:
-        same_text[1:] = pc.equal(texts.slice(1), texts.slice(0, n - 1)).to_numpy(zero_copy_only=False)
+        same_key[1:] = pc.equal(keys.slice(1), keys.slice(0, n - 1)).to_numpy(zero_copy_only=False)
         ids = keyed.column("_id_num").to_numpy()
         same_id[1:] = ids[1:] == ids[:-1]
     rt = keyed.column("_rt").to_numpy(zero_copy_only=False)
-    drop_rt = same_text & same_id & rt
-    drop_id = same_text & same_id & ~rt
-    drop_text = same_text & ~same_id if exact else np.zeros(n, dtype=bool)
+    drop_rt = same_key & same_id & rt
+    drop_id = same_key & same_id & ~rt
+    drop_key = same_key & ~same_id if (exact or view) else np.zeros(n, dtype=bool)
+    # A dropped row whose text differs from its run's first (kept) row is a near duplicate.
+    first = np.maximum.accumulate(np.where(same_key, 0, np.arange(n)))
+    differs = pc.not_equal(texts, texts.take(pa.array(first))).to_numpy(zero_copy_only=False)
     stats.duplicate("retweet_duplicate", int(drop_rt.sum()))
     stats.duplicate("duplicate_id", int(drop_id.sum()))
-    stats.duplicate("duplicate_text", int(drop_text.sum()))
-    keep = ~(drop_rt | drop_id | drop_text)
+    stats.duplicate("duplicate_text", int((drop_key & ~differs).sum()))
+    stats.duplicate("near_duplicate", int((drop_key & differs).sum()))
+    keep = ~(drop_rt | drop_id | drop_key)
     kept = keyed.filter(pa.array(keep))
     stats.add("retweets_as_original", int(pc.sum(kept.column("_rt")).as_py() or 0))
     stats.counts("lang_before", kept.column("lang").to_pylist())
     return kept.select(CORPUS_LAYOUT.names), stats
+
+
+def dedup_keys(texts: list[str]) -> pa.Array:
+    """The ``--dedup view`` key of each text: its match view (the text itself when nothing is left)."""
+    return pa.array([match_view(t) or t for t in texts], pa.string())
 
 
 def drop_duplicate_ids(table: pa.Table) -> tuple[pa.Table, st.TableStats]:

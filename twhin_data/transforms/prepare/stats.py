@@ -24,7 +24,7 @@ import numpy as np
 
 #: Bin edges (characters) of the length histograms; the last bin is [1000, inf).
 LENGTH_EDGES = (0, 10, 20, 40, 60, 80, 100, 140, 200, 280, 400, 1000)
-DUPLICATE_REASONS = ("duplicate_text", "duplicate_id", "retweet_duplicate")
+DUPLICATE_REASONS = ("duplicate_text", "near_duplicate", "duplicate_id", "retweet_duplicate")
 
 
 class TableStats:

@@ -70,13 +70,19 @@ def spill_task(item: tuple[tuple[int, int], ReadTask], *, config: prep.PrepareCo
 
 
 def dedup_bucket(
-    item: tuple[int, Iterable[SliceRef]], *, exact: bool, num_parts: int, tmp: str, max_per_author: int = 0
+    item: tuple[int, Iterable[SliceRef]],
+    *,
+    exact: bool,
+    num_parts: int,
+    tmp: str,
+    max_per_author: int = 0,
+    view: bool = False,
 ) -> list:
     """Step 2 (pool function): dedup one text-hash bucket, spill the kept rows by output part (and,
     with a per-author cap, each author's count and smallest hashes: author_cap.py)."""
     bucket, refs = item
     table = read_slices(refs, prep.KEPT)
-    kept, stats = dedup_table(table, exact=exact)
+    kept, stats = dedup_table(table, exact=exact, view=view)
     stats_dict = stats.to_dict()
     outputs: list = [
         Tagged(STATS, stats_dict),

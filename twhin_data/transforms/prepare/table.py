@@ -49,7 +49,7 @@ __all__ = [
     "warm",
 ]
 #: Rows handed between the prepare and dedup steps: the corpus columns plus `_rt` (is a retweet)
-#: and `_h` (64-bit blake2b of the normalized text: dedup sorts by it, then by the text itself).
+#: and `_h` (64-bit blake2b of the dedup key, the normalized text or its match view: it picks the bucket).
 KEPT = pa.schema(
     [f for f in CORPUS if f.name != "copies"]  # copies: set by resampling, after dedup
     + [pa.field("_rt", pa.bool_(), nullable=False), pa.field("_h", pa.uint64(), nullable=False)]
@@ -74,6 +74,7 @@ class PrepareConfig:
     buckets: int = 64
     keep_raw_text: bool = False
     exclude: tuple[str, ...] = ()  # built benchmark folders whose dev/test tweets stay out
+    dedup: str = "view"  # exact | view | none: view buckets rows by their match view
     min_words: int = 1  # words left in the match view (placeholder-only tweets have none)
     start: datetime | None = None  # corpus time window [start, end) (tweet creation time, UTC)
     end: datetime | None = None
@@ -336,7 +337,7 @@ def _build_kept(
         "num_chars": pa.array([len(t) for t in out_texts], pa.int32()),
         "normalizer": pa.array([config.normalizer_tag] * len(keep), pa.string()),
         "_rt": pa.array([t is not None for t in rt], pa.bool_()),
-        "_h": pa.array([text_hash(t) for t in out_texts], pa.uint64()),
+        "_h": pa.array([text_hash(k) for k in _dedup_keys(out_texts, config.dedup)], pa.uint64()),
     }
     kept = pa.table({f.name: columns[f.name] for f in KEPT}, schema=KEPT)
     if config.languages:
@@ -344,6 +345,11 @@ def _build_kept(
         stats.reject("language_not_wanted", len(kept) - pc.sum(wanted).as_py())
         kept = kept.filter(wanted)
     return kept
+
+
+def _dedup_keys(texts: list[str], dedup: str) -> list[str]:
+    """What dedup compares (dedup.py), hashed into `_h` so that equal keys meet in one bucket."""
+    return [match_view(t) or t for t in texts] if dedup == "view" else texts
 
 
 def _split_buckets(kept: pa.Table, buckets: int) -> Iterable[tuple[int, pa.Table]]:

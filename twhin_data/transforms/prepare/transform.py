@@ -110,6 +110,7 @@ class PrepareTweets(beam.PTransform):
                         num_parts=self._num_parts,
                         tmp=tmp,
                         max_per_author=self._max_per_author,
+                        view=self._config.dedup == "view",
                     )
                 )
             ).with_outputs(STATS, COUNTS, AUTHORS, main="slices")
