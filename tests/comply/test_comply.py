@@ -140,6 +140,8 @@ def test_unavailable_of_a_rehydration_and_bad_lines(run_output, tmp_path):
 def test_no_source_is_a_one_line_error(tmp_path, capsys):
     assert cli.main(["comply", "--output", str(tmp_path)]) == 2
     assert "nothing to remove" in capsys.readouterr().err
+    assert cli.main(["comply", "--output", str(tmp_path), "--remove_ids", "x.txt", "--overwrite"]) == 2
+    assert "in place" in capsys.readouterr().err
 
 
 def test_a_failure_half_way_leaves_markers_and_a_rerun_finishes(run_output, tmp_path, monkeypatch):

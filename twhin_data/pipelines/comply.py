@@ -59,6 +59,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def validate(args: argparse.Namespace) -> None:
     if not (args.remove_ids or args.unavailable or args.compliance_job):
         raise ConfigError("nothing to remove: pass --remove_ids FILE, --unavailable DIR or --compliance_job")
+    if args.overwrite:
+        raise ConfigError("comply rewrites the output in place: --overwrite does not apply")
     if args.new_job and not args.compliance_job:
         raise ConfigError("--new_job applies with --compliance_job only")
     if args.date is not None:
