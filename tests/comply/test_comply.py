@@ -227,3 +227,19 @@ def test_a_failed_job_is_one_line_and_new_job_starts_another(run_output, tmp_pat
         assert _comply(out, *flags, "--new_job") == 0
         assert mock.compliance.created == 2
     assert not set(_stored_ids(out)) & set(ids[:3])
+
+
+def test_a_damaged_file_is_one_line_and_nothing_changes(run_output, tmp_path, capsys):
+    out = _copy(run_output, tmp_path)
+    (out / "pairs" / "part-00000-of-00001.parquet").write_bytes(b"garbage")
+    import hashlib
+
+    def digests() -> dict[str, str]:
+        return {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest() for p in out.rglob("*") if p.is_file()}
+
+    before = digests()
+    (tmp_path / "remove.txt").write_text("\n".join(_stored_ids(out)[:20]) + "\n")
+    assert _comply(out, f"--remove_ids={tmp_path / 'remove.txt'}") == 1
+    err = capsys.readouterr().err.strip()
+    assert "pairs/part-00000-of-00001.parquet is unreadable" in err and "Traceback" not in err
+    assert {p: v for p, v in digests().items() if not p.startswith(".tmp_comply")} == before

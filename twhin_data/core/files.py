@@ -240,11 +240,16 @@ def write_parquet_atomic(path: str, table: pa.Table, **kwargs) -> dict:
     }
 
 
-def read_parquet_table(path: str, columns: list[str] | None = None) -> pa.Table:
+def read_parquet_table(path: str, columns: list[str] | None = None, *, present_only: bool = False) -> pa.Table:
+    """The file's `columns` (all when None); with `present_only`, those of them the file has."""
     if not is_remote(path):
-        return pq.ParquetFile(path).read(columns=columns)
-    with open_read(path) as handle:
-        return pq.read_table(pa.BufferReader(handle.read()), columns=columns)
+        reader = pq.ParquetFile(path)
+    else:
+        with open_read(path) as handle:
+            reader = pq.ParquetFile(pa.BufferReader(handle.read()))
+    if present_only and columns is not None:
+        columns = [c for c in columns if c in reader.schema_arrow.names]
+    return reader.read(columns=columns)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import posixpath
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -85,7 +87,7 @@ def _gather(args: argparse.Namespace) -> tuple[Removals, list[str]]:
         if not files.exists(path):
             raise ConfigError(f"--remove_ids: {path} not found")
         read_id_list(path, removals)
-        sources.append(f"remove_ids:{path.replace(chr(92), '/').rsplit('/', 1)[-1]}")
+        sources.append(f"remove_ids:{posixpath.basename(path.replace(os.sep, '/'))}")
     if args.unavailable:
         folder = args.unavailable
         if files.list_parquet(files.join(folder, "unavailable")):

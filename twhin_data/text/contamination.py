@@ -17,10 +17,15 @@ thousands of tweets); a text is checked span by span, ~100 dict lookups for a tw
 
 from __future__ import annotations
 
+import posixpath
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from twhin_data.core import files
 from twhin_data.text.langid import detection_view
 
 NGRAM = 50
@@ -55,9 +60,6 @@ class BenchmarkIndex:
             if first != key:
                 self.shared.setdefault(gram, {first}).add(key)
 
-    def __len__(self) -> int:
-        return len(set(self.ids.values()) | set(self.views.values()))
-
     def match(self, tweet_id: str | None, text: str | None) -> str | None:
         """The key of a benchmark tweet that `(tweet_id, text)` copies, or None."""
         if tweet_id and tweet_id in self.ids:
@@ -90,13 +92,6 @@ def load_index(benchmarks: Iterable[str]) -> BenchmarkIndex:
     output folders), keyed ``<benchmark folder name>/<lang>/<split>/<tweet_id>``: the hashtag
     benchmark's ``<lang>/{validation,test}.parquet``, the engagement benchmark's
     ``<lang>/tweets.parquet`` rows of those splits."""
-    import posixpath
-
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-
-    from twhin_data.core import files
-
     index = BenchmarkIndex()
     for root in benchmarks:
         name = posixpath.basename(root.rstrip("/").replace("\\", "/"))
@@ -106,26 +101,18 @@ def load_index(benchmarks: Iterable[str]) -> BenchmarkIndex:
             for path in files.list_parquet(lang_dir):
                 stem = posixpath.basename(path.replace("\\", "/"))[: -len(".parquet")]
                 if stem in SPLITS:  # hashtag: tweet_id and text; engagement records: tweet_id only
-                    with files.open_read(path) as handle:
-                        names = set(pq.ParquetFile(handle).schema_arrow.names)
-                    table = files.read_parquet_table(path, [c for c in ("tweet_id", "text") if c in names])
-                    if "text" not in names:
-                        table = table.append_column("text", pa_strings([None] * table.num_rows))
-                    tables.append(table.append_column("split", pa_strings([stem] * table.num_rows)))
+                    table = files.read_parquet_table(path, ["tweet_id", "text"], present_only=True)
+                    if "text" not in table.column_names:
+                        table = table.append_column("text", pa.nulls(table.num_rows, pa.string()))
+                    tables.append(table.append_column("split", pa.array([stem] * table.num_rows, pa.string())))
                 elif stem == "tweets":
                     table = files.read_parquet_table(path, ["tweet_id", "text", "split"])
-                    tables.append(table.filter(pc.is_in(table.column("split"), pa_strings(SPLITS))))
+                    tables.append(table.filter(pc.is_in(table.column("split"), pa.array(SPLITS, pa.string()))))
             for table in tables:
                 columns = (table.column(c).to_pylist() for c in ("tweet_id", "text", "split"))
                 for tweet_id, text, split in zip(*columns, strict=True):
                     index.add(f"{name}/{lang}/{split}/{tweet_id}", tweet_id, text)
     return index
-
-
-def pa_strings(values: Iterable[str]):
-    import pyarrow as pa
-
-    return pa.array(list(values), pa.string())
 
 
 def ngrams(view: str, n: int = NGRAM) -> Iterable[str]:

@@ -107,7 +107,8 @@ def replace_candidates(table: pa.Table, tweets: pa.Table, split: str, removed: n
         return None
     pool_table = tweets.filter(pc.equal(tweets.column("split"), split))
     pool_table = pool_table.filter(pa.array(~removed_in(pool_table.column("tweet_id"), removed)))
-    pool = np.array(pool_table.column("tweet_id").to_pylist(), dtype=object)
+    pool_ids = pool_table.column("tweet_id").combine_chunks()
+    pool = np.array(pool_ids.to_pylist(), dtype=object)
     rows = table.to_pylist()
     flat_hit = element_hit.tolist()
     kept, replaced, short, position = [], 0, 0, 0
@@ -121,7 +122,7 @@ def replace_candidates(table: pa.Table, tweets: pa.Table, split: str, removed: n
         if hits[row["positive_index"]]:
             continue  # the engaged tweet is gone: its record left the split file too
         present = set(ids)
-        order = np.argsort(hash_ids(pa.array(pool.tolist(), pa.string()), salt=f"comply:{row['user_row']}"), kind="stable") if len(pool) else []
+        order = np.argsort(hash_ids(pool_ids, salt=f"comply:{row['user_row']}"), kind="stable") if len(pool) else []
         spare = [pool[i] for i in order if pool[i] not in present]
         new_ids, new_positive = [], row["positive_index"]
         for index, (tweet_id, hit) in enumerate(zip(ids, hits, strict=True)):

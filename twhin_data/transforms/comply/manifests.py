@@ -27,20 +27,25 @@ def _bump(manifest: dict, record: dict) -> None:
     manifest.setdefault("compliance", []).append({"version": manifest["version"], **record})
 
 
+def _refreshed(entries: list[dict], key: str, changed: dict[str, dict], extra: tuple[str, ...]) -> list[dict]:
+    """Manifest entries with the rows, bytes, sha256 (and `extra` fields) of the rewritten files."""
+    out = []
+    for entry in entries:
+        info = changed.get(entry[key])
+        if info is not None:
+            entry = {**entry, "rows": info["rows_after"], "bytes": info["bytes"], "sha256": info["sha256"]}
+            entry.update({field: info[field] for field in extra})
+        out.append(entry)
+    return out
+
+
 def update_shards(manifest: dict, infos: list[dict], run: dict) -> dict | None:
     """shards/manifest.json after the rewrites of ``shards/...`` files; None when none changed."""
     changed = {i["rel"][len("shards/") :]: i for i in infos if i["rel"].startswith("shards/") and i["kind"] in ("mlm", "pair_shards")}
     if not changed:
         return None
     out = dict(manifest)
-    shards = []
-    for entry in manifest["shards"]:
-        info = changed.get(entry["file"])
-        if info is not None:
-            entry = {**entry, "rows": info["rows_after"], "tweets": info["tweets"], "tokens": info["tokens"]}
-            entry.update(bytes=info["bytes"], sha256=info["sha256"])
-        shards.append(entry)
-    out["shards"] = shards
+    out["shards"] = shards = _refreshed(manifest["shards"], "file", changed, ("tweets", "tokens"))
     splits: dict = defaultdict(dict)
     for entry in shards:
         agg = splits[entry["dataset"]].setdefault(entry["split"], {"shards": 0, "rows": 0, "tweets": 0, "tokens": 0, "bytes": 0})
@@ -75,13 +80,7 @@ def update_benchmark(manifest: dict, infos: list[dict], root: str, run: dict) ->
     if not changed:
         return None
     out = dict(manifest)
-    files = []
-    for entry in manifest["files"]:
-        info = changed.get(entry["path"])
-        if info is not None:
-            entry = {**entry, "rows": info["rows_after"], "bytes": info["bytes"], "sha256": info["sha256"]}
-        files.append(entry)
-    out["files"] = files
+    out["files"] = _refreshed(manifest["files"], "path", changed, ())
     _bump(out, compliance_record(run, infos, root + "/"))
     return out
 

@@ -12,9 +12,10 @@ import posixpath
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from twhin_data.core import files
+from twhin_data.core.errors import InputRejectedError
+from twhin_data.core.parquet import row_group_sizes
 from twhin_data.transforms.comply import benchmarks
 from twhin_data.transforms.comply.removals import removed_in
 from twhin_data.transforms.comply.rewrite import (
@@ -45,22 +46,16 @@ def save_removed(path: str, ids: np.ndarray) -> None:
     files.write_bytes_atomic(path, sink.getvalue())
 
 
-def _columns(path: str, names: tuple[str, ...]) -> pa.Table:
-    with files.open_read(path) as handle:
-        present = set(pq.ParquetFile(handle).schema_arrow.names)
-    return files.read_parquet_table(path, columns=[n for n in names if n in present])
-
-
 def graph_removed_indices(unit: Unit, removed: np.ndarray) -> list[int]:
     """graph/tweets: the indices of the removed tweets."""
-    table = _columns(unit.path, ("index", "tweet_id"))
+    table = files.read_parquet_table(unit.path, ["index", "tweet_id"])
     hit = removed_in(table.column("tweet_id"), removed)
     return [int(i) for i in table.column("index").to_numpy(zero_copy_only=False)[hit]]
 
 
 def degree_drops(unit: Unit, graph_removed: list[int]) -> dict[str, int]:
     """graph/edges: per user index (as a string: stats dicts have string keys), the edges to drop."""
-    table = _columns(unit.path, ("lhs", "rhs"))
+    table = files.read_parquet_table(unit.path, ["lhs", "rhs"])
     indices = np.array(sorted(graph_removed), dtype=np.int64)
     hit = hit_rows("graph_edges", table, Context(np.zeros(0, np.uint64), indices))
     users, counts = np.unique(table.column("lhs").to_numpy(zero_copy_only=False)[hit], return_counts=True)
@@ -72,22 +67,25 @@ def _language_tables(folder: str) -> dict[str, pa.Table]:
 
 
 def is_affected(unit: Unit, ctx: Context) -> bool:
-    """Whether the unit holds a removed tweet (reads its ID columns only)."""
+    """Whether the unit holds a removed tweet (reads its ID columns only); a damaged file stops the
+    job with one line naming it, before any file is rewritten."""
+    try:
+        return _is_affected(unit, ctx)
+    except (OSError, pa.ArrowException) as exc:
+        raise InputRejectedError(f"{unit.path} is unreadable ({type(exc).__name__}: {exc}); comply changed nothing") from None
+
+
+def _is_affected(unit: Unit, ctx: Context) -> bool:
     if unit.kind == "pbg_tsv":
         return tsv_hit(files.read_bytes(unit.path), ctx.removed)
     if unit.kind in ("hashtag", "engagement"):
         return benchmarks.affected(unit.kind, _language_tables(unit.path), ctx.removed)
-    return bool(hit_rows(unit.kind, _columns(unit.path, ID_COLUMNS[unit.kind]), ctx).any())
-
-
-def _row_group_size(path: str) -> int | None:
-    with files.open_read(path) as handle:
-        meta = pq.ParquetFile(handle).metadata
-    return meta.row_group(0).num_rows if meta.num_row_groups and meta.row_group(0).num_rows else None
+    return bool(hit_rows(unit.kind, files.read_parquet_table(unit.path, list(ID_COLUMNS[unit.kind]), present_only=True), ctx).any())
 
 
 def _write(path: str, table: pa.Table, unit: Unit, rel: str, info: dict) -> dict:
-    kwargs = {"row_group_size": size} if (size := _row_group_size(path)) else {}
+    sizes = row_group_sizes(path)  # the original's row-group size, kept
+    kwargs = {"row_group_size": sizes[0]} if sizes and sizes[0] else {}
     written = files.write_parquet_atomic(path, table, **kwargs)
     return {**info, "kind": unit.kind, "rel": rel, "folder": unit.folder, "bytes": written["bytes"], "sha256": written["sha256"]}
 
