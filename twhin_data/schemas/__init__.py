@@ -16,7 +16,7 @@ from twhin_data.schemas.benchmark import (
     HASHTAG,
     HASHTAG_LABELS,
 )
-from twhin_data.schemas.corpus import CORPUS
+from twhin_data.schemas.corpus import CORPUS, DUPLICATES
 from twhin_data.schemas.errors import ERRORS
 from twhin_data.schemas.graph import EDGES, ENGAGEMENTS, PAIRS, RELATIONS, TWEET_NODES, USERS
 from twhin_data.schemas.shards import MLM_SHARD, PAIR_SHARD
@@ -28,6 +28,7 @@ ALL: dict[str, pa.Schema] = {
     "unavailable": UNAVAILABLE,
     "errors": ERRORS,
     "corpus": CORPUS,
+    "duplicates": DUPLICATES,
     "engagements": ENGAGEMENTS,
     "graph_edges": EDGES,
     "graph_users": USERS,

@@ -49,3 +49,26 @@ CORPUS = schema(
     ],
     "One row per kept tweet (prepare output `corpus/`).",
 )
+
+DUPLICATES = schema(
+    [
+        field("tweet_id", pa.string(), "A tweet prepare removed as a copy of another.", nullable=False),
+        field(
+            "kept_tweet_id",
+            pa.string(),
+            "The corpus tweet that represents it: the lowest tweet ID of its cluster (a chain of "
+            "copies resolves to the tweet that stayed).",
+            nullable=False,
+        ),
+        field(
+            "reason",
+            pa.string(),
+            "duplicate_text (same normalized text), near_duplicate (same match view: another link, "
+            "mention, emoji, case, punctuation or number) or minhash_duplicate (shingle Jaccard at "
+            "or above prepare --near_dedup's threshold).",
+            nullable=False,
+        ),
+        field("lang", pa.string(), "Detected language of the removed tweet."),
+    ],
+    "One row per tweet removed as a duplicate (prepare output `duplicates/`), sorted by tweet_id.",
+)

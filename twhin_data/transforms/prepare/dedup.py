@@ -33,9 +33,21 @@ from twhin_data.transforms.prepare.table import CORPUS_LAYOUT
 
 def dedup_table(table: pa.Table, *, exact: bool, view: bool = False) -> tuple[pa.Table, st.TableStats]:
     """Pure: the kept rows of one bucket (corpus layout, sorted) and the duplicate counts."""
+    kept, stats, _, _ = dedup_with_map(table, exact=exact, view=view)
+    return kept, stats
+
+
+def dedup_with_map(
+    table: pa.Table, *, exact: bool, view: bool = False
+) -> tuple[pa.Table, st.TableStats, pa.Table, list[str]]:
+    """`dedup_table`, plus who represents each removed tweet and the kept rows' dedup keys.
+
+    Returns ``(kept, stats, removed, keys)``: `removed` holds one row per tweet dropped for its
+    text (`transforms.prepare.near_dedup.REMOVED`: its ID, the kept ID of its run, the reason,
+    its language); `keys` is the dedup key of each kept row (its match view with ``view``)."""
     stats = st.TableStats()
     if table.num_rows == 0:
-        return table.select(CORPUS_LAYOUT.names), stats
+        return table.select(CORPUS_LAYOUT.names), stats, _removed([], [], [], []), []
     ids_num = pc.cast(table.column("tweet_id"), pa.uint64())
     keyed = table.append_column("_id_num", ids_num)
     key = dedup_keys(keyed.column("text").to_pylist()) if view else keyed.column("text")
@@ -69,7 +81,26 @@ def dedup_table(table: pa.Table, *, exact: bool, view: bool = False) -> tuple[pa
     kept = keyed.filter(pa.array(keep))
     stats.add("retweets_as_original", int(pc.sum(kept.column("_rt")).as_py() or 0))
     stats.counts("lang_before", kept.column("lang").to_pylist())
-    return kept.select(CORPUS_LAYOUT.names), stats
+    rows = np.flatnonzero(drop_key)
+    ids = keyed.column("_id_num").to_numpy()
+    removed = _removed(
+        ids[rows],
+        ids[first[rows]],
+        np.where(differs[rows], "near_duplicate", "duplicate_text").tolist(),
+        keyed.column("lang").take(pa.array(rows)).to_pylist(),
+    )
+    return kept.select(CORPUS_LAYOUT.names), stats, removed, kept.column("_key").to_pylist()
+
+
+def _removed(ids, kept, reasons: list[str], langs: list) -> pa.Table:
+    return pa.table(
+        {
+            "id": pa.array(ids, pa.uint64()),
+            "kept": pa.array(kept, pa.uint64()),
+            "reason": pa.array(reasons, pa.string()),
+            "lang": pa.array(langs, pa.string()),
+        }
+    )
 
 
 def dedup_keys(texts: list[str]) -> pa.Array:

@@ -91,6 +91,8 @@ def _merge_into(out: dict, part: dict) -> None:
     for key, value in part.items():
         if isinstance(value, dict):
             _merge_into(out.setdefault(key, {}), value)
+        elif isinstance(value, str):  # example texts: one producer (near_dedup.components)
+            out[key] = value
         elif isinstance(value, list):
             cur = out.setdefault(key, [0] * len(value))
             for i, v in enumerate(value):
@@ -160,6 +162,7 @@ def finalize(merged: dict, *, params: dict, elapsed_s: float | None) -> dict:
             "corpus_rows": _sorted_counts(merged.get("lang_after")),
         },
         "contamination": _sorted_counts(merged.get("contamination")),
+        "near_dedup": {**(merged.get("near_dedup") or {}), "examples": merged.get("near_examples") or {}},
         "out_copies": int(sum((merged.get("lang_copies") or merged.get("lang_after") or {}).values())),
         "resampling": resampling_record(
             merged.get("resampling") or {}, merged.get("lang_after") or {}, merged.get("lang_copies") or {}

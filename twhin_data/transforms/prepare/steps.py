@@ -30,6 +30,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from twhin_data.core import files
 from twhin_data.core.hashing import shard_of
 from twhin_data.core.pool import Tagged
@@ -38,9 +41,13 @@ from twhin_data.core.tables import split_table
 from twhin_data.core.tags import AUTHORS, COUNTS, STATS
 from twhin_data.schemas import conform
 from twhin_data.schemas.corpus import CORPUS
+from twhin_data.text.contamination import match_view
+from twhin_data.text.minhash import LshParams
+from twhin_data.transforms.prepare import near_dedup
+from twhin_data.transforms.prepare import stats as st
 from twhin_data.transforms.prepare import table as prep
 from twhin_data.transforms.prepare.author_cap import bucket_authors, cap_table
-from twhin_data.transforms.prepare.dedup import dedup_table, drop_duplicate_ids
+from twhin_data.transforms.prepare.dedup import dedup_with_map, drop_duplicate_ids
 from twhin_data.transforms.prepare.read import ReadTask
 from twhin_data.transforms.prepare.resample import resample_table
 
@@ -77,12 +84,15 @@ def dedup_bucket(
     tmp: str,
     max_per_author: int = 0,
     view: bool = False,
+    near: LshParams | None = None,
+    partitions: int = 1,
 ) -> list:
     """Step 2 (pool function): dedup one text-hash bucket, spill the kept rows by output part (and,
-    with a per-author cap, each author's count and smallest hashes: author_cap.py)."""
+    with a per-author cap, each author's count and smallest hashes: author_cap.py; with `near`,
+    the MinHash band rows and the bucket's duplicates: near_dedup.spill_bands)."""
     bucket, refs = item
     table = read_slices(refs, prep.KEPT)
-    kept, stats = dedup_table(table, exact=exact, view=view)
+    kept, stats, removed, keys = dedup_with_map(table, exact=exact, view=view)
     stats_dict = stats.to_dict()
     outputs: list = [
         Tagged(STATS, stats_dict),
@@ -90,6 +100,12 @@ def dedup_bucket(
     ]
     if max_per_author:
         outputs.extend(Tagged(AUTHORS, entry) for entry in bucket_authors(kept, max_per_author))
+    views = (keys if view else [match_view(k) or k for k in keys]) if near is not None else []
+    outputs.extend(
+        near_dedup.spill_bands(
+            kept, views, removed, params=near, partitions=partitions, tmp=tmp, bucket=bucket
+        )
+    )
     if kept.num_rows:
         parts = shard_of(kept.column("tweet_id"), num_parts, PART_SALT)
         path = files.join(tmp, "parts", f"bucket-{bucket:05d}.arrow")
@@ -106,12 +122,16 @@ def write_part(
 ) -> list:
     """Step 3 (pool function): resample one output part's rows, sort by tweet_id, write the part."""
     part, refs, rates, caps = item
-    table, id_stats = drop_duplicate_ids(read_slices(refs, CORPUS_LAYOUT))
+    drops = [ref for ref in refs if near_dedup.is_drop(ref)]
+    rows = [ref for ref in refs if not near_dedup.is_drop(ref)]
+    table, id_stats = drop_duplicate_ids(read_slices(rows, CORPUS_LAYOUT))
+    near_stats = st.TableStats()
+    if drops:
+        table, near_stats = _drop_near(table, near_dedup.drop_ids(drops))
     table, cap_stats = cap_table(table, caps)
     kept, stats = resample_table(table, rates, mode=mode)
     outputs: list = [Tagged(STATS, stats.to_dict()), Tagged(STATS, cap_stats.to_dict())]
-    if id_stats.to_dict():
-        outputs.append(Tagged(STATS, id_stats.to_dict()))
+    outputs.extend(Tagged(STATS, extra.to_dict()) for extra in (id_stats, near_stats) if extra.to_dict())
     if kept.num_rows:
         kept = conform(kept, CORPUS).sort_by(PART_ORDER)
         name = f"part-{part:05d}-of-{num_parts:05d}.parquet"
@@ -119,3 +139,13 @@ def write_part(
             {"dataset": "corpus", "shard": part, **files.write_parquet_atomic(files.join(path, name), kept)}
         )
     return outputs
+
+
+def _drop_near(table: pa.Table, ids: pa.Array) -> tuple[pa.Table, st.TableStats]:
+    """The rows of `table` whose tweet_id is not in `ids` (MinHash duplicates), and their count."""
+    stats = st.TableStats()
+    hit = pc.is_in(table.column("tweet_id"), value_set=ids)
+    gone = table.filter(hit)
+    stats.duplicate(near_dedup.MINHASH, gone.num_rows)
+    stats.uncount("lang_before", gone.column("lang").to_pylist())
+    return table.filter(pc.invert(hit)), stats

@@ -14,13 +14,15 @@ import functools
 import apache_beam as beam
 
 from twhin_data.core.tags import AUTHORS, COUNTS, ERRORS, STATS
+from twhin_data.text.minhash import LshParams
 from twhin_data.transforms.metrics import CountStatsFn
 from twhin_data.transforms.parallel import PoolMapFn
-from twhin_data.transforms.prepare import author_cap
+from twhin_data.transforms.prepare import author_cap, near_dedup
 from twhin_data.transforms.prepare import stats as st
 from twhin_data.transforms.prepare import table as prep
 from twhin_data.transforms.prepare.resample import rates_record, resample_rates
 from twhin_data.transforms.prepare.steps import (
+    PART_SALT,
     STAGE,
     dedup_bucket,
     spill_task,
@@ -79,8 +81,11 @@ class PrepareTweets(beam.PTransform):
         target: int | None = None,
         mode: str = "materialize",
         max_per_author: int = 0,
+        near: LshParams | None = None,
+        duplicates: str = "",
     ):
         super().__init__()
+        self._near, self._duplicates = near, duplicates
         self._config, self._workers, self._exact = config, workers, exact
         self._tmp, self._corpus, self._num_parts = tmp, corpus, num_parts
         self._resampling = {"alpha": alpha, "min_count": min_count, "target": target}
@@ -111,20 +116,53 @@ class PrepareTweets(beam.PTransform):
                         tmp=tmp,
                         max_per_author=self._max_per_author,
                         view=self._config.dedup == "view",
+                        near=self._near,
+                        partitions=self._config.buckets,
                     )
                 )
-            ).with_outputs(STATS, COUNTS, AUTHORS, main="slices")
+            ).with_outputs(STATS, COUNTS, AUTHORS, near_dedup.BANDS, near_dedup.EDGES, main="slices")
+        )
+        verified = (
+            deduped[near_dedup.BANDS]
+            # Shuffle: tweets sharing an LSH band key meet in the band's partition (refs only).
+            | "GroupByBandPartition" >> beam.GroupByKey()
+            | "VerifyCandidates"
+            >> beam.ParDo(
+                self._pooled(functools.partial(near_dedup.verify_partition, params=self._near or LshParams(), tmp=tmp))
+            ).with_outputs(STATS, main="edges")
+        )
+        clusters = (
+            (verified.edges, deduped[near_dedup.EDGES])
+            | "AllDuplicateEdges" >> beam.Flatten()
+            | "GroupEdges" >> beam.GroupByKey()
+            | "Clusters"
+            >> beam.ParDo(
+                self._pooled(
+                    functools.partial(
+                        near_dedup.components,
+                        num_parts=self._num_parts,
+                        part_salt=PART_SALT,
+                        tmp=tmp,
+                        map_dir=self._duplicates,
+                    )
+                )
+            ).with_outputs(STATS, COUNTS, main="drops")
         )
         caps = (
             deduped[AUTHORS]
             | "CapPerAuthor" >> beam.CombinePerKey(AuthorCap(max(1, self._max_per_author)))
             | "OverTheCap" >> beam.Filter(lambda kv: kv[1] is not None)
         )
-        counts = deduped[COUNTS] | "SumLangCounts" >> beam.CombineGlobally(st.merge)
+        counts = (
+            (deduped[COUNTS], clusters[COUNTS])
+            | "LangCounts" >> beam.Flatten()
+            | "SumLangCounts" >> beam.CombineGlobally(st.merge)
+        )
         rates = counts | "Rates" >> beam.Map(resample_rates, **self._resampling)
         written = (
-            deduped.slices
-            # Shuffle 2: each output part's rows, from every bucket.
+            (deduped.slices, clusters.drops)
+            | "PartSlices" >> beam.Flatten()
+            # Shuffle 2: each output part's rows, from every bucket (and the IDs to drop).
             | "GroupByPart" >> beam.GroupByKey()
             | "WithRates"
             >> beam.Map(_with_rates, rates=beam.pvalue.AsSingleton(rates), caps=beam.pvalue.AsDict(caps))
@@ -139,7 +177,7 @@ class PrepareTweets(beam.PTransform):
         )
         record = counts | "RatesRecord" >> beam.Map(rates_record, **self._resampling)
         stats = (
-            (prepared[STATS], deduped[STATS], written[STATS], record)
+            (prepared[STATS], deduped[STATS], verified[STATS], clusters[STATS], written[STATS], record)
             | "AllStats" >> beam.Flatten()
             | "Count" >> beam.ParDo(CountStatsFn(STAGE, view=st.counter_view))
         )

@@ -1,0 +1,277 @@
+"""Near-duplicate removal by MinHash-LSH, and the map from every removed tweet to the kept one.
+
+Three pooled steps (pure, no Beam; transforms/prepare/transform.py wires them between prepare's
+dedup and write steps; only file references move through the shuffles):
+
+1. `spill_bands`, inside each dedup bucket's task (steps.dedup_bucket): the MinHash signature of
+   every kept tweet's match view (text/minhash.py), cut into LSH bands; one row per (tweet, band)
+   goes to the band partition ``band key % partitions``, with the view. The bucket's exact and
+   view duplicates (dedup.dedup_with_map) are spilled as edges "removed -> kept".
+2. `verify_partition`, per band partition (after a GroupByKey on the partition): rows sharing a
+   band key are candidates (every pair of a run of up to `ALL_PAIRS_RUN` rows, else each row with
+   the run's lowest ID and with its predecessor); each candidate pair is verified by the exact
+   Jaccard of its shingle sets, and pairs at or above the threshold become edges.
+3. `components`, one task over every edge: connected components (label propagation with pointer
+   jumping, numpy); the representative of a cluster is its lowest tweet ID. Every other member
+   is removed (``minhash_duplicate``, unless dedup removed it already) and mapped to the
+   representative: the removed IDs go to the output parts they live in (the writer drops them),
+   the language counts resampling uses are lowered, and the whole map is written as
+   ``duplicates/part-00000-of-00001.parquet`` (schemas.corpus.DUPLICATES).
+
+The edges are the duplicates only (16 bytes a tweet removed), so the one components task holds
+a few GB at a billion removed tweets; everything before it scales with the band partitions.
+The author cap (prepare --max_per_author) counts tweets before this step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from twhin_data.core import files
+from twhin_data.core.hashing import shard_of
+from twhin_data.core.pool import Tagged
+from twhin_data.core.spill import SliceRef, read_slices, write_slices
+from twhin_data.core.tables import split_table
+from twhin_data.core.tags import COUNTS, STATS
+from twhin_data.schemas import conform
+from twhin_data.schemas.corpus import DUPLICATES
+from twhin_data.text.minhash import LshParams, band_keys, jaccard, signatures
+
+#: Side output of dedup_bucket: ``(band partition, SliceRef)`` of band rows.
+BANDS = "near_bands"
+#: Side output of dedup_bucket: ``(0, SliceRef)`` of the bucket's exact / view duplicates.
+EDGES = "near_edges"
+#: Runs of equal band keys up to this size are verified pair by pair; longer runs (templated
+#: spam) as a star around the lowest ID plus a chain, which connects the same clusters.
+ALL_PAIRS_RUN = 16
+#: Clusters shown in the report.
+EXAMPLES = 5
+MINHASH = "minhash_duplicate"
+MAP_FILE = "part-00000-of-00001.parquet"
+
+BAND_LAYOUT = pa.schema(
+    [("band", pa.uint64()), ("id", pa.uint64()), ("view", pa.string()), ("lang", pa.string())]
+)
+#: dedup.dedup_with_map's removed rows: an edge "id -> kept".
+REMOVED = pa.schema(
+    [("id", pa.uint64()), ("kept", pa.uint64()), ("reason", pa.string()), ("lang", pa.string())]
+)
+EDGE_LAYOUT = pa.schema(
+    [
+        *REMOVED,
+        ("kept_lang", pa.string()),
+        ("jaccard", pa.float32()),
+        ("view", pa.string()),
+        ("kept_view", pa.string()),
+    ]
+)
+#: Output-part side of the removals: the IDs the writer drops (transforms/prepare/steps.write_part).
+DROP_LAYOUT = pa.schema([("tweet_id", pa.string())])
+DROP_PREFIX = "drop-"
+
+
+def spill_bands(
+    kept: pa.Table,
+    views: list[str],
+    removed: pa.Table,
+    *,
+    params: LshParams | None,
+    partitions: int,
+    tmp: str,
+    bucket: int,
+) -> list:
+    """Step 1: band rows of one dedup bucket's kept tweets by partition, and its duplicates as edges."""
+    outputs: list = []
+    if removed.num_rows:
+        path = files.join(tmp, "near", f"dups-{bucket:05d}.arrow")
+        edges = conform(removed, EDGE_LAYOUT)
+        outputs.extend(Tagged(EDGES, ref) for ref in write_slices(path, EDGE_LAYOUT, [(0, edges)]))
+    if params is None or kept.num_rows == 0:
+        return outputs
+    sig, has = signatures(views, params)
+    rows = np.flatnonzero(has)
+    if rows.size == 0:
+        return outputs
+    keys = band_keys(sig[rows], params).reshape(-1)
+    per = np.repeat(rows, params.bands)
+    ids = pc.cast(kept.column("tweet_id"), pa.uint64()).to_numpy()
+    table = pa.table(
+        {
+            "band": pa.array(keys, pa.uint64()),
+            "id": pa.array(ids[per], pa.uint64()),
+            "view": pa.array(views, pa.string()).take(pa.array(per)),
+            "lang": kept.column("lang").take(pa.array(per)),
+        },
+        schema=BAND_LAYOUT,
+    )
+    parts = (keys % np.uint64(partitions)).astype(np.int64)
+    path = files.join(tmp, "near", f"bands-{bucket:05d}.arrow")
+    outputs.extend(Tagged(BANDS, ref) for ref in write_slices(path, BAND_LAYOUT, split_table(table, parts)))
+    return outputs
+
+
+def candidate_pairs(bands: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row pairs ``(i, j)`` of rows sharing a band key, with ``ids[i] < ids[j]`` (rows sorted by
+    (band, id)); each pair once."""
+    n = bands.size
+    if n < 2:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    starts = np.flatnonzero(np.concatenate([[True], bands[1:] != bands[:-1]]))
+    sizes = np.diff(np.append(starts, n))
+    left: list[np.ndarray] = []
+    right: list[np.ndarray] = []
+    for start, size in zip(starts[sizes > 1].tolist(), sizes[sizes > 1].tolist(), strict=True):
+        run = np.arange(start, start + size)
+        if size <= ALL_PAIRS_RUN:
+            i, j = np.triu_indices(size, 1)
+            left.append(run[i])
+            right.append(run[j])
+        else:
+            left.extend([np.full(size - 1, start), run[1:-1]])
+            right.extend([run[1:], run[2:]])
+    if not left:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    a, b = np.concatenate(left), np.concatenate(right)
+    keep = ids[a] != ids[b]  # one tweet twice in a run (same band from two buckets) is no pair
+    a, b = a[keep], b[keep]
+    pair = np.stack([ids[a], ids[b]])
+    _, first = np.unique(pair, axis=1, return_index=True)
+    first.sort()
+    return a[first], b[first]
+
+
+def verify_partition(item: tuple[int, Iterable[SliceRef]], *, params: LshParams, tmp: str) -> list:
+    """Step 2: candidate pairs of one band partition, verified by exact Jaccard, as edges."""
+    partition, refs = item
+    table = read_slices(sorted(refs), BAND_LAYOUT)
+    table = table.sort_by([("band", "ascending"), ("id", "ascending")])
+    ids = table.column("id").to_numpy()
+    a, b = candidate_pairs(table.column("band").to_numpy(), ids)
+    views = table.column("view")
+    view_a, view_b = views.take(pa.array(a)).to_pylist(), views.take(pa.array(b)).to_pylist()
+    score = jaccard(view_a, view_b, params.shingle)
+    ok = np.flatnonzero(score >= params.threshold)
+    outputs: list = [Tagged(STATS, {"near_dedup": {"candidate_pairs": int(a.size), "verified_pairs": int(ok.size)}})]
+    if ok.size == 0:
+        return outputs
+    langs = table.column("lang")
+    edges = pa.table(
+        {
+            "id": pa.array(ids[b[ok]], pa.uint64()),
+            "kept": pa.array(ids[a[ok]], pa.uint64()),
+            "reason": pa.array([MINHASH] * ok.size, pa.string()),
+            "lang": langs.take(pa.array(b[ok])),
+            "kept_lang": langs.take(pa.array(a[ok])),
+            "jaccard": pa.array(score[ok], pa.float32()),
+            "view": pa.array([view_b[i] for i in ok.tolist()], pa.string()),
+            "kept_view": pa.array([view_a[i] for i in ok.tolist()], pa.string()),
+        },
+        schema=EDGE_LAYOUT,
+    )
+    path = files.join(tmp, "near", f"edges-{partition:05d}.arrow")
+    outputs.extend(write_slices(path, EDGE_LAYOUT, [(0, edges)]))
+    return outputs
+
+
+def connected_components(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes (sorted uint64) and, per node, the index of the lowest node of its component."""
+    nodes, inverse = np.unique(np.concatenate([a, b]), return_inverse=True)
+    u, v = inverse[: a.size], inverse[a.size :]
+    label = np.arange(nodes.size)
+    while True:
+        low = np.minimum(label[u], label[v])
+        new = label.copy()
+        np.minimum.at(new, u, low)
+        np.minimum.at(new, v, low)
+        while True:  # pointer jumping: follow labels to their root
+            jumped = new[new]
+            if np.array_equal(jumped, new):
+                break
+            new = jumped
+        if np.array_equal(new, label):
+            return nodes, label
+        label = new
+
+
+def components(
+    item: tuple[int, Iterable[SliceRef]], *, num_parts: int, part_salt: str, tmp: str, map_dir: str
+) -> list:
+    """Step 3: clusters of every edge; drops for the writer, lowered language counts, the map."""
+    _, refs = item
+    edges = read_slices(sorted(refs), EDGE_LAYOUT)
+    ids, kept = edges.column("id").to_numpy(), edges.column("kept").to_numpy()
+    nodes, label = connected_components(ids, kept)
+    reason = dict(zip(ids.tolist(), edges.column("reason").to_pylist(), strict=True))
+    lang = dict(zip(kept.tolist(), edges.column("kept_lang").to_pylist(), strict=True))
+    lang.update(zip(ids.tolist(), edges.column("lang").to_pylist(), strict=True))
+    removed = np.flatnonzero(label != np.arange(nodes.size))
+    removed_ids = nodes[removed].tolist()
+    reasons = [reason.get(i) or MINHASH for i in removed_ids]
+    table = pa.table(
+        {
+            "tweet_id": pa.array([str(i) for i in removed_ids], pa.string()),
+            "kept_tweet_id": pa.array([str(i) for i in nodes[label[removed]].tolist()], pa.string()),
+            "reason": pa.array(reasons, pa.string()),
+            "lang": pa.array([lang.get(i) for i in removed_ids], pa.string()),
+        }
+    )
+    files.write_parquet_atomic(files.join(map_dir, MAP_FILE), conform(table, DUPLICATES))
+    new = table.filter(pc.equal(table.column("reason"), MINHASH))
+    counts: dict[str, int] = {}
+    for value in new.column("lang").to_pylist():
+        counts[value] = counts.get(value, 0) - 1
+    stats = {"removed": new.num_rows, "clusters": _minhash_clusters(edges, nodes, label)}
+    outputs: list = [
+        Tagged(COUNTS, counts),
+        Tagged(STATS, {"near_dedup": stats, "near_examples": _examples(edges, nodes, label)}),
+    ]
+    if new.num_rows:
+        drops = conform(new, DROP_LAYOUT)
+        parts = shard_of(drops.column("tweet_id"), num_parts, part_salt)
+        path = files.join(tmp, "near", f"{DROP_PREFIX}all.arrow")
+        outputs.extend(write_slices(path, DROP_LAYOUT, split_table(drops, parts)))
+    return outputs
+
+
+def _minhash_clusters(edges: pa.Table, nodes: np.ndarray, label: np.ndarray) -> int:
+    minhash = pc.equal(edges.column("reason"), MINHASH).to_numpy(zero_copy_only=False)
+    if not minhash.any():
+        return 0
+    at = np.searchsorted(nodes, edges.column("kept").to_numpy()[minhash])
+    return int(np.unique(label[at]).size)
+
+
+def _examples(edges: pa.Table, nodes: np.ndarray, label: np.ndarray) -> dict:
+    """The largest MinHash clusters: the kept view and up to three removed views each."""
+    minhash = edges.filter(pc.equal(edges.column("reason"), MINHASH))
+    if minhash.num_rows == 0:
+        return {}
+    ids, kept = minhash.column("id").to_numpy(), minhash.column("kept").to_numpy()
+    root = label[np.searchsorted(nodes, ids)]
+    size = np.bincount(root, minlength=nodes.size)
+    order = sorted(set(root.tolist()), key=lambda r: (-size[r], int(nodes[r])))[:EXAMPLES]
+    views = dict(zip(kept.tolist(), minhash.column("kept_view").to_pylist(), strict=True))
+    views.update(zip(ids.tolist(), minhash.column("view").to_pylist(), strict=True))
+    out = {}
+    for n, r in enumerate(order):
+        members = sorted(set(ids[root == r].tolist()))
+        rep = int(nodes[r])
+        out[str(n)] = {
+            "kept": views.get(rep, ""),
+            "removed": "\n".join(views.get(i, "") for i in members[:3]),
+            "size": str(len(members) + 1),
+        }
+    return out
+
+
+def is_drop(ref: SliceRef) -> bool:
+    """Whether an output part's ref lists IDs to drop (step 3) rather than corpus rows."""
+    return ref.path.rsplit("/", 1)[-1].startswith(DROP_PREFIX)
+
+
+def drop_ids(refs: list[SliceRef]) -> pa.Array:
+    return read_slices(refs, DROP_LAYOUT).column("tweet_id").combine_chunks()
