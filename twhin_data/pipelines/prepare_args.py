@@ -12,7 +12,7 @@ from twhin_data.text.minhash import LshParams, parse_near_dedup
 from twhin_data.text.normalize import NORMALIZERS
 
 #: prepare --near_dedup's default (bench/bench_near_dedup.py measured it on real tweets).
-NEAR_DEDUP_DEFAULT = "jaccard=0.7"
+NEAR_DEDUP_DEFAULT = "jaccard=0.6"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -66,7 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="MinHash-LSH near-duplicate removal after --dedup: tweets whose match views share at "
         "least this Jaccard of character 4-grams form a cluster, the lowest tweet ID stays and the "
         "others are minhash_duplicate (mapped to it in duplicates/). "
-        f"Default {NEAR_DEDUP_DEFAULT} (12 bands of 3 rows); also shingle=K,bands=B,rows=R; off to skip.",
+        f"Default {NEAR_DEDUP_DEFAULT} (20 bands of 4 rows); also shingle=K,bands=B,rows=R; off to skip.",
     )
     parser.add_argument(
         "--resample_alpha",

@@ -40,10 +40,10 @@ SEED = 20_220_914  # fixed: signatures must not change between runs or machines
 class LshParams:
     """Shingle size, the Jaccard a verified pair needs, and the band layout."""
 
-    threshold: float = 0.7
+    threshold: float = 0.6
     shingle: int = 4
-    bands: int = 12
-    rows: int = 3
+    bands: int = 20
+    rows: int = 4
 
     @property
     def num_perm(self) -> int:
@@ -55,7 +55,7 @@ class LshParams:
 
 
 def parse_near_dedup(spec: str) -> LshParams | None:
-    """``off`` -> None; ``jaccard=0.7[,shingle=4,bands=12,rows=3]`` -> LshParams.
+    """``off`` -> None; ``jaccard=0.6[,shingle=4,bands=20,rows=4]`` -> LshParams.
 
     Raises ValueError with the reason for anything else."""
     spec = (spec or "").strip()

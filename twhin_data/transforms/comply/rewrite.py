@@ -4,7 +4,7 @@ Each kind says which columns hold tweet IDs (`ID_COLUMNS`, read alone to decide 
 is affected) and how a hit is removed:
 
 - rows are dropped when they hold a removed tweet: unavailable, corpus (its ``tweet_id`` or
-  ``source_tweet_id``), engagements, graph/tweets, pairs, pair shards, dead letters that quote one;
+  ``source_tweet_id``), duplicates (the removed copy or the kept tweet), engagements, graph/tweets, pairs, pair shards, dead letters that quote one;
 - tweets/: a removed tweet's row, and a retweet of it (its text is the removed tweet's), are
   dropped; in the other rows a removed ID is scrubbed from ``referenced_tweets``,
   ``edit_history_tweet_ids`` and ``conversation_id`` (set to null);
@@ -35,6 +35,7 @@ ID_COLUMNS: dict[str, tuple[str, ...]] = {
     "tweets": ("tweet_id", "conversation_id", "referenced_tweets", "edit_history_tweet_ids"),
     "unavailable": ("tweet_id",),
     "corpus": ("tweet_id", "source_tweet_id"),
+    "duplicates": ("tweet_id", "kept_tweet_id"),
     "engagements": ("tweet_id",),
     "graph_tweets": ("tweet_id",),
     "graph_edges": ("lhs", "rhs"),
@@ -44,7 +45,7 @@ ID_COLUMNS: dict[str, tuple[str, ...]] = {
     "pair_shards": ("tweet_id_a", "tweet_id_b"),
     "errors": ("input",),
 }
-DROP_ROW_KINDS = ("unavailable", "corpus", "engagements", "graph_tweets", "pairs", "pair_shards")
+DROP_ROW_KINDS = ("unavailable", "corpus", "duplicates", "engagements", "graph_tweets", "pairs", "pair_shards")
 
 
 @dataclass

@@ -16,6 +16,7 @@ FILE_KINDS: tuple[tuple[str, str], ...] = (
     ("tweets", "tweets"),
     ("unavailable", "unavailable"),
     ("corpus", "corpus"),
+    ("duplicates", "duplicates"),
     ("engagements", "engagements"),
     ("graph/tweets", "graph_tweets"),
     ("graph/edges", "graph_edges"),
