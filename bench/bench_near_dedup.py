@@ -1,7 +1,7 @@
 """Near-duplicate removal (prepare --near_dedup): quality on real tweets, and its cost.
 
     python bench/bench_near_dedup.py quality FILE [FILE ...]   # real tweets, planted variants
-    python bench/bench_near_dedup.py speed [--n 500000] [--reps 2]
+    python bench/bench_near_dedup.py speed FILE [FILE ...] [--n 500000] [--reps 2] [--copies 0.05]
 
 quality: FILE holds real tweets as ``tweet_id;text;lang`` (semicolon CSV, e.g. the Twitter
 language-ID evaluation set with its texts, published in the GitHub repository
@@ -13,9 +13,13 @@ variants. A removed tweet that is not a planted variant is a false positive; a p
 that stays is a miss. The threshold sweep runs on the `tune` half; the default's figures are
 quoted on the `report` half.
 
-speed: `prepare --workers 1` on N synthetic tweets with --near_dedup=off and with the default,
-alternating, best of --reps; and MinHash signatures per second, ours (numpy) vs rensa's RMinHash
-(when installed) on the same texts.
+speed: `prepare --workers 1` on N tweets with --near_dedup=off and with the default, alternating,
+best of --reps; and MinHash signatures per second, ours (numpy) vs rensa's RMinHash (when
+installed) on the same texts. The N tweets are drawn from the words of the real tweets in FILE
+(each word as often as there; 5-20 words a tweet), so they are distinct tweets with real words
+and lengths, plus a share --copies of one-word variants of them. (The project's synthetic
+generator joins a few fixed phrases per language: most of its tweets are near-duplicates of each
+other, which measures the worst case, not a corpus.)
 """
 
 from __future__ import annotations
@@ -144,12 +148,27 @@ def quality(args: argparse.Namespace) -> dict:
     return {"real_tweets": len(real), "tune": sweep, "report": report}
 
 
-def speed(args: argparse.Namespace) -> dict:
-    from prep_data import tweets_dir
+def word_tweets(real: list[tuple[str, str]], n: int, copies: float, root: str) -> str:
+    """`n` tweets of real words (unigram draws) plus one-word variants, as hydrate Parquet."""
+    words = [w for _, text in real for w in normalize_v1(text).split() if w not in ("@user", "http")]
+    rng = random.Random(11)
+    rows = []
+    base = 10**17
+    for i in range(n):
+        if rows and rng.random() < copies:
+            text = _replace(rows[rng.randrange(len(rows))]["text"], rng)
+        else:
+            text = " ".join(rng.choice(words) for _ in range(rng.randint(5, 20)))
+        rows.append({"tweet_id": str(base + i), "text": text, "lang": "en"})
+    os.makedirs(os.path.join(root, "tweets"), exist_ok=True)
+    pq.write_table(to_table(rows, TWEETS), os.path.join(root, "tweets", "part-0.parquet"))
+    return root
 
+
+def speed(args: argparse.Namespace) -> dict:
     from twhin_data.text.minhash import LshParams, band_keys, signatures
 
-    root = tweets_dir(args.n)
+    root = word_tweets(read_real(args.files), args.n, args.copies, tempfile.mkdtemp(prefix="bench-near-in-"))
     runs: dict[str, list[float]] = {"off": [], "jaccard=0.6": []}
     stats: dict = {}
     for _ in range(args.reps):
@@ -199,7 +218,9 @@ def main() -> int:
     q = sub.add_parser("quality")
     q.add_argument("files", nargs="+")
     s = sub.add_parser("speed")
+    s.add_argument("files", nargs="+")
     s.add_argument("--n", type=int, default=500_000)
+    s.add_argument("--copies", type=float, default=0.05)
     s.add_argument("--reps", type=int, default=2)
     args = parser.parse_args()
     result = quality(args) if args.cmd == "quality" else speed(args)

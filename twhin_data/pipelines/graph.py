@@ -32,6 +32,7 @@ from twhin_data.transforms.graph import logs, pbg
 from twhin_data.transforms.graph.pairs import CoEngagementPairs, EmbeddingPairs, check_embeddings
 from twhin_data.transforms.graph.report import build_stats, render_html
 from twhin_data.transforms.graph.transform import BuildGraph
+from twhin_data.transforms.graph.tweet_map import MapTweetsFn
 from twhin_data.transforms.graph.write import WriteGraph
 from twhin_data.transforms.io import MarkComplete, WriteDataset, WriteErrors
 from twhin_data.transforms.metrics import counters
@@ -55,6 +56,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--tweets",
         help="Hydrate output (DIR/tweets/*.parquet or DIR/*.parquet): adds reply/quote/retweet "
         "engagements author -> referenced tweet.",
+    )
+    add(
+        "--duplicates",
+        help="prepare's duplicates/ folder: engagements with a tweet prepare removed as a copy move to "
+        "the kept tweet (counted remapped_to_kept), so no pair points at a removed copy. `run` passes "
+        "it when prepare ran.",
+    )
+    add(
+        "--exclude",
+        type=opts.csv_list,
+        default=None,
+        help="Built benchmark folders (comma-separated): engagements with and embeddings of their "
+        "validation and test tweets are dropped (filtered.benchmark). `run` passes the benchmarks it built.",
     )
     add(
         "--types",
@@ -182,6 +196,11 @@ def validate(args: argparse.Namespace) -> None:
     if not -1.0 <= args.min_score <= 1.0:
         raise ConfigError(f"--min_score must be in [-1, 1], got {args.min_score}")
     logs.parse_column_map(args.column_map)  # ConfigError on a malformed --column_map
+    if args.duplicates and not files.list_parquet(args.duplicates):
+        raise ConfigError(f"--duplicates {args.duplicates}: no Parquet files (expected prepare's duplicates/ folder)")
+    for folder in args.exclude or ():
+        if not files.exists(files.join(folder, "manifest.json")):
+            raise ConfigError(f"--exclude {folder}: not a built benchmark (no manifest.json there)")
 
 
 @dataclass(frozen=True)
@@ -260,6 +279,8 @@ def build(p: beam.Pipeline, plan: GraphPlan) -> None:
     raw, errors = p | "ReadEngagements" >> eng.ReadEngagements(
         args.engagements or "", spec=spec, mapping=plan.mapping, tweets=args.tweets
     )
+    if args.duplicates or args.exclude:
+        raw = raw | "MapTweets" >> beam.ParDo(MapTweetsFn(args.duplicates, tuple(args.exclude or ())))
     graph = raw | "BuildGraph" >> BuildGraph(
         num_shards=plan.num_partitions,
         max_per_user=args.max_per_user,
@@ -290,6 +311,8 @@ def build(p: beam.Pipeline, plan: GraphPlan) -> None:
             min_score=args.min_score,
             factory=args.index_factory,
             nprobe=args.nprobe,
+            duplicates=args.duplicates,
+            exclude=tuple(args.exclude or ()),
         )
         pair_tables.append(knn.pairs)
         errors = (errors, knn.errors) | "AllErrors" >> beam.Flatten()
@@ -336,6 +359,8 @@ def params(plan: GraphPlan) -> dict:
         "index_factory",
         "nprobe",
         "column_map",
+        "duplicates",
+        "exclude",
         "num_partitions",
         "pbg_dimension",
         "pbg_epochs",

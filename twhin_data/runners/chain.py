@@ -115,12 +115,16 @@ def wiring(stage: str, out: str, ran: set[str]) -> list[str]:
     join = files.join
     if stage == "hydrate":
         return [f"--output={out}"]
+    built = [join(out, "benchmarks", name) for name in BENCHMARK_DIRS.values()]
+    exclude = [f"--exclude={','.join(b for b in built if files.exists(join(b, 'manifest.json')))}"]
+    exclude = exclude if exclude[0] != "--exclude=" else []
     if stage == "prepare":
-        built = [join(out, "benchmarks", name) for name in BENCHMARK_DIRS.values()]
-        built = [folder for folder in built if files.exists(join(folder, "manifest.json"))]
-        return [f"--tweets={out}", f"--output={out}"] + ([f"--exclude={','.join(built)}"] if built else [])
+        return [f"--tweets={out}", f"--output={out}", *exclude]
     if stage == "graph":
-        return [f"--tweets={out}", f"--output={out}"] if "hydrate" in ran or files.exists(join(out, "tweets")) else [f"--output={out}"]
+        flags = [f"--tweets={out}"] if "hydrate" in ran or files.exists(join(out, "tweets")) else []
+        if "prepare" in ran and files.list_parquet(join(out, "duplicates")):
+            flags.append(f"--duplicates={join(out, 'duplicates')}")
+        return [*flags, f"--output={out}", *exclude]
     if stage == "shard":
         flags = [f"--corpus={join(out, 'corpus')}", f"--output={join(out, 'shards')}"]
         if "graph" in ran and files.exists(join(out, "pairs")):

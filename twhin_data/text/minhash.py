@@ -163,7 +163,8 @@ def signatures(texts: list[str], params: LshParams) -> tuple[np.ndarray, np.ndar
         hashes, owner = shingle_hashes(texts[lo : lo + CHUNK], params.shingle)
         if hashes.size == 0:
             continue
-        present, starts = np.unique(owner, return_index=True)
+        starts = np.flatnonzero(np.concatenate([[True], owner[1:] != owner[:-1]]))  # owner is sorted
+        present = owner[starts]
         has[lo + present] = True
         values = np.empty(hashes.size, np.uint64)
         block = sig[lo : lo + CHUNK]
@@ -203,12 +204,12 @@ def jaccard(left: list[str], right: list[str], k: int) -> np.ndarray:
 def _set_keys(texts: list[str], k: int) -> np.ndarray:
     """Sorted unique ``(text index << 44) | (shingle hash >> 20)`` of every text (uint64)."""
     hashes, owner = shingle_hashes(texts, k)
-    return np.unique((owner.astype(np.uint64) << np.uint64(44)) | (hashes >> np.uint64(20)))
+    return _sorted_unique((owner.astype(np.uint64) << np.uint64(44)) | (hashes >> np.uint64(20)))
 
 
 def _jaccard_chunk(left: list[str], right: list[str], k: int) -> np.ndarray:
     lu, ru = _set_keys(left, k), _set_keys(right, k)
-    shared = np.intersect1d(lu, ru, assume_unique=True)
+    shared = _shared(lu, ru)
     n = len(left)
     size_l = np.bincount((lu >> np.uint64(44)).astype(np.int64), minlength=n)
     size_r = np.bincount((ru >> np.uint64(44)).astype(np.int64), minlength=n)
@@ -217,3 +218,60 @@ def _jaccard_chunk(left: list[str], right: list[str], k: int) -> np.ndarray:
     out = np.zeros(n, np.float64)
     np.divide(inter, union, out=out, where=union > 0)
     return out
+
+
+def jaccard_pairs(texts: list[str], left: np.ndarray, right: np.ndarray, k: int) -> np.ndarray:
+    """Exact Jaccard of ``texts[left[i]]`` and ``texts[right[i]]`` for every i: each text's
+    shingle set is hashed once, however many pairs it is in (compared as in `jaccard`)."""
+    out = np.zeros(left.size, np.float64)
+    if left.size == 0:
+        return out
+    rows, inverse = np.unique(np.concatenate([left, right]), return_inverse=True)
+    # One sorted run of 44-bit shingle keys per text: (text, key) unique, then per-text offsets.
+    picked = [texts[i] for i in rows.tolist()]
+    blocks = []
+    for lo in range(0, len(picked), CHUNK):
+        block = _set_keys(picked[lo : lo + CHUNK], k)
+        blocks.append(block + (np.uint64(lo) << np.uint64(44)))
+    keys = np.concatenate(blocks)
+    text_of = (keys >> np.uint64(44)).astype(np.int64)
+    values = keys & np.uint64((1 << 44) - 1)
+    sizes = np.bincount(text_of, minlength=rows.size)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    li, ri = inverse[: left.size], inverse[left.size :]
+    for lo in range(0, left.size, CHUNK):
+        a, b = li[lo : lo + CHUNK], ri[lo : lo + CHUNK]
+        pair = np.arange(a.size, dtype=np.uint64)
+        take_a = np.repeat(starts[a], sizes[a]) + _ranges(sizes[a])
+        take_b = np.repeat(starts[b], sizes[b]) + _ranges(sizes[b])
+        ka = (np.repeat(pair, sizes[a]) << np.uint64(44)) | values[take_a]
+        kb = (np.repeat(pair, sizes[b]) << np.uint64(44)) | values[take_b]
+        shared = _shared(ka, kb)
+        inter = np.bincount((shared >> np.uint64(44)).astype(np.int64), minlength=a.size)
+        union = sizes[a] + sizes[b] - inter
+        chunk = np.zeros(a.size, np.float64)
+        np.divide(inter, union, out=chunk, where=union > 0)
+        out[lo : lo + CHUNK] = chunk
+    return out
+
+
+def _ranges(sizes: np.ndarray) -> np.ndarray:
+    """0..n-1 for each n in `sizes`, concatenated."""
+    total = int(sizes.sum())
+    return np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+
+
+def _sorted_unique(values: np.ndarray) -> np.ndarray:
+    """Sorted distinct values (a plain sort: faster here than np.unique's hash path)."""
+    values = np.sort(values)
+    if values.size < 2:
+        return values
+    return values[np.concatenate([[True], values[1:] != values[:-1]])]
+
+
+def _shared(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """The values of sorted `left` that sorted `right` holds too (both without repeats)."""
+    if right.size == 0:
+        return right
+    at = np.minimum(np.searchsorted(right, left), right.size - 1)
+    return left[right[at] == left]

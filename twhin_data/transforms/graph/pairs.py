@@ -20,6 +20,7 @@ from twhin_data.core.tags import ERRORS
 from twhin_data.transforms.graph import edges as gc
 from twhin_data.transforms.graph import pair_scoring as pcore
 from twhin_data.transforms.graph.transform import key_by
+from twhin_data.transforms.graph.tweet_map import load_tweet_map
 
 NAMESPACE = "graph"
 ID_COLUMNS = ("tweet_id", "id", "name", "entity")
@@ -221,9 +222,20 @@ def _read_pbg_h5(path: str) -> tuple[list[str], list[np.ndarray]]:
     return [str(n) for n in json.loads(files.read_bytes(names_path))], list(emb)
 
 
-def _load_and_search(pattern: str, *, top_k: int, min_score: float, factory: str, nprobe: int) -> Iterable:
+def _load_and_search(
+    pattern: str,
+    *,
+    top_k: int,
+    min_score: float,
+    factory: str,
+    nprobe: int,
+    duplicates: str | None = None,
+    exclude: tuple[str, ...] = (),
+) -> Iterable:
     ids, vecs, seen = [], [], set()
     counts = {"embeddings_read": 0, "embeddings_not_tweets": 0, "embeddings_duplicate": 0}
+    counts.update(embeddings_benchmark_excluded=0, embeddings_remapped_to_kept=0)
+    tweet_map = load_tweet_map(duplicates, exclude) if duplicates or exclude else None
     dim = None
     for path in files.expand_inputs(pattern, suffixes=EMBEDDING_SUFFIXES):
         names, vectors, bad = read_embeddings(path)
@@ -242,6 +254,13 @@ def _load_and_search(pattern: str, *, top_k: int, min_score: float, factory: str
                     ERRORS, error_record("graph", name, "bad_vector", message, path)
                 )
                 continue
+            if tweet_map is not None:  # a copy's vector stands for its kept tweet (if that has none)
+                mapped, remapped, excluded = tweet_map.lookup(np.array([int(tweet)], np.uint64))
+                if excluded[0]:
+                    counts["embeddings_benchmark_excluded"] += 1
+                    continue
+                counts["embeddings_remapped_to_kept"] += int(remapped[0])
+                tweet = str(int(mapped[0]))
             if tweet in seen:
                 counts["embeddings_duplicate"] += 1
                 continue
@@ -267,10 +286,21 @@ class EmbeddingPairs(beam.PTransform):
     vectors, dim, factory and nprobe used).
     """
 
-    def __init__(self, pattern: str, *, top_k: int, min_score: float, factory: str, nprobe: int):
+    def __init__(
+        self,
+        pattern: str,
+        *,
+        top_k: int,
+        min_score: float,
+        factory: str,
+        nprobe: int,
+        duplicates: str | None = None,
+        exclude: tuple[str, ...] = (),
+    ):
         super().__init__()
         self._pattern, self._top_k, self._min_score = pattern, top_k, min_score
         self._factory, self._nprobe = factory, nprobe
+        self._duplicates, self._exclude = duplicates, exclude
 
     def expand(self, pbegin):
         return (
@@ -283,5 +313,7 @@ class EmbeddingPairs(beam.PTransform):
                 min_score=self._min_score,
                 factory=self._factory,
                 nprobe=self._nprobe,
+                duplicates=self._duplicates,
+                exclude=self._exclude,
             ).with_outputs(ERRORS, "info", main="pairs")
         )

@@ -28,6 +28,7 @@ def build_stats(counters: dict[str, int], *, params: dict, rounds: int, extra: d
         "time_window": c.get("filtered_time_window", 0),
         "max_per_user": c.get("filtered_max_per_user", 0),
         "min_per_tweet": c.get("filtered_min_per_tweet", 0),
+        "benchmark": c.get("filtered_benchmark", 0),
     }
     rows_in, out, dups = c.get("rows_in", 0), c.get("edges_out", 0), c.get("duplicates", 0)
     accounted = out + sum(rejected.values()) + sum(filtered.values()) + dups
@@ -60,6 +61,7 @@ def build_stats(counters: dict[str, int], *, params: dict, rounds: int, extra: d
             "log_files_read": c.get("files_read", 0),
             "files_skipped_unknown_type": c.get("files_skipped", 0),
             "derived_rows": c.get("derived_rows", 0),
+            "remapped_to_kept": c.get("remapped_to_kept", 0),
         },
         "rejected": rejected,
         "filtered": filtered,

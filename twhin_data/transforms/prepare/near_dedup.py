@@ -9,7 +9,7 @@ dedup and write steps; only file references move through the shuffles):
    view duplicates (dedup.dedup_with_map) are spilled as edges "removed -> kept".
 2. `verify_partition`, per band partition (after a GroupByKey on the partition): rows sharing a
    band key are candidates (every pair of a run of up to `ALL_PAIRS_RUN` rows, else each row with
-   the run's lowest ID and with its predecessor); each candidate pair is verified by the exact
+   the run's lowest ID and with its predecessor in ID order); each candidate pair is verified by the exact
    Jaccard of its shingle sets, and pairs at or above the threshold become edges.
 3. `components`, one task over every edge: connected components (label propagation with pointer
    jumping, numpy); the representative of a cluster is its lowest tweet ID. Every other member
@@ -39,15 +39,17 @@ from twhin_data.core.tables import split_table
 from twhin_data.core.tags import COUNTS, STATS
 from twhin_data.schemas import conform
 from twhin_data.schemas.corpus import DUPLICATES
-from twhin_data.text.minhash import LshParams, band_keys, jaccard, signatures
+from twhin_data.text.minhash import LshParams, band_keys, jaccard_pairs, signatures
 
 #: Side output of dedup_bucket: ``(band partition, SliceRef)`` of band rows.
 BANDS = "near_bands"
 #: Side output of dedup_bucket: ``(0, SliceRef)`` of the bucket's exact / view duplicates.
 EDGES = "near_edges"
 #: Runs of equal band keys up to this size are verified pair by pair; longer runs (templated
-#: spam) as a star around the lowest ID plus a chain, which connects the same clusters.
-ALL_PAIRS_RUN = 16
+#: spam: thousands of tweets can share a band) as a star around the lowest ID plus a chain in ID
+#: order, 2(n-1) pairs instead of n(n-1)/2. The star pairs recur in every band a cluster shares,
+#: so each is verified once per band partition, not once per band.
+ALL_PAIRS_RUN = 4
 #: Clusters shown in the report.
 EXAMPLES = 5
 MINHASH = "minhash_duplicate"
@@ -151,9 +153,8 @@ def verify_partition(item: tuple[int, Iterable[SliceRef]], *, params: LshParams,
     table = table.sort_by([("band", "ascending"), ("id", "ascending")])
     ids = table.column("id").to_numpy()
     a, b = candidate_pairs(table.column("band").to_numpy(), ids)
-    views = table.column("view")
-    view_a, view_b = views.take(pa.array(a)).to_pylist(), views.take(pa.array(b)).to_pylist()
-    score = jaccard(view_a, view_b, params.shingle)
+    views = table.column("view").to_pylist()
+    score = jaccard_pairs(views, a, b, params.shingle)
     ok = np.flatnonzero(score >= params.threshold)
     outputs: list = [Tagged(STATS, {"near_dedup": {"candidate_pairs": int(a.size), "verified_pairs": int(ok.size)}})]
     if ok.size == 0:
@@ -167,8 +168,8 @@ def verify_partition(item: tuple[int, Iterable[SliceRef]], *, params: LshParams,
             "lang": langs.take(pa.array(b[ok])),
             "kept_lang": langs.take(pa.array(a[ok])),
             "jaccard": pa.array(score[ok], pa.float32()),
-            "view": pa.array([view_b[i] for i in ok.tolist()], pa.string()),
-            "kept_view": pa.array([view_a[i] for i in ok.tolist()], pa.string()),
+            "view": pa.array([views[i] for i in b[ok].tolist()], pa.string()),
+            "kept_view": pa.array([views[i] for i in a[ok].tolist()], pa.string()),
         },
         schema=EDGE_LAYOUT,
     )
@@ -206,8 +207,9 @@ def components(
     ids, kept = edges.column("id").to_numpy(), edges.column("kept").to_numpy()
     nodes, label = connected_components(ids, kept)
     reason = dict(zip(ids.tolist(), edges.column("reason").to_pylist(), strict=True))
-    lang = dict(zip(kept.tolist(), edges.column("kept_lang").to_pylist(), strict=True))
-    lang.update(zip(ids.tolist(), edges.column("lang").to_pylist(), strict=True))
+    lang: dict[int, str] = {}  # an exact-copy edge knows only the removed side's language
+    for side, column in ((kept, "kept_lang"), (ids, "lang")):
+        lang.update((i, v) for i, v in zip(side.tolist(), edges.column(column).to_pylist(), strict=True) if v)
     removed = np.flatnonzero(label != np.arange(nodes.size))
     removed_ids = nodes[removed].tolist()
     reasons = [reason.get(i) or MINHASH for i in removed_ids]
