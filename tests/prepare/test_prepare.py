@@ -281,7 +281,7 @@ def test_resampling_end_to_end(tmp_path: Path) -> None:
     rows = [{"tweet_id": str(1000 + i), "text": f"{EN} number {i}", "lang": "en"} for i in range(300)]
     rows += [{"tweet_id": str(5000 + i), "text": f"{ES} número {i}", "lang": "es"} for i in range(30)]
     write_tweets(tmp_path / "in" / "p.parquet", rows)
-    out = run_prepare(tmp_path, "--workers=1", "--resample_alpha=0.5", "--resample_min_count=10", "--dedup=exact")
+    out = run_prepare(tmp_path, "--workers=1", "--resample_alpha=0.5", "--resample_min_count=10", "--dedup=exact", "--near_dedup=off")
     stats = _stats(out)
     assert stats["languages"]["before_resampling"] == {"en": 300, "es": 30}
     # q_en = sqrt(300) / (sqrt(300) + sqrt(30)) = 0.76 of 330: en 251 copies (down), es 79 (repeated)

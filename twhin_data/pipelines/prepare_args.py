@@ -65,7 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=NEAR_DEDUP_DEFAULT,
         help="MinHash-LSH near-duplicate removal after --dedup: tweets whose match views share at "
         "least this Jaccard of character 4-grams form a cluster, the lowest tweet ID stays and the "
-        "others are minhash_duplicate (mapped to it in duplicates/). "
+        "others are minhash_duplicate (mapped to it in duplicates/); --dedup none turns it off too. "
         f"Default {NEAR_DEDUP_DEFAULT} (20 bands of 4 rows); also shingle=K,bands=B,rows=R; off to skip.",
     )
     parser.add_argument(
@@ -188,8 +188,9 @@ def validate(args: argparse.Namespace) -> None:
 
 
 def near_params(args: argparse.Namespace) -> LshParams | None:
-    """--near_dedup parsed (None when off); a ConfigError names the flag."""
+    """--near_dedup parsed (None when off, or with --dedup none); a ConfigError names the flag."""
     try:
-        return parse_near_dedup(getattr(args, "near_dedup", "off") or "off")
+        params = parse_near_dedup(getattr(args, "near_dedup", "off") or "off")
+        return None if getattr(args, "dedup", "view") == "none" else params
     except ValueError as exc:
         raise ConfigError(f"--near_dedup: {exc}") from None
