@@ -9,6 +9,30 @@ def _bins(hist: list[dict]) -> list[tuple[float, float, int]]:
     return [(b["low"], b["high"] if b["high"] is not None else b["low"] * 2, b["count"]) for b in hist]
 
 
+def _near_duplicates(report: Report, near: dict) -> None:
+    """Counts of the MinHash step and the largest clusters (kept view, removed views)."""
+    if not near.get("candidate_pairs") and not near.get("removed"):
+        return
+    report.heading("Near-duplicates (MinHash-LSH)")
+    report.table(
+        ["", "count"],
+        [
+            ["candidate pairs (shared LSH band)", near.get("candidate_pairs", 0)],
+            ["verified pairs (Jaccard at or above the threshold)", near.get("verified_pairs", 0)],
+            ["clusters", near.get("clusters", 0)],
+            ["tweets removed (minhash_duplicate)", near.get("removed", 0)],
+        ],
+    )
+    examples = near.get("examples") or {}
+    if examples:
+        report.paragraph("Largest clusters (match views): the kept tweet, then up to three removed ones.")
+        rows = [
+            [ex.get("size", ""), ex.get("kept", ""), ex.get("removed", "").replace("\n", " | ")]
+            for _, ex in sorted(examples.items(), key=lambda kv: int(kv[0]))
+        ]
+        report.table(["tweets", "kept", "removed"], rows)
+
+
 def render_report(stats: dict) -> str:
     """HTML for one prepare stats.json document (deterministic for the same stats)."""
     langs = stats["languages"]
@@ -22,6 +46,7 @@ def render_report(stats: dict) -> str:
     drops = {**stats["rejected"], **stats["duplicates"]}
     if drops:
         report.bar_chart(dict(sorted(drops.items(), key=lambda kv: -kv[1])), title="Drop reasons")
+    _near_duplicates(report, stats.get("near_dedup") or {})
     report.heading("Languages")
     before, after = langs["before_resampling"], langs["after_resampling"]
     if before:
