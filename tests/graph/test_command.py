@@ -123,7 +123,7 @@ def test_conservation_every_row_accounted(tmp_path):
     assert stats["rejected"] == {
         "bad_json": 2, "bad_row": 1, "invalid_ts": 1, "invalid_tweet_id": 1, "invalid_type": 1, "invalid_user_id": 2
     }  # fmt: skip
-    assert stats["filtered"] == {"type": 2, "time_window": 2, "max_per_user": 0, "min_per_tweet": 0}
+    assert stats["filtered"] == {"type": 2, "time_window": 2, "max_per_user": 0, "min_per_tweet": 0, "benchmark": 0}
     assert stats["duplicates"] == 2 and stats["edges"] == 6 and stats["input"]["derived_rows"] == 4
     assert stats["accounting"] == {
         "in": 20,

@@ -27,7 +27,7 @@ from twhin_data.text.tokenize import BUNDLED, TokenizerInfo, bundled_path, load_
 from twhin_data.transforms.combiners import SumDicts
 from twhin_data.transforms.io import ReadTables, WriteErrors
 from twhin_data.transforms.shard.manifest import DATASETS, STAGING, write_manifest
-from twhin_data.transforms.shard.pairs import JoinPairs, WritePairShards
+from twhin_data.transforms.shard.pairs import CapPairsPerTweet, JoinPairs, WritePairShards
 from twhin_data.transforms.shard.steps import first_copies, plan_shards
 from twhin_data.transforms.shard.tokenize import CORPUS_COLUMNS, OPTIONAL_CORPUS_COLUMNS, PAIR_COLUMNS
 from twhin_data.transforms.shard.transform import ShardCorpus
@@ -95,6 +95,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=opts.non_negative_int,
         default=0,
         help="Salt of the split and shard hashes (same seed, same shards).",
+    )
+    parser.add_argument(
+        "--pair_batch_size",
+        type=opts.non_negative_int,
+        default=32,
+        help="Lay pair shards out as batches of this many pairs in which no tweet appears twice "
+        "(in-batch negatives for the contrastive loss); each shard holds whole batches, pairs that fit "
+        "no batch are counted (pair_unplaced). 0: plain hash order. Default 32.",
+    )
+    parser.add_argument(
+        "--max_pairs_per_tweet",
+        type=opts.non_negative_int,
+        default=16,
+        help="A tweet keeps its best-scoring pairs up to this many (hub tweets); the others are "
+        "counted (pair_over_tweet_cap). 0: no cap. Default 16.",
     )
     parser.add_argument(
         "--batch_rows",
@@ -187,6 +202,8 @@ def parameters(plan: ShardPlan) -> dict:
         "num_shards": args.num_shards,
         "valid_fraction": args.valid_fraction,
         "seed": args.seed,
+        "pair_batch_size": args.pair_batch_size if args.pairs else None,
+        "max_pairs_per_tweet": args.max_pairs_per_tweet if args.pairs else None,
     }
 
 
@@ -219,11 +236,13 @@ def build(p: beam.Pipeline, plan: ShardPlan):
         pair_tables = p | "ReadPairs" >> ReadTables(plan.pairs_files, PAIR_COLUMNS, args.batch_rows)
         tokens = slices | "ReadTokens" >> beam.Map(lambda item: first_copies(item[1]))
         pairs, pair_errors = (pair_tables, tokens) | "JoinPairs" >> JoinPairs()
+        pairs, capped = pairs | "CapPerTweet" >> CapPairsPerTweet(args.max_pairs_per_tweet)
         pair_sizes = pairs | "PairSizes" >> beam.Map(_pair_size)
         totals += [
             pair_tables | "PairsIn" >> beam.Map(lambda t: {"pairs_in": t.num_rows}),
             pair_errors | "PairRejects" >> beam.Map(lambda e: {f"rejected_{e['error_type']}": 1}),
             pair_sizes,
+            capped,
         ]
         pair_plan = (
             pair_sizes
@@ -231,13 +250,14 @@ def build(p: beam.Pipeline, plan: ShardPlan):
             | "PlanPairs"
             >> beam.Map(plan_shards, prefix="pairs_", num_shards=args.num_shards, target_bytes=target)
         )
-        infos.append(
-            pairs
-            | "WritePairs"
-            >> WritePairShards(
-                path=files.join(out, STAGING, "pairs"), plan=pair_plan, salt=f"pairs:{args.seed}"
-            )
+        pair_infos, unplaced = pairs | "WritePairs" >> WritePairShards(
+            path=files.join(out, STAGING, "pairs"),
+            plan=pair_plan,
+            salt=f"pairs:{args.seed}",
+            batch_size=args.pair_batch_size,
         )
+        infos.append(pair_infos)
+        totals.append(unplaced)
         all_errors.append(pair_errors)
     error_files = all_errors | "AllErrors" >> beam.Flatten() | "WriteErrors" >> WriteErrors(out, NAME)
     stats_total = totals | "AllStats" >> beam.Flatten() | "SumStats" >> beam.CombineGlobally(SumDicts())

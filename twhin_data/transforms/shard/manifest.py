@@ -123,13 +123,26 @@ def dataset_card(manifest: dict) -> str:
     lines += [
         "",
         "`mlm` rows pack whole tweets `<s> ... </s>` (`tweet_offsets` = each tweet's `<s>`); no masks are "
-        "stored (mask dynamically). `pairs` rows hold both tweets' ids. Per-shard counts and hashes: "
+        "stored (mask dynamically). `pairs` rows hold both tweets' ids"
+        + _batch_note(manifest.get("parameters") or {})
+        + ". Per-shard counts and hashes: "
         '`manifest.json`. Load with `datasets.load_dataset("<this folder>")` '
         '(`name="pairs"` for pairs).',
         "",
         *citation_section(),
     ]
     return "\n".join(lines)
+
+
+def _batch_note(parameters: dict) -> str:
+    size = parameters.get("pair_batch_size")
+    if not size:
+        return ""
+    return (
+        f"; they come in contrastive batches of {size} (each file holds whole batches: every {size} "
+        "consecutive rows name no tweet twice, so in-batch negatives are never the tweet itself; read "
+        "them in order, do not shuffle rows across batches)"
+    )
 
 
 def write_manifest(

@@ -30,8 +30,12 @@ from twhin_data.core.tags import ERRORS
 from twhin_data.schemas import to_table
 from twhin_data.schemas.shards import PAIR_SHARD
 from twhin_data.transforms.combiners import SetUnion
+from twhin_data.transforms.shard import batches
 from twhin_data.transforms.shard.steps import MLM_ROW_GROUP, renumber
 from twhin_data.transforms.shard.tokenize import PAIR_COLUMNS, STAGE
+
+#: Side output of the pair writer and the per-tweet cap: stats dicts of pairs left out.
+UNPLACED = "unplaced"
 
 
 def _assign_pair(pair: dict, plan: dict[str, int], salt: str) -> tuple[tuple[str, int], dict]:
@@ -42,14 +46,17 @@ def _assign_pair(pair: dict, plan: dict[str, int], salt: str) -> tuple[tuple[str
 class _WritePairShardFn(beam.DoFn):
     """Writes one pair shard file: ``{path}/{split}-{i:05d}-of-{n:05d}.parquet``; yields its info dict."""
 
-    def __init__(self, *, path: str):
-        self._path = path
+    def __init__(self, *, path: str, batch_size: int = 0):
+        self._path, self._batch_size = path, batch_size
         self._files = Metrics.counter("shard", "pairs_files")
 
     def process(self, item: tuple[tuple[str, int], Iterable[dict]], nonempty: list) -> Iterator[dict]:
         key, elements = item
         index, count = renumber(key, nonempty)
         rows = sorted(elements, key=lambda r: (r["key"], r["tweet_id_a"], r["tweet_id_b"]))
+        rows, left = batches.pack(rows, self._batch_size)
+        if left:
+            yield beam.pvalue.TaggedOutput(UNPLACED, {"rejected_pair_unplaced": len(left)})
         table = to_table(rows, PAIR_SHARD)
         tokens = sum(
             int(pc.sum(pc.list_value_length(table.column(c))).as_py() or 0)
@@ -82,14 +89,17 @@ class WritePairShards(beam.PTransform):
       path: the dataset folder (``DIR/pairs``).
       plan: a singleton PCollection ``{split: shard count}`` (see `plan_shards`).
       salt: salt of the pair-key hash.
-    Output: one info dict per file (file, split, rows, tweets, tokens, bytes, sha256).
+      batch_size: B, the pairs of a contrastive batch (transforms/shard/batches.py); 0: hash order.
+    Output: (one info dict per file: file, split, rows, tweets, tokens, bytes, sha256; stats dicts
+    counting the pairs no batch could take).
     """
 
-    def __init__(self, *, path: str, plan, salt: str = ""):
+    def __init__(self, *, path: str, plan, salt: str = "", batch_size: int = 0):
         super().__init__()
         self._path = path
         self._plan = plan
         self._salt = salt
+        self._batch_size = batch_size
 
     def expand(self, pcoll):
         keyed = pcoll | "AssignShards" >> beam.Map(
@@ -98,8 +108,54 @@ class WritePairShards(beam.PTransform):
         # The one shuffle of this writer: gathers each shard on one worker to sort and write it.
         grouped = keyed | "GroupByShard" >> beam.GroupByKey()
         nonempty = keyed | "ShardKeys" >> beam.Map(lambda kv: [tuple(kv[0])]) | "NonEmpty" >> beam.CombineGlobally(SetUnion(sort=True))
-        fn = _WritePairShardFn(path=self._path)
-        return grouped | "WriteShard" >> beam.ParDo(fn, nonempty=beam.pvalue.AsSingleton(nonempty))
+        fn = _WritePairShardFn(path=self._path, batch_size=self._batch_size)
+        written = grouped | "WriteShard" >> beam.ParDo(fn, nonempty=beam.pvalue.AsSingleton(nonempty)).with_outputs(
+            UNPLACED, main="infos"
+        )
+        return written.infos, written[UNPLACED]
+
+
+def _ends(pair: dict) -> Iterator[tuple[str, tuple[float, str, tuple[str, str]]]]:
+    key = (pair["tweet_id_a"], pair["tweet_id_b"])
+    score = float(pair.get("score") or 0.0)
+    yield pair["tweet_id_a"], (score, pair["tweet_id_b"], key)
+    yield pair["tweet_id_b"], (score, pair["tweet_id_a"], key)
+
+
+def _keep_uncapped(item: tuple[tuple[str, str], dict]) -> Iterator:
+    _, grouped = item
+    over = bool(list(grouped["over"]))
+    for pair in grouped["pairs"]:
+        if over:
+            yield beam.pvalue.TaggedOutput(UNPLACED, {"rejected_pair_over_tweet_cap": 1})
+        else:
+            yield pair
+
+
+class CapPairsPerTweet(beam.PTransform):
+    """Pair dicts -> (the pairs within every tweet's `cap` best, stats dicts of the others).
+
+    Two shuffles of pair keys: one per tweet (rank its pairs, `batches.cap_ends`), one per pair
+    (drop it when either tweet ranked it beyond the cap). cap 0 passes every pair."""
+
+    def __init__(self, cap: int):
+        super().__init__()
+        self._cap = cap
+
+    def expand(self, pairs):
+        over = (
+            pairs
+            | "PairEnds" >> beam.FlatMap(_ends)
+            | "GroupByTweet" >> beam.GroupByKey()
+            | "OverCap" >> beam.FlatMap(lambda kv: [(key, 1) for key in batches.cap_ends(kv[1], self._cap)])
+        )
+        keyed = pairs | "KeyByPair" >> beam.Map(lambda p: ((p["tweet_id_a"], p["tweet_id_b"]), p))
+        kept = (
+            {"pairs": keyed, "over": over}
+            | "JoinCap" >> beam.CoGroupByKey()
+            | "KeepUncapped" >> beam.FlatMap(_keep_uncapped).with_outputs(UNPLACED, main="pairs")
+        )
+        return kept.pairs, kept[UNPLACED]
 
 
 def pair_tweet_ids(table: pa.Table) -> list[str]:

@@ -1,0 +1,100 @@
+"""Contrastive-ready pair shards: every B consecutive rows hold no tweet twice, hubs capped, the
+pairs no batch takes counted (transforms/shard/batches.py)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from twhin_data.data import synth
+from twhin_data.runners import cli
+from twhin_data.schemas import to_table
+from twhin_data.schemas.corpus import CORPUS
+from twhin_data.schemas.graph import PAIRS
+from twhin_data.transforms.shard.batches import cap_ends, pack
+
+
+def _batches_valid(a: list[str], b: list[str], size: int) -> bool:
+    for lo in range(0, len(a), size):
+        ends = a[lo : lo + size] + b[lo : lo + size]
+        if len(set(ends)) != len(ends):
+            return False
+    return True
+
+
+def test_pack_never_repeats_a_tweet_in_a_batch_and_is_deterministic():
+    rng = random.Random(5)
+    hubs = [str(i) for i in range(5)]
+    rows = []
+    for i in range(2000):
+        a = rng.choice(hubs) if rng.random() < 0.2 else str(100 + rng.randrange(5000))
+        b = str(10_000 + i)
+        rows.append({"tweet_id_a": a, "tweet_id_b": b})
+    out, left = pack(rows, 16)
+    assert len(out) % 16 == 0 and len(out) + len(left) == len(rows)
+    assert _batches_valid([r["tweet_id_a"] for r in out], [r["tweet_id_b"] for r in out], 16)
+    assert len(left) <= 0.05 * len(rows)
+    assert pack(rows, 16) == (out, left)
+    assert pack(rows, 0) == (rows, [])
+
+
+def test_cap_ends_keeps_the_best_scoring_pairs():
+    ends = [(0.9, "5", ("1", "5")), (0.1, "6", ("1", "6")), (0.9, "3", ("1", "3")), (0.5, "4", ("1", "4"))]
+    assert cap_ends(ends, 2) == [("1", "4"), ("1", "6")]
+    assert cap_ends(ends, 0) == []
+
+
+def _inputs(base: Path) -> tuple[Path, int]:
+    rows = [
+        {"tweet_id": t["id"], "text": t["text"], "lang": t.get("lang") or "und", "normalizer": "test"}
+        for t in synth.generate_tweets(3000, seed=3)
+    ]
+    (base / "corpus").mkdir(parents=True)
+    pq.write_table(to_table(rows, CORPUS), base / "corpus" / "part-00000-of-00001.parquet")
+    ids = [r["tweet_id"] for r in rows]
+    rng = random.Random(9)
+    pairs = set()
+    while len(pairs) < 3000:  # power-law-ish: a few hub tweets in many pairs
+        a = ids[int(len(ids) * rng.random() ** 3)]
+        b = ids[rng.randrange(len(ids))]
+        if a != b:
+            pairs.add((min(a, b, key=int), max(a, b, key=int)))
+    table = [{"tweet_id_a": a, "tweet_id_b": b, "score": rng.random(), "method": "cooccurrence"} for a, b in sorted(pairs)]
+    (base / "pairs").mkdir()
+    pq.write_table(to_table(table, PAIRS), base / "pairs" / "part-00000-of-00001.parquet")
+    return base, len(table)
+
+
+@pytest.mark.slow
+def test_every_batch_of_every_shard_is_valid_and_nearly_all_pairs_placed(tmp_path):
+    base, n_pairs = _inputs(tmp_path / "in")
+    outs = []
+    for name in ("a", "b"):
+        out = tmp_path / name
+        argv = ["shard", f"--corpus={base}", f"--pairs={base}", f"--output={out}", "--num_shards=2"]
+        argv += ["--pair_batch_size=16", "--max_pairs_per_tweet=16", "--valid_fraction=0.01", "--log_level=WARNING"]
+        assert cli.main(argv) == 0
+        outs.append(out)
+    manifest = json.loads((outs[0] / "manifest.json").read_text())
+    counts = manifest["counts"]
+    assert manifest["parameters"]["pair_batch_size"] == 16
+    capped = counts.get("rejected_pair_over_tweet_cap", 0)
+    assert capped > 0  # the hubs were capped
+    placed = counts["pairs_out"]
+    assert counts["pairs_in"] == n_pairs == placed + capped + counts.get("rejected_pair_unplaced", 0)
+    assert placed >= 0.99 * (n_pairs - capped - 16)  # at most one short validation batch left over
+    ends: dict[str, int] = {}
+    for path in sorted((outs[0] / "pairs").glob("*.parquet")):
+        table = pq.read_table(path)
+        a, b = table.column("tweet_id_a").to_pylist(), table.column("tweet_id_b").to_pylist()
+        assert table.num_rows % 16 == 0 and _batches_valid(a, b, 16), path.name
+        for t in a + b:
+            ends[t] = ends.get(t, 0) + 1
+    assert max(ends.values()) <= 16
+    digest = [hashlib.sha256(p.read_bytes()).hexdigest() for out in outs for p in sorted((out / "pairs").glob("*.parquet"))]
+    assert digest[: len(digest) // 2] == digest[len(digest) // 2 :]

@@ -1,0 +1,70 @@
+"""Contrastive-ready pair shards: rows laid out as batches of B pairs in which no tweet repeats.
+
+NT-Xent (the paper's social loss) uses the other tweets of a batch as negatives, so a batch that
+holds one tweet twice (a hub tweet in several pairs) teaches the model that a tweet is unlike
+itself. Two steps make every B consecutive rows of a pair shard a valid batch:
+
+1. `cap_ends` (after a shuffle on each tweet, in transforms/shard/pairs.py): a tweet keeps its
+   ``--max_pairs_per_tweet`` best-scoring pairs (ties: lower partner ID); a pair beyond the cap of
+   either of its tweets is dropped and counted (``pair_over_tweet_cap``).
+2. `pack` (inside each shard's writer): the shard's pairs, in their hash order (so languages mix
+   as they do in the pairs), go first-fit into up to `OPEN` open batches; a pair that fits none
+   (it shares a tweet with each) waits and is tried again as batches fill. Only full batches are
+   written; what is left at the end of a shard (fewer than B pairs, or pairs that conflict with
+   every open batch) is counted (``pair_unplaced``), never silently dropped. A shard file thus holds
+   whole batches, and a reader that takes B rows in order gets a valid batch.
+
+Pure functions, no Beam.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+#: Batches held open at once while packing a shard (first fit among them).
+OPEN = 64
+
+
+def cap_ends(ends: Iterable[tuple[float, str, tuple[str, str]]], cap: int) -> list[tuple[str, str]]:
+    """One tweet's pairs as ``(score, partner, pair key)`` -> the pair keys beyond its `cap` best."""
+    if cap <= 0:
+        return []
+    ranked = sorted(ends, key=lambda e: (-e[0], int(e[1]) if e[1].isdigit() else 0, e[1]))
+    return [key for _, _, key in ranked[cap:]]
+
+
+def pack(rows: Sequence[dict], batch_size: int) -> tuple[list[dict], list[dict]]:
+    """``(rows in batch order, rows left out)``: every `batch_size` consecutive output rows hold
+    no tweet ID twice. `rows` must come in a deterministic order; the result is then deterministic."""
+    if batch_size <= 1:
+        return list(rows), []
+    done: list[list[dict]] = []
+    open_batches: list[tuple[set[str], list[dict]]] = []
+    waiting: list[dict] = []
+
+    def place(row: dict) -> bool:
+        ends = (row["tweet_id_a"], row["tweet_id_b"])
+        for i, (tweets, members) in enumerate(open_batches):
+            if ends[0] in tweets or ends[1] in tweets:
+                continue
+            tweets.update(ends)
+            members.append(row)
+            if len(members) == batch_size:
+                done.append(members)
+                del open_batches[i]
+            return True
+        if len(open_batches) < OPEN:
+            open_batches.append((set(ends), [row]))
+            if batch_size == 1:
+                done.append(open_batches.pop()[1])
+            return True
+        return False
+
+    for row in rows:
+        if not place(row):
+            waiting.append(row)
+        elif waiting and len(open_batches) < OPEN:  # a batch closed: room for the waiting rows
+            waiting = [w for w in waiting if not place(w)]
+    waiting = [w for w in waiting if not place(w)]
+    left = waiting + [row for _, members in open_batches for row in members]
+    return [row for batch in done for row in batch], left
