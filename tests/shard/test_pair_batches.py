@@ -36,7 +36,7 @@ def test_pack_never_repeats_a_tweet_in_a_batch_and_is_deterministic():
         b = str(10_000 + i)
         rows.append({"tweet_id_a": a, "tweet_id_b": b})
     out, left = pack(rows, 16)
-    assert len(out) % 16 == 0 and len(out) + len(left) == len(rows)
+    assert len(out) + len(left) == len(rows)
     assert _batches_valid([r["tweet_id_a"] for r in out], [r["tweet_id_b"] for r in out], 16)
     assert len(left) <= 0.05 * len(rows)
     assert pack(rows, 16) == (out, left)
@@ -87,12 +87,12 @@ def test_every_batch_of_every_shard_is_valid_and_nearly_all_pairs_placed(tmp_pat
     assert capped > 0  # the hubs were capped
     placed = counts["pairs_out"]
     assert counts["pairs_in"] == n_pairs == placed + capped + counts.get("rejected_pair_unplaced", 0)
-    assert placed >= 0.99 * (n_pairs - capped - 16)  # at most one short validation batch left over
+    assert placed >= 0.99 * (n_pairs - capped)
     ends: dict[str, int] = {}
     for path in sorted((outs[0] / "pairs").glob("*.parquet")):
         table = pq.read_table(path)
         a, b = table.column("tweet_id_a").to_pylist(), table.column("tweet_id_b").to_pylist()
-        assert table.num_rows % 16 == 0 and _batches_valid(a, b, 16), path.name
+        assert table.num_rows > 0 and _batches_valid(a, b, 16), path.name
         for t in a + b:
             ends[t] = ends.get(t, 0) + 1
     assert max(ends.values()) <= 16

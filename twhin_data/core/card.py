@@ -75,7 +75,9 @@ def card_header(
             lines += [f"  download_size: {total}", f"  dataset_size: {total}"]
     lines.append("configs:")
     for config in configs:
-        lines += [f"- config_name: {_quoted(config['config_name'])}", "  data_files:"]
+        lines += [f"- config_name: {_quoted(config['config_name'])}"]
+        lines += ["  default: true"] if config.get("default") else []
+        lines += ["  data_files:"]
         for split, path in config["data_files"].items():
             lines += [f"  - split: {split}", f"    path: {_quoted(path)}"]
     return [*lines, "---"]

@@ -97,6 +97,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="Salt of the split and shard hashes (same seed, same shards).",
     )
     parser.add_argument(
+        "--engaged",
+        default=None,
+        help="Two-stage shards, as the paper: graph's tweets (OUT/graph/tweets, the tweets with "
+        "engagements) are stage 2 (MLM + pairs), the others stage 1 (MLM only); MLM files are named "
+        "stage1_train-..., stage2_validation-..., dataset-card configs stage1/stage2/pairs. `run` passes "
+        "it when graph ran. Default: one stage.",
+    )
+    parser.add_argument(
+        "--stages",
+        type=opts.csv_list,
+        default=["1", "2"],
+        help="With --engaged: which stages to write (1, 2 or 1,2; default both); the other stage's tweets "
+        "are counted as stage_not_selected.",
+    )
+    parser.add_argument(
         "--pair_batch_size",
         type=opts.non_negative_int,
         default=32,
@@ -128,6 +143,10 @@ def _input_files(pattern: str, subdir: str) -> list[str]:
 def validate(args: argparse.Namespace) -> None:
     if args.max_length < 4:
         raise ConfigError("--max_length must be at least 4 (<s>, a token, </s>)")
+    if not args.stages or any(x not in ("1", "2") for x in args.stages):
+        raise ConfigError(f"--stages: expected 1, 2 or 1,2, got {','.join(args.stages) or '(empty)'}")
+    if args.engaged and args.pairs and "2" not in args.stages:
+        raise ConfigError("--stages 1 writes no pair shards (pairs are stage 2's): drop --pairs or add stage 2")
 
 
 @dataclass(frozen=True)
@@ -137,6 +156,7 @@ class ShardPlan(Plan):
     pairs_files: list[str]  # the Parquet files of --pairs (empty without it)
     tokenizer: TokenizerInfo  # what the manifest records about --tokenizer
     target_bytes: int  # uncompressed token bytes per shard (--target_shard_mb, default 256 MB)
+    engaged: str | None = None  # the folder of graph's tweets (--engaged), stage 2's tweets
 
 
 def plan(args: argparse.Namespace, run: RunSettings) -> ShardPlan:
@@ -145,6 +165,11 @@ def plan(args: argparse.Namespace, run: RunSettings) -> ShardPlan:
     corpus_rows = sum(
         check_input_schema(p, CORPUS_COLUMNS, what="a prepared corpus").num_rows for p in corpus_files
     )
+    engaged = None
+    if args.engaged:  # graph/tweets, or an output root / graph folder holding it
+        engaged = next((c for c in (files.join(args.engaged, "graph", "tweets"), files.join(args.engaged, "tweets")) if files.list_parquet(c)), args.engaged)
+        for path in files.list_parquet(engaged) or [engaged]:
+            check_input_schema(path, ["tweet_id"], what="graph's tweets (graph/tweets)")
     pairs_files = _input_files(args.pairs, "pairs") if args.pairs else []
     for path in pairs_files:
         check_input_schema(path, PAIR_COLUMNS, what="pairs from twhin-data graph")
@@ -157,6 +182,7 @@ def plan(args: argparse.Namespace, run: RunSettings) -> ShardPlan:
         pairs_files=pairs_files,
         tokenizer=info,
         target_bytes=(args.target_shard_mb or 256) * 1_000_000,
+        engaged=engaged,
     )
 
 
@@ -202,6 +228,8 @@ def parameters(plan: ShardPlan) -> dict:
         "num_shards": args.num_shards,
         "valid_fraction": args.valid_fraction,
         "seed": args.seed,
+        "engaged": rel(args.engaged),
+        "stages": [int(x) for x in args.stages] if args.engaged else None,
         "pair_batch_size": args.pair_batch_size if args.pairs else None,
         "max_pairs_per_tweet": args.max_pairs_per_tweet if args.pairs else None,
     }
@@ -228,6 +256,8 @@ def build(p: beam.Pipeline, plan: ShardPlan):
         target_bytes=target,
         pack=args.pack,
         workers=plan.run.workers,
+        engaged=plan.engaged,
+        stages=tuple(int(x) for x in args.stages),
     )
     totals = [stats]
     infos = [mlm_infos]

@@ -129,6 +129,8 @@ def wiring(stage: str, out: str, ran: set[str]) -> list[str]:
         flags = [f"--corpus={join(out, 'corpus')}", f"--output={join(out, 'shards')}"]
         if "graph" in ran and files.exists(join(out, "pairs")):
             flags.append(f"--pairs={join(out, 'pairs')}")
+        if "graph" in ran and files.list_parquet(join(out, "graph", "tweets")):
+            flags.append(f"--engaged={join(out, 'graph', 'tweets')}")  # two stages, as the paper
         return flags
     if stage == "benchmark_hashtag":
         return [f"--tweets={out}", f"--output={join(out, 'benchmarks', 'hashtag')}"]

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from twhin_data.core.shard_stages import stages_section
+
 SPLITS = ("train", "validation")
 
 
@@ -53,6 +55,8 @@ def update_shards(manifest: dict, infos: list[dict], run: dict) -> dict | None:
         for key in ("rows", "tweets", "tokens", "bytes"):
             agg[key] += entry[key]
     out["splits"] = {d: dict(sorted(s.items())) for d, s in sorted(splits.items())}
+    if "stages" in manifest:
+        out["stages"] = stages_section(out["splits"])
     counts = dict(manifest.get("counts", {}))
     for dataset, by_split in out["splits"].items():
         for split, agg in by_split.items():

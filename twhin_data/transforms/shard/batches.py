@@ -34,8 +34,8 @@ def cap_ends(ends: Iterable[tuple[float, str, tuple[str, str]]], cap: int) -> li
 
 
 def pack(rows: Sequence[dict], batch_size: int) -> tuple[list[dict], list[dict]]:
-    """``(rows in batch order, rows left out)``: every `batch_size` consecutive output rows hold
-    no tweet ID twice. `rows` must come in a deterministic order; the result is then deterministic."""
+    """``(rows in batch order, rows left out)``: every `batch_size` consecutive output rows (from the
+    first) hold no tweet ID twice; the last batch may be short. `rows` must come in a deterministic order; the result is then deterministic."""
     if batch_size <= 1:
         return list(rows), []
     done: list[list[dict]] = []
@@ -66,5 +66,8 @@ def pack(rows: Sequence[dict], batch_size: int) -> tuple[list[dict], list[dict]]
         elif waiting and len(open_batches) < OPEN:  # a batch closed: room for the waiting rows
             waiting = [w for w in waiting if not place(w)]
     waiting = [w for w in waiting if not place(w)]
+    if open_batches:  # the fullest open batch ends the file as one short (still valid) batch
+        last = max(range(len(open_batches)), key=lambda i: (len(open_batches[i][1]), -i))
+        done.append(open_batches.pop(last)[1])
     left = waiting + [row for _, members in open_batches for row in members]
     return [row for batch in done for row in batch], left

@@ -11,6 +11,7 @@ import posixpath
 from twhin_data import __version__
 from twhin_data.core import files
 from twhin_data.core.card import card_header, citation_section
+from twhin_data.core.shard_stages import stage_name, stages_section
 
 SPLITS = ("train", "validation")
 #: Shards are written under OUTPUT/.partial/ and moved into place by the final step: a hidden folder,
@@ -45,6 +46,7 @@ def build_manifest(
         for split, entry in by_split.items():
             counts.update({f"{dataset}_{k}_{split}": entry[k] for k in ("rows", "tweets", "tokens")})
     counts["tweets_out"] = sum(v["tweets"] for v in splits.get("mlm", {}).values())
+    stages = stages_section(splits)
     counts["pairs_out"] = sum(v["rows"] for v in splits.get("pairs", {}).values())
     return {
         "format": "twhin-data shards v1",
@@ -58,6 +60,7 @@ def build_manifest(
         "pad_id": tokenizer["special_ids"].get("pad"),
         "parameters": params,
         "splits": splits,
+        **({"stages": stages} if stages else {}),
         "languages": dict(sorted(languages.items())),
         "counts": dict(sorted(counts.items())),
         "shards": [
@@ -87,13 +90,19 @@ def _count_name(key: str) -> str:
 def dataset_card(manifest: dict) -> str:
     """README.md whose YAML header (``configs:``) lets ``datasets.load_dataset(DIR)`` find the splits."""
     configs, sizes = [], {}
-    for dataset, config in (("mlm", "default"), ("pairs", "pairs")):
+    mlm = manifest["splits"].get("mlm", {})
+    groups = [("mlm", "default", "")]
+    if any(stage_name(label) for label in mlm):  # two-stage shards: one config per stage
+        groups = [("mlm", stage, f"{stage}_") for stage in ("stage1", "stage2")]
+    for dataset, config, prefix in [*groups, ("pairs", "pairs", "")]:
         by_split = manifest["splits"].get(dataset, {})
-        present = [s for s in SPLITS if s in by_split]
+        present = [s for s in SPLITS if f"{prefix}{s}" in by_split]
         if present:
-            data_files = {split: f"{dataset}/{split}-*.parquet" for split in present}
+            data_files = {split: f"{dataset}/{prefix}{split}-*.parquet" for split in present}
             configs.append({"config_name": config, "data_files": data_files})
-            sizes[config] = {split: (by_split[split]["rows"], by_split[split]["bytes"]) for split in present}
+            sizes[config] = {split: (by_split[f"{prefix}{split}"]["rows"], by_split[f"{prefix}{split}"]["bytes"]) for split in present}
+    if configs and configs[0]["config_name"] != "default":
+        configs[0]["default"] = True  # load_dataset(DIR) without a name: the first stage written
     rows = sum(e["rows"] for by_split in manifest["splits"].values() for e in by_split.values())
     lines = card_header(
         pretty_name="TwHIN-BERT training shards",
@@ -139,9 +148,9 @@ def _batch_note(parameters: dict) -> str:
     if not size:
         return ""
     return (
-        f"; they come in contrastive batches of {size} (each file holds whole batches: every {size} "
-        "consecutive rows name no tweet twice, so in-batch negatives are never the tweet itself; read "
-        "them in order, do not shuffle rows across batches)"
+        f"; they come in contrastive batches of {size} (each file holds whole batches, the last one "
+        f"maybe short: every {size} consecutive rows from a file's start name no tweet twice, so "
+        "in-batch negatives are never the tweet itself; read them in order, shuffle whole batches only)"
     )
 
 

@@ -196,7 +196,8 @@ def _attach(item: tuple[str, dict], side: str) -> Iterator:
             continue
         ids, lang, split = tokens[0]
         out = dict(pair, **{f"input_ids_{side}": ids, f"lang_{side}": lang})
-        out["split"] = "validation" if split == "validation" or pair.get("split") == "validation" else "train"
+        validation = split.endswith("validation") or pair.get("split") == "validation"
+        out["split"] = "validation" if validation else "train"
         yield (out["tweet_id_b"], out) if side == "a" else out
 
 

@@ -54,13 +54,17 @@ def plan_shards(totals: dict, *, prefix: str, num_shards: int | None, target_byt
     gets ceil(estimated uncompressed bytes / target_bytes) shards.
     """
     plan: dict[str, int] = {}
-    train_tokens = max(1, totals.get(f"{prefix}tokens_train", 0))
-    for split in SPLITS:
+    marker = f"{prefix}rows_"
+    labels = sorted(k[len(marker) :] for k in totals if k.startswith(marker))
+    for split in labels:
         rows = totals.get(f"{prefix}rows_{split}", 0)
         tokens = totals.get(f"{prefix}tokens_{split}", 0)
         if rows == 0:
             continue
-        if num_shards and split == "train":
+        # A split label is train/validation, or stageN_train/stageN_validation (two-stage shards).
+        train = split[: -len("validation")] + "train" if split.endswith("validation") else split
+        train_tokens = max(1, totals.get(f"{prefix}tokens_{train}", 0))
+        if num_shards and split.endswith("train"):
             n = num_shards
         elif num_shards:
             n = math.ceil(num_shards * tokens / train_tokens)
@@ -136,7 +140,15 @@ def _lang_counts(tokens: pa.Table) -> dict[str, list[int]]:
 
 
 def spill_tokens(
-    item: tuple[str, pa.Table], *, tmp: str, tokenizer: str, max_length: int, valid_fraction: float, seed: int
+    item: tuple[str, pa.Table],
+    *,
+    tmp: str,
+    tokenizer: str,
+    max_length: int,
+    valid_fraction: float,
+    seed: int,
+    engaged: str | None = None,
+    stages: tuple[int, ...] = (1, 2),
 ) -> list:
     """Step 1 (pool function): tokenize one named corpus table, spill its rows by split.
 
@@ -145,7 +157,13 @@ def spill_tokens(
     name, table = item
     outputs, tokens = [], None
     for out in tokenize_table(
-        table, tokenizer=tokenizer, max_length=max_length, valid_fraction=valid_fraction, seed=seed
+        table,
+        tokenizer=tokenizer,
+        max_length=max_length,
+        valid_fraction=valid_fraction,
+        seed=seed,
+        engaged=engaged,
+        stages=stages,
     ):
         if isinstance(out, Tagged):
             outputs.append(out)
@@ -153,7 +171,7 @@ def spill_tokens(
             tokens = out
     if tokens is not None and tokens.num_rows:
         split = tokens.column("split")
-        slices = [(s, tokens.filter(pc.equal(split, s))) for s in SPLITS]
+        slices = [(s, tokens.filter(pc.equal(split, s))) for s in sorted(pc.unique(split).to_pylist())]
         return write_slices(files.join(tmp, "tokens", f"{name}.arrow"), TOKENS, slices) + outputs
     return outputs
 

@@ -22,6 +22,7 @@ from twhin_data.core.ids import ID_PATTERN
 from twhin_data.core.pool import Tagged
 from twhin_data.core.tags import ERRORS, STATS
 from twhin_data.text.tokenize import encode_arrow, load_tokenizer
+from twhin_data.transforms.shard import stages as st
 
 STAGE = "shard"
 CORPUS_COLUMNS = ("tweet_id", "text", "lang")
@@ -49,7 +50,14 @@ def _reject(table: pa.Table, mask: np.ndarray, error_type: str, message: str) ->
 
 
 def tokenize_table(
-    table: pa.Table, *, tokenizer: str, max_length: int, valid_fraction: float, seed: int
+    table: pa.Table,
+    *,
+    tokenizer: str,
+    max_length: int,
+    valid_fraction: float,
+    seed: int,
+    engaged: str | None = None,
+    stages: tuple[int, ...] = (1, 2),
 ) -> list:
     """Tokenizes one corpus table (tweet_id, text, lang, source) into a `TOKENS` table.
 
@@ -59,6 +67,8 @@ def tokenize_table(
     A train tweet whose corpus row says ``copies`` = k > 1 (prepare's up-sampling) appears k times,
     ``copy`` 0..k-1, each copy with its own key: the copies land in different places of the
     packed stream. Validation tweets appear once (copies would only weight the evaluation).
+    With `engaged` (graph's tweets), the split label carries the tweet's stage
+    (transforms/shard/stages.py) and tweets of a stage not in `stages` are counted, not written.
 
     Returns: [tokens table, Tagged errors..., Tagged stats dict].
     """
@@ -78,6 +88,14 @@ def tokenize_table(
     out.extend(_reject(table, bad_id, "invalid_id", "tweet_id is not 1-19 decimal digits"))
     out.extend(_reject(table, blank, "text_empty", "text is null or blank: nothing to tokenize"))
     keep = ~(bad_id | blank)
+    stage = None
+    if engaged is not None:
+        numeric_all = pc.cast(pc.if_else(pa.array(keep), ids, "0"), pa.uint64()).to_numpy(zero_copy_only=False)
+        stage = st.stage_of(numeric_all, st.load_engaged(engaged))
+        skipped = keep & ~np.isin(stage, np.array(stages, np.int8))
+        stats["rejected_stage_not_selected"] = int(skipped.sum())
+        keep &= ~skipped
+        stage = stage[keep]
     if not keep.all():
         table = table.filter(pa.array(keep))
     ids = table.column("tweet_id").combine_chunks()
@@ -93,7 +111,7 @@ def tokenize_table(
             langs,
             pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), pa.array(values, type=pa.int32())),
             pa.array(hash_ids(numeric, salt=f"shard:{seed}"), type=pa.uint64()),
-            pa.array(np.where(validation, "validation", "train")),
+            pa.array(st.labels(validation, stage).astype(str), pa.string()),
             pa.array(np.zeros(table.num_rows, np.int32)),
         ],
         schema=TOKENS,
@@ -101,9 +119,11 @@ def tokenize_table(
     stats.update(tokenized=table.num_rows, truncated=int(truncated.sum()), tokens=int(offsets[-1]))
     lengths = np.diff(offsets)
     copies = _copies(table, validation)
-    for split, mask in (("train", ~validation), ("validation", validation)):
-        stats[f"mlm_rows_{split}"] = int(copies[mask].sum())
-        stats[f"mlm_tokens_{split}"] = int((lengths * copies)[mask].sum())
+    split = st.labels(validation, stage)
+    for label in np.unique(split).tolist():
+        mask = split == label
+        stats[f"mlm_rows_{label}"] = int(copies[mask].sum())
+        stats[f"mlm_tokens_{label}"] = int((lengths * copies)[mask].sum())
     stats["mlm_repeated_copies"] = int(copies.sum()) - table.num_rows
     if stats["mlm_repeated_copies"]:
         tokens = repeat_copies(tokens, copies)

@@ -43,7 +43,7 @@ class ShardCorpus(beam.PTransform):
     """``(name, corpus table)`` -> (MLM shard infos, dead letters, stats dicts, ``(split, SliceRef)``).
 
     Args:
-      tokenizer, max_length, valid_fraction, seed: as `tokenize_table`.
+      tokenizer, max_length, valid_fraction, seed, engaged, stages: as `tokenize_table`.
       tmp: the spill folder (removed by the pipeline's finish()).
       path: the ``DIR/mlm`` folder; num_shards, target_bytes, pack: as `plan_shards` / `mlm_shard`.
       workers: pool processes (1 = inline, the Rust tokenizer using every core); N > 1 processes
@@ -64,10 +64,17 @@ class ShardCorpus(beam.PTransform):
         target_bytes: int,
         pack: bool = True,
         workers: int = 1,
+        engaged: str | None = None,
+        stages: tuple[int, ...] = (1, 2),
     ):
         super().__init__()
         self._tokenize = dict(
-            tokenizer=tokenizer, max_length=max_length, valid_fraction=valid_fraction, seed=seed
+            tokenizer=tokenizer,
+            max_length=max_length,
+            valid_fraction=valid_fraction,
+            seed=seed,
+            engaged=engaged,
+            stages=stages,
         )
         self._tmp, self._path, self._pack = tmp, path, pack
         self._num_shards, self._target_bytes = num_shards, target_bytes
