@@ -72,7 +72,9 @@ def _check_manifests(out: Path) -> None:
         for split, entry in by_split.items():
             assert counts[f"{dataset}_rows_{split}"] == entry["rows"]
     assert (out / "shards" / "COMPLETED").is_file()
-    assert len(load_dataset(str(out / "shards"))["train"]) == manifest["splits"]["mlm"]["train"]["rows"]
+    # run writes two-stage shards: the default config is stage 1; the stages section follows comply
+    assert len(load_dataset(str(out / "shards"))["train"]) == manifest["stages"]["stage1"]["mlm"]["train"]["rows"]
+    assert manifest["stages"]["stage2"]["mlm"]["train"] == manifest["splits"]["mlm"]["stage2_train"]
     assert len(load_dataset(str(out / "shards"), "pairs")["train"]) == manifest["splits"]["pairs"]["train"]["rows"]
     for bench in ("hashtag", "engagement"):
         files = json.loads((out / "benchmarks" / bench / "manifest.json").read_text())["files"]

@@ -120,7 +120,8 @@ def tokenize_table(
     lengths = np.diff(offsets)
     copies = _copies(table, validation)
     split = st.labels(validation, stage)
-    for label in np.unique(split).tolist():
+    every = ["train", "validation"] if stage is None else [f"stage{n}_{s}" for n in stages for s in ("train", "validation")]
+    for label in sorted(set(every) | set(np.unique(split).tolist())):  # zeros too: the manifest counts every split
         mask = split == label
         stats[f"mlm_rows_{label}"] = int(copies[mask].sum())
         stats[f"mlm_tokens_{label}"] = int((lengths * copies)[mask].sum())
