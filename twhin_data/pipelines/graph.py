@@ -6,7 +6,7 @@ import argparse
 import json
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import apache_beam as beam
 import pyarrow as pa
@@ -26,10 +26,15 @@ from twhin_data.schemas.graph import (
     TWEET_NODES,
     USERS,
 )
+from twhin_data.transforms.graph import ann, logs, pbg
 from twhin_data.transforms.graph import edges as gc
 from twhin_data.transforms.graph import engagements as eng
-from twhin_data.transforms.graph import logs, pbg
-from twhin_data.transforms.graph.pairs import CoEngagementPairs, EmbeddingPairs, check_embeddings
+from twhin_data.transforms.graph.pairs import (
+    CoEngagementPairs,
+    EmbeddingPairs,
+    check_embeddings,
+    to_pairs_table,
+)
 from twhin_data.transforms.graph.report import build_stats, render_html
 from twhin_data.transforms.graph.transform import BuildGraph
 from twhin_data.transforms.graph.tweet_map import MapTweetsFn
@@ -93,13 +98,19 @@ class GraphPlan(Plan):
     input_bytes: int  # engagement files plus hydrated tweets
     num_partitions: int  # range partitions of the graph
     output_parts: int  # Parquet parts of each output dataset
+    knn_paths: list[str] = field(default_factory=list)  # --embeddings files
+    knn_vectors: int | None = None  # their rows (Parquet footers); None for TSV/HDF5
 
 
 def plan(args: argparse.Namespace, run: RunSettings) -> GraphPlan:
     start_ms, end_ms = _window(args)
     pair_methods = [m for m in PAIR_METHODS if m in args.pairs]
+    knn_paths, knn_vectors = [], None
     if "embeddings" in pair_methods:
-        check_embeddings(args.embeddings)
+        knn_paths = check_embeddings(args.embeddings)
+        knn_vectors = ann.count_vectors(knn_paths)
+        if getattr(args, "knn", "auto") == "distributed" and knn_vectors is None:
+            raise ConfigError("--knn distributed reads Parquet embeddings only (export PBG's TSV/HDF5 to Parquet)")
     mapping = logs.parse_column_map(args.column_map)
     paths = []
     if args.engagements:
@@ -123,6 +134,8 @@ def plan(args: argparse.Namespace, run: RunSettings) -> GraphPlan:
         input_bytes=size,
         num_partitions=args.partitions or max(16, -(-size // BYTES_PER_PARTITION)),
         output_parts=max(1, -(-size // BYTES_PER_OUTPUT_PART)),
+        knn_paths=knn_paths,
+        knn_vectors=knn_vectors,
     )
 
 
@@ -184,7 +197,23 @@ def build(p: beam.Pipeline, plan: GraphPlan) -> None:
                 fanout_cap=args.max_fanout_per_user,
             )
         )
-    if "embeddings" in plan.pair_methods:
+    distributed = plan.knn_vectors is not None and (
+        args.knn == "distributed" or (args.knn == "auto" and plan.knn_vectors > ann.DISTRIBUTED_MIN)
+    )
+    if "embeddings" in plan.pair_methods and distributed:
+        tables, knn_errors, info = p | "DistributedKnn" >> ann.DistributedKnnPairs(
+            plan.knn_paths,
+            n=plan.knn_vectors,
+            top_k=args.top_k,
+            min_score=args.min_score,
+            nprobe=args.nprobe,
+            duplicates=args.duplicates,
+            exclude=tuple(args.exclude or ()),
+        )
+        pair_tables.append(tables | "EmbeddingPairTables" >> beam.Map(to_pairs_table, "embeddings"))
+        errors = (errors, knn_errors) | "AllErrors" >> beam.Flatten()
+        files.write_json(files.join(out, "reports", NAME, "embeddings_index.json"), info)
+    elif "embeddings" in plan.pair_methods:
         knn = p | "EmbeddingPairs" >> EmbeddingPairs(
             args.embeddings,
             top_k=args.top_k,
@@ -238,6 +267,7 @@ def params(plan: GraphPlan) -> dict:
         "pair_time_gap_s",
         "index_factory",
         "nprobe",
+        "knn",
         "column_map",
         "duplicates",
         "exclude",

@@ -80,6 +80,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "PBG's exported TSV (names t<id>); .h5 needs h5py.",
     )
     add(
+        "--knn",
+        choices=["auto", "single", "distributed"],
+        default="auto",
+        help="Embedding neighbours: single (one worker holds every vector, FAISS --index_factory), "
+        "distributed (IVF lists routed through Beam shuffles: memory per worker grows as sqrt(N); "
+        "Parquet embeddings), auto (distributed above 1M Parquet vectors).",
+    )
+    add(
         "--top_k",
         type=opts.positive_int,
         default=10,

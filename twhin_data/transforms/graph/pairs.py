@@ -20,7 +20,7 @@ from twhin_data.core.tags import ERRORS
 from twhin_data.transforms.graph import edges as gc
 from twhin_data.transforms.graph import pair_scoring as pcore
 from twhin_data.transforms.graph.transform import key_by
-from twhin_data.transforms.graph.tweet_map import load_tweet_map
+from twhin_data.transforms.graph.tweet_map import TweetMap, load_tweet_map
 
 NAMESPACE = "graph"
 ID_COLUMNS = ("tweet_id", "id", "name", "entity")
@@ -222,6 +222,53 @@ def _read_pbg_h5(path: str) -> tuple[list[str], list[np.ndarray]]:
     return [str(n) for n in json.loads(files.read_bytes(names_path))], list(emb)
 
 
+def file_vectors(path: str, tweet_map: TweetMap | None, dim: int | None = None) -> tuple[list[int], list, list, dict]:
+    """One embeddings file -> (tweet IDs, vectors, dead letters, counts): names that are not tweets
+    are counted, bad vectors are dead letters, benchmark tweets dropped and copies moved to their
+    kept tweet (`tweet_map`), a tweet repeated inside the file counted. `dim`: the expected length."""
+    names, vectors, bad = read_embeddings(path)
+    errors = [error_record("graph", text, kind, message, path) for text, kind, message in bad]
+    counts = dict.fromkeys(EMBEDDING_COUNTS, 0)
+    ids: list[int] = []
+    vecs: list = []
+    seen: set[int] = set()
+    for name, vec in zip(names, vectors, strict=True):
+        counts["embeddings_read"] += 1
+        tweet = _tweet_id(str(name))
+        if tweet is None:
+            counts["embeddings_not_tweets"] += 1
+            continue
+        dim = dim or len(vec)
+        if len(vec) == 0 or len(vec) != dim or not np.all(np.isfinite(vec)) or not np.any(vec):
+            message = f"vector must have {dim} finite values, not all zero (got {len(vec)})"
+            errors.append(error_record("graph", name, "bad_vector", message, path))
+            continue
+        value = int(tweet)
+        if tweet_map is not None:  # a copy's vector stands for its kept tweet (if that has none)
+            mapped, remapped, excluded = tweet_map.lookup(np.array([value], np.uint64))
+            if excluded[0]:
+                counts["embeddings_benchmark_excluded"] += 1
+                continue
+            counts["embeddings_remapped_to_kept"] += int(remapped[0])
+            value = int(mapped[0])
+        if value in seen:
+            counts["embeddings_duplicate"] += 1
+            continue
+        seen.add(value)
+        ids.append(value)
+        vecs.append(vec)
+    return ids, vecs, errors, counts
+
+
+EMBEDDING_COUNTS = (
+    "embeddings_read",
+    "embeddings_not_tweets",
+    "embeddings_duplicate",
+    "embeddings_benchmark_excluded",
+    "embeddings_remapped_to_kept",
+)
+
+
 def _load_and_search(
     pattern: str,
     *,
@@ -233,39 +280,22 @@ def _load_and_search(
     exclude: tuple[str, ...] = (),
 ) -> Iterable:
     ids, vecs, seen = [], [], set()
-    counts = {"embeddings_read": 0, "embeddings_not_tweets": 0, "embeddings_duplicate": 0}
-    counts.update(embeddings_benchmark_excluded=0, embeddings_remapped_to_kept=0)
+    counts = dict.fromkeys(EMBEDDING_COUNTS, 0)
     tweet_map = load_tweet_map(duplicates, exclude) if duplicates or exclude else None
     dim = None
     for path in files.expand_inputs(pattern, suffixes=EMBEDDING_SUFFIXES):
-        names, vectors, bad = read_embeddings(path)
-        for text, kind, message in bad:
-            yield beam.pvalue.TaggedOutput(ERRORS, error_record("graph", text, kind, message, path))
-        for name, vec in zip(names, vectors, strict=True):
-            counts["embeddings_read"] += 1
-            tweet = _tweet_id(str(name))
-            if tweet is None:
-                counts["embeddings_not_tweets"] += 1
-                continue
+        file_ids, file_vecs, errors, file_counts = file_vectors(path, tweet_map, dim)
+        for error in errors:
+            yield beam.pvalue.TaggedOutput(ERRORS, error)
+        for name, value in file_counts.items():
+            counts[name] += value
+        for value, vec in zip(file_ids, file_vecs, strict=True):
             dim = dim or len(vec)
-            if len(vec) == 0 or len(vec) != dim or not np.all(np.isfinite(vec)) or not np.any(vec):
-                message = f"vector must have {dim} finite values, not all zero (got {len(vec)})"
-                yield beam.pvalue.TaggedOutput(
-                    ERRORS, error_record("graph", name, "bad_vector", message, path)
-                )
-                continue
-            if tweet_map is not None:  # a copy's vector stands for its kept tweet (if that has none)
-                mapped, remapped, excluded = tweet_map.lookup(np.array([int(tweet)], np.uint64))
-                if excluded[0]:
-                    counts["embeddings_benchmark_excluded"] += 1
-                    continue
-                counts["embeddings_remapped_to_kept"] += int(remapped[0])
-                tweet = str(int(mapped[0]))
-            if tweet in seen:
+            if value in seen:
                 counts["embeddings_duplicate"] += 1
                 continue
-            seen.add(tweet)
-            ids.append(int(tweet))
+            seen.add(value)
+            ids.append(value)
             vecs.append(vec)
     matrix = np.stack(vecs) if vecs else np.zeros((0, dim or 1), np.float32)
     table, info = pcore.knn_pairs(
