@@ -27,14 +27,17 @@ def test_ivf_plan_scales_with_n():
     assert nlist <= 1000 // 39 and 1 <= nprobe <= nlist
 
 
-def test_top_k_merges_lists_and_ranked_edges_are_canonical():
-    top = ann.TopK(3)
-    acc = top.merge_accumulators(
-        [(np.array([5, 7], np.uint64), np.array([0.9, 0.5], np.float32)), (np.array([7, 9, 2], np.uint64), np.array([0.5, 0.8, 0.1], np.float32))]
-    )
-    assert acc[0].tolist() == [5, 9, 7]
-    edges = list(ann.ranked_edges((9, (np.array([9, 5, 12], np.uint64), np.array([1.0, 0.9, 0.2], np.float32))), k=2, min_score=0.5))
-    assert edges == [((5, 9), (1, pytest.approx(-0.9)))]
+def test_merge_home_ranks_each_querys_best_and_canonical_keeps_the_best_rank():
+    parts = [
+        (np.array([9, 9], np.uint64), np.array([5, 7], np.uint64), np.array([0.9, 0.5], np.float32)),
+        (np.array([9, 9, 5], np.uint64), np.array([7, 12, 9], np.uint64), np.array([0.5, 0.8, 0.9], np.float32)),
+    ]
+    edges = [e for _, e in ann.merge_home((0, parts), k=2, min_score=0.6, homes=1)]
+    a, b, rank, score = (np.concatenate(c) for c in zip(*edges, strict=True))
+    got = sorted(zip(a.tolist(), b.tolist(), rank.tolist(), strict=True))
+    assert got == [(5, 9, 1), (5, 9, 1), (9, 12, 2)]  # 9 -> 5 (0.9), 9 -> 12 (0.8); 5 -> 9; 7 under 0.6
+    table = ann.canonical_pairs((0, edges))
+    assert sorted(zip(table.column("a").to_pylist(), table.column("b").to_pylist(), table.column("rank").to_pylist(), strict=True)) == [(5, 9, 1), (9, 12, 2)]
 
 
 def _write(tmp_path, ids, x, files: int = 3):

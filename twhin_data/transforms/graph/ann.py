@@ -13,9 +13,11 @@ ever holding every vector in one worker:
    it together (blocks of vectors, not single rows).
 3. **Search.** Inside each list: exact inner products of its queries with its vectors, the best
    k + 1 per query (the query itself and repeats of its tweet are dropped).
-4. **Merge.** A CombinePerKey keeps each query's k best over the lists it probed (score, then
-   tweet ID); a neighbour's rank is its place there, and a pair found from both of its tweets
-   keeps its best rank (a second CombinePerKey on the pair), as the one-worker path ranks them.
+4. **Merge.** The candidates go, as blocks, to their query's home bucket (tweet ID mod
+   N / `HOME_SIZE`), where each query keeps its k best over the lists it probed (score, then tweet
+   ID) and a neighbour's rank is its place there; the pairs then go to the home bucket of their
+   smaller ID, where a pair found from both tweets keeps its best rank, as the one-worker path.
+   Every shuffle moves numpy blocks, never one element per vector or pair.
 
 Memory per worker is one list's vectors plus the queries that probe it: about
 N (1 + nprobe) / nlist vectors, which grows as sqrt(N), not N. Same input, same pairs, whatever
@@ -33,6 +35,7 @@ from apache_beam.metrics import Metrics
 
 from twhin_data.core import files
 from twhin_data.core.hashing import id_unit_interval
+from twhin_data.core.tables import groups
 from twhin_data.core.tags import ERRORS
 from twhin_data.transforms.graph import pair_scoring as pcore
 
@@ -42,6 +45,8 @@ DISTRIBUTED_MIN = 1_000_000
 SAMPLE_PER_LIST = 64
 MIN_PROBE = 8
 SEED = 1234
+#: Queries (and pairs) per home bucket, where a query's candidates from its lists are merged.
+HOME_SIZE = 20_000
 Block = tuple[np.ndarray, np.ndarray]  # (tweet IDs uint64, L2-normalized float32 vectors)
 
 
@@ -96,9 +101,11 @@ def route(block: Block, centroids: np.ndarray, nprobe: int) -> Iterator[tuple[in
             yield int(flat[group[0]]), (role, (ids[picked], x[picked]))
 
 
-def search_list(item: tuple[int, Iterable[tuple[str, Block]]], k: int) -> Iterator[tuple[int, Block]]:
-    """One list: each query's k + 1 best base vectors by inner product -> ``(query, (ids, scores))``."""
+def search_list(item: tuple[int, Iterable[tuple[str, Block]]], *, k: int, homes: int) -> Iterator[tuple[int, tuple]]:
+    """One list: each query's k + 1 best base vectors by inner product, as blocks
+    ``(home, (query IDs, neighbour IDs, scores))`` split by the queries' home bucket."""
     _, blocks = item
+    blocks = list(blocks)
     base = [b for role, b in blocks if role == "base"]
     queries = [b for role, b in blocks if role == "query"]
     if not base or not queries:
@@ -106,65 +113,59 @@ def search_list(item: tuple[int, Iterable[tuple[str, Block]]], k: int) -> Iterat
     base_ids = np.concatenate([b[0] for b in base])
     order = np.argsort(base_ids, kind="stable")
     base_ids, base_x = base_ids[order], np.concatenate([b[1] for b in base])[order]
+    take = min(k + 1, base_ids.size)
     for q_ids, q_x in queries:
         scores = q_x @ base_x.T
-        scores[q_ids[:, None] == base_ids[None, :]] = -np.inf  # the query's own tweet is no neighbour
-        take = min(k + 1, base_ids.size)
         best = np.argsort(-scores, axis=1, kind="stable")[:, :take]
-        for row, query in enumerate(q_ids.tolist()):
-            found = scores[row, best[row]]
-            ok = np.isfinite(found)
-            yield query, (base_ids[best[row][ok]], found[ok].astype(np.float32))
+        found = np.take_along_axis(scores, best, axis=1).astype(np.float32).reshape(-1)
+        query = np.repeat(q_ids, take)
+        other = base_ids[best].reshape(-1)
+        keep = other != query  # the query's own tweet is no neighbour
+        query, other, found = query[keep], other[keep], found[keep]
+        home = (query % np.uint64(homes)).astype(np.int64)
+        for h, rows in groups(home):
+            yield h, (query[rows], other[rows], found[rows])
 
 
-class TopK(beam.CombineFn):
-    """A query's k best (score desc, tweet ID asc) over the lists it probed."""
-
-    def __init__(self, k: int):
-        self._k = k
-
-    def create_accumulator(self) -> Block:
-        return np.zeros(0, np.uint64), np.zeros(0, np.float32)
-
-    def add_input(self, acc: Block, item: Block) -> Block:
-        return self.merge_accumulators([acc, item])
-
-    def merge_accumulators(self, accs) -> Block:
-        accs = list(accs)
-        ids = np.concatenate([a[0] for a in accs])
-        scores = np.concatenate([a[1] for a in accs])
-        ids, first = np.unique(ids, return_index=True)  # a neighbour found in two lists counts once
-        scores = scores[first]
-        order = np.lexsort((ids, -scores))[: self._k]
-        return ids[order], scores[order]
-
-    def extract_output(self, acc: Block) -> Block:
-        return acc
+def merge_home(item: tuple[int, Iterable[tuple]], *, k: int, min_score: float, homes: int) -> Iterator[tuple[int, tuple]]:
+    """One home bucket's candidates -> each query's k best (score desc, tweet ID asc) with their rank,
+    as pair edges ``(home of the pair, (a, b, rank, score))``, a < b."""
+    _, parts = item
+    parts = list(parts)
+    query = np.concatenate([p[0] for p in parts])
+    other = np.concatenate([p[1] for p in parts])
+    score = np.concatenate([p[2] for p in parts])
+    order = np.lexsort((-score, other, query))  # a neighbour found in two lists counts once
+    query, other, score = query[order], other[order], score[order]
+    first = np.concatenate([[True], (query[1:] != query[:-1]) | (other[1:] != other[:-1])])
+    query, other, score = query[first], other[first], score[first]
+    order = np.lexsort((other, -score, query))  # best first inside each query
+    query, other, score = query[order], other[order], score[order]
+    starts = np.flatnonzero(np.concatenate([[True], query[1:] != query[:-1]]))
+    rank = np.arange(query.size) - np.repeat(starts, np.diff(np.append(starts, query.size))) + 1
+    keep = (rank <= k) & (score >= min_score)
+    query, other, score, rank = query[keep], other[keep], score[keep], rank[keep]
+    a, b = np.minimum(query, other), np.maximum(query, other)
+    for h, rows in groups((a % np.uint64(homes)).astype(np.int64)):
+        yield h, (a[rows], b[rows], rank[rows].astype(np.int32), score[rows])
 
 
-def ranked_edges(item: tuple[int, Block], *, k: int, min_score: float) -> Iterator[tuple[tuple[int, int], tuple]]:
-    """One query's neighbours (best first) -> ``((a, b), (rank, -score))`` with a < b, rank 1..k."""
-    query, (ids, scores) = item
-    rank = 0
-    for other, score in zip(ids.tolist(), scores.tolist(), strict=True):
-        if other == query:
-            continue
-        rank += 1
-        if rank > k:
-            break
-        if score >= min_score:
-            yield (min(query, other), max(query, other)), (rank, -float(score))
-
-
-def pairs_table(rows: list[tuple[tuple[int, int], tuple]]) -> pa.Table:
-    """``((a, b), (best rank, -score))`` rows -> the internal pairs table (pair_scoring.PAIR_COLUMNS)."""
+def canonical_pairs(item: tuple[int, Iterable[tuple]]) -> pa.Table:
+    """One home bucket's pair edges -> one row per pair with its best rank (as the one-worker path)."""
+    _, parts = item
+    parts = list(parts)
+    a = np.concatenate([p[0] for p in parts])
+    b = np.concatenate([p[1] for p in parts])
+    rank = np.concatenate([p[2] for p in parts])
+    score = np.concatenate([p[3] for p in parts])
+    pick = pcore.canonical_min_rank(a, b, rank)
     return pa.table(
         {
-            "a": pa.array([r[0][0] for r in rows], pa.uint64()),
-            "b": pa.array([r[0][1] for r in rows], pa.uint64()),
-            "score": pa.array([-r[1][1] for r in rows], pa.float32()),
-            "count": pa.nulls(len(rows), pa.int64()),
-            "rank": pa.array([r[1][0] for r in rows], pa.int32()),
+            "a": pa.array(a[pick], pa.uint64()),
+            "b": pa.array(b[pick], pa.uint64()),
+            "score": pa.array(score[pick], pa.float32()),
+            "count": pa.nulls(int(pick.size), pa.int64()),
+            "rank": pa.array(rank[pick], pa.int32()),
         },
         schema=pcore.PAIR_COLUMNS,
     )
@@ -207,20 +208,18 @@ class DistributedKnnPairs(beam.PTransform):
             | "AllSamples" >> beam.combiners.ToList()
             | "TrainLists" >> beam.Map(train_centroids, nlist=self._nlist)
         )
-        neighbours = (
+        homes = max(1, self._n // HOME_SIZE)
+        pairs = (
             read.blocks
             | "Route" >> beam.FlatMap(route, centroids=beam.pvalue.AsSingleton(centroids), nprobe=self._nprobe)
             | "GroupByList" >> beam.GroupByKey()
-            | "SearchLists" >> beam.FlatMap(search_list, k=self._k)
-            | "MergeTopK" >> beam.CombinePerKey(TopK(self._k + 1))
-        )
-        pairs = (
-            neighbours
-            | "RankedEdges" >> beam.FlatMap(ranked_edges, k=self._k, min_score=self._min_score)
+            | "SearchLists" >> beam.FlatMap(search_list, k=self._k, homes=homes)
+            # Each query's candidates from every list it probed meet in its home bucket.
+            | "GroupByQueryHome" >> beam.GroupByKey()
+            | "TopK" >> beam.FlatMap(merge_home, k=self._k, min_score=self._min_score, homes=homes)
             # A pair found from both tweets keeps its best rank (as the one-worker path).
-            | "Canonical" >> beam.CombinePerKey(min)
-            | "Batch" >> beam.BatchElements(min_batch_size=1024, max_batch_size=65536)
-            | "PairTables" >> beam.Map(pairs_table)
+            | "GroupByPairHome" >> beam.GroupByKey()
+            | "Canonical" >> beam.Map(canonical_pairs)
         )
         info = {"vectors": self._n, "knn": "distributed", "nlist": self._nlist, "nprobe": self._nprobe}
         return pairs, read[ERRORS], info
