@@ -59,8 +59,8 @@ def test_main_job_leaves_shards_manifest_and_completed(runs):
     shards = out / "shards"
     assert (shards / "COMPLETED").is_file()
     manifest = json.loads((shards / "manifest.json").read_text())
-    assert manifest
-    assert list((shards / "mlm").glob("train-*.parquet"))
+    assert set(manifest["stages"]) == {"stage1", "stage2"}  # run passes graph's tweets: two stages
+    assert list((shards / "mlm").glob("stage1_train-*.parquet")) and list((shards / "mlm").glob("stage2_train-*.parquet"))
 
 
 def test_shards_are_byte_identical_across_runs_and_worker_counts(runs):
