@@ -75,6 +75,8 @@ def train_centroids(blocks: Iterable[Block], nlist: int) -> np.ndarray:
     import faiss
 
     parts = [b for b in blocks if len(b[0])]
+    if not parts:  # no valid vector at all: nothing will be routed
+        return np.zeros((0, 0), np.float32)
     ids = np.concatenate([b[0] for b in parts])
     x = np.concatenate([b[1] for b in parts])
     x = x[np.argsort(ids, kind="stable")]
