@@ -48,8 +48,10 @@ setup(
         "gcp": ["apache-beam[gcp]>=2.77,<2.78"],
         # bench/bench_shard.py compares against HF datasets.map through transformers.
         "bench": ["transformers>=4.40"],
-        # Reading PyTorch-BigGraph HDF5 embeddings in `graph --pairs embeddings`.
-        "pbg": ["h5py>=3.8"],
+        # `twhin-data embed`: TwHIN embeddings with PyTorch-BigGraph (the paper's way), and reading its
+        # HDF5 checkpoints. torchbiggraph 1.0.0 imports pkg_resources, gone from setuptools 81.
+        # torch: any 2.x; `pip install torch==2.13.0` first for a CPU-only build.
+        "pbg": ["h5py>=3.8", "torchbiggraph>=1.0", "torch>=2.1", "setuptools<81"],
     },
     entry_points={"console_scripts": ["twhin-data=twhin_data.runners.cli:main"]},
     classifiers=["Programming Language :: Python :: 3.11"],

@@ -302,6 +302,7 @@ def finish(result, plan: GraphPlan, elapsed_s: float) -> dict:
         files.join(pbg_dir, "config.py"),
         pbg.config_text(plan.types, dimension=args.pbg_dimension, epochs=args.pbg_epochs).encode("utf-8"),
     )
+    pbg.write_relation_names(pbg_dir, plan.types)
     extra = {"degree_max": _max_degrees(result)}
     knn_info = files.join(report_dir, "embeddings_index.json")
     if files.exists(knn_info):

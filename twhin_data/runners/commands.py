@@ -38,6 +38,11 @@ COMMANDS: dict[str, Command] = {
         "pipeline",
         "Build the user-tweet engagement graph (PyTorch-BigGraph ready) and socially-similar tweet pairs.",
     ),
+    "embed": Command(
+        "twhin_data.pipelines.embed",
+        "tool",
+        "TwHIN embeddings of the engagement graph with PyTorch-BigGraph (the pbg extra): Parquet for pairs.",
+    ),
     "shard": Command(
         "twhin_data.pipelines.shard",
         "pipeline",

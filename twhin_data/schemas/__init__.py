@@ -18,7 +18,16 @@ from twhin_data.schemas.benchmark import (
 )
 from twhin_data.schemas.corpus import CORPUS, DUPLICATES
 from twhin_data.schemas.errors import ERRORS
-from twhin_data.schemas.graph import EDGES, ENGAGEMENTS, PAIRS, RELATIONS, TWEET_NODES, USERS
+from twhin_data.schemas.graph import (
+    EDGES,
+    ENGAGEMENTS,
+    PAIRS,
+    RELATIONS,
+    TWEET_EMBEDDINGS,
+    TWEET_NODES,
+    USER_EMBEDDINGS,
+    USERS,
+)
 from twhin_data.schemas.shards import MLM_SHARD, PAIR_SHARD
 from twhin_data.schemas.tweets import TWEETS, UNAVAILABLE
 
@@ -35,6 +44,8 @@ ALL: dict[str, pa.Schema] = {
     "graph_tweets": TWEET_NODES,
     "graph_relations": RELATIONS,
     "pairs": PAIRS,
+    "tweet_embeddings": TWEET_EMBEDDINGS,
+    "user_embeddings": USER_EMBEDDINGS,
     "mlm_shard": MLM_SHARD,
     "pair_shard": PAIR_SHARD,
     "hashtag_benchmark": HASHTAG,

@@ -78,3 +78,19 @@ PAIRS = schema(
     ],
     "One row per socially-similar tweet pair (graph output `pairs/`).",
 )
+
+TWEET_EMBEDDINGS = schema(
+    [
+        field("tweet_id", pa.string(), "Tweet ID (PyTorch-BigGraph entity t<ID>).", nullable=False),
+        field("embedding", pa.list_(pa.float32()), "The TwHIN embedding (twhin-data embed; 256-d as the paper).", nullable=False),
+    ],
+    "One row per tweet of the engagement graph (embed output `embeddings/tweets/`).",
+)
+
+USER_EMBEDDINGS = schema(
+    [
+        field("user_id", pa.string(), "User ID (PyTorch-BigGraph entity u<ID>).", nullable=False),
+        field("embedding", pa.list_(pa.float32()), "The TwHIN embedding (twhin-data embed).", nullable=False),
+    ],
+    "One row per user of the engagement graph (embed output `embeddings/users/`).",
+)
