@@ -51,8 +51,8 @@ def test_cap_ends_keeps_the_best_scoring_pairs():
 
 def _inputs(base: Path) -> tuple[Path, int]:
     rows = [
-        {"tweet_id": t["id"], "text": t["text"], "lang": t.get("lang") or "und", "normalizer": "test"}
-        for t in synth.generate_tweets(3000, seed=3)
+        {"tweet_id": t["id"], "text": t["text"], "lang": t.get("lang") or "und", "normalizer": "test", "author_id": str(i % 700)}
+        for i, t in enumerate(synth.generate_tweets(3000, seed=3))
     ]
     (base / "corpus").mkdir(parents=True)
     pq.write_table(to_table(rows, CORPUS), base / "corpus" / "part-00000-of-00001.parquet")
@@ -88,11 +88,16 @@ def test_every_batch_of_every_shard_is_valid_and_nearly_all_pairs_placed(tmp_pat
     placed = counts["pairs_out"]
     assert counts["pairs_in"] == n_pairs == placed + capped + counts.get("rejected_pair_unplaced", 0)
     assert placed >= 0.99 * (n_pairs - capped)
+    author = {r["tweet_id"]: r["author_id"] for r in pq.read_table(base / "corpus").to_pylist()}
     ends: dict[str, int] = {}
     for path in sorted((outs[0] / "pairs").glob("*.parquet")):
         table = pq.read_table(path)
         a, b = table.column("tweet_id_a").to_pylist(), table.column("tweet_id_b").to_pylist()
         assert table.num_rows > 0 and _batches_valid(a, b, 16), path.name
+        for lo in range(0, len(a), 16):  # no author in two pairs of a batch
+            per_pair = [{author[x], author[y]} for x, y in zip(a[lo : lo + 16], b[lo : lo + 16], strict=True)]
+            flat = [w for authors in per_pair for w in authors]
+            assert len(flat) == len(set(flat)), path.name
         for t in a + b:
             ends[t] = ends.get(t, 0) + 1
     assert max(ends.values()) <= 16

@@ -115,8 +115,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--pair_batch_size",
         type=opts.non_negative_int,
         default=32,
-        help="Lay pair shards out as batches of this many pairs in which no tweet appears twice "
-        "(in-batch negatives for the contrastive loss); each shard holds whole batches, pairs that fit "
+        help="Lay pair shards out as batches of this many pairs in which no tweet appears twice and no "
+        "author (when the corpus has author_id) in two pairs (in-batch negatives for the contrastive loss); each shard holds whole batches, pairs that fit "
         "no batch are counted (pair_unplaced). 0: plain hash order. Default 32.",
     )
     parser.add_argument(

@@ -8,8 +8,9 @@ itself. Two steps make every B consecutive rows of a pair shard a valid batch:
    ``--max_pairs_per_tweet`` best-scoring pairs (ties: lower partner ID); a pair beyond the cap of
    either of its tweets is dropped and counted (``pair_over_tweet_cap``).
 2. `pack` (inside each shard's writer): the shard's pairs, in their hash order (so languages mix
-   as they do in the pairs), go first-fit into up to `OPEN` open batches; a pair that fits none
-   (it shares a tweet with each) waits and is tried again as batches fill. Only full batches are
+   as they do in the pairs), go first-fit into up to `OPEN` open batches that hold neither of its
+   tweets nor, where the corpus knows them (``author_id``), either tweet's author (a pair of two
+   tweets by one author is fine on its own); a pair that fits none waits and is tried again as batches fill. Only full batches are
    written; what is left at the end of a shard (fewer than B pairs, or pairs that conflict with
    every open batch) is counted (``pair_unplaced``), never silently dropped. A shard file thus holds
    whole batches, and a reader that takes B rows in order gets a valid batch.
@@ -35,7 +36,8 @@ def cap_ends(ends: Iterable[tuple[float, str, tuple[str, str]]], cap: int) -> li
 
 def pack(rows: Sequence[dict], batch_size: int) -> tuple[list[dict], list[dict]]:
     """``(rows in batch order, rows left out)``: every `batch_size` consecutive output rows (from the
-    first) hold no tweet ID twice; the last batch may be short. `rows` must come in a deterministic order; the result is then deterministic."""
+    first) hold no tweet ID twice, and no author (``author_a``/``author_b``, when known) in two
+    pairs; the last batch may be short. `rows` must come in a deterministic order; the result is then deterministic."""
     if batch_size <= 1:
         return list(rows), []
     done: list[list[dict]] = []
@@ -43,9 +45,11 @@ def pack(rows: Sequence[dict], batch_size: int) -> tuple[list[dict], list[dict]]
     waiting: list[dict] = []
 
     def place(row: dict) -> bool:
-        ends = (row["tweet_id_a"], row["tweet_id_b"])
+        # A batch holds each tweet, and each known author ("@" + ID), at most once.
+        ends = [row["tweet_id_a"], row["tweet_id_b"]]
+        ends += ["@" + a for a in {row.get("author_a"), row.get("author_b")} if a]
         for i, (tweets, members) in enumerate(open_batches):
-            if ends[0] in tweets or ends[1] in tweets:
+            if any(e in tweets for e in ends):
                 continue
             tweets.update(ends)
             members.append(row)

@@ -168,7 +168,7 @@ def _token_rows(table: pa.Table, wanted: set[str]) -> Iterator[tuple[str, tuple]
     """(tweet_id, (input_ids, lang, split)) for the tweets of `table` that some pair uses."""
     mask = pc.is_in(table.column("tweet_id"), value_set=pa.array(sorted(wanted), pa.string()))
     for row in table.filter(mask).to_pylist():
-        yield row["tweet_id"], (row["input_ids"], row["lang"], row["split"])
+        yield row["tweet_id"], (row["input_ids"], row["lang"], row["split"], row.get("author_id"))
 
 
 def _pair_rows(table: pa.Table) -> Iterator[tuple[str, dict]]:
@@ -194,8 +194,8 @@ def _attach(item: tuple[str, dict], side: str) -> Iterator:
                 ),
             )
             continue
-        ids, lang, split = tokens[0]
-        out = dict(pair, **{f"input_ids_{side}": ids, f"lang_{side}": lang})
+        ids, lang, split, author = tokens[0]
+        out = dict(pair, **{f"input_ids_{side}": ids, f"lang_{side}": lang, f"author_{side}": author})
         validation = split.endswith("validation") or pair.get("split") == "validation"
         out["split"] = "validation" if validation else "train"
         yield (out["tweet_id_b"], out) if side == "a" else out

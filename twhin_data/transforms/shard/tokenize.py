@@ -36,10 +36,12 @@ TOKENS = pa.schema(
         ("key", pa.uint64()),
         ("split", pa.string()),
         ("copy", pa.int32()),
+        ("author_id", pa.string()),
     ]
 )
-#: Corpus columns read when present: `copies` (language resampling's repetition, prepare).
-OPTIONAL_CORPUS_COLUMNS = ("copies",)
+#: Corpus columns read when present: `copies` (language resampling's repetition, prepare) and
+#: `author_id` (pair batches keep two pairs of one author apart: transforms/shard/batches.py).
+OPTIONAL_CORPUS_COLUMNS = ("copies", "author_id")
 
 
 def _reject(table: pa.Table, mask: np.ndarray, error_type: str, message: str) -> Iterator:
@@ -113,6 +115,9 @@ def tokenize_table(
             pa.array(hash_ids(numeric, salt=f"shard:{seed}"), type=pa.uint64()),
             pa.array(st.labels(validation, stage).astype(str), pa.string()),
             pa.array(np.zeros(table.num_rows, np.int32)),
+            table.column("author_id").combine_chunks().cast(pa.string())
+            if "author_id" in table.column_names
+            else pa.nulls(table.num_rows, pa.string()),
         ],
         schema=TOKENS,
     )
