@@ -48,6 +48,7 @@ SEED = 1234
 #: Queries (and pairs) per home bucket, where a query's candidates from its lists are merged.
 HOME_SIZE = 20_000
 Block = tuple[np.ndarray, np.ndarray]  # (tweet IDs uint64, L2-normalized float32 vectors)
+_MAPS: dict = {}
 
 
 def ivf_plan(n: int, nprobe: int) -> tuple[int, int]:
@@ -177,8 +178,10 @@ def _read(path: str, duplicates: str | None, exclude: tuple[str, ...]) -> Iterat
     from twhin_data.transforms.graph.pairs import file_vectors
     from twhin_data.transforms.graph.tweet_map import load_tweet_map
 
-    tweet_map = load_tweet_map(duplicates, exclude) if duplicates or exclude else None
-    ids, vecs, errors, counts = file_vectors(path, tweet_map)
+    key = (duplicates, exclude)
+    if key not in _MAPS:  # read once per worker process, not once per file
+        _MAPS[key] = load_tweet_map(duplicates, exclude) if duplicates or exclude else None
+    ids, vecs, errors, counts = file_vectors(path, _MAPS[key])
     for error in errors:
         yield beam.pvalue.TaggedOutput(ERRORS, error)
     for name, value in counts.items():
