@@ -19,8 +19,10 @@ ever holding every vector in one worker:
    smaller ID, where a pair found from both tweets keeps its best rank, as the one-worker path.
    Every shuffle moves numpy blocks, never one element per vector or pair.
 
-Memory per worker is one list's vectors plus the queries that probe it: about
-N (1 + nprobe) / nlist vectors, which grows as sqrt(N), not N. Same input, same pairs, whatever
+Memory per worker is one list's vectors (about N / nlist: sqrt(N) / 4 up to 65536 lists, 15k
+vectors at 1B) plus one block of the queries that probe it: the list's vectors and its queries are
+two sides of a CoGroupByKey, and the queries are iterated, not held (Dataflow pages a large
+group's values in; FnApiRunner holds every shuffle in memory anyway). Same input, same pairs, whatever
 the runner or worker count: every step sorts by tweet ID before it computes.
 """
 
@@ -87,9 +89,9 @@ def train_centroids(blocks: Iterable[Block], nlist: int) -> np.ndarray:
     return kmeans.centroids.copy()
 
 
-def route(block: Block, centroids: np.ndarray, nprobe: int) -> Iterator[tuple[int, tuple[str, Block]]]:
-    """``(list, ("base", vectors))`` for each vector's nearest list and ``(list, ("query", ...))``
-    for each of its nprobe nearest lists, one block per list."""
+def route(block: Block, centroids: np.ndarray, nprobe: int) -> Iterator:
+    """``(list, vectors)`` on the ``base`` output for each vector's nearest list, and ``(list,
+    queries)`` on the main output for each of its nprobe nearest lists, one block per list."""
     ids, x = block
     if len(ids) == 0:
         return
@@ -101,17 +103,17 @@ def route(block: Block, centroids: np.ndarray, nprobe: int) -> Iterator[tuple[in
         bounds = np.flatnonzero(np.diff(flat[order])) + 1
         for group in np.split(order, bounds):
             picked = rows[group]
-            yield int(flat[group[0]]), (role, (ids[picked], x[picked]))
+            out = (int(flat[group[0]]), (ids[picked], x[picked]))
+            yield out if role == "query" else beam.pvalue.TaggedOutput("base", out)
 
 
-def search_list(item: tuple[int, Iterable[tuple[str, Block]]], *, k: int, homes: int) -> Iterator[tuple[int, tuple]]:
+def search_list(item: tuple[int, dict], *, k: int, homes: int) -> Iterator[tuple[int, tuple]]:
     """One list: each query's k + 1 best base vectors by inner product, as blocks
     ``(home, (query IDs, neighbour IDs, scores))`` split by the queries' home bucket."""
-    _, blocks = item
-    blocks = list(blocks)
-    base = [b for role, b in blocks if role == "base"]
-    queries = [b for role, b in blocks if role == "query"]
-    if not base or not queries:
+    _, grouped = item
+    base = list(grouped["base"])  # held: the list's own vectors (about N / nlist)
+    queries = grouped["query"]  # streamed: on Dataflow a large group's values are paged in
+    if not base:
         return
     base_ids = np.concatenate([b[0] for b in base])
     order = np.argsort(base_ids, kind="stable")
@@ -214,10 +216,16 @@ class DistributedKnnPairs(beam.PTransform):
             | "TrainLists" >> beam.Map(train_centroids, nlist=self._nlist)
         )
         homes = max(1, self._n // HOME_SIZE)
-        pairs = (
+        routed = (
             read.blocks
-            | "Route" >> beam.FlatMap(route, centroids=beam.pvalue.AsSingleton(centroids), nprobe=self._nprobe)
-            | "GroupByList" >> beam.GroupByKey()
+            | "Route"
+            >> beam.FlatMap(route, centroids=beam.pvalue.AsSingleton(centroids), nprobe=self._nprobe).with_outputs(
+                "base", main="query"
+            )
+        )
+        pairs = (
+            {"base": routed.base, "query": routed.query}
+            | "GroupByList" >> beam.CoGroupByKey()
             | "SearchLists" >> beam.FlatMap(search_list, k=self._k, homes=homes)
             # Each query's candidates from every list it probed meet in its home bucket.
             | "GroupByQueryHome" >> beam.GroupByKey()
