@@ -6,7 +6,8 @@ Clustered vectors (Gaussian clusters, as tweet embeddings of topical communities
 files; `twhin-data graph --pairs embeddings --top_k 10` runs in a subprocess with `--knn single
 --index_factory Flat` (exact, one worker) and with `--knn distributed`. Reports wall time,
 vectors/s, peak RSS of each, recall@10 (share of the exact pairs the distributed search finds),
-and the vectors one list group holds (what one worker holds) at --small and --n vectors.
+and, from the plan, the vectors a worker holds for one list (N / nlist) and the queries it streams
+past them, at --small and --n vectors.
 """
 
 from __future__ import annotations
@@ -79,7 +80,12 @@ def main() -> int:
     result["recall_at_10"] = round(recall, 4)
     for n in (args.small, args.n):
         nlist, nprobe = ann.ivf_plan(n, 2000)
-        result[f"per_list_vectors_{n}"] = {"nlist": nlist, "nprobe": nprobe, "mean_vectors_per_list_group": round(n * (1 + nprobe) / nlist)}
+        result[f"per_list_{n}"] = {
+            "nlist": nlist,
+            "nprobe": nprobe,
+            "vectors_held_per_worker": round(n / nlist),  # the list's own vectors
+            "queries_streamed_per_list": round(n * nprobe / nlist),
+        }
     result["machine"] = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
     result["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     print(json.dumps(result, indent=1))
