@@ -166,6 +166,14 @@ def _datasets(plan: GraphPlan) -> dict[str, pa.Schema | None]:
     return {"engagements": ENGAGEMENTS, **graph, "graph/relations": None, **({"pairs": PAIRS} if plan.pair_methods else {})}
 
 
+def _distributed(plan: GraphPlan) -> bool:
+    """--knn distributed, or auto above ann.DISTRIBUTED_MIN Parquet vectors."""
+    knn = plan.args.knn
+    return plan.knn_vectors is not None and (
+        knn == "distributed" or (knn == "auto" and plan.knn_vectors > ann.DISTRIBUTED_MIN)
+    )
+
+
 def build(p: beam.Pipeline, plan: GraphPlan) -> None:
     args, out, parts = plan.args, plan.output, plan.output_parts
     spec = eng.WindowSpec(types=plan.types, start_ms=plan.start_ms, end_ms=plan.end_ms)
@@ -197,11 +205,8 @@ def build(p: beam.Pipeline, plan: GraphPlan) -> None:
                 fanout_cap=args.max_fanout_per_user,
             )
         )
-    distributed = plan.knn_vectors is not None and (
-        args.knn == "distributed" or (args.knn == "auto" and plan.knn_vectors > ann.DISTRIBUTED_MIN)
-    )
-    if "embeddings" in plan.pair_methods and distributed:
-        tables, knn_errors, info = p | "DistributedKnn" >> ann.DistributedKnnPairs(
+    if "embeddings" in plan.pair_methods and _distributed(plan):
+        tables, knn_errors, _ = p | "DistributedKnn" >> ann.DistributedKnnPairs(
             plan.knn_paths,
             n=plan.knn_vectors,
             top_k=args.top_k,
@@ -212,7 +217,6 @@ def build(p: beam.Pipeline, plan: GraphPlan) -> None:
         )
         pair_tables.append(tables | "EmbeddingPairTables" >> beam.Map(to_pairs_table, "embeddings"))
         errors = (errors, knn_errors) | "AllErrors" >> beam.Flatten()
-        files.write_json(files.join(out, "reports", NAME, "embeddings_index.json"), info)
     elif "embeddings" in plan.pair_methods:
         knn = p | "EmbeddingPairs" >> EmbeddingPairs(
             args.embeddings,
@@ -305,7 +309,10 @@ def finish(result, plan: GraphPlan, elapsed_s: float) -> dict:
     pbg.write_relation_names(pbg_dir, plan.types)
     extra = {"degree_max": _max_degrees(result)}
     knn_info = files.join(report_dir, "embeddings_index.json")
-    if files.exists(knn_info):
+    if "embeddings" in plan.pair_methods and _distributed(plan):  # known from the plan
+        nlist, nprobe = ann.ivf_plan(plan.knn_vectors, args.nprobe)
+        extra["embeddings_index"] = {"vectors": plan.knn_vectors, "knn": "distributed", "nlist": nlist, "nprobe": nprobe}
+    elif files.exists(knn_info):
         extra["embeddings_index"] = json.loads(files.read_bytes(knn_info))
     stats = build_stats(
         counters(result, "graph"), params=params(plan), rounds=args.filter_iterations, extra=extra

@@ -191,14 +191,10 @@ def band_keys(sig: np.ndarray, params: LshParams) -> np.ndarray:
 
 
 def jaccard(left: list[str], right: list[str], k: int) -> np.ndarray:
-    """Exact Jaccard of the k-shingle sets of ``left[i]`` and ``right[i]``, for every i (float64).
-
-    Shingles are compared by 44 bits of their 64-bit hash (a false match inside one pair has odds
-    below 1e-9 for tweets). Two empty texts have Jaccard 0 (nothing to compare)."""
-    out = np.zeros(len(left), np.float64)
-    for lo in range(0, len(left), CHUNK):
-        out[lo : lo + CHUNK] = _jaccard_chunk(left[lo : lo + CHUNK], right[lo : lo + CHUNK], k)
-    return out
+    """Exact Jaccard of the k-shingle sets of ``left[i]`` and ``right[i]``, for every i (float64);
+    `jaccard_pairs` over the two lists."""
+    n = len(left)
+    return jaccard_pairs([*left, *right], np.arange(n), np.arange(n, 2 * n), k)
 
 
 def _set_keys(texts: list[str], k: int) -> np.ndarray:
@@ -207,22 +203,11 @@ def _set_keys(texts: list[str], k: int) -> np.ndarray:
     return _sorted_unique((owner.astype(np.uint64) << np.uint64(44)) | (hashes >> np.uint64(20)))
 
 
-def _jaccard_chunk(left: list[str], right: list[str], k: int) -> np.ndarray:
-    lu, ru = _set_keys(left, k), _set_keys(right, k)
-    shared = _shared(lu, ru)
-    n = len(left)
-    size_l = np.bincount((lu >> np.uint64(44)).astype(np.int64), minlength=n)
-    size_r = np.bincount((ru >> np.uint64(44)).astype(np.int64), minlength=n)
-    inter = np.bincount((shared >> np.uint64(44)).astype(np.int64), minlength=n)
-    union = size_l + size_r - inter
-    out = np.zeros(n, np.float64)
-    np.divide(inter, union, out=out, where=union > 0)
-    return out
-
-
 def jaccard_pairs(texts: list[str], left: np.ndarray, right: np.ndarray, k: int) -> np.ndarray:
     """Exact Jaccard of ``texts[left[i]]`` and ``texts[right[i]]`` for every i: each text's
-    shingle set is hashed once, however many pairs it is in (compared as in `jaccard`)."""
+    shingle set is hashed once, however many pairs it is in. Shingles are compared by 44 bits of
+    their 64-bit hash (a false match inside one pair has odds below 1e-9 for tweets). Two empty
+    texts have Jaccard 0 (nothing to compare)."""
     out = np.zeros(left.size, np.float64)
     if left.size == 0:
         return out

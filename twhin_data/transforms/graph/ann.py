@@ -234,8 +234,7 @@ class DistributedKnnPairs(beam.PTransform):
             | "GroupByPairHome" >> beam.GroupByKey()
             | "Canonical" >> beam.Map(canonical_pairs)
         )
-        info = {"vectors": self._n, "knn": "distributed", "nlist": self._nlist, "nprobe": self._nprobe}
-        return pairs, read[ERRORS], info
+        return pairs, read[ERRORS], {"vectors": self._n, "knn": "distributed", "nlist": self._nlist, "nprobe": self._nprobe}
 
 
 def count_vectors(paths: list[str]) -> int | None:

@@ -229,9 +229,8 @@ def file_vectors(path: str, tweet_map: TweetMap | None, dim: int | None = None) 
     names, vectors, bad = read_embeddings(path)
     errors = [error_record("graph", text, kind, message, path) for text, kind, message in bad]
     counts = dict.fromkeys(EMBEDDING_COUNTS, 0)
-    ids: list[int] = []
-    vecs: list = []
-    seen: set[int] = set()
+    valid: list[int] = []
+    good: list = []
     for name, vec in zip(names, vectors, strict=True):
         counts["embeddings_read"] += 1
         tweet = _tweet_id(str(name))
@@ -243,14 +242,20 @@ def file_vectors(path: str, tweet_map: TweetMap | None, dim: int | None = None) 
             message = f"vector must have {dim} finite values, not all zero (got {len(vec)})"
             errors.append(error_record("graph", name, "bad_vector", message, path))
             continue
-        value = int(tweet)
-        if tweet_map is not None:  # a copy's vector stands for its kept tweet (if that has none)
-            mapped, remapped, excluded = tweet_map.lookup(np.array([value], np.uint64))
-            if excluded[0]:
-                counts["embeddings_benchmark_excluded"] += 1
-                continue
-            counts["embeddings_remapped_to_kept"] += int(remapped[0])
-            value = int(mapped[0])
+        valid.append(int(tweet))
+        good.append(vec)
+    mapped = np.array(valid, np.uint64)
+    excluded = np.zeros(mapped.size, bool)
+    if tweet_map is not None:  # one lookup for the file: a copy's vector stands for its kept tweet
+        mapped, remapped, excluded = tweet_map.lookup(mapped)
+        counts["embeddings_benchmark_excluded"] = int(excluded.sum())
+        counts["embeddings_remapped_to_kept"] = int((remapped & ~excluded).sum())
+    ids: list[int] = []
+    vecs: list = []
+    seen: set[int] = set()
+    for value, vec, out in zip(mapped.tolist(), good, excluded.tolist(), strict=True):
+        if out:
+            continue
         if value in seen:
             counts["embeddings_duplicate"] += 1
             continue
