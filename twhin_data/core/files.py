@@ -153,8 +153,10 @@ def read_bytes(path: str) -> bytes:
         return handle.read()
 
 
-def write_bytes_atomic(path: str, data: bytes) -> None:
-    """Writes `data` to a temporary name beside `path`, then renames it into place."""
+@contextlib.contextmanager
+def open_write_atomic(path: str):
+    """A binary write handle to a temporary name beside `path`, renamed into place when the block
+    ends without an error (removed when it raises); object stores get a streamed upload."""
     parent = posixpath.dirname(path) if is_remote(path) else os.path.dirname(path)
     if parent and not is_remote(parent):
         os.makedirs(parent, exist_ok=True)
@@ -162,7 +164,7 @@ def write_bytes_atomic(path: str, data: bytes) -> None:
     if not is_remote(path):
         try:
             with open(tmp, "wb") as handle:
-                handle.write(data)
+                yield handle
             os.replace(tmp, path)
         except BaseException:
             with contextlib.suppress(OSError):  # a full disk must not also leave a half-written file
@@ -171,10 +173,16 @@ def write_bytes_atomic(path: str, data: bytes) -> None:
         return
     filesystems = _filesystems()
     with filesystems.create(tmp) as handle:
-        handle.write(data)
+        yield handle
     if filesystems.exists(path):
         filesystems.delete([path])
     filesystems.rename([tmp], [path])
+
+
+def write_bytes_atomic(path: str, data: bytes) -> None:
+    """Writes `data` to a temporary name beside `path`, then renames it into place."""
+    with open_write_atomic(path) as handle:
+        handle.write(data)
 
 
 def remove(path: str) -> None:

@@ -10,6 +10,7 @@ copy). Only file names go through the runner, so the main process does nothing p
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from typing import NamedTuple
 
@@ -26,23 +27,45 @@ class SliceRef(NamedTuple):
     stop: int
 
 
+class SliceWriter:
+    """Writes ``(key, table)`` slices to one IPC file as they come (`add`), so a step that produces
+    more rows than it should hold streams them out; `close` puts the file in place and returns
+    ``(key, SliceRef)`` per non-empty slice (no file when every slice was empty)."""
+
+    def __init__(self, path: str, schema: pa.Schema):
+        self._path, self._schema = path, schema
+        self._refs: list = []
+        self._count = 0
+        self._stack: contextlib.ExitStack | None = None
+        self._writer = None
+
+    def add(self, key, table: pa.Table) -> None:
+        if table.num_rows == 0:
+            return
+        if self._writer is None:
+            self._stack = contextlib.ExitStack()
+            handle = self._stack.enter_context(files.open_write_atomic(self._path))
+            self._writer = pa.ipc.new_file(pa.PythonFile(handle, mode="w"), self._schema)
+        batches = table.combine_chunks().to_batches()
+        for batch in batches:
+            self._writer.write_batch(batch)
+        self._refs.append((key, SliceRef(self._path, self._count, self._count + len(batches))))
+        self._count += len(batches)
+
+    def close(self) -> list:
+        if self._writer is not None:
+            self._writer.close()
+            self._stack.close()
+            self._writer = None
+        return self._refs
+
+
 def write_slices(path: str, schema: pa.Schema, slices: Iterable[tuple[int, pa.Table]]) -> list:
     """Writes (key, table) slices to one IPC file; returns ``(key, SliceRef)`` per non-empty slice."""
-    sink = pa.BufferOutputStream()
-    refs = []
-    with pa.ipc.new_file(sink, schema) as writer:
-        count = 0
-        for key, table in slices:
-            if table.num_rows == 0:
-                continue
-            batches = table.combine_chunks().to_batches()
-            for batch in batches:
-                writer.write_batch(batch)
-            refs.append((key, SliceRef(path, count, count + len(batches))))
-            count += len(batches)
-    if refs:
-        files.write_bytes_atomic(path, sink.getvalue().to_pybytes())
-    return refs
+    writer = SliceWriter(path, schema)
+    for key, table in slices:
+        writer.add(key, table)
+    return writer.close()
 
 
 def read_slices(refs: Iterable[SliceRef], schema: pa.Schema) -> pa.Table:

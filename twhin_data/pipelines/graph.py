@@ -26,7 +26,7 @@ from twhin_data.schemas.graph import (
     TWEET_NODES,
     USERS,
 )
-from twhin_data.transforms.graph import ann, logs, pbg
+from twhin_data.transforms.graph import ann, ann_steps, logs, pbg
 from twhin_data.transforms.graph import edges as gc
 from twhin_data.transforms.graph import engagements as eng
 from twhin_data.transforms.graph.pairs import (
@@ -37,7 +37,6 @@ from twhin_data.transforms.graph.pairs import (
 )
 from twhin_data.transforms.graph.report import build_stats, render_html
 from twhin_data.transforms.graph.transform import BuildGraph
-from twhin_data.transforms.graph.tweet_map import MapTweetsFn
 from twhin_data.transforms.graph.write import WriteGraph
 from twhin_data.transforms.io import MarkComplete, WriteDataset, WriteErrors
 from twhin_data.transforms.metrics import counters
@@ -155,6 +154,7 @@ def prepare_output(plan: GraphPlan) -> None:
     if plan.args.overwrite:
         for name in OUTPUT_DIRS:
             files.remove(files.join(output, name))
+    ann_steps.remove_tmp(output)  # left by a failed run: never read again
     for name in _datasets(plan):
         files.begin_output(files.join(output, name), NAME)
 
@@ -181,7 +181,7 @@ def build(p: beam.Pipeline, plan: GraphPlan) -> None:
         args.engagements or "", spec=spec, mapping=plan.mapping, tweets=args.tweets
     )
     if args.duplicates or args.exclude:
-        raw = raw | "MapTweets" >> beam.ParDo(MapTweetsFn(args.duplicates, tuple(args.exclude or ())))
+        raw = raw | "MapTweets" >> beam.ParDo(eng.MapTweetsFn(args.duplicates, tuple(args.exclude or ())))
     graph = raw | "BuildGraph" >> BuildGraph(
         num_shards=plan.num_partitions,
         max_per_user=args.max_per_user,
@@ -212,6 +212,8 @@ def build(p: beam.Pipeline, plan: GraphPlan) -> None:
             top_k=args.top_k,
             min_score=args.min_score,
             nprobe=args.nprobe,
+            tmp=ann_steps.tmp_dir(out),
+            workers=plan.run.workers,
             duplicates=args.duplicates,
             exclude=tuple(args.exclude or ()),
         )
@@ -300,6 +302,7 @@ def _max_degrees(result) -> dict[str, int]:
 
 def finish(result, plan: GraphPlan, elapsed_s: float) -> dict:
     args, out = plan.args, plan.output
+    ann_steps.remove_tmp(out)
     report_dir = files.join(out, "reports", NAME)
     pbg_dir = files.join(out, "graph", "pbg")
     files.write_bytes_atomic(

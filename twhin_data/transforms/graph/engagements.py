@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from apache_beam.io import fileio
 from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics import Metrics
 
 from twhin_data.core import progress
 from twhin_data.core.errors import error_record
@@ -24,6 +25,7 @@ from twhin_data.core.tags import ERRORS
 from twhin_data.schemas.graph import ENGAGEMENT_TYPES
 from twhin_data.transforms.graph import edges as gc
 from twhin_data.transforms.graph.logs import CHUNK_ROWS, file_format, read_raw
+from twhin_data.transforms.graph.tweet_map import TweetMap, apply_to_edges, load_tweet_map
 from twhin_data.transforms.metrics import Counters
 
 NAMESPACE = "graph"
@@ -238,3 +240,22 @@ def tweets_pattern(directory: str) -> str:
     if FileSystems.exists(sub):
         return sub + "/*.parquet"
     return directory.rstrip("/") + "/*.parquet"
+
+
+class MapTweetsFn(beam.DoFn):
+    """Edge tables -> the same with `apply_to_edges`; the map is read once per worker (setup)."""
+
+    def __init__(self, duplicates: str | None, exclude: tuple[str, ...]):
+        self._duplicates, self._exclude = duplicates, exclude
+        self._map: TweetMap | None = None
+
+    def setup(self):
+        self._map = load_tweet_map(self._duplicates, self._exclude)
+
+    def process(self, table: pa.Table):
+        out, counts = apply_to_edges(table, self._map)
+        for name, value in counts.items():
+            if value:
+                Metrics.counter(NAMESPACE, name).inc(value)
+        if out.num_rows:
+            yield out

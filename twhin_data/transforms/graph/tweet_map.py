@@ -10,21 +10,18 @@ pairs. Near-copies of benchmark tweets are removed from the corpus by prepare --
 drops any pair whose tweet is not in the corpus.
 
 The map is held as two aligned sorted uint64 arrays (16 bytes a removed tweet) in each worker.
+Pure (no Beam): pool processes import it; the DoFn is engagements.MapTweetsFn.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import apache_beam as beam
 import numpy as np
 import pyarrow as pa
-from apache_beam.metrics import Metrics
 
 from twhin_data.core import files
 from twhin_data.text.contamination import load_index
-
-NAMESPACE = "graph"
 
 
 def _empty() -> np.ndarray:
@@ -82,22 +79,3 @@ def apply_to_edges(table: pa.Table, tweet_map: TweetMap) -> tuple[pa.Table, dict
     if excluded.any():
         table = table.filter(pa.array(~excluded))
     return table, counts
-
-
-class MapTweetsFn(beam.DoFn):
-    """Edge tables -> the same with `apply_to_edges`; the map is read once per worker (setup)."""
-
-    def __init__(self, duplicates: str | None, exclude: tuple[str, ...]):
-        self._duplicates, self._exclude = duplicates, exclude
-        self._map: TweetMap | None = None
-
-    def setup(self):
-        self._map = load_tweet_map(self._duplicates, self._exclude)
-
-    def process(self, table: pa.Table):
-        out, counts = apply_to_edges(table, self._map)
-        for name, value in counts.items():
-            if value:
-                Metrics.counter(NAMESPACE, name).inc(value)
-        if out.num_rows:
-            yield out
