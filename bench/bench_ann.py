@@ -1,13 +1,14 @@
 """Distributed nearest-neighbour pairs (graph --knn distributed) vs exact search, same run.
 
-    python bench/bench_ann.py [--n 200000] [--dim 64] [--small 50000]
+    python bench/bench_ann.py [--n 200000] [--small 50000] [--dim 64] [--workers 2]
 
-Clustered vectors (Gaussian clusters, as tweet embeddings of topical communities) in 8 Parquet
-files; `twhin-data graph --pairs embeddings --top_k 10` runs in a subprocess with `--knn single
---index_factory Flat` (exact, one worker) and with `--knn distributed`. Reports wall time,
-vectors/s, peak RSS of each, recall@10 (share of the exact pairs the distributed search finds),
-and, from the plan, the vectors a worker holds for one list (N / nlist) and the queries it streams
-past them, at --small and --n vectors.
+Clustered vectors (Gaussian clusters, as tweet embeddings of topical communities) in Parquet
+files of `ROWS_PER_FILE` vectors each (so a file, the unit a route task reads, is the same size at
+every N); `twhin-data graph --pairs embeddings --top_k 10` runs in a subprocess with `--knn
+single --index_factory Flat` (exact, one worker) at --n, and with `--knn distributed --workers W`
+at --small and at --n. Reports wall time, vectors/s, recall@10 at --n (share of the exact pairs
+the distributed search finds), and the peak RSS (VmHWM, read from /proc every 0.1 s) of the
+runner's own process and of the largest pool worker, so growth with N is visible side by side.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import platform
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import numpy as np
@@ -28,7 +30,9 @@ import pyarrow.parquet as pq
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from twhin_data.transforms.graph import ann  # noqa: E402
+from twhin_data.transforms.graph import ann_steps  # noqa: E402
+
+ROWS_PER_FILE = 25_000
 
 
 def vectors(n: int, dim: int, root: str) -> str:
@@ -37,30 +41,69 @@ def vectors(n: int, dim: int, root: str) -> str:
     x = (centers[rng.integers(0, len(centers), n)] + 0.6 * rng.normal(size=(n, dim))).astype(np.float32)
     folder = os.path.join(root, f"emb-{n}")
     os.makedirs(folder)
-    for i, part in enumerate(np.array_split(np.arange(n), 8)):
+    for i, part in enumerate(np.array_split(np.arange(n), max(1, n // ROWS_PER_FILE))):
         ids = [str(10**12 + j) for j in part]
-        pq.write_table(pa.table({"tweet_id": ids, "embedding": list(x[part])}), os.path.join(folder, f"part-{i}.parquet"))
+        pq.write_table(pa.table({"tweet_id": ids, "embedding": list(x[part])}), os.path.join(folder, f"part-{i:04d}.parquet"))
     log = os.path.join(root, "e.csv")
     with open(log, "w") as fh:
         fh.write("user_id,tweet_id,type,ts\n1,1,fav,1\n")
     return folder
 
 
+class PeakRss:
+    """Peak RSS (VmHWM) of a process and of each of its descendants, polled from /proc."""
+
+    def __init__(self, root: int) -> None:
+        self.root, self.peaks = root, {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        parents, hwm = {}, {}
+        for name in os.listdir("/proc"):
+            if name.isdigit():
+                try:
+                    with open(f"/proc/{name}/status") as handle:
+                        fields = dict(line.split(":", 1) for line in handle if ":" in line)
+                except OSError:
+                    continue
+                parents[int(name)] = int(fields.get("PPid", "0").strip())
+                hwm[int(name)] = int(fields.get("VmHWM", "0 kB").split()[0])
+        for pid, kb in hwm.items():
+            cur = pid
+            while cur and cur != self.root:
+                cur = parents.get(cur, 0)
+            if cur == self.root:
+                self.peaks[pid] = max(kb, self.peaks.get(pid, 0))
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.1):
+            self._poll()
+
+    def stop(self) -> dict:
+        self._stop.set()
+        self._thread.join()
+        runner = self.peaks.get(self.root, 0)
+        others = [kb for pid, kb in self.peaks.items() if pid != self.root]
+        return {"runner_peak_rss_mb": round(runner / 1024), "largest_worker_peak_rss_mb": round(max(others, default=0) / 1024)}
+
+
 def run(folder: str, root: str, name: str, *extra: str) -> dict:
     out = os.path.join(root, name)
-    child = (
-        "import resource, sys; from twhin_data.runners import cli; code = cli.main(sys.argv[1:]); "
-        "sys.stderr.write('PEAK_RSS_KB %d\\n' % resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(code)"
-    )
-    argv = [sys.executable, "-c", child, "graph", f"--engagements={root}/e.csv", f"--output={out}"]
+    argv = [sys.executable, "-m", "twhin_data.runners.cli", "graph", f"--engagements={root}/e.csv", f"--output={out}"]
     argv += ["--pairs=embeddings", f"--embeddings={folder}", "--top_k=10", "--min_per_tweet=1", "--log_level=WARNING", *extra]
     wall0 = time.perf_counter()
-    done = subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    rss = PeakRss(child.pid)
+    _, err = child.communicate()
     wall = time.perf_counter() - wall0
-    peak = int(done.stderr.rsplit("PEAK_RSS_KB ", 1)[1].split()[0])
+    memory = rss.stop()
+    if child.returncode:
+        raise SystemExit(f"{name} failed:\n{err[-3000:]}")
     table = pq.read_table(os.path.join(out, "pairs"), columns=["tweet_id_a", "tweet_id_b"])
     pairs = set(zip(table.column(0).to_pylist(), table.column(1).to_pylist(), strict=True))
-    return {"wall_s": round(wall, 1), "peak_rss_mb": round(peak / 1024), "pairs": pairs}
+    return {"wall_s": round(wall, 1), **memory, "pairs": pairs}
 
 
 def main() -> int:
@@ -68,24 +111,32 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=200_000)
     parser.add_argument("--small", type=int, default=50_000)
     parser.add_argument("--dim", type=int, default=64)
+    parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
-    result: dict = {"n": args.n, "dim": args.dim}
+    result: dict = {"n": args.n, "small": args.small, "dim": args.dim, "workers": args.workers, "rows_per_file": ROWS_PER_FILE}
     with tempfile.TemporaryDirectory(prefix="bench-ann-") as root:
+        small = run(vectors(args.small, args.dim, root), root, "dist-small", "--knn=distributed", f"--workers={args.workers}")
         folder = vectors(args.n, args.dim, root)
+        dist = run(folder, root, "dist", "--knn=distributed", f"--workers={args.workers}")
         exact = run(folder, root, "exact", "--knn=single", "--index_factory=Flat")
-        dist = run(folder, root, "dist", "--knn=distributed")
-    recall = len(dist["pairs"] & exact["pairs"]) / max(1, len(exact["pairs"]))
-    for name, r in (("exact_single_worker", exact), ("distributed", dist)):
-        result[name] = {"wall_s": r["wall_s"], "vectors_per_s": round(args.n / r["wall_s"]), "peak_rss_mb": r["peak_rss_mb"], "pairs": len(r["pairs"])}
-    result["recall_at_10"] = round(recall, 4)
-    for n in (args.small, args.n):
-        nlist, nprobe = ann.ivf_plan(n, 2000)
-        result[f"per_list_{n}"] = {
-            "nlist": nlist,
-            "nprobe": nprobe,
-            "vectors_held_per_worker": round(n / nlist),  # the list's own vectors
-            "queries_streamed_per_list": round(n * nprobe / nlist),
+    for name, n, r in (("distributed_small", args.small, small), ("distributed", args.n, dist), ("exact_single_worker", args.n, exact)):
+        plan = ann_steps.ann_plan(n, k=10, nprobe=2000, min_score=-1.0)
+        result[name] = {
+            "n": n,
+            "wall_s": r["wall_s"],
+            "vectors_per_s": round(n / r["wall_s"]),
+            "runner_peak_rss_mb": r["runner_peak_rss_mb"],
+            "largest_worker_peak_rss_mb": r["largest_worker_peak_rss_mb"],
+            "pairs": len(r["pairs"]),
+            **({"nlist": plan.nlist, "nprobe": plan.nprobe, "list_vectors": round(n / plan.nlist), "homes": plan.homes} if name != "exact_single_worker" else {}),
         }
+    result["recall_at_10"] = round(len(dist["pairs"] & exact["pairs"]) / max(1, len(exact["pairs"])), 4)
+    grow = args.n / args.small
+    result["growth"] = {
+        "input": round(grow, 2),
+        "largest_worker_rss": round(dist["largest_worker_peak_rss_mb"] / max(1, small["largest_worker_peak_rss_mb"]), 2),
+        "runner_rss": round(dist["runner_peak_rss_mb"] / max(1, small["runner_peak_rss_mb"]), 2),
+    }
     result["machine"] = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
     result["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     print(json.dumps(result, indent=1))

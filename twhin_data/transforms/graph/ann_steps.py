@@ -161,6 +161,21 @@ def _vectors(table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
     return table.column("id").to_numpy(), x
 
 
+def nearest_lists(x: np.ndarray, centroids: np.ndarray, probes: int) -> np.ndarray:
+    """Each row's `probes` nearest lists, nearest first (ties: lower list), int32; computed
+    `QUERY_BLOCK` rows at a time, so memory is the block's scores, not rows x nlist."""
+    near = np.zeros((len(x), probes), np.int32)
+    for start in range(0, len(x), QUERY_BLOCK):
+        scores = x[start : start + QUERY_BLOCK] @ centroids.T
+        if probes < scores.shape[1]:
+            part = np.sort(np.argpartition(-scores, probes - 1, axis=1)[:, :probes], axis=1)
+        else:
+            part = np.broadcast_to(np.arange(scores.shape[1]), scores.shape)
+        order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
+        near[start : start + QUERY_BLOCK] = np.take_along_axis(part, order, axis=1)
+    return near
+
+
 def route_file(item: tuple[int, str, str], *, plan: AnnPlan, tmp: str, duplicates=None, exclude=()) -> list:
     """Step 3: ``(list, (BASE | QUERY, SliceRef))`` for the file's rows; dead letters and counts."""
     index, path, centroids_path = item
@@ -172,8 +187,7 @@ def route_file(item: tuple[int, str, str], *, plan: AnnPlan, tmp: str, duplicate
         return out
     order = np.argsort(ids, kind="stable")
     ids, x = ids[order], x[order]
-    probes = min(plan.nprobe, len(centroids))
-    near = np.argsort(-(x @ centroids.T), axis=1, kind="stable")[:, :probes]
+    near = nearest_lists(x, centroids, min(plan.nprobe, len(centroids)))
     layout = vector_layout(x.shape[1])
     for role, lists in ((BASE, near[:, :1]), (QUERY, near)):
         rows = np.repeat(np.arange(ids.size), lists.shape[1])
