@@ -21,8 +21,8 @@ so no worker, and not the runner's own process, ever holds more than the bounds 
 
 Memory per task: the sample (step 2, at most TRAIN_MAX vectors), one file's vectors and its
 routing table (step 3), one list's base vectors plus one query slice plus FLUSH_ROWS candidates
-(step 4: N / nlist vectors, about sqrt(N) / 4 up to 65536 lists), `HOME_ROWS` candidates (steps
-5 and 6: the number of home buckets grows with N instead). Same input, same pairs, whatever the
+(step 4: N / nlist vectors, about sqrt(N) / 4 up to 65536 lists), `HOME_ROWS` candidates (step 5)
+and `PAIR_ROWS` pair edges (step 6): the number of buckets grows with N, not their size. Same input, same pairs, whatever the
 worker count or runner: every step sorts by tweet ID before it computes.
 """
 
@@ -50,7 +50,9 @@ TRAIN_MAX = 1 << 20
 MIN_PROBE = 8
 SEED = 1234
 #: Candidate rows a merge task holds (a home bucket's share; more vectors -> more buckets).
-HOME_ROWS = 1 << 21
+HOME_ROWS = 1 << 20
+#: Pair edges a canonical task holds.
+PAIR_ROWS = 1 << 18
 #: Candidate rows a search task holds before it writes them out.
 FLUSH_ROWS = 1 << 20
 #: Queries scored against a list's vectors at once.
@@ -90,7 +92,7 @@ def ivf_plan(n: int, nprobe: int) -> tuple[int, int]:
 def ann_plan(n: int, *, k: int, nprobe: int, min_score: float) -> AnnPlan:
     nlist, probes = ivf_plan(n, nprobe)
     homes = max(1, -(-n * probes * (k + 1) // HOME_ROWS))
-    pair_homes = max(1, -(-n * k // HOME_ROWS))
+    pair_homes = max(1, -(-n * k // PAIR_ROWS))
     return AnnPlan(n=n, k=k, min_score=min_score, nlist=nlist, nprobe=probes, homes=homes, pair_homes=pair_homes)
 
 
