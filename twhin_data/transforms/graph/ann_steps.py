@@ -21,9 +21,10 @@ so no worker, and not the runner's own process, ever holds more than the bounds 
 
 Memory per task: the sample (step 2, at most TRAIN_MAX vectors), one file's vectors and its
 routing table (step 3), one list's base vectors plus one query slice plus FLUSH_ROWS candidates
-(step 4: N / nlist vectors, about sqrt(N) / 4 up to 65536 lists), `HOME_ROWS` candidates (step 5)
-and `PAIR_ROWS` pair edges (step 6): the number of buckets grows with N, not their size. Same input, same pairs, whatever the
-worker count or runner: every step sorts by tweet ID before it computes.
+(step 4: N / nlist vectors, about sqrt(N) / 4 up to 65536 lists, then N / 65536: 15k vectors at
+1B), `HOME_ROWS` candidates (step 5) and `PAIR_ROWS` pair edges (step 6): as N grows, the number
+of buckets grows, not their size. Same input, same pairs, whatever the worker count or runner:
+every step sorts by tweet ID before it computes.
 """
 
 from __future__ import annotations
