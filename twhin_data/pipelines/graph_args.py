@@ -84,8 +84,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=["auto", "single", "distributed"],
         default="auto",
         help="Embedding neighbours: single (one worker holds every vector, FAISS --index_factory), "
-        "distributed (IVF lists routed through Beam shuffles: memory per worker grows as sqrt(N); "
-        "Parquet embeddings), auto (distributed above 1M Parquet vectors).",
+        "distributed (IVF lists routed through Beam shuffles and spill files: memory per worker is "
+        "bounded, --workers N processes locally; Parquet embeddings), auto (distributed above 1M Parquet vectors).",
     )
     add(
         "--top_k",
