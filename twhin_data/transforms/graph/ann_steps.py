@@ -56,8 +56,9 @@ HOME_ROWS = 1 << 20
 PAIR_ROWS = 1 << 18
 #: Candidate rows a search task holds before it writes them out.
 FLUSH_ROWS = 1 << 20
-#: Queries scored against a list's vectors at once.
-QUERY_BLOCK = 4096
+#: Scores computed at once (4 MB of float32): vectors x centroids when routing, queries x a
+#: list's vectors when searching.
+SCORE_CELLS = 1 << 20
 BASE, QUERY = "b", "q"
 CANDIDATES = pa.schema([("query", pa.uint64()), ("other", pa.uint64()), ("score", pa.float32())])
 PAIR_EDGES = pa.schema([("a", pa.uint64()), ("b", pa.uint64()), ("rank", pa.int32()), ("score", pa.float32())])
@@ -165,17 +166,18 @@ def _vectors(table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
 
 
 def nearest_lists(x: np.ndarray, centroids: np.ndarray, probes: int) -> np.ndarray:
-    """Each row's `probes` nearest lists, nearest first (ties: lower list), int32; computed
-    `QUERY_BLOCK` rows at a time, so memory is the block's scores, not rows x nlist."""
+    """Each row's `probes` nearest lists, nearest first (ties: lower list), int32; computed a
+    block of rows at a time, so memory is one block's scores (SCORE_CELLS), not rows x nlist."""
     near = np.zeros((len(x), probes), np.int32)
-    for start in range(0, len(x), QUERY_BLOCK):
-        scores = x[start : start + QUERY_BLOCK] @ centroids.T
+    block = max(16, SCORE_CELLS // max(1, len(centroids)))
+    for start in range(0, len(x), block):
+        scores = x[start : start + block] @ centroids.T
         if probes < scores.shape[1]:
             part = np.sort(np.argpartition(-scores, probes - 1, axis=1)[:, :probes], axis=1)
         else:
             part = np.broadcast_to(np.arange(scores.shape[1]), scores.shape)
         order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
-        near[start : start + QUERY_BLOCK] = np.take_along_axis(part, order, axis=1)
+        near[start : start + block] = np.take_along_axis(part, order, axis=1)
     return near
 
 
@@ -239,11 +241,12 @@ def search_list(item: tuple[int, Iterable[tuple[str, SliceRef]]], *, plan: AnnPl
     order = np.argsort(base_ids, kind="stable")
     base_ids, base_x = base_ids[order], np.ascontiguousarray(base_x[order])
     take = min(plan.k + 1, base_ids.size)
+    block = max(16, SCORE_CELLS // base_ids.size)  # queries scored at once
     pending = _Candidates(files.join(tmp, "ann", f"candidates-{lst:06d}.arrow"), plan.homes)
     for ref in sorted(ref for role, ref in refs if role == QUERY):  # one slice held at a time
         q_ids, q_x = _vectors(read_slices([ref], vector_layout(1)))
-        for start in range(0, q_ids.size, QUERY_BLOCK):
-            ids, scores = q_ids[start : start + QUERY_BLOCK], q_x[start : start + QUERY_BLOCK] @ base_x.T
+        for start in range(0, q_ids.size, block):
+            ids, scores = q_ids[start : start + block], q_x[start : start + block] @ base_x.T
             if take < scores.shape[1]:
                 part = np.sort(np.argpartition(-scores, take - 1, axis=1)[:, :take], axis=1)  # ties: lower ID
                 best = np.take_along_axis(part, np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable"), axis=1)
