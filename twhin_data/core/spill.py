@@ -68,11 +68,13 @@ def write_slices(path: str, schema: pa.Schema, slices: Iterable[tuple[int, pa.Ta
     return writer.close()
 
 
-def read_slices(refs: Iterable[SliceRef], schema: pa.Schema) -> pa.Table:
+def read_slices(refs: Iterable[SliceRef], schema: pa.Schema, *, mmap: bool = True) -> pa.Table:
     """The rows of `refs` in (path, start) order, as one table (`schema` when there are none).
 
-    Local files are memory-mapped; remote ones (gs://) are read through a seekable handle, so
-    only the footer and the referenced batches are fetched.
+    Local files are memory-mapped (`mmap`, no copy; the mapped pages count in the process's RSS
+    while the table lives, so a step that reads a few rows from each of many files reads them
+    instead); remote ones (gs://) are read through a seekable handle, so only the footer and the
+    referenced batches are fetched.
     """
     batches = []
     for ref in sorted(refs):
@@ -81,7 +83,7 @@ def read_slices(refs: Iterable[SliceRef], schema: pa.Schema) -> pa.Table:
                 reader = pa.ipc.open_file(pa.PythonFile(handle, mode="r"))
                 batches.extend(reader.get_batch(i) for i in range(ref.start, ref.stop))
         else:
-            reader = pa.ipc.open_file(pa.memory_map(ref.path))
+            reader = pa.ipc.open_file(pa.memory_map(ref.path) if mmap else pa.OSFile(ref.path))
             batches.extend(reader.get_batch(i) for i in range(ref.start, ref.stop))
     if not batches:
         return schema.empty_table()

@@ -2,7 +2,9 @@
 
 `ann.DistributedKnnPairs` wires them with shuffles that carry file references only
 (core/spill.py); every row moves through Arrow IPC spill files under the job's temporary folder,
-so no worker, and not the runner's own process, ever holds more than the bounds below.
+so no worker holds more than the bounds below (the runner's process passes references only). Slices
+are read, not memory-mapped: a merge reads a few rows from each of nlist files, and mapped pages
+would count in its RSS.
 
 1. `sample_file`: a deterministic sample of each embeddings file (a salted hash of the tweet
    ID below a rate: `SAMPLE_PER_LIST` vectors per list, at most `TRAIN_MAX` in all).
@@ -237,14 +239,14 @@ def search_list(item: tuple[int, Iterable[tuple[str, SliceRef]]], *, plan: AnnPl
     base_refs = sorted(ref for role, ref in refs if role == BASE)
     if not base_refs:
         return []
-    base_ids, base_x = _vectors(read_slices(base_refs, vector_layout(1)))
+    base_ids, base_x = _vectors(read_slices(base_refs, vector_layout(1), mmap=False))
     order = np.argsort(base_ids, kind="stable")
     base_ids, base_x = base_ids[order], np.ascontiguousarray(base_x[order])
     take = min(plan.k + 1, base_ids.size)
     block = max(16, SCORE_CELLS // base_ids.size)  # queries scored at once
     pending = _Candidates(files.join(tmp, "ann", f"candidates-{lst:06d}.arrow"), plan.homes)
     for ref in sorted(ref for role, ref in refs if role == QUERY):  # one slice held at a time
-        q_ids, q_x = _vectors(read_slices([ref], vector_layout(1)))
+        q_ids, q_x = _vectors(read_slices([ref], vector_layout(1), mmap=False))
         for start in range(0, q_ids.size, block):
             ids, scores = q_ids[start : start + block], q_x[start : start + block] @ base_x.T
             if take < scores.shape[1]:
@@ -263,7 +265,7 @@ def merge_home(item: tuple[int, Iterable[SliceRef]], *, plan: AnnPlan, tmp: str)
     """Step 5: one home bucket's candidates -> each query's k best with their rank, as pair edges
     (a < b) by pair home: ``(pair home, SliceRef)``."""
     home, refs = item
-    table = read_slices(sorted(refs), CANDIDATES)
+    table = read_slices(sorted(refs), CANDIDATES, mmap=False)
     query, other, score = (table.column(c).to_numpy() for c in ("query", "other", "score"))
     order = np.lexsort((-score, other, query))  # a neighbour found in two lists counts once
     query, other, score = query[order], other[order], score[order]
@@ -285,7 +287,7 @@ def merge_home(item: tuple[int, Iterable[SliceRef]], *, plan: AnnPlan, tmp: str)
 def canonical_pairs(item: tuple[int, Iterable[SliceRef]]) -> list[pa.Table]:
     """Step 6: one pair home's edges -> one row per pair with its best rank (as the one-worker path)."""
     _, refs = item
-    table = read_slices(sorted(refs), PAIR_EDGES)
+    table = read_slices(sorted(refs), PAIR_EDGES, mmap=False)
     a, b, rank, score = (table.column(c).to_numpy() for c in ("a", "b", "rank", "score"))
     pick = pcore.canonical_min_rank(a, b, rank)
     return [
