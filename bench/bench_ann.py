@@ -20,7 +20,6 @@ import platform
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 import numpy as np
@@ -28,7 +27,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
+
+from rss import PeakRss  # noqa: E402
 
 from twhin_data.transforms.graph import ann_steps  # noqa: E402
 
@@ -48,45 +50,6 @@ def vectors(n: int, dim: int, root: str) -> str:
     with open(log, "w") as fh:
         fh.write("user_id,tweet_id,type,ts\n1,1,fav,1\n")
     return folder
-
-
-class PeakRss:
-    """Peak RSS (VmHWM) of a process and of each of its descendants, polled from /proc."""
-
-    def __init__(self, root: int) -> None:
-        self.root, self.peaks = root, {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _poll(self) -> None:
-        parents, hwm = {}, {}
-        for name in os.listdir("/proc"):
-            if name.isdigit():
-                try:
-                    with open(f"/proc/{name}/status") as handle:
-                        fields = dict(line.split(":", 1) for line in handle if ":" in line)
-                except OSError:
-                    continue
-                parents[int(name)] = int(fields.get("PPid", "0").strip())
-                hwm[int(name)] = int(fields.get("VmHWM", "0 kB").split()[0])
-        for pid, kb in hwm.items():
-            cur = pid
-            while cur and cur != self.root:
-                cur = parents.get(cur, 0)
-            if cur == self.root:
-                self.peaks[pid] = max(kb, self.peaks.get(pid, 0))
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.1):
-            self._poll()
-
-    def stop(self) -> dict:
-        self._stop.set()
-        self._thread.join()
-        runner = self.peaks.get(self.root, 0)
-        others = [kb for pid, kb in self.peaks.items() if pid != self.root]
-        return {"runner_peak_rss_mb": round(runner / 1024), "largest_worker_peak_rss_mb": round(max(others, default=0) / 1024)}
 
 
 def run(folder: str, root: str, name: str, *extra: str) -> dict:

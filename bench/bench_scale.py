@@ -1,0 +1,99 @@
+"""Scale benchmark: each stage at 1x and Fx input, throughput and peak memory side by side.
+
+    python bench/bench_scale.py [--tweets 400000] [--factor 5] [--engagements 1000000]
+                                [--graph_factor 3] [--workers 1] [--stages prepare,shard,graph]
+
+prepare runs on synthetic hydrated tweets (bench/prep_data.py), shard on that prepare's corpus
+(bundled tokenizer), graph on power-law engagement logs (bench/bench_graph.py: `--min_per_tweet
+2`, co-engagement pairs). Each run is the `twhin-data` command in a subprocess; its peak memory is
+read from /proc (bench/rss.py): the command's own process, the largest pool worker, and the whole
+tree. The growth columns divide the Fx run's figure by the 1x run's: flat memory reads ~1.0, a
+stage that holds its input grows with the factor. Prints JSON and a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.dirname(HERE))
+
+from bench_graph import generate  # noqa: E402
+from prep_data import CACHE, tweets_dir  # noqa: E402
+from rss import PeakRss  # noqa: E402
+
+
+def run_command(argv: list[str]) -> dict:
+    started = time.perf_counter()
+    child = subprocess.Popen([sys.executable, "-m", "twhin_data.runners.cli", *argv], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    rss = PeakRss(child.pid)
+    _, err = child.communicate()
+    wall = time.perf_counter() - started
+    memory = rss.stop()
+    if child.returncode:
+        raise SystemExit(f"twhin-data {argv[0]} failed:\n{err[-3000:]}")
+    return {"wall_s": round(wall, 1), **memory}
+
+
+def stage_runs(stage: str, n: int, root: Path, workers: int) -> dict:
+    out = root / f"{stage}-{n}"
+    common = ["--log_level=WARNING", f"--workers={workers}"]
+    if stage == "prepare":
+        return run_command(["prepare", f"--tweets={tweets_dir(n)}", f"--output={root / f'prep-{n}'}", *common])
+    if stage == "shard":
+        corpus = root / f"prep-{n}" / "corpus"
+        if not corpus.exists():
+            run_command(["prepare", f"--tweets={tweets_dir(n)}", f"--output={root / f'prep-{n}'}", *common])
+        return run_command(["shard", f"--corpus={corpus}", f"--output={out}", *common])
+    logs = generate(n, seed=7, heavy=0, out=Path(CACHE))
+    return run_command(["graph", f"--engagements={logs}", f"--output={out}", "--min_per_tweet=2", *common])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tweets", type=int, default=400_000)
+    parser.add_argument("--factor", type=int, default=5)
+    parser.add_argument("--engagements", type=int, default=1_000_000)
+    parser.add_argument("--graph_factor", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--stages", default="prepare,shard,graph")
+    args = parser.parse_args(argv)
+    report: dict = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "workers": args.workers,
+        "stages": {},
+    }
+    with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
+        root = Path(tmp)
+        for stage in args.stages.split(","):
+            base, factor = (args.engagements, args.graph_factor) if stage == "graph" else (args.tweets, args.factor)
+            runs = {}
+            for n in (base, base * factor):
+                result = stage_runs(stage, n, root, args.workers)
+                runs[str(n)] = {**result, "rows_per_s": round(n / result["wall_s"])}
+                print(f"{stage} {n}: {runs[str(n)]}", file=sys.stderr, flush=True)
+            small, big = runs[str(base)], runs[str(base * factor)]
+            growth = {k: round(big[k] / small[k], 2) if small[k] else None for k in ("tree_peak_rss_mb", "runner_peak_rss_mb", "largest_worker_peak_rss_mb")}
+            report["stages"][stage] = {"runs": runs, "input_factor": factor, "memory_growth": growth, "throughput_ratio": round(big["rows_per_s"] / small["rows_per_s"], 2)}
+    print(json.dumps(report, indent=1))
+    print("\n| stage | rows in | wall s | rows/s | tree peak RSS MB | command's process MB | largest worker MB |\n|---|---|---|---|---|---|---|")
+    for stage, entry in report["stages"].items():
+        for n, r in entry["runs"].items():
+            print(f"| {stage} | {int(n):,} | {r['wall_s']} | {r['rows_per_s']:,} | {r['tree_peak_rss_mb']} | {r['runner_peak_rss_mb']} | {r['largest_worker_peak_rss_mb']} |")
+        g = entry["memory_growth"]
+        print(f"| {stage}: growth at {entry['input_factor']}x input | | | {entry['throughput_ratio']}x | {g['tree_peak_rss_mb']}x | {g['runner_peak_rss_mb']}x | {g['largest_worker_peak_rss_mb'] or '-'}x |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

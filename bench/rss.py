@@ -1,0 +1,59 @@
+"""Peak memory of a command and of every process it starts (pool workers included).
+
+`PeakRss(pid)` polls /proc every 0.1 s: the peak VmHWM of each process in the tree under `pid`
+(pool workers of a fork server are grandchildren, invisible to getrusage) and the peak of the
+tree's summed VmRSS. Used by bench_ann.py and bench_scale.py.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+
+class PeakRss:
+    """Peak RSS of a process tree, polled from /proc (see the module docstring)."""
+
+    def __init__(self, root: int) -> None:
+        self.root, self.peaks, self.tree_kb = root, {}, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        parents, hwm, rss = {}, {}, {}
+        for name in os.listdir("/proc"):
+            if name.isdigit():
+                try:
+                    with open(f"/proc/{name}/status") as handle:
+                        fields = dict(line.split(":", 1) for line in handle if ":" in line)
+                except OSError:
+                    continue
+                parents[int(name)] = int(fields.get("PPid", "0").strip())
+                hwm[int(name)] = int(fields.get("VmHWM", "0 kB").split()[0])
+                rss[int(name)] = int(fields.get("VmRSS", "0 kB").split()[0])
+        total = 0
+        for pid, kb in hwm.items():
+            cur = pid
+            while cur and cur != self.root:
+                cur = parents.get(cur, 0)
+            if cur == self.root:
+                self.peaks[pid] = max(kb, self.peaks.get(pid, 0))
+                total += rss[pid]
+        self.tree_kb = max(self.tree_kb, total)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.1):
+            self._poll()
+
+    def stop(self) -> dict:
+        """``{runner_peak_rss_mb, largest_worker_peak_rss_mb, tree_peak_rss_mb}``."""
+        self._stop.set()
+        self._thread.join()
+        runner = self.peaks.get(self.root, 0)
+        others = [kb for pid, kb in self.peaks.items() if pid != self.root]
+        return {
+            "runner_peak_rss_mb": round(runner / 1024),
+            "largest_worker_peak_rss_mb": round(max(others, default=0) / 1024),
+            "tree_peak_rss_mb": round(self.tree_kb / 1024),
+        }
