@@ -277,6 +277,27 @@ def test_real_pipeline_job_spec_passes_every_check(command, tmp_path, sdist, sam
 
 
 @needs_gcp
+def test_distributed_knn_graph_job_spec_passes_every_check(tmp_path, sdist, sample_out):
+    """graph --knn distributed: its pooled steps, side inputs and spill folder translate for Dataflow."""
+    module, _ = commands.load_pipeline("graph")
+    embeddings = local.run.sample_path("sample_tweet_embeddings.parquet")
+    argv = local.sample_argv("graph", sample_out, str(tmp_path / "out"))
+    argv += ["--pairs=cooccurrence,embeddings", f"--embeddings={embeddings}", "--knn=distributed"]
+    with dataflow_check.canary_secrets(str(tmp_path)) as (canaries, _), dataflow_check.reuse_sdist(sdist):
+        problems = dataflow_check.check_pipeline(
+            module,
+            argv,
+            workdir=str(tmp_path / "spec"),
+            image=dataflow_check.CHECK_IMAGE,
+            setup_file=str(REPO / "setup.py"),
+            canaries=canaries,
+        )
+    assert problems == []
+    pipeline = (tmp_path / "spec" / "staging" / "pipeline.pb").read_bytes()
+    assert b"DistributedKnn/SearchLists" in pipeline and b"DistributedKnn/TopK" in pipeline
+
+
+@needs_gcp
 def test_dataflow_check_command_prints_a_verdict_per_pipeline(capsys, tmp_path, sample_out):
     code = cli.main(
         ["dataflow-check", "--pipelines", "prepare", "--inputs", sample_out, "--workdir", str(tmp_path)]
