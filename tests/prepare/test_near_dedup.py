@@ -138,6 +138,22 @@ def test_off_keeps_one_word_variants_and_writes_an_empty_map(tmp_path):
     assert pq.read_table(out / "duplicates").num_rows == 0
 
 
+@pytest.mark.parametrize("near", ["off", "jaccard=0.6"])
+def test_one_id_with_two_texts_never_merges_the_texts_clusters(tmp_path, near):
+    """Tweet 20 hydrated twice with two different texts is a copy in two dedup buckets: each
+    text keeps its own tweet, each copy maps to the tweet of its own text, and nothing crashes."""
+    t1, t2 = BASES[0], BASES[1]
+    rows = [{"tweet_id": "20", "text": t1}, {"tweet_id": "30", "text": t1}, {"tweet_id": "20", "text": t2}, {"tweet_id": "15", "text": t2}]
+    _write(tmp_path, rows)
+    out = tmp_path / "out"
+    argv = ["prepare", f"--tweets={tmp_path / 'in'}", f"--output={out}", f"--near_dedup={near}", "--log_level=WARNING"]
+    assert cli.main(argv) == 0
+    corpus = {r["tweet_id"]: r["text"] for r in pq.read_table(out / "corpus").to_pylist()}
+    assert set(corpus) == {"15", "20"} and corpus["15"] != corpus["20"]
+    mapping = {r["tweet_id"]: r["kept_tweet_id"] for r in pq.read_table(out / "duplicates").to_pylist()}
+    assert mapping == {"30": "20"}  # 20 stays (its first text); 30 is a copy of that text
+
+
 def test_a_bad_near_dedup_flag_is_one_line(tmp_path, capsys):
     _write(tmp_path, [{"tweet_id": "10", "text": BASES[0]}])
     argv = ["prepare", f"--tweets={tmp_path / 'in'}", f"--output={tmp_path / 'o'}", "--near_dedup=jaccard=2"]

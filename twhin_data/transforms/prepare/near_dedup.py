@@ -39,6 +39,7 @@ from twhin_data.core.tables import split_table
 from twhin_data.core.tags import COUNTS, STATS
 from twhin_data.schemas import conform
 from twhin_data.schemas.corpus import DUPLICATES
+from twhin_data.text.langid import UNKNOWN
 from twhin_data.text.minhash import LshParams, band_keys, jaccard_pairs, signatures
 
 #: Side output of dedup_bucket: ``(band partition, SliceRef)`` of band rows.
@@ -201,31 +202,66 @@ def connected_components(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.n
 def components(
     item: tuple[int, Iterable[SliceRef]], *, num_parts: int, part_salt: str, tmp: str, map_dir: str
 ) -> list:
-    """Step 3: clusters of every edge; drops for the writer, lowered language counts, the map."""
+    """Step 3: clusters of every edge; drops for the writer, lowered language counts, the map.
+
+    Clusters are the connected components of the verified MinHash edges, which join kept tweets
+    only; exact and view copies then map to the representative of the tweet they were removed
+    for. They never join clusters themselves: one tweet ID hydrated twice with two different
+    texts is a copy in two dedup buckets, and two distinct texts must not merge through it."""
     _, refs = item
     edges = read_slices(sorted(refs), EDGE_LAYOUT)
+    near = pc.equal(edges.column("reason"), MINHASH).to_numpy(zero_copy_only=False)
     ids, kept = edges.column("id").to_numpy(), edges.column("kept").to_numpy()
-    nodes, label = connected_components(ids, kept)
-    reason = dict(zip(ids.tolist(), edges.column("reason").to_pylist(), strict=True))
-    lang: dict[int, str] = {}  # an exact-copy edge knows only the removed side's language
-    for side, column in ((kept, "kept_lang"), (ids, "lang")):
-        lang.update((i, v) for i, v in zip(side.tolist(), edges.column(column).to_pylist(), strict=True) if v)
-    removed = np.flatnonzero(label != np.arange(nodes.size))
-    removed_ids = nodes[removed].tolist()
-    reasons = [reason.get(i) or MINHASH for i in removed_ids]
+    nodes, label = connected_components(ids[near], kept[near])
+    lang: dict[int, str] = {}
+    for side, column in ((kept[near], "kept_lang"), (ids[near], "lang")):
+        values = edges.column(column).filter(pa.array(near)).to_pylist()
+        lang.update((i, v) for i, v in zip(side.tolist(), values, strict=True) if v)
+    moved = np.flatnonzero(label != np.arange(nodes.size))  # new removals: MinHash duplicates
+    copies = ~near
+    copy_rep = kept[copies].copy()  # a copy's kept tweet, or that tweet's cluster representative
+    if nodes.size:
+        at = np.minimum(np.searchsorted(nodes, copy_rep), nodes.size - 1)
+        hit = nodes[at] == copy_rep
+        copy_rep[hit] = nodes[label[at[hit]]]
     table = pa.table(
         {
-            "tweet_id": pa.array([str(i) for i in removed_ids], pa.string()),
-            "kept_tweet_id": pa.array([str(i) for i in nodes[label[removed]].tolist()], pa.string()),
-            "reason": pa.array(reasons, pa.string()),
-            "lang": pa.array([lang.get(i) for i in removed_ids], pa.string()),
+            "id": pa.array(np.concatenate([nodes[moved], ids[copies]]), pa.uint64()),
+            "kept": pa.array(np.concatenate([nodes[label[moved]], copy_rep]), pa.uint64()),
+            "reason": pa.concat_arrays(
+                [pa.array([MINHASH] * moved.size, pa.string()), edges.column("reason").filter(pa.array(copies)).combine_chunks()]
+            ),
+            "lang": pa.concat_arrays(
+                [pa.array([lang.get(i) for i in nodes[moved].tolist()], pa.string()), edges.column("lang").filter(pa.array(copies)).combine_chunks()]
+            ),
         }
     )
-    files.write_parquet_atomic(files.join(map_dir, MAP_FILE), conform(table, DUPLICATES))
-    new = table.filter(pc.equal(table.column("reason"), MINHASH))
+    # One row per removed tweet (a tweet copied in two buckets: its lowest representative). No
+    # row for a tweet that stays: the same ID twice in one bucket, or kept in another bucket
+    # (one ID hydrated with two texts) without a MinHash removal.
+    stays = np.setdiff1d(kept[copies], nodes[moved])
+    gone = pc.invert(pc.is_in(table.column("id"), value_set=pa.array(stays, pa.uint64())))
+    table = table.filter(pc.and_(pc.not_equal(table.column("id"), table.column("kept")), gone))
+    table = table.sort_by([("id", "ascending"), ("kept", "ascending"), ("reason", "ascending")])
+    first = np.ones(table.num_rows, bool)
+    if table.num_rows > 1:
+        sorted_ids = table.column("id").to_numpy()
+        first[1:] = sorted_ids[1:] != sorted_ids[:-1]
+    table = table.filter(pa.array(first))
+    strings = pa.table(
+        {
+            "tweet_id": pc.cast(table.column("id"), pa.string()),
+            "kept_tweet_id": pc.cast(table.column("kept"), pa.string()),
+            "reason": table.column("reason"),
+            "lang": table.column("lang"),
+        }
+    )
+    files.write_parquet_atomic(files.join(map_dir, MAP_FILE), conform(strings, DUPLICATES))
+    new = strings.filter(pc.equal(strings.column("reason"), MINHASH))
     counts: dict[str, int] = {}
     for value in new.column("lang").to_pylist():
-        counts[value] = counts.get(value, 0) - 1
+        key = value or UNKNOWN
+        counts[key] = counts.get(key, 0) - 1
     stats = {"removed": new.num_rows, "clusters": _minhash_clusters(edges, nodes, label)}
     outputs: list = [
         Tagged(COUNTS, counts),
