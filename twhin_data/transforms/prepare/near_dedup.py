@@ -51,6 +51,11 @@ EDGES = "near_edges"
 #: order, 2(n-1) pairs instead of n(n-1)/2. The star pairs recur in every band a cluster shares,
 #: so each is verified once per band partition, not once per band.
 ALL_PAIRS_RUN = 4
+#: Band partitions per dedup bucket: one partition holds about this many bands' worth of a
+#: bucket's tweets (~25k x 4 = 100k band rows), so a verify task's memory (the rows, their
+#: shingle keys) stays bounded; 4 bands from one bucket measured ~700 MB less than 20 (issue
+#: figures in bench/RESULTS.md).
+BANDS_PER_PARTITION = 4
 #: Clusters shown in the report.
 EXAMPLES = 5
 MINHASH = "minhash_duplicate"
@@ -115,6 +120,12 @@ def spill_bands(
     path = files.join(tmp, "near", f"bands-{bucket:05d}.arrow")
     outputs.extend(Tagged(BANDS, ref) for ref in write_slices(path, BAND_LAYOUT, split_table(table, parts)))
     return outputs
+
+
+def band_partitions(buckets: int, params: LshParams | None) -> int:
+    """How many band partitions step 2 uses for `buckets` dedup buckets (see BANDS_PER_PARTITION)."""
+    bands = params.bands if params is not None else 1
+    return max(1, buckets) * max(1, -(-bands // BANDS_PER_PARTITION))
 
 
 def candidate_pairs(bands: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -213,11 +224,8 @@ def components(
     near = pc.equal(edges.column("reason"), MINHASH).to_numpy(zero_copy_only=False)
     ids, kept = edges.column("id").to_numpy(), edges.column("kept").to_numpy()
     nodes, label = connected_components(ids[near], kept[near])
-    lang: dict[int, str] = {}
-    for side, column in ((kept[near], "kept_lang"), (ids[near], "lang")):
-        values = edges.column(column).filter(pa.array(near)).to_pylist()
-        lang.update((i, v) for i, v in zip(side.tolist(), values, strict=True) if v)
     moved = np.flatnonzero(label != np.arange(nodes.size))  # new removals: MinHash duplicates
+    moved_langs = _node_langs(edges, near, nodes[moved])
     copies = ~near
     copy_rep = kept[copies].copy()  # a copy's kept tweet, or that tweet's cluster representative
     if nodes.size:
@@ -232,7 +240,7 @@ def components(
                 [pa.array([MINHASH] * moved.size, pa.string()), edges.column("reason").filter(pa.array(copies)).combine_chunks()]
             ),
             "lang": pa.concat_arrays(
-                [pa.array([lang.get(i) for i in nodes[moved].tolist()], pa.string()), edges.column("lang").filter(pa.array(copies)).combine_chunks()]
+                [moved_langs, edges.column("lang").filter(pa.array(copies)).combine_chunks()]
             ),
         }
     )
@@ -275,6 +283,27 @@ def components(
     return outputs
 
 
+def _node_langs(edges: pa.Table, near: np.ndarray, wanted: np.ndarray) -> pa.Array:
+    """The language of each `wanted` tweet (sorted IDs) from the MinHash edges it is in: its own
+    side's language as a removed tweet first, else as a kept one (Arrow and numpy, no per-row
+    Python objects: this one task sees every edge)."""
+    rows = np.flatnonzero(near)
+    side = np.concatenate([edges.column("id").to_numpy()[rows], edges.column("kept").to_numpy()[rows]])
+    langs = pa.concat_arrays(
+        [edges.column(c).take(pa.array(rows)).combine_chunks() for c in ("lang", "kept_lang")]
+    )
+    known = pc.is_valid(langs).to_numpy(zero_copy_only=False)
+    side, at = side[known], np.flatnonzero(known)
+    if side.size == 0 or wanted.size == 0:
+        return pa.nulls(wanted.size, pa.string())
+    order = np.argsort(side, kind="stable")  # stable: a removed side's language comes first
+    side, at = side[order], at[order]
+    pos = np.minimum(np.searchsorted(side, wanted), side.size - 1)
+    hit = side[pos] == wanted
+    out = langs.take(pa.array(np.where(hit, at[pos], 0)))
+    return pc.if_else(pa.array(hit), out, pa.nulls(wanted.size, pa.string()))
+
+
 def _minhash_clusters(edges: pa.Table, nodes: np.ndarray, label: np.ndarray) -> int:
     minhash = pc.equal(edges.column("reason"), MINHASH).to_numpy(zero_copy_only=False)
     if not minhash.any():
@@ -285,25 +314,34 @@ def _minhash_clusters(edges: pa.Table, nodes: np.ndarray, label: np.ndarray) -> 
 
 def _examples(edges: pa.Table, nodes: np.ndarray, label: np.ndarray) -> dict:
     """The largest MinHash clusters: the kept view and up to three removed views each."""
-    minhash = edges.filter(pc.equal(edges.column("reason"), MINHASH))
-    if minhash.num_rows == 0:
+    rows = np.flatnonzero(pc.equal(edges.column("reason"), MINHASH).to_numpy(zero_copy_only=False))
+    if rows.size == 0:
         return {}
-    ids, kept = minhash.column("id").to_numpy(), minhash.column("kept").to_numpy()
+    ids, kept = edges.column("id").to_numpy()[rows], edges.column("kept").to_numpy()[rows]
     root = label[np.searchsorted(nodes, ids)]
     size = np.bincount(root, minlength=nodes.size)
-    order = sorted(set(root.tolist()), key=lambda r: (-size[r], int(nodes[r])))[:EXAMPLES]
-    views = dict(zip(kept.tolist(), minhash.column("kept_view").to_pylist(), strict=True))
-    views.update(zip(ids.tolist(), minhash.column("view").to_pylist(), strict=True))
+    top = np.unique(root)
+    top = top[np.lexsort((nodes[top], -size[top]))][:EXAMPLES]
     out = {}
-    for n, r in enumerate(order):
-        members = sorted(set(ids[root == r].tolist()))
-        rep = int(nodes[r])
+    for n, r in enumerate(top.tolist()):
+        in_cluster = root == r
+        members = np.unique(ids[in_cluster])
+        rep = nodes[r]
         out[str(n)] = {
-            "kept": views.get(rep, ""),
-            "removed": "\n".join(views.get(i, "") for i in members[:3]),
-            "size": str(len(members) + 1),
+            "kept": _view_of(edges, rows, ids, kept, rep),
+            "removed": "\n".join(_view_of(edges, rows, ids, kept, m) for m in members[:3]),
+            "size": str(members.size + 1),
         }
     return out
+
+
+def _view_of(edges: pa.Table, rows: np.ndarray, ids: np.ndarray, kept: np.ndarray, tweet) -> str:
+    """The match view of one tweet from the first MinHash edge it is in (one row read)."""
+    for side, column in ((ids, "view"), (kept, "kept_view")):
+        hit = np.flatnonzero(side == tweet)
+        if hit.size:
+            return edges.column(column)[int(rows[hit[0]])].as_py() or ""
+    return ""
 
 
 def is_drop(ref: SliceRef) -> bool:

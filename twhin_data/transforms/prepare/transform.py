@@ -117,7 +117,7 @@ class PrepareTweets(beam.PTransform):
                         max_per_author=self._max_per_author,
                         view=self._config.dedup == "view",
                         near=self._near,
-                        partitions=self._config.buckets,
+                        partitions=near_dedup.band_partitions(self._config.buckets, self._near),
                     )
                 )
             ).with_outputs(STATS, COUNTS, AUTHORS, near_dedup.BANDS, near_dedup.EDGES, main="slices")
