@@ -174,6 +174,11 @@ def _distributed(plan: GraphPlan) -> bool:
     )
 
 
+def uses_pool(plan: GraphPlan) -> bool:
+    """Whether this run has pooled steps (--workers N processes): the distributed kNN's only."""
+    return "embeddings" in plan.pair_methods and _distributed(plan)
+
+
 def build(p: beam.Pipeline, plan: GraphPlan) -> None:
     args, out, parts = plan.args, plan.output, plan.output_parts
     spec = eng.WindowSpec(types=plan.types, start_ms=plan.start_ms, end_ms=plan.end_ms)

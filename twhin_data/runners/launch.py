@@ -86,10 +86,12 @@ def run_module(module: ModuleType, args: argparse.Namespace, beam_args: list[str
 def _run_locked(module: ModuleType, args: argparse.Namespace, beam_args: list[str], *, preload, workers: int) -> dict:
     started = time.monotonic()
     pipeline, plan = construct(module, args, beam_args)
-    if preload:
+    # A stage whose pooled steps depend on its flags (graph: the distributed kNN) says so from its plan.
+    pooled = module.uses_pool(plan) if hasattr(module, "uses_pool") else bool(preload)
+    if pooled:
         LOG.info("%s: running on %s with %d worker process(es)", module.NAME, opts.runner_name(beam_args), workers)
     else:
-        # Only prepare and shard have pooled steps (docs/scale-up.md); say so instead of implying N.
+        # No pooled steps in this run (docs/scale-up.md): say so instead of implying N.
         LOG.info(
             "%s: running on %s (this stage has no pooled steps: --workers does not change it)",
             module.NAME,
