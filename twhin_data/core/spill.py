@@ -11,6 +11,7 @@ copy). Only file names go through the runner, so the main process does nothing p
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Iterable
 from typing import NamedTuple
 
@@ -42,22 +43,37 @@ class SliceWriter:
     def add(self, key, table: pa.Table) -> None:
         if table.num_rows == 0:
             return
-        if self._writer is None:
-            self._stack = contextlib.ExitStack()
-            handle = self._stack.enter_context(files.open_write_atomic(self._path))
-            self._writer = pa.ipc.new_file(pa.PythonFile(handle, mode="w"), self._schema)
-        batches = table.combine_chunks().to_batches()
-        for batch in batches:
-            self._writer.write_batch(batch)
+        with self._failing():
+            if self._writer is None:
+                self._stack = contextlib.ExitStack()
+                handle = self._stack.enter_context(files.open_write_atomic(self._path))
+                self._writer = pa.ipc.new_file(pa.PythonFile(handle, mode="w"), self._schema)
+            batches = table.combine_chunks().to_batches()
+            for batch in batches:
+                self._writer.write_batch(batch)
         self._refs.append((key, SliceRef(self._path, self._count, self._count + len(batches))))
         self._count += len(batches)
 
     def close(self) -> list:
         if self._writer is not None:
-            self._writer.close()
-            self._stack.close()
+            with self._failing():
+                self._writer.close()
             self._writer = None
+            self._stack.close()  # renames the file into place
         return self._refs
+
+    @contextlib.contextmanager
+    def _failing(self):
+        """On an error (a full disk), the temporary file goes (files.open_write_atomic) and the
+        error is raised as it was."""
+        try:
+            yield
+        except BaseException:
+            self._writer = None
+            if self._stack is not None:
+                self._stack.__exit__(*sys.exc_info())
+                self._stack = None
+            raise
 
 
 def write_slices(path: str, schema: pa.Schema, slices: Iterable[tuple[int, pa.Table]]) -> list:
