@@ -53,8 +53,8 @@ EDGES = "near_edges"
 ALL_PAIRS_RUN = 4
 #: Band partitions per dedup bucket: one partition holds about this many bands' worth of a
 #: bucket's tweets (~25k x 4 = 100k band rows), so a verify task's memory (the rows, their
-#: shingle keys) stays bounded; 4 bands from one bucket measured ~700 MB less than 20 (issue
-#: figures in bench/RESULTS.md).
+#: shingle keys) stays bounded as the input grows (one partition per bucket held ~20 bands'
+#: worth: +720 MB for one verify task on 100k synthetic tweets, +140 MB with this).
 BANDS_PER_PARTITION = 4
 #: Clusters shown in the report.
 EXAMPLES = 5
