@@ -114,3 +114,14 @@ def test_distributed_pairs_recall_exact_search_and_match_on_every_runner(tmp_pat
     assert not (tmp_path / "dist" / "_tmp_graph").exists()  # the spill files are gone
     assert dist_table.column("method").to_pylist()[0] == "embeddings"
     assert max(dist_table.column("rank").to_pylist()) <= 10
+
+
+def test_distributed_vectors_of_another_length_are_dead_letters(tmp_path):
+    ids, x = _clustered(400, dim=16, clusters=4)
+    folder = _write(tmp_path, ids, x, files=2)
+    odd = pa.table({"tweet_id": ["900", "901"], "embedding": [[0.5] * 8, [0.25] * 8]})
+    pq.write_table(odd, folder / "part-9.parquet")  # a file of 8-dimensional vectors among 16s
+    table, found = _pairs(tmp_path, folder, "dist", "--knn=distributed")
+    assert found and not any("900" in pair or "901" in pair for pair in found)
+    errors = pq.read_table(tmp_path / "dist" / "errors" / "graph").to_pylist()
+    assert sorted(e["error_type"] for e in errors) == ["bad_vector", "bad_vector"]

@@ -219,6 +219,7 @@ def build(p: beam.Pipeline, plan: GraphPlan) -> None:
             nprobe=args.nprobe,
             tmp=ann_steps.tmp_dir(out),
             workers=plan.run.workers,
+            dim=ann.vector_dim(plan.knn_paths),
             duplicates=args.duplicates,
             exclude=tuple(args.exclude or ()),
         )

@@ -42,12 +42,24 @@ class DistributedKnnPairs(beam.PTransform):
     """Embedding files -> internal pair tables (a, b, score, count, rank), errors, info (see module)."""
 
     def __init__(
-        self, paths: list[str], *, n: int, top_k: int, min_score: float, nprobe: int, tmp: str, workers: int = 1, duplicates=None, exclude=()
+        self,
+        paths: list[str],
+        *,
+        n: int,
+        top_k: int,
+        min_score: float,
+        nprobe: int,
+        tmp: str,
+        workers: int = 1,
+        dim: int | None = None,
+        duplicates=None,
+        exclude=(),
     ):
         super().__init__()
         self._paths, self._tmp, self._workers = paths, tmp, workers
         self._plan = steps.ann_plan(n, k=top_k, nprobe=nprobe, min_score=min_score)
-        self._reading = {"duplicates": duplicates, "exclude": tuple(exclude)}
+        # dim: the first vector's length (vector_dim); a vector of another length is a dead letter.
+        self._reading = {"dim": dim, "duplicates": duplicates, "exclude": tuple(exclude)}
 
     def _pooled(self, fn, **kwargs) -> PoolMapFn:
         return PoolMapFn(functools.partial(fn, **kwargs), workers=self._workers, shared=POOL)
@@ -102,3 +114,15 @@ def count_vectors(paths: list[str]) -> int | None:
         with files.open_read(path) as handle:
             total += pq.ParquetFile(handle).metadata.num_rows
     return total
+
+
+def vector_dim(paths: list[str]) -> int | None:
+    """The length of the first vector found in the Parquet embedding files (None: no vector)."""
+    from twhin_data.transforms.graph.embedding_files import parquet_dim
+
+    for path in paths:
+        dim = parquet_dim(path)
+        if dim:
+            return dim
+    return None
+

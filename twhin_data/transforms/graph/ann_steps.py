@@ -113,14 +113,15 @@ def _tweet_map(duplicates: str | None, exclude: tuple[str, ...]) -> TweetMap | N
     return _MAPS[key]
 
 
-def _load(path: str, duplicates: str | None, exclude: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, list, dict]:
-    ids, vecs, errors, counts = file_vectors(path, _tweet_map(duplicates, exclude))
+def _load(path: str, duplicates: str | None, exclude: tuple[str, ...], dim: int | None) -> tuple[np.ndarray, np.ndarray, list, dict]:
+    """A file's valid vectors, normalized; one of another length than `dim` is a dead letter."""
+    ids, vecs, errors, counts = file_vectors(path, _tweet_map(duplicates, exclude), dim)
     return np.array(ids, np.uint64), normalized(vecs), errors, counts
 
 
-def sample_file(item: tuple[int, str], *, rate: float, duplicates=None, exclude=()) -> list:
+def sample_file(item: tuple[int, str], *, rate: float, dim: int | None = None, duplicates=None, exclude=()) -> list:
     """Step 1: ``[(ids, vectors)]`` of the file's sampled rows."""
-    ids, x, _, _ = _load(item[1], duplicates, exclude)
+    ids, x, _, _ = _load(item[1], duplicates, exclude, dim)
     keep = id_unit_interval(pa.array(ids, pa.uint64()), salt="ann-sample") < rate
     return [(ids[keep], x[keep])]
 
@@ -183,10 +184,12 @@ def nearest_lists(x: np.ndarray, centroids: np.ndarray, probes: int) -> np.ndarr
     return near
 
 
-def route_file(item: tuple[int, str, str], *, plan: AnnPlan, tmp: str, duplicates=None, exclude=()) -> list:
+def route_file(
+    item: tuple[int, str, str], *, plan: AnnPlan, tmp: str, dim: int | None = None, duplicates=None, exclude=()
+) -> list:
     """Step 3: ``(list, (BASE | QUERY, SliceRef))`` for the file's rows; dead letters and counts."""
     index, path, centroids_path = item
-    ids, x, errors, counts = _load(path, duplicates, exclude)
+    ids, x, errors, counts = _load(path, duplicates, exclude, dim)
     out: list = [Tagged(ERRORS, e) for e in errors]
     out.append(Tagged(STATS, counts))
     centroids = _centroids(centroids_path)

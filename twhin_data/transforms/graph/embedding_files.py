@@ -131,3 +131,19 @@ EMBEDDING_COUNTS = (
     "embeddings_benchmark_excluded",
     "embeddings_remapped_to_kept",
 )
+
+
+def parquet_dim(path: str) -> int | None:
+    """The length of the first non-empty vector of a Parquet embeddings file (None: none there).
+    Reads the vector column one row group at a time, so a submit-time check stays cheap."""
+    with files.open_read(path) as handle:
+        parquet = pq.ParquetFile(handle)
+        column = next((c for c in VECTOR_COLUMNS if c in parquet.schema_arrow.names), None)
+        if column is None:
+            return None
+        for group in range(parquet.num_row_groups):
+            for vec in parquet.read_row_group(group, columns=[column]).column(0).to_pylist():
+                if vec:
+                    return len(vec)
+    return None
+
