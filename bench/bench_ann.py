@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,7 +29,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
 
-from rss import PeakRss  # noqa: E402
+from rss import run_measured  # noqa: E402
 
 from twhin_data.transforms.graph import ann_steps  # noqa: E402
 
@@ -56,17 +55,10 @@ def run(folder: str, root: str, name: str, *extra: str) -> dict:
     out = os.path.join(root, name)
     argv = [sys.executable, "-m", "twhin_data.runners.cli", "graph", f"--engagements={root}/e.csv", f"--output={out}"]
     argv += ["--pairs=embeddings", f"--embeddings={folder}", "--top_k=10", "--min_per_tweet=1", "--log_level=WARNING", *extra]
-    wall0 = time.perf_counter()
-    child = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    rss = PeakRss(child.pid)
-    _, err = child.communicate()
-    wall = time.perf_counter() - wall0
-    memory = rss.stop()
-    if child.returncode:
-        raise SystemExit(f"{name} failed:\n{err[-3000:]}")
+    measured = run_measured(argv, name)
     table = pq.read_table(os.path.join(out, "pairs"), columns=["tweet_id_a", "tweet_id_b"])
     pairs = set(zip(table.column(0).to_pylist(), table.column(1).to_pylist(), strict=True))
-    return {"wall_s": round(wall, 1), **memory, "pairs": pairs}
+    return {**measured, "pairs": pairs}
 
 
 def main() -> int:

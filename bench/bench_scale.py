@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,19 +29,11 @@ sys.path.insert(0, os.path.dirname(HERE))
 from bench_graph import generate  # noqa: E402
 from bench_shard import corpus_dir  # noqa: E402
 from prep_data import CACHE, tweets_dir  # noqa: E402
-from rss import PeakRss  # noqa: E402
+from rss import run_measured  # noqa: E402
 
 
 def run_command(argv: list[str]) -> dict:
-    started = time.perf_counter()
-    child = subprocess.Popen([sys.executable, "-m", "twhin_data.runners.cli", *argv], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    rss = PeakRss(child.pid)
-    _, err = child.communicate()
-    wall = time.perf_counter() - started
-    memory = rss.stop()
-    if child.returncode:
-        raise SystemExit(f"twhin-data {argv[0]} failed:\n{err[-3000:]}")
-    return {"wall_s": round(wall, 1), **memory}
+    return run_measured([sys.executable, "-m", "twhin_data.runners.cli", *argv], f"twhin-data {argv[0]}")
 
 
 def stage_runs(stage: str, n: int, root: Path, workers: int) -> dict:

@@ -41,51 +41,26 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
 
+from rss import PeakRss  # noqa: E402
 
-class TreeRss:
-    """Samples the RSS of this process and all its descendants (pool children of the fork
-    server are grandchildren, invisible to getrusage) every 0.1 s; keeps the peak of the sum."""
+
+class TreeRss(PeakRss):
+    """PeakRss (bench/rss.py) of this process's own tree, as a context manager; `peak_kb` is the
+    peak of the tree's summed RSS (pool children of the fork server are grandchildren, invisible
+    to getrusage)."""
 
     def __init__(self) -> None:
-        import threading
+        super().__init__(os.getpid())
 
-        self.peak_kb = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    @staticmethod
-    def _tree_kb(root: int) -> int:
-        parents, rss = {}, {}
-        for name in os.listdir("/proc"):
-            if not name.isdigit():
-                continue
-            try:
-                with open(f"/proc/{name}/status") as handle:
-                    fields = dict(line.split(":", 1) for line in handle if ":" in line)
-            except OSError:
-                continue
-            parents[int(name)] = int(fields.get("PPid", "0").strip())
-            rss[int(name)] = int(fields.get("VmRSS", "0 kB").split()[0])
-        total = 0
-        for pid in rss:
-            cur = pid
-            while cur and cur != root:
-                cur = parents.get(cur, 0)
-            if cur == root:
-                total += rss[pid]
-        return total
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.1):
-            self.peak_kb = max(self.peak_kb, self._tree_kb(os.getpid()))
+    @property
+    def peak_kb(self) -> int:
+        return self.tree_kb
 
     def __enter__(self) -> TreeRss:
-        self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
+        self.stop()
 
 
 def _usage(tree: TreeRss) -> dict:

@@ -8,7 +8,9 @@ tree's summed VmRSS. Used by bench_ann.py and bench_scale.py.
 from __future__ import annotations
 
 import os
+import subprocess
 import threading
+import time
 
 
 class PeakRss:
@@ -57,3 +59,18 @@ class PeakRss:
             "largest_worker_peak_rss_mb": round(max(others, default=0) / 1024),
             "tree_peak_rss_mb": round(self.tree_kb / 1024),
         }
+
+
+def run_measured(cmd: list[str], what: str, env: dict | None = None) -> dict:
+    """Runs `cmd` with its tree's memory polled: ``{wall_s, runner_peak_rss_mb,
+    largest_worker_peak_rss_mb, tree_peak_rss_mb}``; a failure exits naming `what`."""
+    started = time.perf_counter()
+    child = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    rss = PeakRss(child.pid)
+    _, err = child.communicate()
+    wall = time.perf_counter() - started
+    memory = rss.stop()
+    if child.returncode:
+        raise SystemExit(f"{what} failed:\n{err[-3000:]}")
+    return {"wall_s": round(wall, 1), **memory}
+

@@ -11,7 +11,6 @@ import pytest
 from tests.graph.test_pairs import write_csv
 from twhin_data.core.spill import read_slices, write_slices
 from twhin_data.runners.cli import main
-from twhin_data.transforms.graph import ann
 from twhin_data.transforms.graph import ann_steps as steps
 
 
@@ -24,8 +23,8 @@ def _clustered(n: int, dim: int = 32, clusters: int = 40, seed: int = 3) -> tupl
 
 
 def test_ivf_plan_scales_with_n():
-    assert ann.ivf_plan(200_000, 2000) == (1024, 32)
-    nlist, nprobe = ann.ivf_plan(1000, 2000)
+    assert steps.ivf_plan(200_000, 2000) == (1024, 32)
+    nlist, nprobe = steps.ivf_plan(1000, 2000)
     assert nlist <= 1000 // 39 and 1 <= nprobe <= nlist
     small, large = steps.ann_plan(200_000, k=10, nprobe=2000, min_score=0), steps.ann_plan(10**9, k=10, nprobe=2000, min_score=0)
     assert large.homes > small.homes and large.pair_homes > small.pair_homes  # buckets grow, not their size

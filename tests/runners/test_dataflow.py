@@ -249,6 +249,18 @@ def sample_out(tmp_path_factory) -> str:
     return local.sample_inputs(str(tmp_path_factory.getbasetemp() / "twhin-sample"), list(commands.PIPELINES))
 
 
+def _check(module, argv: list[str], tmp_path, canaries: list[str]) -> list[str]:
+    """The CI check of one pipeline's job spec, built under tmp_path/spec with the check image."""
+    return dataflow_check.check_pipeline(
+        module,
+        argv,
+        workdir=str(tmp_path / "spec"),
+        image=dataflow_check.CHECK_IMAGE,
+        setup_file=str(REPO / "setup.py"),
+        canaries=canaries,
+    )
+
+
 @needs_gcp
 @pytest.mark.parametrize("command", commands.PIPELINES)
 def test_real_pipeline_job_spec_passes_every_check(command, tmp_path, sdist, sample_out):
@@ -262,14 +274,7 @@ def test_real_pipeline_job_spec_passes_every_check(command, tmp_path, sdist, sam
     ):
         if "--bearer_token_file" in dataflow_check.option_strings(module):
             argv.append(f"--bearer_token_file={token_file}")
-        problems = dataflow_check.check_pipeline(
-            module,
-            argv,
-            workdir=str(tmp_path / "spec"),
-            image=dataflow_check.CHECK_IMAGE,
-            setup_file=str(REPO / "setup.py"),
-            canaries=canaries,
-        )
+        problems = _check(module, argv, tmp_path, canaries)
     assert problems == []
     job = json.loads((tmp_path / "spec" / "job.json").read_text())
     options = job["environment"]["sdkPipelineOptions"]["options"]
@@ -284,14 +289,7 @@ def test_distributed_knn_graph_job_spec_passes_every_check(tmp_path, sdist, samp
     argv = local.sample_argv("graph", sample_out, str(tmp_path / "out"))
     argv += ["--pairs=cooccurrence,embeddings", f"--embeddings={embeddings}", "--knn=distributed"]
     with dataflow_check.canary_secrets(str(tmp_path)) as (canaries, _), dataflow_check.reuse_sdist(sdist):
-        problems = dataflow_check.check_pipeline(
-            module,
-            argv,
-            workdir=str(tmp_path / "spec"),
-            image=dataflow_check.CHECK_IMAGE,
-            setup_file=str(REPO / "setup.py"),
-            canaries=canaries,
-        )
+        problems = _check(module, argv, tmp_path, canaries)
     assert problems == []
     pipeline = (tmp_path / "spec" / "staging" / "pipeline.pb").read_bytes()
     assert b"DistributedKnn/SearchLists" in pipeline and b"DistributedKnn/TopK" in pipeline

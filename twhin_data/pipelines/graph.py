@@ -29,6 +29,7 @@ from twhin_data.schemas.graph import (
 from twhin_data.transforms.graph import ann, ann_steps, logs, pbg
 from twhin_data.transforms.graph import edges as gc
 from twhin_data.transforms.graph import engagements as eng
+from twhin_data.transforms.graph.embedding_files import vector_dim
 from twhin_data.transforms.graph.pairs import (
     CoEngagementPairs,
     EmbeddingPairs,
@@ -99,15 +100,17 @@ class GraphPlan(Plan):
     output_parts: int  # Parquet parts of each output dataset
     knn_paths: list[str] = field(default_factory=list)  # --embeddings files
     knn_vectors: int | None = None  # their rows (Parquet footers); None for TSV/HDF5
+    knn_dim: int | None = None  # the first Parquet vector's length (the distributed search's check)
 
 
 def plan(args: argparse.Namespace, run: RunSettings) -> GraphPlan:
     start_ms, end_ms = _window(args)
     pair_methods = [m for m in PAIR_METHODS if m in args.pairs]
-    knn_paths, knn_vectors = [], None
+    knn_paths, knn_vectors, knn_dim = [], None, None
     if "embeddings" in pair_methods:
         knn_paths = check_embeddings(args.embeddings)
         knn_vectors = ann.count_vectors(knn_paths)
+        knn_dim = vector_dim(knn_paths) if knn_vectors is not None else None
         if getattr(args, "knn", "auto") == "distributed" and knn_vectors is None:
             raise ConfigError("--knn distributed reads Parquet embeddings only (export PBG's TSV/HDF5 to Parquet)")
     mapping = logs.parse_column_map(args.column_map)
@@ -135,6 +138,7 @@ def plan(args: argparse.Namespace, run: RunSettings) -> GraphPlan:
         output_parts=max(1, -(-size // BYTES_PER_OUTPUT_PART)),
         knn_paths=knn_paths,
         knn_vectors=knn_vectors,
+        knn_dim=knn_dim,
     )
 
 
@@ -219,7 +223,7 @@ def build(p: beam.Pipeline, plan: GraphPlan) -> None:
             nprobe=args.nprobe,
             tmp=ann_steps.tmp_dir(out),
             workers=plan.run.workers,
-            dim=ann.vector_dim(plan.knn_paths),
+            dim=plan.knn_dim,
             duplicates=args.duplicates,
             exclude=tuple(args.exclude or ()),
         )
@@ -319,7 +323,7 @@ def finish(result, plan: GraphPlan, elapsed_s: float) -> dict:
     extra = {"degree_max": _max_degrees(result)}
     knn_info = files.join(report_dir, "embeddings_index.json")
     if "embeddings" in plan.pair_methods and _distributed(plan):  # known from the plan
-        nlist, nprobe = ann.ivf_plan(plan.knn_vectors, args.nprobe)
+        nlist, nprobe = ann_steps.ivf_plan(plan.knn_vectors, args.nprobe)
         extra["embeddings_index"] = {"vectors": plan.knn_vectors, "knn": "distributed", "nlist": nlist, "nprobe": nprobe}
     elif files.exists(knn_info):
         extra["embeddings_index"] = json.loads(files.read_bytes(knn_info))

@@ -30,7 +30,6 @@ from twhin_data.transforms.parallel import PoolMapFn
 NAMESPACE = "graph"
 #: `--knn auto` switches to the distributed search above this many vectors.
 DISTRIBUTED_MIN = 1_000_000
-ivf_plan = steps.ivf_plan
 POOL = "graph-ann"
 
 
@@ -58,7 +57,7 @@ class DistributedKnnPairs(beam.PTransform):
         super().__init__()
         self._paths, self._tmp, self._workers = paths, tmp, workers
         self._plan = steps.ann_plan(n, k=top_k, nprobe=nprobe, min_score=min_score)
-        # dim: the first vector's length (vector_dim); a vector of another length is a dead letter.
+        # dim: the first vector's length (embedding_files.vector_dim); a vector of another length is a dead letter.
         self._reading = {"dim": dim, "duplicates": duplicates, "exclude": tuple(exclude)}
 
     def _pooled(self, fn, **kwargs) -> PoolMapFn:
@@ -114,15 +113,3 @@ def count_vectors(paths: list[str]) -> int | None:
         with files.open_read(path) as handle:
             total += pq.ParquetFile(handle).metadata.num_rows
     return total
-
-
-def vector_dim(paths: list[str]) -> int | None:
-    """The length of the first vector found in the Parquet embedding files (None: no vector)."""
-    from twhin_data.transforms.graph.embedding_files import parquet_dim
-
-    for path in paths:
-        dim = parquet_dim(path)
-        if dim:
-            return dim
-    return None
-

@@ -39,8 +39,7 @@ def read_embeddings(path: str) -> tuple[list[str], list[np.ndarray], list[tuple[
     if path.endswith(".parquet"):
         with files.open_read(path) as handle:
             table = pq.read_table(pa.BufferReader(handle.read()))
-        id_col = next((c for c in ID_COLUMNS if c in table.column_names), None)
-        vec_col = next((c for c in VECTOR_COLUMNS if c in table.column_names), None)
+        id_col, vec_col = columns_of(table.column_names)
         if id_col is None or vec_col is None:
             raise ConfigError(
                 f"{path}: needs an id column ({'/'.join(ID_COLUMNS)}) and a vector column ({'/'.join(VECTOR_COLUMNS)})"
@@ -133,17 +132,21 @@ EMBEDDING_COUNTS = (
 )
 
 
-def parquet_dim(path: str) -> int | None:
-    """The length of the first non-empty vector of a Parquet embeddings file (None: none there).
-    Reads the vector column one row group at a time, so a submit-time check stays cheap."""
-    with files.open_read(path) as handle:
-        parquet = pq.ParquetFile(handle)
-        column = next((c for c in VECTOR_COLUMNS if c in parquet.schema_arrow.names), None)
-        if column is None:
-            return None
-        for group in range(parquet.num_row_groups):
-            for vec in parquet.read_row_group(group, columns=[column]).column(0).to_pylist():
-                if vec:
-                    return len(vec)
+def columns_of(names: list[str]) -> tuple[str | None, str | None]:
+    """(id column, vector column) among a Parquet file's column names (None where missing)."""
+    return next((c for c in ID_COLUMNS if c in names), None), next((c for c in VECTOR_COLUMNS if c in names), None)
+
+
+def vector_dim(paths: list[str]) -> int | None:
+    """The length of the first non-empty vector in the Parquet files (None: no vector). Reads
+    the vector column one row group at a time, so this submit-time look stays cheap."""
+    for path in paths:
+        with files.open_read(path) as handle:
+            parquet = pq.ParquetFile(handle)
+            _, column = columns_of(parquet.schema_arrow.names)
+            for group in range(parquet.num_row_groups if column else 0):
+                for vec in parquet.read_row_group(group, columns=[column]).column(0).to_pylist():
+                    if vec:
+                        return len(vec)
     return None
 

@@ -23,6 +23,7 @@ from twhin_data.transforms.graph.embedding_files import (
     EMBEDDING_SUFFIXES,
     ID_COLUMNS,
     VECTOR_COLUMNS,
+    columns_of,
     file_vectors,
 )
 from twhin_data.transforms.graph.transform import key_by
@@ -155,7 +156,7 @@ def check_embeddings(pattern: str) -> list[str]:
         if path.endswith(".parquet"):
             with FileSystems.open(path) as handle:
                 names = pq.ParquetFile(handle).schema_arrow.names
-            if not any(c in names for c in ID_COLUMNS) or not any(c in names for c in VECTOR_COLUMNS):
+            if None in columns_of(names):
                 raise ConfigError(
                     f"{path}: needs an id column ({'/'.join(ID_COLUMNS)}) and a vector column "
                     f"({'/'.join(VECTOR_COLUMNS)}); found {', '.join(names)}"
