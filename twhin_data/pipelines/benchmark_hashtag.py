@@ -97,13 +97,10 @@ def plan(args: argparse.Namespace, run: RunSettings) -> HashtagPlan:
 
 
 def progress_total(plan: HashtagPlan) -> tuple[int, str]:
-    """Label rows of the label files (parsed once more here: they are small)."""
-    rows = (
-        row
-        for source in plan.label_sources
-        for row in bio.parse_label_file(source, bio.read_source_bytes(source), plan.args.lang_column)
-    )
-    return sum(1 for row in rows if "_error" not in row), "labels"
+    """Label rows of the label files, counted by their lines (a malformed line counts as one row)."""
+    lang_column = plan.args.lang_column
+    total = sum(bio.count_label_rows(bio.read_source_bytes(s), lang_column) for s in plan.label_sources)
+    return total, "labels"
 
 
 def prepare_output(plan: HashtagPlan) -> None:

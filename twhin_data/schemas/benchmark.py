@@ -29,6 +29,28 @@ HASHTAG_LABELS = schema(
     "Label vocabulary per language.",
 )
 
+#: In transit inside `benchmark hashtag` (not written): label rows as read from the label files.
+LABEL_ROWS = schema(
+    [
+        field("tweet_id", pa.string(), "Tweet ID.", nullable=False),
+        field("lang", pa.string(), "Language of the label row.", nullable=False),
+        field("label", pa.string(), "The label as written (without '#').", nullable=False),
+        field("key", pa.string(), "The label's comparison key (NFKC, case and i folded).", nullable=False),
+        field("released_split", pa.string(), "Split named by the label file, if any."),
+        field("source", pa.string(), "Label file (or archive member) the row came from.", nullable=False),
+    ],
+    "One label row of a released ID,label file.",
+)
+
+#: In transit inside `benchmark hashtag` (not written): a label row joined with its tweet's text.
+HASHTAG_EXAMPLES = schema(
+    [
+        *LABEL_ROWS,
+        field("text", pa.string(), "Normalized text with every label hashtag removed.", nullable=False),
+    ],
+    "One labelled example before its label ID and split are assigned.",
+)
+
 ENGAGEMENT_RECORDS = schema(
     [
         field("lang", pa.string(), "Language of the tweet.", nullable=False),

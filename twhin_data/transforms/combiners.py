@@ -1,10 +1,12 @@
-"""Small CombineFns every stage uses: sums of count dicts and unions of sets (bounded results)."""
+"""Small CombineFns every stage uses: sums of count dicts and unions of sets or ID arrays (bounded results)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
 import apache_beam as beam
+import pyarrow as pa
+import pyarrow.compute as pc
 
 
 class SumDicts(beam.CombineFn):
@@ -49,3 +51,42 @@ class SetUnion(beam.CombineFn):
 
     def extract_output(self, acc: set) -> set | list:
         return sorted(acc) if self._sort else acc
+
+
+class IdUnion(beam.CombineFn):
+    """Union of string IDs as one sorted, unique Arrow array; the inputs are arrays or lists of IDs.
+
+    Accumulators are Arrow arrays, so they cross process boundaries as buffers, not as one Python
+    string per ID. Use it with ``CombineGlobally(IdUnion()).without_defaults()`` and a side input
+    ``AsSingleton(..., default_value=IdUnion.EMPTY)``: a default would turn the whole union into a
+    Python list on its way to the side input.
+    """
+
+    EMPTY = pa.array([], pa.string())
+    _COMPACT = 64  # arrays held before they are merged into one
+
+    def create_accumulator(self) -> list:
+        return []
+
+    def add_input(self, acc: list, values) -> list:
+        if not isinstance(values, (pa.Array, pa.ChunkedArray)):
+            values = pa.array(values, pa.string())
+        acc.append(pc.unique(values))
+        return self._compact(acc) if len(acc) >= self._COMPACT else acc
+
+    def merge_accumulators(self, accs: Iterable[list]) -> list:
+        return self._compact([a for acc in accs for a in acc])
+
+    def extract_output(self, acc: list) -> pa.Array:
+        merged = self._compact(acc)
+        if not merged:
+            return self.EMPTY
+        unique = merged[0]
+        return unique.take(pc.sort_indices(unique))
+
+    @staticmethod
+    def _compact(arrays: list) -> list:
+        chunks = [c for a in arrays for c in (a.chunks if isinstance(a, pa.ChunkedArray) else [a]) if len(c)]
+        if not chunks:
+            return []
+        return [pc.unique(pa.concat_arrays([c.cast(pa.string()) for c in chunks]))]

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from twhin_data.core import files
 from twhin_data.core.card import card_header, citation_section
@@ -182,6 +183,31 @@ def card_config(manifest: dict, lang: str, config_name: str, names: dict[str, st
     """
     kept = {split: f"{lang}/{name}.parquet" for split, name in names.items() if rows_of(manifest, lang, name)}
     return {"config_name": config_name, "data_files": kept} if kept else None
+
+
+def rows_with_ids(table: pa.Table, wanted: pa.Array) -> pa.Table:
+    """The rows of `table` whose tweet_id is in `wanted` (a side input of the IDs a join asks for)."""
+    if table.num_rows == 0 or len(wanted) == 0:
+        return table.slice(0, 0)
+    return table.filter(pc.is_in(table.column("tweet_id"), value_set=wanted))
+
+
+def table_slices(table: pa.Table, key: str, buckets: int, salt: str) -> list[tuple[int, pa.Table]]:
+    """``(bucket, rows)`` slices of a table by a stable hash of its `key` column, sorted by bucket.
+
+    The table form of `bucket_slices`: each slice is a compact table of its own rows.
+    """
+    if table.num_rows == 0:
+        return []
+    shard = shard_of(table.column(key), buckets, salt)
+    order = np.argsort(shard, kind="stable")
+    ordered = shard[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    ends = np.r_[starts[1:], len(ordered)]
+    return [
+        (int(ordered[a]), table.take(pa.array(order[a:b])))
+        for a, b in zip(starts.tolist(), ends.tolist(), strict=True)
+    ]
 
 
 def bucket_slices(keys: Sequence[str], items: Sequence, buckets: int, salt: str) -> list[tuple[int, list]]:

@@ -34,6 +34,7 @@ from twhin_data.transforms.benchmark.common import (
     TokenizerHandle,
     bucket_slices,
     numeric_id_order,
+    rows_with_ids,
     write_table,
 )
 from twhin_data.transforms.benchmark.engagement_read import (
@@ -43,9 +44,8 @@ from twhin_data.transforms.benchmark.engagement_read import (
     dead_letter,
     embedding_slices,
 )
-from twhin_data.transforms.benchmark.hashtag import tweets_with_ids
 from twhin_data.transforms.benchmark.read import canonical_lang
-from twhin_data.transforms.combiners import SetUnion, SumDicts
+from twhin_data.transforms.combiners import IdUnion, SumDicts
 from twhin_data.transforms.metrics import Counters
 
 TWEET_COLUMNS = ["tweet_id", "text", "lang", "mentions", "urls"]
@@ -142,14 +142,14 @@ class AttachTweets(beam.PTransform):
         wanted = (
             pairs
             | "EngagedIds" >> beam.Map(lambda kv: [t for _u, t in kv[1]])
-            | "AllEngaged" >> beam.CombineGlobally(SetUnion())
-            | "EngagedArray" >> beam.Map(lambda ids: pa.array(sorted(ids), pa.string()))
+            | "AllEngaged" >> beam.CombineGlobally(IdUnion()).without_defaults()
         )
+        wanted = beam.pvalue.AsSingleton(wanted, default_value=IdUnion.EMPTY)
         tweets = tweet_tables | "EngagedTweets" >> beam.FlatMap(
-            _tweet_slices, wanted=beam.pvalue.AsSingleton(wanted), buckets=self._buckets
+            _tweet_slices, wanted=wanted, buckets=self._buckets
         )
         missing = unavailable_tables | "UnavailableIds" >> beam.FlatMap(
-            _tweet_slices, wanted=beam.pvalue.AsSingleton(wanted), buckets=self._buckets
+            _tweet_slices, wanted=wanted, buckets=self._buckets
         )
         return (
             {"pairs": pairs, "tweets": tweets, "unavailable": missing}
@@ -160,7 +160,7 @@ class AttachTweets(beam.PTransform):
 
 
 def _tweet_slices(table: pa.Table, wanted: pa.Array, buckets: int) -> list[tuple[int, list]]:
-    rows = [row for _id, row in tweets_with_ids(table, wanted)]
+    rows = rows_with_ids(table, wanted).to_pylist()
     return bucket_slices([r["tweet_id"] for r in rows], rows, buckets, TWEET_SALT)
 
 

@@ -1,10 +1,10 @@
 """Hashtag-prediction benchmark transforms: join labels with tweets, remove the label, vocabulary, write.
 
-Element flow (one PTransform per concept; elements are batches of rows, never single rows)::
+Element flow (one PTransform per concept; elements are Arrow tables of rows, never single rows)::
 
-    label-row batches ──┐
+    label-row tables ───┐
                         ├─ JoinLabelsWithTweets (hash buckets of the tweet ID)
-    tweet tables ───────┘     -> (lang, [examples: text without the label]) + errors
+    tweet tables ───────┘     -> (lang, examples table: text without the label) + errors
                   BuildLabelVocabulary (top-K labels per language, by kept examples)
                   AssignLabels (label_id; labels outside the top K -> errors)
                   WriteHashtagBenchmark (one GroupByKey per language; hashed splits; sorted, atomic Parquet)
@@ -18,28 +18,30 @@ from collections.abc import Iterable
 
 import apache_beam as beam
 import pyarrow as pa
-import pyarrow.compute as pc
 from apache_beam.metrics import Metrics
 
 from twhin_data.core.errors import RecordError, error_record
-from twhin_data.core.hashing import shard_of
 from twhin_data.core.tags import ERRORS
 from twhin_data.schemas import to_table
-from twhin_data.schemas.benchmark import HASHTAG, HASHTAG_LABELS
-from twhin_data.text.label_leakage import label_key, strip_label
+from twhin_data.schemas.benchmark import HASHTAG, HASHTAG_EXAMPLES, HASHTAG_LABELS, LABEL_ROWS
+from twhin_data.text.label_leakage import strip_label
 from twhin_data.text.normalize import normalize_v1
 from twhin_data.transforms.benchmark.common import (
     SPLITS,
     TokenizerHandle,
     assign_splits,
     numeric_id_order,
+    rows_with_ids,
+    table_slices,
     write_table,
 )
-from twhin_data.transforms.combiners import SetUnion, SumDicts
+from twhin_data.transforms.combiners import IdUnion, SetUnion, SumDicts
 from twhin_data.transforms.metrics import Counters
 
 STAGE = "benchmark_hashtag"
 TWEET_COLUMNS = ["tweet_id", "text", "lang", "mentions", "urls"]
+_SALT = "benchmark-join"
+_WRITTEN = [f.name for f in HASHTAG if f.name != "input_ids"]  # the columns AssignLabels hands the writer
 
 
 def _label_input(row: dict) -> str:
@@ -48,119 +50,127 @@ def _label_input(row: dict) -> str:
     )
 
 
-def tweets_with_ids(table: pa.Table, wanted: pa.Array) -> Iterable[tuple[str, dict]]:
-    """(tweet_id, row) for the rows of `table` whose tweet_id is in `wanted`."""
-    if table.num_rows == 0 or len(wanted) == 0:
-        return
-    keep = table.filter(pc.is_in(table.column("tweet_id"), value_set=wanted))
-    for row in keep.to_pylist():
-        yield row["tweet_id"], row
+def _concat(tables: Iterable[pa.Table], schema: pa.Schema | None = None) -> pa.Table | None:
+    tables = [t for t in tables if t.num_rows]
+    if not tables:
+        return schema.empty_table() if schema is not None else None
+    return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
 
 
-def bucketize(rows: list[dict], buckets: int) -> Iterable[tuple[int, list[dict]]]:
-    """(bucket, rows) slices of `rows` by a stable hash of their tweet_id (the join key)."""
-    if not rows:
-        return
-    shard = shard_of(pa.array([r["tweet_id"] for r in rows], pa.string()), buckets, "benchmark-join")
-    slices: dict[int, list[dict]] = defaultdict(list)
-    for row, b in zip(rows, shard.tolist(), strict=True):
-        slices[b].append(row)
-    yield from sorted(slices.items())
+def labelled_tweet_slices(table: pa.Table, wanted: pa.Array, buckets: int) -> list[tuple[int, pa.Table]]:
+    """The rows of a tweet (or unavailable) table whose ID was asked for, as (bucket, table) slices."""
+    return table_slices(rows_with_ids(table, wanted), "tweet_id", buckets, _SALT)
 
 
-def labelled_tweet_slices(
-    table: pa.Table, wanted: pa.Array, buckets: int
-) -> Iterable[tuple[int, list[dict]]]:
-    """The rows of a tweet table whose ID was asked for, as (bucket, rows) slices."""
-    yield from bucketize([row for _id, row in tweets_with_ids(table, wanted)], buckets)
-
-
-def _lang_keys(batch: list[dict]) -> Iterable[tuple[str, set]]:
+def _lang_keys(table: pa.Table) -> list[tuple[str, set]]:
     keys: dict[str, set] = defaultdict(set)
-    for row in batch:
-        keys[row["lang"]].add(label_key(row["label"]))
-    yield from sorted(keys.items())
+    for lang, key in zip(table.column("lang").to_pylist(), table.column("key").to_pylist(), strict=True):
+        keys[lang].add(key)
+    return sorted(keys.items())
+
+
+def _columns(table: pa.Table | None, names: list[str]) -> dict[str, list]:
+    return {c: (table.column(c).to_pylist() if table is not None else []) for c in names}
+
+
+def _first_index(ids: list[str]) -> tuple[dict[str, int], dict[str, list[int]]]:
+    """(ID -> its first row, ID -> all its rows for the IDs on more than one row)."""
+    first: dict[str, int] = {}
+    repeated: dict[str, list[int]] = {}
+    for i, tweet_id in enumerate(ids):
+        at = first.setdefault(tweet_id, i)
+        if at != i:
+            repeated.setdefault(tweet_id, [at]).append(i)
+    return first, repeated
 
 
 class _ResolveBucketFn(beam.DoFn):
-    """One bucket's label rows + tweets -> ``(lang, [examples without their label])``, or dead letters."""
+    """One bucket's label rows + tweets -> ``(lang, examples table without their label)``, or dead letters.
+
+    The loop reads column lists (no row dicts): one label row and one tweet per ID is the fast path;
+    repeated label rows (duplicates, conflicts) and repeated hydrate rows take the careful one.
+    """
 
     def __init__(self, placeholders: bool):
         self._placeholders = placeholders
         self._counters = Counters(STAGE)
 
-    def _count(self, name: str, n: int = 1) -> None:
-        self._counters.inc(name, n)
-
     def _reject(self, row: dict, reason: str, message: str) -> beam.pvalue.TaggedOutput:
-        self._count(f"rejected_{reason}")
+        self._counters.inc(f"rejected_{reason}")
         return beam.pvalue.TaggedOutput(
             ERRORS, error_record(STAGE, _label_input(row), reason, message, row.get("source"))
         )
 
     def process(self, item: tuple[int, dict], candidate_keys: dict) -> Iterable:
         _bucket, grouped = item
-        labels: dict[str, list[dict]] = defaultdict(list)
-        tweets: dict[str, list[dict]] = defaultdict(list)
-        for batch in grouped["labels"]:
-            for row in batch:
-                labels[row["tweet_id"]].append(row)
-        for batch in grouped["tweets"]:
-            for row in batch:
-                tweets[row["tweet_id"]].append(row)
-        self._missing = {row["tweet_id"]: row["status"] for batch in grouped["unavailable"] for row in batch}
-        examples: dict[str, list[dict]] = defaultdict(list)
-        for tweet_id in sorted(labels, key=lambda t: (len(t), t)):
-            for out in self._resolve(tweet_id, labels[tweet_id], tweets.get(tweet_id, []), candidate_keys):
-                if isinstance(out, beam.pvalue.TaggedOutput):
-                    yield out
+        labels = _columns(_concat(grouped["labels"]), LABEL_ROWS.names)
+        tweets = _columns(_concat(grouped["tweets"]), TWEET_COLUMNS)
+        missing = _columns(_concat(grouped["unavailable"]), ["tweet_id", "status"])
+        missing = dict(zip(missing["tweet_id"], missing["status"], strict=True))
+        label_row = lambda i: {c: labels[c][i] for c in LABEL_ROWS.names}  # noqa: E731
+        first_label, repeated_labels = _first_index(labels["tweet_id"])
+        first_tweet, repeated_tweets = _first_index(tweets["tweet_id"])
+        texts, mentions, urls = tweets["text"], tweets["mentions"], tweets["urls"]
+        langs, label_names = labels["lang"], labels["label"]
+        examples: dict[str, dict[str, list]] = {}
+        found = duplicates = 0
+        for tweet_id, i in first_label.items():
+            if tweet_id in repeated_labels:
+                i, rejects, dups = self._first_label(tweet_id, repeated_labels[tweet_id], label_row)
+                duplicates += dups
+                yield from rejects
+            j = first_tweet.get(tweet_id)
+            if j is None:
+                status = missing.get(tweet_id)
+                if status is None:
+                    message = "tweet ID is neither in tweets/ nor in unavailable/"
+                    yield self._reject(label_row(i), "not_hydrated", message)
                 else:
-                    examples[out["lang"]].append(out)
-        yield from sorted(examples.items())
+                    yield self._reject(label_row(i), "unavailable", f"hydrate settled this ID as {status}")
+                continue
+            found += 1
+            if tweet_id in repeated_tweets:  # a deterministic pick among duplicate hydrate rows
+                j = min(
+                    repeated_tweets[tweet_id],
+                    key=lambda k: json.dumps({c: tweets[c][k] for c in TWEET_COLUMNS}, sort_keys=True, default=str),
+                )
+            if texts[j] is None:
+                yield self._reject(label_row(i), "text_null", "the hydrated tweet has no text")
+                continue
+            try:
+                text = normalize_v1(texts[j], mentions=mentions[j], urls=urls[j], placeholders=self._placeholders)
+            except RecordError as exc:
+                yield self._reject(label_row(i), exc.error_type, exc.message)
+                continue
+            lang = langs[i]
+            result = strip_label(text, label_names[i], candidate_keys.get(lang, frozenset()))
+            if result.reason is not None:
+                yield self._reject(label_row(i), result.reason, result.detail)
+                continue
+            columns = examples.get(lang)
+            if columns is None:
+                columns = examples[lang] = {c: [] for c in HASHTAG_EXAMPLES.names}
+            for name in LABEL_ROWS.names:
+                columns[name].append(labels[name][i])
+            columns["text"].append(result.text)
+        self._counters.inc("tweets_found", found)
+        self._counters.inc("duplicate_label_rows", duplicates)
+        for lang, columns in sorted(examples.items()):
+            yield lang, pa.Table.from_pydict(columns, schema=HASHTAG_EXAMPLES)
 
-    def _resolve(self, tweet_id: str, rows: list[dict], tweets: list[dict], candidate_keys: dict) -> Iterable:
-        rows = sorted(rows, key=lambda r: (r["lang"], label_key(r["label"]), r["label"], r["source"]))
-        first = rows[0]
-        for other in rows[1:]:
-            if (other["lang"], label_key(other["label"])) == (first["lang"], label_key(first["label"])):
-                self._count("duplicate_label_rows")
+    def _first_label(self, tweet_id: str, rows: list[int], label_row) -> tuple[int, list, int]:
+        """An ID on several label rows: (the row kept, conflicting rows' dead letters, exact duplicates)."""
+        ordered = sorted(rows, key=lambda i: tuple(label_row(i)[c] for c in ("lang", "key", "label", "source")))
+        first = label_row(ordered[0])
+        rejects, duplicates = [], 0
+        for i in ordered[1:]:
+            other = label_row(i)
+            if (other["lang"], other["key"]) == (first["lang"], first["key"]):
+                duplicates += 1
             else:
                 message = f"tweet {tweet_id} already has label {first['label']!r}"
-                yield self._reject(other, "conflicting_label", message)
-        if not tweets:
-            status = self._missing.get(tweet_id)
-            if status is None:
-                yield self._reject(
-                    first, "not_hydrated", "tweet ID is neither in tweets/ nor in unavailable/"
-                )
-            else:
-                yield self._reject(first, "unavailable", f"hydrate settled this ID as {status}")
-            return
-        self._count("tweets_found")
-        # One row per ID normally; a deterministic pick among duplicate hydrate rows.
-        tweet = (
-            tweets[0]
-            if len(tweets) == 1
-            else min(tweets, key=lambda t: json.dumps(t, sort_keys=True, default=str))
-        )
-        if tweet.get("text") is None:
-            yield self._reject(first, "text_null", "the hydrated tweet has no text")
-            return
-        try:
-            text = normalize_v1(
-                tweet["text"],
-                mentions=tweet.get("mentions"),
-                urls=tweet.get("urls"),
-                placeholders=self._placeholders,
-            )
-        except RecordError as exc:
-            yield self._reject(first, exc.error_type, exc.message)
-            return
-        result = strip_label(text, first["label"], candidate_keys.get(first["lang"], frozenset()))
-        if result.reason is not None:
-            yield self._reject(first, result.reason, result.detail)
-            return
-        yield {**first, "key": label_key(first["label"]), "text": result.text}
+                rejects.append(self._reject(other, "conflicting_label", message))
+        return ordered[0], rejects, duplicates
 
 
 class JoinLabelsWithTweets(beam.PTransform):
@@ -170,9 +180,9 @@ class JoinLabelsWithTweets(beam.PTransform):
     settled as missing (``unavailable``, with its status) from an ID never hydrated (``not_hydrated``).
 
     Tweet tables are first cut down to the labelled IDs (one side input of the label IDs), then
-    both sides travel as slices of rows keyed by one of `buckets` hash buckets of the tweet ID,
+    both sides travel as Arrow tables keyed by one of `buckets` hash buckets of the tweet ID,
     so the join is one shuffle of a few hundred elements, not one element per row.
-    Examples are ``{tweet_id, lang, label, key, text, released_split, source}``.
+    Examples are tables of HASHTAG_EXAMPLES, one per language and bucket.
     """
 
     def __init__(self, *, placeholders: bool = True, buckets: int = 64):
@@ -184,10 +194,10 @@ class JoinLabelsWithTweets(beam.PTransform):
         labels, tweet_tables, unavailable_tables = pcolls
         wanted = (
             labels
-            | "LabelIds" >> beam.Map(lambda batch: [r["tweet_id"] for r in batch])
-            | "AllIds" >> beam.CombineGlobally(SetUnion())
-            | "IdArray" >> beam.Map(lambda ids: pa.array(sorted(ids), pa.string()))
+            | "LabelIds" >> beam.Map(lambda table: table.column("tweet_id"))
+            | "AllIds" >> beam.CombineGlobally(IdUnion()).without_defaults()
         )
+        wanted = beam.pvalue.AsSingleton(wanted, default_value=IdUnion.EMPTY)
         candidate_keys = (
             labels
             | "LangKeys" >> beam.FlatMap(_lang_keys)
@@ -195,12 +205,14 @@ class JoinLabelsWithTweets(beam.PTransform):
             | "KeySets" >> beam.Map(lambda kv: (kv[0], frozenset(kv[1])))
         )
         tweets = tweet_tables | "LabelledTweets" >> beam.FlatMap(
-            labelled_tweet_slices, wanted=beam.pvalue.AsSingleton(wanted), buckets=self._buckets
+            labelled_tweet_slices, wanted=wanted, buckets=self._buckets
         )
         missing = unavailable_tables | "UnavailableIds" >> beam.FlatMap(
-            labelled_tweet_slices, wanted=beam.pvalue.AsSingleton(wanted), buckets=self._buckets
+            labelled_tweet_slices, wanted=wanted, buckets=self._buckets
         )
-        label_slices = labels | "LabelSlices" >> beam.FlatMap(bucketize, buckets=self._buckets)
+        label_slices = labels | "LabelSlices" >> beam.FlatMap(
+            table_slices, key="tweet_id", buckets=self._buckets, salt=_SALT
+        )
         return (
             {"labels": label_slices, "tweets": tweets, "unavailable": missing}
             | "JoinOnBucket" >> beam.CoGroupByKey()
@@ -228,8 +240,13 @@ def top_labels(lang: str, spellings: Counter, k: int) -> tuple[str, dict]:
     return lang, {key: (i, display[key][1], n) for i, (key, n) in enumerate(ranked)}
 
 
+def _spellings(examples: pa.Table) -> Counter:
+    """Examples per (label key, spelling as written) of one examples table."""
+    return Counter(zip(examples.column("key").to_pylist(), examples.column("label").to_pylist(), strict=True))
+
+
 class BuildLabelVocabulary(beam.PTransform):
-    """``(lang, [examples])`` -> one ``(lang, {key: (label_id, label, count)})`` per language (top `max_labels`)."""
+    """``(lang, examples table)`` -> one ``(lang, {key: (label_id, label, count)})`` per language (top `max_labels`)."""
 
     def __init__(self, max_labels: int):
         super().__init__()
@@ -239,7 +256,7 @@ class BuildLabelVocabulary(beam.PTransform):
         k = self._max_labels
         return (
             examples
-            | "CountBatch" >> beam.Map(lambda kv: (kv[0], Counter((e["key"], e["label"]) for e in kv[1])))
+            | "CountBatch" >> beam.Map(lambda kv: (kv[0], _spellings(kv[1])))
             | "CountLabels" >> beam.CombinePerKey(SumDicts())
             | "TopLabels" >> beam.Map(lambda kv: top_labels(kv[0], kv[1], k))
         )
@@ -257,33 +274,47 @@ class _AssignFn(beam.DoFn):
         self._not_top = Metrics.counter(STAGE, "rejected_label_not_in_top_k")
         self._no_split = Metrics.counter(STAGE, "rejected_no_released_split")
 
-    def process(self, item: tuple[str, list[dict]], vocab: dict) -> Iterable:
+    def process(self, item: tuple[str, pa.Table], vocab: dict) -> Iterable:
         lang, examples = item
-        rows = []
-        for example in examples:
-            entry = vocab.get(lang, {}).get(example["key"])
-            split = example.get("released_split") if self._released else None
+        entries = vocab.get(lang, {})
+        keys = examples.column("key").to_pylist()
+        released = examples.column("released_split").to_pylist()
+        keep, split, label, label_id = [], [], [], []
+        for i, key in enumerate(keys):
+            entry = entries.get(key)
             if entry is None:
                 self._not_top.inc()
                 reason, message = (
                     "label_not_in_top_k",
                     "label is not among the --max_labels_per_lang most frequent",
                 )
-            elif self._released and split is None:
+            elif self._released and released[i] is None:
                 self._no_split.inc()
                 reason, message = "no_released_split", "--split released: the label file names no split"
             else:
-                label_id, display, _count = entry
-                rows.append({**example, "split": split, "label": display, "label_id": label_id})
+                keep.append(i)
+                split.append(released[i] if self._released else None)
+                label.append(entry[1])
+                label_id.append(entry[0])
                 continue
-            record = error_record(STAGE, _label_input(example), reason, message, example["source"])
+            row = {c: examples.column(c)[i].as_py() for c in ("tweet_id", "lang", "label", "source")}
+            record = error_record(STAGE, _label_input(row), reason, message, row["source"])
             yield beam.pvalue.TaggedOutput(ERRORS, record)
-        if rows:
-            yield lang, rows
+        if keep:
+            taken = examples.take(pa.array(keep, pa.int64()))
+            columns = {
+                "tweet_id": taken.column("tweet_id"),
+                "lang": taken.column("lang"),
+                "split": pa.array(split, pa.string()),
+                "text": taken.column("text"),
+                "label": pa.array(label, pa.string()),
+                "label_id": pa.array(label_id, pa.int32()),
+            }
+            yield lang, pa.table(columns)
 
 
 class AssignLabels(beam.PTransform):
-    """``(lang, [examples])`` + vocabulary side input -> ``(lang, [benchmark rows])``, and errors."""
+    """``(lang, examples table)`` + vocabulary side input -> ``(lang, table of rows to write)``, and errors."""
 
     def __init__(self, vocabulary, *, released: bool = False):
         super().__init__()
@@ -311,20 +342,26 @@ class _WriteLanguageFn(beam.DoFn):
     def setup(self) -> None:
         self._tokenizer = TokenizerHandle(self._tokenizer_path)
 
-    def process(self, item: tuple[str, Iterable[list[dict]]], vocab: dict) -> Iterable[dict]:
-        lang, batches = item
-        rows = [row for batch in batches for row in batch]
+    def process(self, item: tuple[str, Iterable[pa.Table]], vocab: dict) -> Iterable[dict]:
+        lang, tables = item
+        rows = _concat(tables)
+        ids = rows.column("tweet_id").to_pylist()
         if self._fractions is not None:
-            splits = assign_splits([r["tweet_id"] for r in rows], self._fractions, self._seed)
-            rows = [{**r, "split": s} for r, s in zip(rows, splits, strict=True)]
+            splits = assign_splits(ids, self._fractions, self._seed)
+        else:
+            splits = rows.column("split").to_pylist()
         for split in SPLITS:
-            part = [r for r in rows if r["split"] == split]
-            part = [part[i] for i in numeric_id_order([r["tweet_id"] for r in part])]
-            ids = self._tokenizer.encode([r["text"] for r in part])
-            if ids is not None:
-                part = [{**r, "input_ids": x} for r, x in zip(part, ids, strict=True)]
-            self._kept[split].inc(len(part))
-            yield write_table(self._output, lang, split, to_table(part, HASHTAG))
+            picked = [i for i, s in enumerate(splits) if s == split]
+            order = [picked[j] for j in numeric_id_order([ids[i] for i in picked])]
+            part = rows.take(pa.array(order, pa.int64())).combine_chunks()
+            columns = {name: part.column(name) for name in _WRITTEN}
+            columns["split"] = pa.array([split] * part.num_rows, pa.string())
+            encoded = self._tokenizer.encode(part.column("text").to_pylist())
+            columns["input_ids"] = pa.array(
+                encoded if encoded is not None else [None] * part.num_rows, pa.list_(pa.int32())
+            )
+            self._kept[split].inc(part.num_rows)
+            yield write_table(self._output, lang, split, pa.Table.from_pydict(columns, schema=HASHTAG))
         labels = [
             {"lang": lang, "label_id": i, "label": d, "count": c}
             for (i, d, c) in sorted(vocab[lang].values())
@@ -333,7 +370,7 @@ class _WriteLanguageFn(beam.DoFn):
 
 
 class WriteHashtagBenchmark(beam.PTransform):
-    """``(lang, [rows])`` -> ``<output>/<lang>/<split>.parquet`` + ``labels.parquet``; emits file infos.
+    """``(lang, rows table)`` -> ``<output>/<lang>/<split>.parquet`` + ``labels.parquet``; emits file infos.
 
     One GroupByKey on language gathers each language's rows (the paper's sizes: ~20k per
     language) so each file is written once, sorted by tweet ID: the same bytes on every runner.

@@ -30,7 +30,8 @@ from twhin_data.core.errors import ConfigError, error_record
 from twhin_data.core.ids import normalize_id
 from twhin_data.core.parquet import row_group_sizes
 from twhin_data.core.tags import ERRORS
-from twhin_data.text.label_leakage import clean_label
+from twhin_data.schemas.benchmark import LABEL_ROWS
+from twhin_data.text.label_leakage import clean_label, label_key
 
 #: Rows per element between the label steps (Beam's per-element cost is paid per batch).
 BATCH_ROWS = 5000
@@ -187,7 +188,12 @@ def parse_label_file(source: LabelSource, data: bytes, lang_column: str) -> Iter
             layout = _layout(line, lang_column)
             if layout.header:
                 continue
-        cells = next(csv.reader([line], delimiter=layout.delimiter), [])
+        # Without a quote character csv's rules reduce to a plain split (the common case, much faster).
+        cells = (
+            line.split(layout.delimiter)
+            if '"' not in line and "\r" not in line
+            else next(csv.reader([line], delimiter=layout.delimiter), [])
+        )
         if len(cells) <= max(layout.id_col, layout.label_col):
             yield {
                 "_error": ("malformed_row", f"line {number}: expected ID and label columns"),
@@ -219,8 +225,35 @@ def parse_label_file(source: LabelSource, data: bytes, lang_column: str) -> Iter
             }
 
 
+def count_label_rows(data: bytes, lang_column: str) -> int:
+    """Rows of a label file without parsing them: its non-empty lines, less the header (for progress)."""
+    lines = [ln for ln in data.split(b"\n") if ln.strip()]
+    if not lines:
+        return 0
+    try:
+        header = _layout(lines[0].decode("utf-8-sig", "replace").rstrip("\r"), lang_column).header
+    except ValueError:
+        header = False
+    return len(lines) - int(header)
+
+
+def label_table(rows: list[dict]) -> pa.Table:
+    """Label rows as one table of LABEL_ROWS (the label's comparison key computed once, here)."""
+    labels = [r["label"] for r in rows]
+    keys = {label: label_key(label) for label in set(labels)}  # labels repeat: one key per spelling
+    columns = {
+        "tweet_id": [r["tweet_id"] for r in rows],
+        "lang": [r["lang"] for r in rows],
+        "label": labels,
+        "key": [keys[label] for label in labels],
+        "released_split": [r["released_split"] for r in rows],
+        "source": [r["source"] for r in rows],
+    }
+    return pa.Table.from_pydict(columns, schema=LABEL_ROWS)
+
+
 class _ReadLabelFileFn(beam.DoFn):
-    """Reads one label source; rows on the main output, bad rows as error records on ``errors``."""
+    """Reads one label source; tables of rows on the main output, bad rows as error records on ``errors``."""
 
     def __init__(self, stage: str, lang_column: str):
         self._stage = stage
@@ -230,8 +263,10 @@ class _ReadLabelFileFn(beam.DoFn):
 
     def process(self, source: LabelSource) -> Iterable:
         batch: list[dict] = []
+        read = total = 0  # rows since the last progress update; rows of the whole file
         for row in parse_label_file(source, read_source_bytes(source), self._lang_column):
-            self._read.inc()
+            read += 1
+            total += 1
             if "_error" in row:
                 error_type, message = row["_error"]
                 if error_type not in self._malformed:
@@ -245,18 +280,20 @@ class _ReadLabelFileFn(beam.DoFn):
                 continue
             batch.append(row)
             if len(batch) >= BATCH_ROWS:
-                progress.advance(self._stage, len(batch))
-                yield batch
+                progress.advance(self._stage, read)
+                read = 0
+                yield label_table(batch)
                 batch = []
+        progress.advance(self._stage, read)
+        self._read.inc(total)
         if batch:
-            progress.advance(self._stage, len(batch))
-            yield batch
+            yield label_table(batch)
 
 
 class ReadLabelFiles(beam.PTransform):
-    """Label rows from released ``ID,label`` files: lists of row dicts (<= BATCH_ROWS) on ``main``.
+    """Label rows from released ``ID,label`` files: tables of LABEL_ROWS (<= BATCH_ROWS rows) on ``main``.
 
-    Rows are ``{tweet_id, lang, label, released_split, source}``; bad rows are dead letters on ``errors``.
+    Bad rows are dead letters on ``errors``.
     """
 
     def __init__(self, sources: list[LabelSource], *, stage: str, lang_column: str = "lang"):
