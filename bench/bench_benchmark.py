@@ -5,9 +5,9 @@
 
 Hashtag: synthetic hydrated tweets carrying one of ~600 zipf-distributed hashtags per language
 (so the top-500 cut bites), one label file per language. The baseline is the same per-row work
-(read labels, dict join, normalize_v1, label removal + leakage check, top-K, hashed split, sort,
-one Parquet file per language and split) as a plain single-process Python loop, run in the same
-process right after, so the ratio shows what the Beam pipeline costs or gains on this machine.
+(read labels with the builder's row parser, dict join, normalize_v1, label removal + leakage check,
+top-K, hashed split, sort, one Parquet file per language and split) as a plain single-process
+Python loop, run in the same process right after, so the ratio shows what the Beam pipeline costs or gains on this machine.
 
 Engagement: `--tweets_per_lang` tweets in 2 languages, power-law engagements, dim-32 user
 embeddings; with `--negatives 999` and >= 10,000 tweets per language the test lists have 1,000
@@ -36,6 +36,7 @@ from twhin_data.schemas.tweets import TWEETS
 from twhin_data.text.label_leakage import label_key, strip_label
 from twhin_data.text.normalize import normalize_v1
 from twhin_data.transforms.benchmark.common import assign_splits
+from twhin_data.transforms.benchmark.read import LabelSource, parse_label_file
 
 LANGS = ["en", "ja", "es", "ar", "tr", "ru", "hi", "fr", "de", "pt", "ko", "th"]
 WORDS = {
@@ -84,11 +85,11 @@ def baseline_hashtag(label_dir: Path, hydrated: Path, out: Path, max_labels: int
     examples, keys = [], defaultdict(set)
     labels = []
     for path in sorted(label_dir.glob("*.tsv")):
-        lang = path.stem.split("_")[0]
-        for line in path.read_text(encoding="utf-8").splitlines()[1:]:
-            tweet_id, label = line.split("\t")
-            labels.append((tweet_id, lang, label))
-            keys[lang].add(label_key(label))
+        # The builder's own row parser: delimiter and header detection, ID and label validation.
+        for row in parse_label_file(LabelSource(str(path)), path.read_bytes(), "lang"):
+            if "_error" not in row:
+                labels.append((row["tweet_id"], row["lang"], row["label"]))
+                keys[row["lang"]].add(label_key(row["label"]))
     for tweet_id, lang, label in labels:
         text = texts.get(tweet_id)
         if text is None:

@@ -29,27 +29,23 @@ HASHTAG_LABELS = schema(
     "Label vocabulary per language.",
 )
 
-#: In transit inside `benchmark hashtag` (not written): label rows as read from the label files.
-LABEL_ROWS = schema(
+#: In transit inside `benchmark hashtag` (never written, so without field docs: they would travel with
+#: every table): a label row as read from a label file (`key`: the label's comparison key, NFKC, case
+#: and i folded; `released_split`: the split the file names, if any; `source`: the file or member).
+LABEL_ROWS = pa.schema(
     [
-        field("tweet_id", pa.string(), "Tweet ID.", nullable=False),
-        field("lang", pa.string(), "Language of the label row.", nullable=False),
-        field("label", pa.string(), "The label as written (without '#').", nullable=False),
-        field("key", pa.string(), "The label's comparison key (NFKC, case and i folded).", nullable=False),
-        field("released_split", pa.string(), "Split named by the label file, if any."),
-        field("source", pa.string(), "Label file (or archive member) the row came from.", nullable=False),
-    ],
-    "One label row of a released ID,label file.",
+        pa.field("tweet_id", pa.string(), nullable=False),
+        pa.field("lang", pa.string(), nullable=False),
+        pa.field("label", pa.string(), nullable=False),
+        pa.field("key", pa.string(), nullable=False),
+        pa.field("released_split", pa.string()),
+        pa.field("source", pa.string(), nullable=False),
+    ]
 )
 
-#: In transit inside `benchmark hashtag` (not written): a label row joined with its tweet's text.
-HASHTAG_EXAMPLES = schema(
-    [
-        *LABEL_ROWS,
-        field("text", pa.string(), "Normalized text with every label hashtag removed.", nullable=False),
-    ],
-    "One labelled example before its label ID and split are assigned.",
-)
+#: In transit inside `benchmark hashtag`: a label row joined with its tweet's normalized text, the
+#: label hashtag removed (before its label ID and split are assigned).
+HASHTAG_EXAMPLES = pa.schema([*LABEL_ROWS, pa.field("text", pa.string(), nullable=False)])
 
 ENGAGEMENT_RECORDS = schema(
     [

@@ -35,6 +35,8 @@ from twhin_data.text.label_leakage import clean_label, label_key
 
 #: Rows per element between the label steps (Beam's per-element cost is paid per batch).
 BATCH_ROWS = 5000
+#: Rows per label table: each is cut into one slice per join bucket, so tables are larger.
+LABEL_BATCH_ROWS = 50_000
 #: Language codes of the released benchmarks (card metadata + paper Table 6) and other ISO 639-1 codes.
 KNOWN_LANGS = frozenset(
     "sl ur sd pl vi sv am da mr no gu in ja el lv it ca is cs te tl ro ckb pt ps zh sr pa si ml ht kn ar "
@@ -279,7 +281,7 @@ class _ReadLabelFileFn(beam.DoFn):
                 )
                 continue
             batch.append(row)
-            if len(batch) >= BATCH_ROWS:
+            if len(batch) >= LABEL_BATCH_ROWS:
                 progress.advance(self._stage, read)
                 read = 0
                 yield label_table(batch)
@@ -291,7 +293,7 @@ class _ReadLabelFileFn(beam.DoFn):
 
 
 class ReadLabelFiles(beam.PTransform):
-    """Label rows from released ``ID,label`` files: tables of LABEL_ROWS (<= BATCH_ROWS rows) on ``main``.
+    """Label rows from released ``ID,label`` files: tables of LABEL_ROWS (<= LABEL_BATCH_ROWS rows) on ``main``.
 
     Bad rows are dead letters on ``errors``.
     """
