@@ -7,7 +7,8 @@ Hashtag: synthetic hydrated tweets carrying one of ~600 zipf-distributed hashtag
 (so the top-500 cut bites), one label file per language. The baseline is the same per-row work
 (read labels with the builder's row parser, dict join, normalize_v1, label removal + leakage check,
 top-K, hashed split, sort, one Parquet file per language and split) as a plain single-process
-Python loop, run in the same process right after, so the ratio shows what the Beam pipeline costs or gains on this machine.
+Python loop, run in the same process right after, so the ratio shows what the Beam pipeline costs
+or gains on this machine.
 
 Engagement: `--tweets_per_lang` tweets in 2 languages, power-law engagements, dim-32 user
 embeddings; with `--negatives 999` and >= 10,000 tweets per language the test lists have 1,000
