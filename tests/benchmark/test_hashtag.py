@@ -204,6 +204,21 @@ def test_zip_archive_and_released_splits(tmp_path):
     assert splits == {"101": "train", "106": "train", "107": "validation", "201": "test", "202": "test"}
 
 
+def test_released_splits_reject_rows_of_a_file_that_names_no_split(tmp_path):
+    hydrated = write_tweets(tmp_path / "hydrated", TWEETS)
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    (labels / "en_train.tsv").write_text("ID\tlabel\n101\tFootball\n106\tmusic\n", encoding="utf-8")
+    (labels / "en.tsv").write_text("ID\tlabel\n107\tMusic\n108\tTravel\n", encoding="utf-8")
+    out = tmp_path / "bench"
+    argv = ["benchmark", "hashtag", "--labels", str(labels), "--tweets", str(hydrated), "--output", str(out)]
+    assert run_cli([*argv, "--split", "released"]) == 0
+    assert {r["tweet_id"]: r["split"] for r in _all_rows(out)} == {"101": "train", "106": "train"}
+    s = stats(out, STAGE)
+    assert s["rejected"] == {"no_released_split": 2} and s["out"] == 2 and all(s["checks"].values())
+    assert sorted(e["error_type"] for e in errors(out, STAGE)) == ["no_released_split", "no_released_split"]
+
+
 def test_user_mistakes_are_one_line_errors(inputs, tmp_path, capsys):
     out = tmp_path / "bench"
     nolang = tmp_path / "labels.csv"

@@ -118,12 +118,13 @@ def build(p: beam.Pipeline, plan: HashtagPlan):
         placeholders=not args.no_placeholders
     )
     vocabulary = examples.main | "BuildLabelVocabulary" >> bt.BuildLabelVocabulary(args.max_labels_per_lang)
-    rows = examples.main | "AssignLabels" >> bt.AssignLabels(vocabulary, released=plan.fractions is None)
-    infos = rows.main | "WriteBenchmark" >> bt.WriteHashtagBenchmark(
+    written = examples.main | "WriteBenchmark" >> bt.WriteHashtagBenchmark(
         args.output, vocabulary, tokenizer=args.tokenizer, fractions=plan.fractions, seed=args.seed
     )
-    manifest = infos | "WriteManifestAndCard" >> common.WriteManifestAndCard(args.output, render_card, stage=STAGE)
-    errors = (labels.errors, examples.errors, rows.errors) | "AllErrors" >> beam.Flatten()
+    manifest = written.main | "WriteManifestAndCard" >> common.WriteManifestAndCard(
+        args.output, render_card, stage=STAGE
+    )
+    errors = (labels.errors, examples.errors, written.errors) | "AllErrors" >> beam.Flatten()
     errors | "WriteErrors" >> WriteErrors(args.output, STAGE)
     return manifest
 

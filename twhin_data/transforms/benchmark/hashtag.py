@@ -6,8 +6,8 @@ Element flow (one PTransform per concept; elements are Arrow tables of rows, nev
                         ├─ JoinLabelsWithTweets (hash buckets of the tweet ID)
     tweet tables ───────┘     -> (lang, examples table: text without the label) + errors
                   BuildLabelVocabulary (top-K labels per language, by kept examples)
-                  AssignLabels (label_id; labels outside the top K -> errors)
-                  WriteHashtagBenchmark (one GroupByKey per language; hashed splits; sorted, atomic Parquet)
+                  WriteHashtagBenchmark (one GroupByKey per language; label_id, labels outside the
+                                         top K -> errors; hashed splits; sorted, atomic Parquet)
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from twhin_data.transforms.metrics import Counters
 STAGE = "benchmark_hashtag"
 TWEET_COLUMNS = ["tweet_id", "text", "lang", "mentions", "urls"]
 _SALT = "benchmark-join"
-_WRITTEN = [f.name for f in HASHTAG if f.name != "input_ids"]  # the columns AssignLabels hands the writer
+_WRITTEN = [f.name for f in HASHTAG if f.name != "input_ids"]  # the columns of assign_labels' rows
 
 
 def _label_input(row: dict) -> str:
@@ -262,73 +262,56 @@ class BuildLabelVocabulary(beam.PTransform):
         )
 
 
-class _AssignFn(beam.DoFn):
-    """Adds label_id and the canonical label; labels outside the top K go to errors.
+NOT_TOP_K = ("label_not_in_top_k", "label is not among the --max_labels_per_lang most frequent")
+NO_RELEASED_SPLIT = ("no_released_split", "--split released: the label file names no split")
 
-    With released splits (`released` True) the split named by the label file is kept, and rows
-    from files naming none are rejected; otherwise the writer assigns hashed splits.
+
+def assign_labels(
+    examples: pa.Table, entries: dict, released: bool
+) -> tuple[pa.Table, list[tuple[tuple[str, str], dict]]]:
+    """(rows to write, rejected) for one language's examples and its vocabulary ``{key: (id, label, n)}``.
+
+    Rows get their label_id and the label's display spelling; a label outside the top K is
+    rejected. With released splits the split named by the label file is kept and rows from files
+    naming none are rejected; otherwise `split` stays null for the writer's hashed split.
+    Rejected: ``((reason, message), {tweet_id, lang, label, source})``.
     """
-
-    def __init__(self, released: bool):
-        self._released = released
-        self._not_top = Metrics.counter(STAGE, "rejected_label_not_in_top_k")
-        self._no_split = Metrics.counter(STAGE, "rejected_no_released_split")
-
-    def process(self, item: tuple[str, pa.Table], vocab: dict) -> Iterable:
-        lang, examples = item
-        entries = vocab.get(lang, {})
-        keys = examples.column("key").to_pylist()
-        released = examples.column("released_split").to_pylist()
-        keep, split, label, label_id = [], [], [], []
-        for i, key in enumerate(keys):
-            entry = entries.get(key)
-            if entry is None:
-                self._not_top.inc()
-                reason, message = (
-                    "label_not_in_top_k",
-                    "label is not among the --max_labels_per_lang most frequent",
-                )
-            elif self._released and released[i] is None:
-                self._no_split.inc()
-                reason, message = "no_released_split", "--split released: the label file names no split"
-            else:
-                keep.append(i)
-                split.append(released[i] if self._released else None)
-                label.append(entry[1])
-                label_id.append(entry[0])
-                continue
+    keys = examples.column("key").to_pylist()
+    splits = examples.column("released_split").to_pylist()
+    keep, split, label, label_id, rejected = [], [], [], [], []
+    for i, key in enumerate(keys):
+        entry = entries.get(key)
+        problem = NOT_TOP_K if entry is None else None
+        if problem is None and released and splits[i] is None:
+            problem = NO_RELEASED_SPLIT
+        if problem is not None:
             row = {c: examples.column(c)[i].as_py() for c in ("tweet_id", "lang", "label", "source")}
-            record = error_record(STAGE, _label_input(row), reason, message, row["source"])
-            yield beam.pvalue.TaggedOutput(ERRORS, record)
-        if keep:
-            taken = examples.take(pa.array(keep, pa.int64()))
-            columns = {
-                "tweet_id": taken.column("tweet_id"),
-                "lang": taken.column("lang"),
-                "split": pa.array(split, pa.string()),
-                "text": taken.column("text"),
-                "label": pa.array(label, pa.string()),
-                "label_id": pa.array(label_id, pa.int32()),
-            }
-            yield lang, pa.table(columns)
-
-
-class AssignLabels(beam.PTransform):
-    """``(lang, examples table)`` + vocabulary side input -> ``(lang, table of rows to write)``, and errors."""
-
-    def __init__(self, vocabulary, *, released: bool = False):
-        super().__init__()
-        self._vocabulary = vocabulary
-        self._released = released
-
-    def expand(self, examples):
-        return examples | "Assign" >> beam.ParDo(
-            _AssignFn(self._released), vocab=beam.pvalue.AsDict(self._vocabulary)
-        ).with_outputs(ERRORS, main="main")
+            rejected.append((problem, row))
+            continue
+        keep.append(i)
+        split.append(splits[i] if released else None)
+        label.append(entry[1])
+        label_id.append(entry[0])
+    taken = examples.take(pa.array(keep, pa.int64()))
+    rows = pa.table(
+        {
+            "tweet_id": taken.column("tweet_id"),
+            "lang": taken.column("lang"),
+            "split": pa.array(split, pa.string()),
+            "text": taken.column("text"),
+            "label": pa.array(label, pa.string()),
+            "label_id": pa.array(label_id, pa.int32()),
+        }
+    )
+    return rows, rejected
 
 
 class _WriteLanguageFn(beam.DoFn):
-    """Writes one language's ``{train,validation,test}.parquet`` and ``labels.parquet``."""
+    """Assigns one language's label IDs and writes its ``{train,validation,test}.parquet`` and ``labels.parquet``.
+
+    Examples whose label is outside the top K (or, with released splits, whose file names no
+    split) go to ``errors``.
+    """
 
     def __init__(
         self, output: str, tokenizer: str | None, fractions: tuple[float, float, float] | None, seed: int
@@ -338,13 +321,21 @@ class _WriteLanguageFn(beam.DoFn):
         self._fractions = fractions
         self._seed = seed
         self._kept = {split: Metrics.counter(STAGE, f"kept_{split}") for split in SPLITS}
+        self._counters = Counters(STAGE)
 
     def setup(self) -> None:
         self._tokenizer = TokenizerHandle(self._tokenizer_path)
 
-    def process(self, item: tuple[str, Iterable[pa.Table]], vocab: dict) -> Iterable[dict]:
+    def process(self, item: tuple[str, Iterable[pa.Table]], vocab: dict) -> Iterable:
         lang, tables = item
-        rows = _concat(tables)
+        examples = _concat(tables, HASHTAG_EXAMPLES)
+        rows, rejected = assign_labels(examples, vocab.get(lang, {}), released=self._fractions is None)
+        for (reason, message), row in rejected:
+            self._counters.inc(f"rejected_{reason}")
+            record = error_record(STAGE, _label_input(row), reason, message, row["source"])
+            yield beam.pvalue.TaggedOutput(ERRORS, record)
+        if rows.num_rows == 0:  # every example rejected: no files for this language
+            return
         ids = rows.column("tweet_id").to_pylist()
         if self._fractions is not None:
             splits = assign_splits(ids, self._fractions, self._seed)
@@ -370,7 +361,8 @@ class _WriteLanguageFn(beam.DoFn):
 
 
 class WriteHashtagBenchmark(beam.PTransform):
-    """``(lang, rows table)`` -> ``<output>/<lang>/<split>.parquet`` + ``labels.parquet``; emits file infos.
+    """``(lang, examples table)`` -> ``<output>/<lang>/<split>.parquet`` + ``labels.parquet``; file infos
+    on ``main``, examples whose label is outside the vocabulary on ``errors``.
 
     One GroupByKey on language gathers each language's rows (the paper's sizes: ~20k per
     language) so each file is written once, sorted by tweet ID: the same bytes on every runner.
@@ -400,5 +392,5 @@ class WriteHashtagBenchmark(beam.PTransform):
             >> beam.ParDo(
                 _WriteLanguageFn(self._output, self._tokenizer, self._fractions, self._seed),
                 vocab=beam.pvalue.AsDict(self._vocabulary),
-            )
+            ).with_outputs(ERRORS, main="main")
         )
