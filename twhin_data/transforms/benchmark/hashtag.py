@@ -103,7 +103,8 @@ class _ResolveBucketFn(beam.DoFn):
 
     def process(self, item: tuple[int, dict], candidate_keys: dict) -> Iterable:
         _bucket, grouped = item
-        labels = _columns(_concat(grouped["labels"]), LABEL_ROWS.names)
+        label_table = _concat(grouped["labels"], LABEL_ROWS)
+        labels = _columns(label_table, LABEL_ROWS.names)
         tweets = _columns(_concat(grouped["tweets"]), TWEET_COLUMNS)
         missing = _columns(_concat(grouped["unavailable"]), ["tweet_id", "status"])
         missing = dict(zip(missing["tweet_id"], missing["status"], strict=True))
@@ -112,7 +113,7 @@ class _ResolveBucketFn(beam.DoFn):
         first_tweet, repeated_tweets = _first_index(tweets["tweet_id"])
         texts, mentions, urls = tweets["text"], tweets["mentions"], tweets["urls"]
         langs, label_names = labels["lang"], labels["label"]
-        examples: dict[str, dict[str, list]] = {}
+        kept: dict[str, tuple[list[int], list[str]]] = {}  # lang -> (label rows kept, their texts)
         found = duplicates = 0
         for tweet_id, i in first_label.items():
             if tweet_id in repeated_labels:
@@ -147,16 +148,16 @@ class _ResolveBucketFn(beam.DoFn):
             if result.reason is not None:
                 yield self._reject(label_row(i), result.reason, result.detail)
                 continue
-            columns = examples.get(lang)
-            if columns is None:
-                columns = examples[lang] = {c: [] for c in HASHTAG_EXAMPLES.names}
-            for name in LABEL_ROWS.names:
-                columns[name].append(labels[name][i])
-            columns["text"].append(result.text)
+            rows, out_texts = kept.get(lang) or kept.setdefault(lang, ([], []))
+            rows.append(i)
+            out_texts.append(result.text)
         self._counters.inc("tweets_found", found)
         self._counters.inc("duplicate_label_rows", duplicates)
-        for lang, columns in sorted(examples.items()):
-            yield lang, pa.Table.from_pydict(columns, schema=HASHTAG_EXAMPLES)
+        for lang, (rows, out_texts) in sorted(kept.items()):
+            table = label_table.take(pa.array(rows, pa.int64())).append_column(
+                HASHTAG_EXAMPLES.field("text"), pa.array(out_texts, pa.string())
+            )
+            yield lang, table
 
     def _first_label(self, tweet_id: str, rows: list[int], label_row) -> tuple[int, list, int]:
         """An ID on several label rows: (the row kept, conflicting rows' dead letters, exact duplicates)."""
