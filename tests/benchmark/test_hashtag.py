@@ -219,6 +219,23 @@ def test_released_splits_reject_rows_of_a_file_that_names_no_split(tmp_path):
     assert sorted(e["error_type"] for e in errors(out, STAGE)) == ["no_released_split", "no_released_split"]
 
 
+def test_a_tweet_hydrated_twice_gives_one_example_whatever_the_file_order(tmp_path):
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    (labels / "en_train.tsv").write_text("ID\tlabel\n101\tFootball\n106\tmusic\n", encoding="utf-8")
+    twice = [tweet("101", "Great match #Football", "en"), tweet("101", "Great game #Football!", "en")]
+    texts = []
+    for name, order in (("a", twice), ("b", twice[::-1])):
+        hydrated = write_tweets(tmp_path / f"hydrated_{name}", [order[0], TWEETS[5], order[1]])
+        out = tmp_path / f"bench_{name}"
+        argv = ["benchmark", "hashtag", "--labels", str(labels), "--tweets", str(hydrated), "--output", str(out)]
+        assert run_cli(argv) == 0
+        rows = _all_rows(out)
+        assert sorted(r["tweet_id"] for r in rows) == ["101", "106"] and stats(out, STAGE)["out"] == 2
+        texts.append(next(r["text"] for r in rows if r["tweet_id"] == "101"))
+    assert texts[0] == texts[1]
+
+
 def test_user_mistakes_are_one_line_errors(inputs, tmp_path, capsys):
     out = tmp_path / "bench"
     nolang = tmp_path / "labels.csv"

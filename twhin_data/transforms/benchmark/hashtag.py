@@ -12,6 +12,7 @@ Element flow (one PTransform per concept; elements are Arrow tables of rows, nev
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import Counter, defaultdict
 from collections.abc import Iterable
@@ -73,14 +74,19 @@ def _columns(table: pa.Table | None, names: list[str]) -> dict[str, list]:
     return {c: (table.column(c).to_pylist() if table is not None else []) for c in names}
 
 
+def _row(table: pa.Table, i: int) -> dict:
+    return table.slice(i, 1).to_pylist()[0]
+
+
 def _first_index(ids: list[str]) -> tuple[dict[str, int], dict[str, list[int]]]:
     """(ID -> its first row, ID -> all its rows for the IDs on more than one row)."""
-    first: dict[str, int] = {}
+    first = dict(zip(reversed(ids), range(len(ids) - 1, -1, -1), strict=True))  # the first row wins: set last
+    if len(first) == len(ids):
+        return first, {}
     repeated: dict[str, list[int]] = {}
     for i, tweet_id in enumerate(ids):
-        at = first.setdefault(tweet_id, i)
-        if at != i:
-            repeated.setdefault(tweet_id, [at]).append(i)
+        if first[tweet_id] != i:
+            repeated.setdefault(tweet_id, [first[tweet_id]]).append(i)
     return first, repeated
 
 
@@ -104,11 +110,12 @@ class _ResolveBucketFn(beam.DoFn):
     def process(self, item: tuple[int, dict], candidate_keys: dict) -> Iterable:
         _bucket, grouped = item
         label_table = _concat(grouped["labels"], LABEL_ROWS)
-        labels = _columns(label_table, LABEL_ROWS.names)
-        tweets = _columns(_concat(grouped["tweets"]), TWEET_COLUMNS)
+        labels = _columns(label_table, ["tweet_id", "lang", "label"])  # the rest only for dead letters
+        tweet_table = _concat(grouped["tweets"])
+        tweets = _columns(tweet_table, ["tweet_id", "text", "mentions", "urls"])
         missing = _columns(_concat(grouped["unavailable"]), ["tweet_id", "status"])
         missing = dict(zip(missing["tweet_id"], missing["status"], strict=True))
-        label_row = lambda i: {c: labels[c][i] for c in LABEL_ROWS.names}  # noqa: E731
+        label_row = functools.partial(_row, label_table)
         first_label, repeated_labels = _first_index(labels["tweet_id"])
         first_tweet, repeated_tweets = _first_index(tweets["tweet_id"])
         texts, mentions, urls = tweets["text"], tweets["mentions"], tweets["urls"]
@@ -133,7 +140,7 @@ class _ResolveBucketFn(beam.DoFn):
             if tweet_id in repeated_tweets:  # a deterministic pick among duplicate hydrate rows
                 j = min(
                     repeated_tweets[tweet_id],
-                    key=lambda k: json.dumps({c: tweets[c][k] for c in TWEET_COLUMNS}, sort_keys=True, default=str),
+                    key=lambda k: json.dumps(_row(tweet_table.select(TWEET_COLUMNS), k), sort_keys=True, default=str),
                 )
             if texts[j] is None:
                 yield self._reject(label_row(i), "text_null", "the hydrated tweet has no text")
