@@ -18,6 +18,7 @@ candidates, and the random baseline's HITS@10 printed at the end should be close
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 import tempfile
@@ -30,14 +31,24 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from twhin_data.core import files
+from twhin_data.core.ids import normalize_id
 from twhin_data.runners import cli
 from twhin_data.schemas import to_table
-from twhin_data.schemas.benchmark import HASHTAG
+from twhin_data.schemas.benchmark import (
+    BENCH_TWEETS,
+    ENGAGEMENT_CANDIDATES,
+    ENGAGEMENT_NEGATIVES,
+    ENGAGEMENT_RECORDS,
+    HASHTAG,
+)
 from twhin_data.schemas.tweets import TWEETS
 from twhin_data.text.label_leakage import label_key, strip_label
 from twhin_data.text.normalize import normalize_v1
-from twhin_data.transforms.benchmark.common import assign_splits
-from twhin_data.transforms.benchmark.read import LabelSource, parse_label_file
+from twhin_data.transforms.benchmark import engagement as be
+from twhin_data.transforms.benchmark import engagement_steps as core
+from twhin_data.transforms.benchmark.common import SPLITS, assign_splits, numeric_id_order
+from twhin_data.transforms.benchmark.engagement_read import embedding_column, parse_engagement
+from twhin_data.transforms.benchmark.read import LabelSource, canonical_lang, iter_records, parse_label_file
 
 LANGS = ["en", "ja", "es", "ar", "tr", "ru", "hi", "fr", "de", "pt", "ko", "th"]
 WORDS = {
@@ -127,6 +138,92 @@ def baseline_hashtag(label_dir: Path, hydrated: Path, out: Path, max_labels: int
             files.write_parquet_atomic(str(out / lang / f"{split}.parquet"), to_table(part, HASHTAG))
             written += len(part)
     return written
+
+
+def baseline_engagement(
+    engagements: Path, hydrated: Path, user_embeddings: Path, out: Path, *, negatives: int, seed: int = 0
+) -> dict[str, str]:
+    """The same work as `benchmark engagement` (default flags) as one plain Python loop (no Beam).
+
+    It calls the builder's own row parser and pure steps (engagement_steps) in one process and
+    writes the same per-language data files; returns {lang/name: sha256} to check the bytes.
+    """
+    max_tweets, per_user, fractions = 10_000, 1, (0.8, 0.1, 0.1)
+    users_of: dict[str, set] = defaultdict(set)
+    for _number, record in iter_records(str(engagements)):
+        user, tweet = parse_engagement(record)
+        if user is not None:
+            users_of[tweet].add(user)
+    table = pa.concat_tables(
+        pq.read_table(p, columns=be.TWEET_COLUMNS) for p in sorted((hydrated / "tweets").glob("*.parquet"))
+    )
+    rows_of: dict[str, list] = defaultdict(list)
+    for row in table.to_pylist():
+        rows_of[row["tweet_id"]].append(row)
+    by_lang: dict[str, dict] = defaultdict(dict)
+    for tweet_id, users in users_of.items():
+        if not rows_of.get(tweet_id):
+            continue
+        tweet = be._first(rows_of[tweet_id])
+        lang = canonical_lang(tweet.get("lang"))
+        if lang is None or lang in core.NO_LANGUAGE or tweet.get("text") is None:
+            continue
+        text = normalize_v1(tweet["text"], mentions=tweet.get("mentions"), urls=tweet.get("urls"))
+        by_lang[lang][tweet_id] = {"tweet_id": tweet_id, "text": text, "users": sorted(users, key=lambda u: (len(u), u))}
+    sampled: dict[str, list] = {}
+    engaged: dict[str, list] = defaultdict(list)
+    for lang, tweets in by_lang.items():
+        ids = sorted(tweets, key=lambda t: (len(t), t))
+        selected, _dropped = core.sample_tweets(lang, ids, max_tweets, seed)
+        splits = core.split_tweets(selected, fractions, seed)
+        sampled[lang] = [{**tweets[t], "split": splits[t]} for t in selected]
+        for t in selected:
+            for user in tweets[t]["users"]:
+                engaged[user].append({"tweet_id": t, "lang": lang, "split": splits[t]})
+    emb_table = pq.read_table(user_embeddings)
+    column = embedding_column(emb_table.schema)
+    embeddings: dict[str, list] = defaultdict(list)
+    for user, emb in zip(emb_table.column("user_id").to_pylist(), emb_table.column(column).to_pylist(), strict=True):
+        key, problem = normalize_id(user)
+        if not problem:
+            embeddings[key].append(emb)
+    lengths = Counter(len(e[0]) for e in embeddings.values())
+    dim = min(lengths.items(), key=lambda kv: (-kv[1], kv[0]))[0]
+    records: dict[str, list] = defaultdict(list)
+    for user, engs in engaged.items():
+        if not embeddings.get(user):
+            continue
+        emb = be._first(embeddings[user])
+        if core.check_embedding(emb, dim):
+            continue
+        by_tweet = {e["tweet_id"]: e for e in engs}
+        kept, _dropped = core.choose_records(user, sorted(by_tweet), per_user, seed)
+        key, vector = core.user_key(user, seed), [float(x) for x in emb]
+        for tweet_id in kept:
+            e = by_tweet[tweet_id]
+            exclude = sorted(t for t, o in by_tweet.items() if t != tweet_id and o["lang"] == e["lang"])
+            records[e["lang"]].append({**e, "user_key": key, "user_emb": vector, "exclude": exclude})
+    digests = {}
+
+    def write(lang: str, name: str, table: pa.Table) -> None:
+        digests[f"{lang}/{name}"] = files.write_parquet_atomic(str(out / lang / f"{name}.parquet"), table)["sha256"]
+
+    for lang in sorted(sampled):
+        numbered = core.number_records(records[lang])
+        for split in SPLITS:
+            part = [{**r, "lang": lang} for r in numbered if r["split"] == split]
+            write(lang, split, to_table(part, ENGAGEMENT_RECORDS))
+        pools = {s: [t["tweet_id"] for t in sampled[lang] if t["split"] == s] for s in SPLITS}
+        candidates, _short = core.build_candidates(numbered, pools, negatives, lang=lang, seed=seed)
+        for split in ("validation", "test"):
+            part = [c for c in candidates if c["split"] == split]
+            write(lang, f"{split}_candidates", to_table(part, ENGAGEMENT_CANDIDATES))
+        train = [r for r in numbered if r["split"] == "train"]
+        write(lang, "train_negatives", to_table(core.negative_distribution(lang, train), ENGAGEMENT_NEGATIVES))
+        tweets = sampled[lang]
+        tweets = [tweets[i] for i in numeric_id_order([t["tweet_id"] for t in tweets])]
+        write(lang, "tweets", to_table([{**t, "lang": lang} for t in tweets], BENCH_TWEETS))
+    return digests
 
 
 def _write_engagement_inputs(
@@ -229,11 +326,23 @@ def main(argv: list[str] | None = None) -> int:
         c_eng = _timed.cpu
         if rc != 0:
             return rc
+        t_base, digests = _timed(
+            lambda: baseline_engagement(eng, hyd, users, root / "e" / "base", negatives=args.negatives)
+        )
+        c_base = _timed.cpu
+        manifest = json.loads((out_e / "manifest.json").read_text())
+        produced = {f["path"].removesuffix(".parquet"): f["sha256"] for f in manifest["files"]}
+        same = digests == {k: v for k, v in produced.items() if k in digests} and len(digests) == len(produced)
         print(f"engagement: {args.engagements} engagement rows, 2 x {args.tweets_per_lang} tweets")
         rate = args.engagements / t_eng
         print(
             f"  beam pipeline (FnApiRunner): {t_eng:.2f} s wall, {c_eng:.2f} CPU-s = {rate:,.0f} rows/s wall"
         )
+        print(
+            f"  plain-Python baseline:       {t_base:.2f} s wall, {c_base:.2f} CPU-s = "
+            f"{args.engagements / t_base:,.0f} rows/s wall; same data files: {'yes' if same else 'NO'}"
+        )
+        print(f"  ratio pipeline/baseline throughput: {t_base / t_eng:.2f}x wall, {c_base / c_eng:.2f}x CPU")
         from twhin_data.pipelines.benchmark_evaluate import evaluate, render
 
         t_eval, result = _timed(lambda: evaluate(str(out_e), k=10))
