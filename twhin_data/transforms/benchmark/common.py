@@ -53,9 +53,17 @@ def rng_for(*parts: object) -> np.random.Generator:
     return np.random.default_rng(stable_hash64(":".join(str(p) for p in parts), "twhin-benchmark-rng"))
 
 
-def numeric_id_order(ids: Sequence[str]) -> list[int]:
-    """Indices that sort decimal ID strings numerically."""
-    return sorted(range(len(ids)), key=lambda i: (len(ids[i]), ids[i]))
+def numeric_id_order(ids: Sequence[str] | pa.Array | pa.ChunkedArray) -> list[int]:
+    """Indices that sort decimal ID strings numerically (shorter first, then by text; stable).
+
+    >>> numeric_id_order(["10", "9", "100"])
+    [1, 0, 2]
+    """
+    if len(ids) == 0:
+        return []
+    arr = ids if isinstance(ids, (pa.Array, pa.ChunkedArray)) else pa.array(list(ids), pa.string())
+    table = pa.table({"n": pc.utf8_length(arr), "id": arr})
+    return pc.sort_indices(table, sort_keys=[("n", "ascending"), ("id", "ascending")]).to_pylist()
 
 
 class TokenizerHandle:

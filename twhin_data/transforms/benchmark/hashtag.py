@@ -19,6 +19,7 @@ from collections.abc import Iterable
 
 import apache_beam as beam
 import pyarrow as pa
+import pyarrow.compute as pc
 from apache_beam.metrics import Metrics
 
 from twhin_data.core.errors import RecordError, error_record
@@ -284,31 +285,27 @@ def assign_labels(
     naming none are rejected; otherwise `split` stays null for the writer's hashed split.
     Rejected: ``((reason, message), {tweet_id, lang, label, source})``.
     """
-    keys = examples.column("key").to_pylist()
-    splits = examples.column("released_split").to_pylist()
-    keep, split, label, label_id, rejected = [], [], [], [], []
-    for i, key in enumerate(keys):
-        entry = entries.get(key)
-        problem = NOT_TOP_K if entry is None else None
-        if problem is None and released and splits[i] is None:
-            problem = NO_RELEASED_SPLIT
-        if problem is not None:
-            row = {c: examples.column(c)[i].as_py() for c in ("tweet_id", "lang", "label", "source")}
-            rejected.append((problem, row))
-            continue
-        keep.append(i)
-        split.append(splits[i] if released else None)
-        label.append(entry[1])
-        label_id.append(entry[0])
-    taken = examples.take(pa.array(keep, pa.int64()))
+    vocab_keys = list(entries)
+    index = pc.index_in(examples.column("key"), value_set=pa.array(vocab_keys, pa.string()))
+    in_vocab = pc.is_valid(index)
+    ok = pc.and_(in_vocab, pc.is_valid(examples.column("released_split"))) if released else in_vocab
+    rejected = []
+    for i in pc.indices_nonzero(pc.invert(ok)).to_pylist():
+        row = {c: examples.column(c)[i].as_py() for c in ("tweet_id", "lang", "label", "source")}
+        rejected.append((NOT_TOP_K if not in_vocab[i].as_py() else NO_RELEASED_SPLIT, row))
+    taken = examples.filter(ok)
+    index = index.filter(ok)
+    label_ids = pa.array([entries[k][0] for k in vocab_keys], pa.int32())
+    display = pa.array([entries[k][1] for k in vocab_keys], pa.string())
+    split = taken.column("released_split") if released else pa.nulls(taken.num_rows, pa.string())
     rows = pa.table(
         {
             "tweet_id": taken.column("tweet_id"),
             "lang": taken.column("lang"),
-            "split": pa.array(split, pa.string()),
+            "split": split,
             "text": taken.column("text"),
-            "label": pa.array(label, pa.string()),
-            "label_id": pa.array(label_id, pa.int32()),
+            "label": display.take(index),
+            "label_id": label_ids.take(index),
         }
     )
     return rows, rejected
@@ -344,15 +341,14 @@ class _WriteLanguageFn(beam.DoFn):
             yield beam.pvalue.TaggedOutput(ERRORS, record)
         if rows.num_rows == 0:  # every example rejected: no files for this language
             return
-        ids = rows.column("tweet_id").to_pylist()
         if self._fractions is not None:
-            splits = assign_splits(ids, self._fractions, self._seed)
+            ids = rows.column("tweet_id").to_pylist()
+            splits = pa.array(assign_splits(ids, self._fractions, self._seed), pa.string())
         else:
-            splits = rows.column("split").to_pylist()
+            splits = rows.column("split")
         for split in SPLITS:
-            picked = [i for i, s in enumerate(splits) if s == split]
-            order = [picked[j] for j in numeric_id_order([ids[i] for i in picked])]
-            part = rows.take(pa.array(order, pa.int64())).combine_chunks()
+            part = rows.filter(pc.equal(splits, split))
+            part = part.take(pa.array(numeric_id_order(part.column("tweet_id")), pa.int64())).combine_chunks()
             columns = {name: part.column(name) for name in _WRITTEN}
             columns["split"] = pa.array([split] * part.num_rows, pa.string())
             encoded = self._tokenizer.encode(part.column("text").to_pylist())
