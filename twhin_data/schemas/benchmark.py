@@ -31,7 +31,8 @@ HASHTAG_LABELS = schema(
 
 #: In transit inside `benchmark hashtag` (never written, so without field docs: they would travel with
 #: every table): a label row as read from a label file (`key`: the label's comparison key, NFKC, case
-#: and i folded; `released_split`: the split the file names, if any; `source`: the file or member).
+#: and i folded; `released_split`: the split the file names, if any; `source`: the file or member,
+#: dictionary-encoded: one path per table instead of one per row).
 LABEL_ROWS = pa.schema(
     [
         pa.field("tweet_id", pa.string(), nullable=False),
@@ -39,7 +40,7 @@ LABEL_ROWS = pa.schema(
         pa.field("label", pa.string(), nullable=False),
         pa.field("key", pa.string(), nullable=False),
         pa.field("released_split", pa.string()),
-        pa.field("source", pa.string(), nullable=False),
+        pa.field("source", pa.dictionary(pa.int32(), pa.string()), nullable=False),
     ]
 )
 

@@ -249,7 +249,7 @@ def label_table(rows: list[dict]) -> pa.Table:
         "label": labels,
         "key": [keys[label] for label in labels],
         "released_split": [r["released_split"] for r in rows],
-        "source": [r["source"] for r in rows],
+        "source": pa.array([r["source"] for r in rows], pa.string()).dictionary_encode(),
     }
     return pa.Table.from_pydict(columns, schema=LABEL_ROWS)
 
