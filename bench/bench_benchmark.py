@@ -1,7 +1,8 @@
 """Benchmark builders: end-to-end speed of `benchmark hashtag` / `benchmark engagement`, plus HITS@10 baselines.
 
   python bench/bench_benchmark.py [--label_rows 20000] [--languages 8] [--tweets_per_lang 2000]
-                                  [--engagements 20000] [--negatives 999] [--workdir DIR]
+                                  [--engagements 20000] [--negatives 999] [--repeat 1]
+                                  [--workdir DIR]
 
 Hashtag: synthetic hydrated tweets carrying one of ~600 zipf-distributed hashtags per language
 (so the top-500 cut bites), one label file per language. The baseline is the same per-row work
@@ -18,6 +19,8 @@ candidates, and the random baseline's HITS@10 printed at the end should be close
 from __future__ import annotations
 
 import argparse
+import functools
+import gc
 import json
 import shutil
 import sys
@@ -265,6 +268,22 @@ def _timed(fn) -> tuple[float, object]:
     return time.perf_counter() - started, value
 
 
+def _alternate(pipeline, baseline, repeat: int) -> tuple[tuple, tuple]:
+    """Runs pipeline(r) and baseline() alternately `repeat` times; the fastest (wall, CPU, value) of each.
+
+    The machine is shared and noisy: alternating and keeping each side's best run compares the two
+    under the same conditions (a single pair of runs moved the ratio by +-10% here).
+    """
+    best: list = [None, None]
+    for r in range(repeat):
+        for side, fn in enumerate((functools.partial(pipeline, r), baseline)):
+            gc.collect()
+            wall, value = _timed(fn)
+            if best[side] is None or wall < best[side][0]:
+                best[side] = (wall, _timed.cpu, value)
+    return best[0], best[1]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--label_rows", type=int, default=20_000, help="Label rows (hashtag).")
@@ -274,6 +293,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--engagements", type=int, default=20_000, help="Engagement rows.")
     parser.add_argument("--negatives", type=int, default=999, help="Negatives per candidate list.")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="Alternate each builder and its baseline N times; keep the fastest."
+    )
     parser.add_argument(
         "--workdir", default=None, help="Keep the inputs and outputs here (default: a temp dir, removed)."
     )
@@ -291,12 +313,13 @@ def main(argv: list[str] | None = None) -> int:
             "--output",
             str(root / "h" / "out"),
         ]
-        t_beam, rc = _timed(lambda: cli.main([*argv_h, "--log_level", "WARNING"]))
-        c_beam = _timed.cpu
+        (t_beam, c_beam, rc), (t_base, c_base, written) = _alternate(
+            lambda r: cli.main([*argv_h, "--log_level", "WARNING", *(["--overwrite"] if r else [])]),
+            lambda: baseline_hashtag(label_dir, hydrated, root / "h" / "base"),
+            args.repeat,
+        )
         if rc != 0:
             return rc
-        t_base, written = _timed(lambda: baseline_hashtag(label_dir, hydrated, root / "h" / "base"))
-        c_base = _timed.cpu
         n = args.label_rows
         print(f"hashtag: {n} label rows, {args.languages} languages, {written} examples kept")
         print(
@@ -322,14 +345,13 @@ def main(argv: list[str] | None = None) -> int:
             str(users),
         ]
         argv_e += ["--output", str(out_e), "--negatives", str(args.negatives), "--log_level", "WARNING"]
-        t_eng, rc = _timed(lambda: cli.main(argv_e))
-        c_eng = _timed.cpu
+        (t_eng, c_eng, rc), (t_base, c_base, digests) = _alternate(
+            lambda r: cli.main([*argv_e, *(["--overwrite"] if r else [])]),
+            lambda: baseline_engagement(eng, hyd, users, root / "e" / "base", negatives=args.negatives),
+            args.repeat,
+        )
         if rc != 0:
             return rc
-        t_base, digests = _timed(
-            lambda: baseline_engagement(eng, hyd, users, root / "e" / "base", negatives=args.negatives)
-        )
-        c_base = _timed.cpu
         manifest = json.loads((out_e / "manifest.json").read_text())
         produced = {f["path"].removesuffix(".parquet"): f["sha256"] for f in manifest["files"]}
         same = digests == {k: v for k, v in produced.items() if k in digests} and len(digests) == len(produced)
