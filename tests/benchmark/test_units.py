@@ -11,7 +11,13 @@ from twhin_data.core.errors import ConfigError
 from twhin_data.transforms.benchmark import engagement_steps as core
 from twhin_data.transforms.benchmark.common import assign_splits, bucket_slices, dataset_card, parse_split
 from twhin_data.transforms.benchmark.hashtag import top_labels
-from twhin_data.transforms.benchmark.read import LabelSource, canonical_lang, parse_label_file, path_hints
+from twhin_data.transforms.benchmark.read import (
+    LabelSource,
+    canonical_lang,
+    count_label_rows,
+    parse_label_file,
+    path_hints,
+)
 
 
 @pytest.mark.parametrize(
@@ -52,6 +58,24 @@ def test_parse_csv_header_with_language_column_and_invalid_utf8():
     assert rows[0]["lang"] == "id"
     assert rows[1]["_error"][0] == "no_language"
     assert rows[2]["_error"][0] == "invalid_utf8"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '\ufeff"0123"\t#Paris\n456\t  \n1.5E+18\tx\n789\tＴｏｋｙｏ\n\n'.encode(),
+        b"id,label,lang\n1,a,IN\n2,b,\n3,\xff\xfe,ja\n",
+        b"ID\tlabel\r\n1\ta\r\n\r\n2\t\"b\tc\"\r\n",
+        b"",
+    ],
+)
+def test_progress_count_equals_the_rows_the_parser_yields(text):
+    assert count_label_rows(text, "lang") == len(_parse(text))
+
+
+def test_quoted_cells_and_plain_cells_parse_alike():
+    rows = _parse(b'ID\tlabel\n1\t"a b"\n2\ta b\n3\t"x\ty"\n')
+    assert [r["label"] for r in rows] == ["a b", "a b", "x\ty"]
 
 
 def test_canonical_lang():
