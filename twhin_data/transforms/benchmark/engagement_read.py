@@ -6,12 +6,14 @@ from collections.abc import Iterable
 
 import apache_beam as beam
 import pyarrow as pa
+import pyarrow.parquet as pq
+from apache_beam.io.filesystems import FileSystems
 
 from twhin_data.core.errors import ConfigError, error_record
 from twhin_data.core.ids import normalize_id
 from twhin_data.core.tags import ERRORS
 from twhin_data.transforms.benchmark.common import bucket_slices
-from twhin_data.transforms.benchmark.read import BATCH_ROWS, iter_records, parquet_schema
+from twhin_data.transforms.benchmark.read import BATCH_ROWS, iter_records
 from twhin_data.transforms.metrics import Counters
 
 STAGE = "benchmark_engagement"
@@ -85,6 +87,15 @@ class ReadEngagementPairs(beam.PTransform):
             >> beam.ParDo(_ReadEngagementFileFn(self._buckets)).with_outputs(ERRORS, main="main")
         )
         return parsed.main, parsed[ERRORS]
+
+
+def parquet_schema(path: str) -> pa.Schema:
+    """The Arrow schema of one Parquet file (ConfigError when it is not Parquet)."""
+    try:
+        with FileSystems.open(path) as handle:
+            return pq.ParquetFile(pa.BufferReader(handle.read())).schema_arrow
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise ConfigError(f"{path}: not a readable Parquet file ({exc})") from None
 
 
 def embedding_column(schema: pa.Schema) -> str | None:

@@ -23,7 +23,6 @@ import apache_beam as beam
 import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.metrics import Metrics
 
 from twhin_data.core import files, progress
 from twhin_data.core.errors import ConfigError, error_record
@@ -32,6 +31,7 @@ from twhin_data.core.parquet import row_group_sizes
 from twhin_data.core.tags import ERRORS
 from twhin_data.schemas.benchmark import LABEL_ROWS
 from twhin_data.text.label_leakage import clean_label, label_key
+from twhin_data.transforms.metrics import Counters
 
 #: Rows per element between the label steps (Beam's per-element cost is paid per batch).
 BATCH_ROWS = 5000
@@ -230,10 +230,8 @@ def parse_label_file(source: LabelSource, data: bytes, lang_column: str) -> Iter
 def count_label_rows(data: bytes, lang_column: str) -> int:
     """Rows of a label file without parsing them: its non-empty lines, less the header (for progress)."""
     lines = [ln for ln in data.split(b"\n") if ln.strip()]
-    if not lines:
-        return 0
     try:
-        header = _layout(lines[0].decode("utf-8-sig", "replace").rstrip("\r"), lang_column).header
+        header = bool(lines) and _layout(lines[0].decode("utf-8-sig", "replace").rstrip("\r"), lang_column).header
     except ValueError:
         header = False
     return len(lines) - int(header)
@@ -260,8 +258,7 @@ class _ReadLabelFileFn(beam.DoFn):
     def __init__(self, stage: str, lang_column: str):
         self._stage = stage
         self._lang_column = lang_column
-        self._read = Metrics.counter(stage, "labels_read")
-        self._malformed: dict[str, object] = {}
+        self._counters = Counters(stage)
 
     def process(self, source: LabelSource) -> Iterable:
         batch: list[dict] = []
@@ -271,11 +268,7 @@ class _ReadLabelFileFn(beam.DoFn):
             total += 1
             if "_error" in row:
                 error_type, message = row["_error"]
-                if error_type not in self._malformed:
-                    self._malformed[error_type] = Metrics.counter(
-                        self._stage, f"rejected_malformed_{error_type}"
-                    )
-                self._malformed[error_type].inc()
+                self._counters.inc(f"rejected_malformed_{error_type}")
                 yield beam.pvalue.TaggedOutput(
                     ERRORS, error_record(self._stage, row["_input"], error_type, message, source.name)
                 )
@@ -287,16 +280,13 @@ class _ReadLabelFileFn(beam.DoFn):
                 yield label_table(batch)
                 batch = []
         progress.advance(self._stage, read)
-        self._read.inc(total)
+        self._counters.inc("labels_read", total)
         if batch:
             yield label_table(batch)
 
 
 class ReadLabelFiles(beam.PTransform):
-    """Label rows from released ``ID,label`` files: tables of LABEL_ROWS (<= LABEL_BATCH_ROWS rows) on ``main``.
-
-    Bad rows are dead letters on ``errors``.
-    """
+    """Released ``ID,label`` files -> tables of LABEL_ROWS on ``main``; bad rows as dead letters on ``errors``."""
 
     def __init__(self, sources: list[LabelSource], *, stage: str, lang_column: str = "lang"):
         super().__init__()
@@ -399,12 +389,3 @@ def iter_records(path: str) -> Iterator[tuple[int, object]]:
     reader = csv.DictReader(lines, delimiter=delimiter)
     for number, row in enumerate(reader, start=2):
         yield number, {(k or "").strip().lower(): v for k, v in row.items()}
-
-
-def parquet_schema(path: str) -> pa.Schema:
-    """The Arrow schema of one Parquet file (ConfigError when it is not Parquet)."""
-    try:
-        with FileSystems.open(path) as handle:
-            return pq.ParquetFile(pa.BufferReader(handle.read())).schema_arrow
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise ConfigError(f"{path}: not a readable Parquet file ({exc})") from None
