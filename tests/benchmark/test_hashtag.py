@@ -6,6 +6,7 @@ import os
 import zipfile
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -21,6 +22,7 @@ from tests.benchmark.fixtures import (
     write_tweets,
 )
 from twhin_data.schemas import to_table
+from twhin_data.schemas.tweets import TWEETS as TWEETS_SCHEMA
 from twhin_data.schemas.tweets import UNAVAILABLE
 from twhin_data.text.label_leakage import contains_label_hashtag, find_hashtags, label_key
 
@@ -234,6 +236,21 @@ def test_a_tweet_hydrated_twice_gives_one_example_whatever_the_file_order(tmp_pa
         assert sorted(r["tweet_id"] for r in rows) == ["101", "106"] and stats(out, STAGE)["out"] == 2
         texts.append(next(r["text"] for r in rows if r["tweet_id"] == "101"))
     assert texts[0] == texts[1]
+
+
+def test_a_parquet_glob_of_tweets_without_mentions_or_urls_columns(tmp_path):
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    (labels / "en_train.tsv").write_text("ID\tlabel\n101\tFootball\n106\tmusic\n", encoding="utf-8")
+    (tmp_path / "t").mkdir()
+    full = to_table([TWEETS[0]], TWEETS_SCHEMA)
+    bare = pa.table({"tweet_id": ["106"], "text": [TWEETS[5]["text"]], "lang": ["en"]})  # no mentions, urls
+    pq.write_table(full, tmp_path / "t" / "a.parquet")
+    pq.write_table(bare, tmp_path / "t" / "b.parquet")
+    out = tmp_path / "bench"
+    argv = ["benchmark", "hashtag", "--labels", str(labels), "--tweets", str(tmp_path / "t" / "*.parquet")]
+    assert run_cli([*argv, "--output", str(out)]) == 0
+    assert sorted(r["tweet_id"] for r in _all_rows(out)) == ["101", "106"]
 
 
 def test_user_mistakes_are_one_line_errors(inputs, tmp_path, capsys):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import apache_beam as beam
 import numpy as np
@@ -191,6 +191,36 @@ def card_config(manifest: dict, lang: str, config_name: str, names: dict[str, st
     """
     kept = {split: f"{lang}/{name}.parquet" for split, name in names.items() if rows_of(manifest, lang, name)}
     return {"config_name": config_name, "data_files": kept} if kept else None
+
+
+def concat(tables: Iterable[pa.Table], schema: pa.Schema | None = None) -> pa.Table | None:
+    """The non-empty tables as one (None, or `schema`'s empty table, when there are none)."""
+    tables = [t for t in tables if t.num_rows]
+    if not tables:
+        return schema.empty_table() if schema is not None else None
+    return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+
+
+def column_lists(table: pa.Table | None, names: list[str]) -> dict[str, list]:
+    """Python lists of the named columns (empty lists for no table): what a row loop reads."""
+    return {c: (table.column(c).to_pylist() if table is not None else []) for c in names}
+
+
+def row_of(table: pa.Table, i: int) -> dict:
+    """Row `i` as a dict (for the few rows a loop reports, not for every row)."""
+    return table.slice(i, 1).to_pylist()[0]
+
+
+def first_index(ids: list[str]) -> tuple[dict[str, int], dict[str, list[int]]]:
+    """(ID -> its first row, ID -> all its rows for the IDs on more than one row)."""
+    first = dict(zip(reversed(ids), range(len(ids) - 1, -1, -1), strict=True))  # the first row wins: set last
+    if len(first) == len(ids):
+        return first, {}
+    repeated: dict[str, list[int]] = {}
+    for i, tweet_id in enumerate(ids):
+        if first[tweet_id] != i:
+            repeated.setdefault(tweet_id, [first[tweet_id]]).append(i)
+    return first, repeated
 
 
 def rows_with_ids(table: pa.Table, wanted: pa.Array) -> pa.Table:

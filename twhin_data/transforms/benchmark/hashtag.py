@@ -24,15 +24,20 @@ from apache_beam.metrics import Metrics
 
 from twhin_data.core.errors import RecordError, error_record
 from twhin_data.core.tags import ERRORS
-from twhin_data.schemas import to_table
+from twhin_data.schemas import conform, to_table
 from twhin_data.schemas.benchmark import HASHTAG, HASHTAG_EXAMPLES, HASHTAG_LABELS, LABEL_ROWS
+from twhin_data.schemas.tweets import TWEETS
 from twhin_data.text.label_leakage import strip_label
 from twhin_data.text.normalize import normalize_v1
 from twhin_data.transforms.benchmark.common import (
     SPLITS,
     TokenizerHandle,
     assign_splits,
+    column_lists,
+    concat,
+    first_index,
     numeric_id_order,
+    row_of,
     rows_with_ids,
     table_slices,
     write_table,
@@ -43,6 +48,7 @@ from twhin_data.transforms.metrics import Counters
 STAGE = "benchmark_hashtag"
 TWEET_COLUMNS = ["tweet_id", "text", "lang", "mentions", "urls"]
 _SALT = "benchmark-join"
+_TWEET_SCHEMA = pa.schema([TWEETS.field(c) for c in TWEET_COLUMNS])
 _WRITTEN = [f.name for f in HASHTAG if f.name != "input_ids"]  # the columns of assign_labels' rows
 
 
@@ -52,16 +58,16 @@ def _label_input(row: dict) -> str:
     )
 
 
-def _concat(tables: Iterable[pa.Table], schema: pa.Schema | None = None) -> pa.Table | None:
-    tables = [t for t in tables if t.num_rows]
-    if not tables:
-        return schema.empty_table() if schema is not None else None
-    return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+def labelled_tweet_slices(
+    table: pa.Table, wanted: pa.Array, buckets: int, schema: pa.Schema | None = None
+) -> list[tuple[int, pa.Table]]:
+    """The rows of a tweet (or unavailable) table whose ID was asked for, as (bucket, table) slices.
 
-
-def labelled_tweet_slices(table: pa.Table, wanted: pa.Array, buckets: int) -> list[tuple[int, pa.Table]]:
-    """The rows of a tweet (or unavailable) table whose ID was asked for, as (bucket, table) slices."""
-    return table_slices(rows_with_ids(table, wanted), "tweet_id", buckets, _SALT)
+    With `schema` the rows are conformed to it first (a Parquet glob of tweets without ``mentions``
+    or ``urls`` gets null columns), so every slice of a bucket has the same columns.
+    """
+    rows = rows_with_ids(table, wanted)
+    return table_slices(conform(rows, schema) if schema is not None else rows, "tweet_id", buckets, _SALT)
 
 
 def _lang_keys(table: pa.Table) -> list[tuple[str, set]]:
@@ -69,26 +75,6 @@ def _lang_keys(table: pa.Table) -> list[tuple[str, set]]:
     for lang, key in zip(table.column("lang").to_pylist(), table.column("key").to_pylist(), strict=True):
         keys[lang].add(key)
     return sorted(keys.items())
-
-
-def _columns(table: pa.Table | None, names: list[str]) -> dict[str, list]:
-    return {c: (table.column(c).to_pylist() if table is not None else []) for c in names}
-
-
-def _row(table: pa.Table, i: int) -> dict:
-    return table.slice(i, 1).to_pylist()[0]
-
-
-def _first_index(ids: list[str]) -> tuple[dict[str, int], dict[str, list[int]]]:
-    """(ID -> its first row, ID -> all its rows for the IDs on more than one row)."""
-    first = dict(zip(reversed(ids), range(len(ids) - 1, -1, -1), strict=True))  # the first row wins: set last
-    if len(first) == len(ids):
-        return first, {}
-    repeated: dict[str, list[int]] = {}
-    for i, tweet_id in enumerate(ids):
-        if first[tweet_id] != i:
-            repeated.setdefault(tweet_id, [first[tweet_id]]).append(i)
-    return first, repeated
 
 
 class _ResolveBucketFn(beam.DoFn):
@@ -110,15 +96,15 @@ class _ResolveBucketFn(beam.DoFn):
 
     def process(self, item: tuple[int, dict], candidate_keys: dict) -> Iterable:
         _bucket, grouped = item
-        label_table = _concat(grouped["labels"], LABEL_ROWS)
-        labels = _columns(label_table, ["tweet_id", "lang", "label"])  # the rest only for dead letters
-        tweet_table = _concat(grouped["tweets"])
-        tweets = _columns(tweet_table, ["tweet_id", "text", "mentions", "urls"])
-        missing = _columns(_concat(grouped["unavailable"]), ["tweet_id", "status"])
+        label_table = concat(grouped["labels"], LABEL_ROWS)
+        labels = column_lists(label_table, ["tweet_id", "lang", "label"])  # the rest only for dead letters
+        tweet_table = concat(grouped["tweets"])
+        tweets = column_lists(tweet_table, ["tweet_id", "text", "mentions", "urls"])
+        missing = column_lists(concat(grouped["unavailable"]), ["tweet_id", "status"])
         missing = dict(zip(missing["tweet_id"], missing["status"], strict=True))
-        label_row = functools.partial(_row, label_table)
-        first_label, repeated_labels = _first_index(labels["tweet_id"])
-        first_tweet, repeated_tweets = _first_index(tweets["tweet_id"])
+        label_row = functools.partial(row_of, label_table)
+        first_label, repeated_labels = first_index(labels["tweet_id"])
+        first_tweet, repeated_tweets = first_index(tweets["tweet_id"])
         texts, mentions, urls = tweets["text"], tweets["mentions"], tweets["urls"]
         langs, label_names = labels["lang"], labels["label"]
         kept: dict[str, tuple[list[int], list[str]]] = {}  # lang -> (label rows kept, their texts)
@@ -141,7 +127,7 @@ class _ResolveBucketFn(beam.DoFn):
             if tweet_id in repeated_tweets:  # a deterministic pick among duplicate hydrate rows
                 j = min(
                     repeated_tweets[tweet_id],
-                    key=lambda k: json.dumps(_row(tweet_table.select(TWEET_COLUMNS), k), sort_keys=True, default=str),
+                    key=lambda k: json.dumps(row_of(tweet_table.select(TWEET_COLUMNS), k), sort_keys=True, default=str),
                 )
             if texts[j] is None:
                 yield self._reject(label_row(i), "text_null", "the hydrated tweet has no text")
@@ -214,7 +200,7 @@ class JoinLabelsWithTweets(beam.PTransform):
             | "KeySets" >> beam.Map(lambda kv: (kv[0], frozenset(kv[1])))
         )
         tweets = tweet_tables | "LabelledTweets" >> beam.FlatMap(
-            labelled_tweet_slices, wanted=wanted, buckets=self._buckets
+            labelled_tweet_slices, wanted=wanted, buckets=self._buckets, schema=_TWEET_SCHEMA
         )
         missing = unavailable_tables | "UnavailableIds" >> beam.FlatMap(
             labelled_tweet_slices, wanted=wanted, buckets=self._buckets
@@ -333,7 +319,7 @@ class _WriteLanguageFn(beam.DoFn):
 
     def process(self, item: tuple[str, Iterable[pa.Table]], vocab: dict) -> Iterable:
         lang, tables = item
-        examples = _concat(tables, HASHTAG_EXAMPLES)
+        examples = concat(tables, HASHTAG_EXAMPLES)
         rows, rejected = assign_labels(examples, vocab.get(lang, {}), released=self._fractions is None)
         for (reason, message), row in rejected:
             self._counters.inc(f"rejected_{reason}")
