@@ -189,14 +189,7 @@ def sdist(tmp_path_factory) -> str:
 
 def _spec(module, tmp_path: Path, sdist: str, argv: list[str]) -> list[str]:
     with dataflow_check.canary_secrets(str(tmp_path)) as (canaries, _), dataflow_check.reuse_sdist(sdist):
-        return dataflow_check.check_pipeline(
-            module,
-            argv,
-            workdir=str(tmp_path / "spec"),
-            image=dataflow_check.CHECK_IMAGE,
-            setup_file=str(REPO / "setup.py"),
-            canaries=canaries,
-        )
+        return _check(module, argv, tmp_path, canaries)
 
 
 @needs_gcp

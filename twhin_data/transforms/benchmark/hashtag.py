@@ -127,7 +127,7 @@ class _ResolveBucketFn(beam.DoFn):
             if tweet_id in repeated_tweets:  # a deterministic pick among duplicate hydrate rows
                 j = min(
                     repeated_tweets[tweet_id],
-                    key=lambda k: json.dumps(row_of(tweet_table.select(TWEET_COLUMNS), k), sort_keys=True, default=str),
+                    key=lambda k: json.dumps(row_of(tweet_table, k), sort_keys=True, default=str),  # conformed columns
                 )
             if texts[j] is None:
                 yield self._reject(label_row(i), "text_null", "the hydrated tweet has no text")
