@@ -143,6 +143,11 @@ def baseline_hashtag(label_dir: Path, hydrated: Path, out: Path, max_labels: int
     return written
 
 
+def _first(rows: list) -> object:
+    """The builder's pick among duplicate rows: the smallest as sorted JSON."""
+    return rows[0] if len(rows) == 1 else min(rows, key=lambda r: json.dumps(r, sort_keys=True, default=str))
+
+
 def baseline_engagement(
     engagements: Path, hydrated: Path, user_embeddings: Path, out: Path, *, negatives: int, seed: int = 0
 ) -> dict[str, str]:
@@ -167,7 +172,7 @@ def baseline_engagement(
     for tweet_id, users in users_of.items():
         if not rows_of.get(tweet_id):
             continue
-        tweet = be._first(rows_of[tweet_id])
+        tweet = _first(rows_of[tweet_id])
         lang = canonical_lang(tweet.get("lang"))
         if lang is None or lang in core.NO_LANGUAGE or tweet.get("text") is None:
             continue
@@ -185,20 +190,24 @@ def baseline_engagement(
                 engaged[user].append({"tweet_id": t, "lang": lang, "split": splits[t]})
     emb_table = pq.read_table(user_embeddings)
     column = embedding_column(emb_table.schema)
-    embeddings: dict[str, list] = defaultdict(list)
-    for user, emb in zip(emb_table.column("user_id").to_pylist(), emb_table.column(column).to_pylist(), strict=True):
+    vectors = emb_table.column(column).to_pylist()
+    embeddings: dict[str, list] = defaultdict(list)  # user -> embedding rows
+    for i, user in enumerate(emb_table.column("user_id").to_pylist()):
         key, problem = normalize_id(user)
         if not problem:
-            embeddings[key].append(emb)
-    lengths = Counter(len(e[0]) for e in embeddings.values())
+            embeddings[key].append(i)
+    lengths = Counter(len(vectors[i]) for rows in embeddings.values() for i in rows)
     dim = min(lengths.items(), key=lambda kv: (-kv[1], kv[0]))[0]
+    problems = core.embedding_problems(emb_table.column(column).cast(pa.list_(pa.float64())), dim)
     records: dict[str, list] = defaultdict(list)
     for user, engs in engaged.items():
         if not embeddings.get(user):
             continue
-        emb = be._first(embeddings[user])
-        if core.check_embedding(emb, dim):
+        rows = embeddings[user]
+        row = rows[0] if len(rows) == 1 else min(rows, key=lambda i: json.dumps(vectors[i]))
+        if problems[row]:
             continue
+        emb = vectors[row]
         by_tweet = {e["tweet_id"]: e for e in engs}
         kept, _dropped = core.choose_records(user, sorted(by_tweet), per_user, seed)
         key, vector = core.user_key(user, seed), [float(x) for x in emb]

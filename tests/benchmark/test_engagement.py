@@ -23,7 +23,7 @@ from tests.benchmark.fixtures import (
     write_tweets,
 )
 from twhin_data.schemas import to_table
-from twhin_data.schemas.tweets import UNAVAILABLE
+from twhin_data.schemas.tweets import TWEETS, UNAVAILABLE
 
 #: Whole commands end to end: not in the fast suite (-m "not slow").
 pytestmark = pytest.mark.slow
@@ -182,3 +182,45 @@ def test_user_mistakes_are_one_line_errors(inputs, tmp_path, capsys):
     assert _run(inputs, tmp_path / "out") == 2
     assert "user embeddings need user_id" in capsys.readouterr().err
     assert _run({**inputs, "engagements": str(tmp_path / "none*.csv")}, tmp_path / "out") == 2
+
+
+def test_awkward_inputs_take_the_careful_paths(tmp_path):
+    """Duplicate, NaN and non-list user embeddings over several files, a tweet hydrated twice and a tweet
+    file without mentions/urls: counted, dead-lettered with the reason, same bytes whatever the file order."""
+    import pyarrow as pa
+
+    tweets_dir = tmp_path / "hydrated" / "tweets"
+    tweets_dir.mkdir(parents=True)
+    ids = [str(1000 + i) for i in range(20)]
+    bare = pa.table({"tweet_id": ids, "text": [f"tweet number {i}" for i in range(20)], "lang": ["en"] * 20})
+    pq.write_table(bare, tweets_dir / "part-00000.parquet")  # no mentions/urls columns
+    pq.write_table(to_table([tweet("1000", "tweet number 0", "en")], TWEETS), tweets_dir / "part-00001.parquet")
+    lines = ["user_id,tweet_id,type,ts"] + [f"{10 + u},{ids[u % 20]},fav,x" for u in range(20)]
+    lines += ["40,1001,fav,x", "41,1002,fav,x", "42,1003,fav,x"]
+    (tmp_path / "eng.csv").write_text("\n".join(lines) + "\n")
+    good = [(str(10 + u), [float(u), 1.0, 0.5, -1.0]) for u in range(20)]
+
+    def embeddings(directory: Path, names: tuple[str, str, str]) -> str:
+        directory.mkdir()
+        pq.write_table(emb_table([*good, ("40", [1.0, 1.0, 1.0, 1.0])]), directory / names[0])
+        doubles = pa.array([[0.5, 0.5, 0.5, 0.5], [float("nan"), 0.0, 0.0, 0.0]], pa.list_(pa.float64()))
+        pq.write_table(pa.table({"user_id": ["40", "41"], "user_emb": doubles}), directory / names[1])
+        pq.write_table(pa.table({"user_id": ["42"], "embedding": ["0.1 0.2 0.3 0.4"]}), directory / names[2])
+        return str(directory)
+
+    digests = []
+    for name, names in (("a", ("1.parquet", "2.parquet", "3.parquet")), ("b", ("3.parquet", "1.parquet", "2.parquet"))):
+        out = tmp_path / f"out_{name}"
+        argv = ["benchmark", "engagement", "--engagements", str(tmp_path / "eng.csv"), "--negatives", "5"]
+        argv += ["--tweets", str(tmp_path / "hydrated"), "--output", str(out)]
+        assert run_cli([*argv, "--user_embeddings", embeddings(tmp_path / f"emb_{name}", names)]) == 0
+        s = stats(out, STAGE)
+        assert all(s["checks"].values()) and s["out"] == 21  # users 10..29 and 40
+        assert s["rejected"]["bad_user_embedding"] == 2 and s["duplicate_user_embeddings"] == 1
+        reasons = {e["message"] for e in errors(out, STAGE) if e["error_type"] == "bad_user_embedding"}
+        assert reasons == {"embedding holds NaN or infinity", "embedding is not a list of numbers"}
+        records = [r for split in ("train", "validation", "test") for r in read_rows(out / "en" / f"{split}.parquet")]
+        assert [0.5] * 4 in [list(r["user_emb"]) for r in records]  # the smallest of user 40's two vectors
+        assert [1.0] * 4 not in [list(r["user_emb"]) for r in records]
+        digests.append(data_digests(out))
+    assert digests[0] == digests[1]

@@ -5,11 +5,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from twhin_data.core.errors import ConfigError
 from twhin_data.transforms.benchmark import engagement_steps as core
-from twhin_data.transforms.benchmark.common import assign_splits, bucket_slices, dataset_card, parse_split
+from twhin_data.transforms.benchmark.common import assign_splits, dataset_card, parse_split, table_slices
 from twhin_data.transforms.benchmark.hashtag import top_labels
 from twhin_data.transforms.benchmark.read import (
     LabelSource,
@@ -98,11 +99,15 @@ def test_assign_splits_is_stable_and_proportional():
     assert assign_splits(ids, (0.8, 0.1, 0.1), seed=1) != splits
 
 
-def test_bucket_slices_group_by_key():
-    items = [("u1", "t1"), ("u2", "t1"), ("u3", "t2")]
-    slices = bucket_slices([t for _u, t in items], items, 8, "salt")
-    bucket_of = {t: b for b, part in slices for _u, t in part}
-    assert sum(len(p) for _b, p in slices) == 3 and len(bucket_of) == 2
+def test_table_slices_group_by_key_and_keep_row_order():
+    table = pa.table({"user_id": ["u1", "u2", "u3", "u4"], "tweet_id": ["t1", "t2", "t1", "t2"]})
+    slices = table_slices(table, "tweet_id", 8, "salt")
+    bucket_of = {t: b for b, part in slices for t in part.column("tweet_id").to_pylist()}
+    assert sum(p.num_rows for _b, p in slices) == 4 and len(bucket_of) == 2
+    assert [b for b, _p in slices] == sorted(b for b, _p in slices)
+    users = {b: p.column("user_id").to_pylist() for b, p in slices}
+    assert users[bucket_of["t1"]] == ["u1", "u3"]
+    assert table_slices(table, "tweet_id", 8, "salt")[0][1].equals(slices[0][1])  # same input, same slices
 
 
 def test_top_labels_ranks_and_display_spelling():
@@ -141,10 +146,15 @@ def test_negative_distribution_is_frequency_to_the_three_quarters():
     assert math.isclose(sum(d["probability"] for d in dist), 1.0)
 
 
-def test_check_embedding_and_choose_records():
-    assert core.check_embedding([1.0, 2.0], 2) is None
-    assert "NaN" in core.check_embedding([1.0, float("nan")], 2)
-    assert "expected 3" in core.check_embedding([1.0], 3)
+def test_embedding_problems_and_choose_records():
+    values = pa.array(
+        [[1.0, 2.0], [1.0, float("nan")], [1.0], None, [None, 1.0], [float("inf"), 0.0]], pa.list_(pa.float64())
+    )
+    problems = core.embedding_problems(values, 2)
+    assert problems[0] is None and "NaN" in problems[1] and "1 values, expected 2" in problems[2]
+    assert problems[3] == "embedding is not a list of numbers"
+    assert "NaN" in problems[4] and "infinity" in problems[5]  # a null value inside the list is not a number
+    assert core.embedding_problems(pa.chunked_array([values.slice(2), values.slice(0, 2)]), 2)[-2:] == problems[:2]
     kept, dropped = core.choose_records("u", ["1", "2", "3"], 1, seed=0)
     assert len(kept) == 1 and sorted(kept + dropped) == ["1", "2", "3"]
 

@@ -15,6 +15,7 @@ from twhin_data.pipelines.plan import Plan, RunSettings
 from twhin_data.transforms.benchmark import common
 from twhin_data.transforms.benchmark import engagement as be
 from twhin_data.transforms.benchmark import engagement_read as beio
+from twhin_data.transforms.benchmark import engagement_records as ber
 from twhin_data.transforms.benchmark import read as bio
 from twhin_data.transforms.benchmark.report import (
     open_output,
@@ -127,7 +128,7 @@ def build(p: beam.Pipeline, plan: EngagementPlan):
         max_tweets=args.max_tweets_per_lang, fractions=plan.fractions, seed=args.seed
     )
     embeddings = p | "ReadEmbeddings" >> bio.ReadParquetTables(plan.embedding_files, [])
-    records, emb_errors = (sampled.main, embeddings) | "PickUserRecords" >> be.PickUserRecords(
+    records, emb_errors = (sampled.main, embeddings) | "PickUserRecords" >> ber.PickUserRecords(
         per_user=args.records_per_user, seed=args.seed
     )
     infos = (records, sampled.tweets) | "WriteBenchmark" >> be.WriteEngagementBenchmark(

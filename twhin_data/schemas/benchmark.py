@@ -107,3 +107,59 @@ ENGAGEMENT_NEGATIVES = schema(
     ],
     "Training negative sampler of the engagement benchmark (tweet frequency^0.75, paper 3.2).",
 )
+
+#: In transit inside `benchmark engagement` (never written): one (user, tweet) engagement pair as read.
+ENGAGEMENT_PAIRS = pa.schema(
+    [pa.field("user_id", pa.string(), nullable=False), pa.field("tweet_id", pa.string(), nullable=False)]
+)
+
+#: In transit inside `benchmark engagement`: an engaged tweet of one language with its normalized
+#: text and its distinct engaging users (sorted numerically); `split` is added once it is sampled.
+ENGAGED_TWEETS = pa.schema(
+    [
+        pa.field("tweet_id", pa.string(), nullable=False),
+        pa.field("text", pa.string(), nullable=False),
+        pa.field("users", pa.list_(pa.string()), nullable=False),
+    ]
+)
+
+#: In transit inside `benchmark engagement`: a user's engagement on a sampled tweet (keyed by user).
+USER_ENGAGEMENTS = pa.schema(
+    [
+        pa.field("user_id", pa.string(), nullable=False),
+        pa.field("tweet_id", pa.string(), nullable=False),
+        pa.field("lang", pa.string(), nullable=False),
+        pa.field("split", pa.string(), nullable=False),
+    ]
+)
+
+#: In transit inside `benchmark engagement`: a user embedding as read (`embedding` null when the
+#: value is not a list of numbers; `problem` says why when the whole column cannot be read as one).
+USER_EMBEDDINGS = pa.schema(
+    [
+        pa.field("user_id", pa.string(), nullable=False),
+        pa.field("embedding", pa.list_(pa.float64())),
+        pa.field("problem", pa.string()),
+    ]
+)
+
+#: In transit inside `benchmark engagement`: one record before it is numbered (`exclude`: the user's
+#: other engaged tweets of the same language, never drawn as its negatives).
+ENGAGEMENT_PICKS = pa.schema(
+    [
+        pa.field("tweet_id", pa.string(), nullable=False),
+        pa.field("split", pa.string(), nullable=False),
+        pa.field("user_key", pa.int64(), nullable=False),
+        pa.field("user_emb", pa.list_(pa.float64()), nullable=False),
+        pa.field("exclude", pa.list_(pa.string()), nullable=False),
+    ]
+)
+
+#: In transit inside `benchmark engagement`: a sampled tweet with its split (what tweets.parquet holds).
+SAMPLED_TWEETS = pa.schema(
+    [
+        pa.field("tweet_id", pa.string(), nullable=False),
+        pa.field("text", pa.string(), nullable=False),
+        pa.field("split", pa.string(), nullable=False),
+    ]
+)

@@ -13,6 +13,7 @@ from twhin_data.core import files
 from twhin_data.core.card import card_header, citation_section
 from twhin_data.core.errors import ConfigError
 from twhin_data.core.hashing import id_unit_interval, shard_of, stable_hash64
+from twhin_data.schemas import conform
 from twhin_data.text import tokenize
 
 SPLITS = ("train", "validation", "test")
@@ -201,6 +202,17 @@ def concat(tables: Iterable[pa.Table], schema: pa.Schema | None = None) -> pa.Ta
     return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
 
 
+def append_row(columns: tuple[list, ...], *values: object) -> None:
+    """Appends one row's values to per-column lists (a table being built column by column)."""
+    for column, value in zip(columns, values, strict=True):
+        column.append(value)
+
+
+def table_of(columns: Sequence[list], schema: pa.Schema) -> pa.Table:
+    """A table of `schema` from per-column Python lists, in the schema's column order."""
+    return pa.Table.from_arrays([pa.array(c, f.type) for c, f in zip(columns, schema, strict=True)], schema=schema)
+
+
 def column_lists(table: pa.Table | None, names: list[str]) -> dict[str, list]:
     """Python lists of the named columns (empty lists for no table): what a row loop reads."""
     return {c: (table.column(c).to_pylist() if table is not None else []) for c in names}
@@ -233,7 +245,8 @@ def rows_with_ids(table: pa.Table, wanted: pa.Array) -> pa.Table:
 def table_slices(table: pa.Table, key: str, buckets: int, salt: str) -> list[tuple[int, pa.Table]]:
     """``(bucket, rows)`` slices of a table by a stable hash of its `key` column, sorted by bucket.
 
-    The table form of `bucket_slices`: each slice is a compact table of its own rows.
+    Joins shuffle these slices instead of single rows: Beam's per-element cost is paid per slice,
+    and each slice is a compact table of its own rows.
     """
     if table.num_rows == 0:
         return []
@@ -248,15 +261,13 @@ def table_slices(table: pa.Table, key: str, buckets: int, salt: str) -> list[tup
     ]
 
 
-def bucket_slices(keys: Sequence[str], items: Sequence, buckets: int, salt: str) -> list[tuple[int, list]]:
-    """``(bucket, items)`` slices of `items` by a stable hash of their `keys` (a join key), sorted by bucket.
+def tweet_slices(
+    table: pa.Table, wanted: pa.Array, buckets: int, salt: str, schema: pa.Schema | None = None
+) -> list[tuple[int, pa.Table]]:
+    """The rows of a tweet (or unavailable) table whose ID was asked for, as (bucket, table) slices.
 
-    Joins shuffle these slices instead of single rows: Beam's per-element cost is paid per slice.
+    With `schema` the rows are conformed to it first (a Parquet glob of tweets without ``mentions``
+    or ``urls`` gets null columns), so every slice of a bucket has the same columns.
     """
-    if not items:
-        return []
-    shard = shard_of(pa.array(list(keys), pa.string()), buckets, salt)
-    slices: dict[int, list] = {}
-    for item, bucket in zip(items, shard.tolist(), strict=True):
-        slices.setdefault(bucket, []).append(item)
-    return sorted(slices.items())
+    rows = rows_with_ids(table, wanted)
+    return table_slices(conform(rows, schema) if schema is not None else rows, "tweet_id", buckets, salt)

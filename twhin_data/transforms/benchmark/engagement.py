@@ -1,40 +1,54 @@
 """Engagement-prediction benchmark transforms (paper 3.2): engagements + tweets + user embeddings.
 
-Element flow (the counting unit is one engagement row)::
+Element flow (the counting unit is one engagement row; every step passes Arrow tables of the
+in-transit schemas in schemas/benchmark.py, sliced by hash buckets of the next join's key)::
 
-    engagement files -> ReadEngagementPairs (benchmark_engagement_io: (user, tweet) pair slices) + errors
+    engagement files -> ReadEngagementPairs (engagement_read: (user, tweet) pair tables) + errors
     pairs + tweet tables -> AttachTweets (dedup pairs; tweet language and normalized text)
     per language -> SampleAndSplitTweets (max tweets per language, tweet-level hashed split)
-    pairs + user embeddings -> PickUserRecords (each user embedding used in one record)
+    pairs + user embeddings -> PickUserRecords (engagement_records: each user embedding in one record)
     per language -> WriteEngagementBenchmark (records, candidate lists, negatives, tweets)
 """
 
 from __future__ import annotations
 
 import json
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterable
 
 import apache_beam as beam
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from twhin_data.core.errors import RecordError
 from twhin_data.core.tags import ERRORS
 from twhin_data.schemas import to_table
 from twhin_data.schemas.benchmark import (
     BENCH_TWEETS,
+    ENGAGED_TWEETS,
     ENGAGEMENT_CANDIDATES,
     ENGAGEMENT_NEGATIVES,
+    ENGAGEMENT_PAIRS,
+    ENGAGEMENT_PICKS,
     ENGAGEMENT_RECORDS,
+    SAMPLED_TWEETS,
+    USER_ENGAGEMENTS,
 )
+from twhin_data.schemas.tweets import TWEETS
 from twhin_data.text.normalize import normalize_v1
 from twhin_data.transforms.benchmark import engagement_steps as core
 from twhin_data.transforms.benchmark.common import (
     SPLITS,
     TokenizerHandle,
-    bucket_slices,
+    append_row,
+    column_lists,
+    concat,
+    first_index,
     numeric_id_order,
-    rows_with_ids,
+    row_of,
+    table_of,
+    table_slices,
+    tweet_slices,
     write_table,
 )
 from twhin_data.transforms.benchmark.engagement_read import (
@@ -42,25 +56,21 @@ from twhin_data.transforms.benchmark.engagement_read import (
     TWEET_SALT,
     USER_SALT,
     dead_letter,
-    embedding_slices,
 )
 from twhin_data.transforms.benchmark.read import canonical_lang
-from twhin_data.transforms.combiners import IdUnion, SumDicts
+from twhin_data.transforms.combiners import IdUnion
 from twhin_data.transforms.metrics import Counters
 
 TWEET_COLUMNS = ["tweet_id", "text", "lang", "mentions", "urls"]
-
-
-def _first(rows: list) -> object:
-    """The one row, or a deterministic pick among duplicates (same input, same pick on every runner)."""
-    return rows[0] if len(rows) == 1 else min(rows, key=lambda r: json.dumps(r, sort_keys=True, default=str))
+_TWEET_SCHEMA = pa.schema([TWEETS.field(c) for c in TWEET_COLUMNS])
 
 
 class _AttachTweetsFn(beam.DoFn):
-    """One tweet bucket's (user, tweet) pairs + hydrated rows -> ``(lang, [tweets with their users])``.
+    """One tweet bucket's pair tables + hydrated rows -> ``(lang, ENGAGED_TWEETS table)``, and dead letters.
 
     Pairs are deduplicated here (every pair of a tweet is in its bucket); pairs on tweets that
     are missing, have no language or no text are rejected with the count of their engagements.
+    The loop reads column lists; one hydrated row per tweet is the fast path.
     """
 
     def __init__(self, placeholders: bool):
@@ -69,49 +79,56 @@ class _AttachTweetsFn(beam.DoFn):
 
     def process(self, item: tuple[int, dict]) -> Iterable:
         _bucket, grouped = item
+        pairs = column_lists(concat(grouped["pairs"], ENGAGEMENT_PAIRS), ["user_id", "tweet_id"])
         users: dict[str, set] = defaultdict(set)
-        for batch in grouped["pairs"]:
-            for user, tweet_id in batch:
-                users[tweet_id].add(user)
+        for user, tweet_id in zip(pairs["user_id"], pairs["tweet_id"], strict=True):
+            users[tweet_id].add(user)
         self._counters.inc("distinct_pairs", sum(len(u) for u in users.values()))
-        tweets: dict[str, list] = defaultdict(list)
-        for batch in grouped["tweets"]:
-            for row in batch:
-                tweets[row["tweet_id"]].append(row)
-        self._missing = {row["tweet_id"]: row["status"] for batch in grouped["unavailable"] for row in batch}
-        out: dict[str, list] = defaultdict(list)
+        self._tweets = concat(grouped["tweets"], _TWEET_SCHEMA)
+        self._columns = column_lists(self._tweets, TWEET_COLUMNS)
+        self._first, self._repeated = first_index(self._columns["tweet_id"])
+        missing = column_lists(concat(grouped["unavailable"]), ["tweet_id", "status"])
+        self._missing = dict(zip(missing["tweet_id"], missing["status"], strict=True))
+        out: dict[str, tuple[list, list, list]] = {}
         for tweet_id in sorted(users, key=lambda t: (len(t), t)):
             engagers = sorted(users[tweet_id], key=lambda u: (len(u), u))
-            lang, result = self._attach(tweet_id, engagers, tweets.get(tweet_id, []))
+            lang, result = self._attach(tweet_id, engagers)
             if lang is None:
                 yield result
             else:
-                out[lang].append(result)
-        yield from sorted(out.items())
+                append_row(out.setdefault(lang, ([], [], [])), tweet_id, result, engagers)
+        for lang, columns in sorted(out.items()):
+            yield lang, table_of(columns, ENGAGED_TWEETS)
 
-    def _attach(self, tweet_id: str, users: list[str], rows: list[dict]) -> tuple[str | None, object]:
+    def _row(self, tweet_id: str) -> int | None:
+        """The tweet's hydrated row, or a deterministic pick among duplicate rows (None: not hydrated)."""
+        j = self._first.get(tweet_id)
+        if j is not None and tweet_id in self._repeated:
+            j = min(
+                self._repeated[tweet_id],
+                key=lambda k: json.dumps(row_of(self._tweets, k), sort_keys=True, default=str),
+            )
+        return j
+
+    def _attach(self, tweet_id: str, users: list[str]) -> tuple[str | None, object]:
+        """(lang, normalized text), or (None, a dead letter)."""
         reason = message = None
-        if not rows and tweet_id in self._missing:
+        j = self._row(tweet_id)
+        col = self._columns
+        if j is None and tweet_id in self._missing:
             reason, message = "tweet_unavailable", f"hydrate settled this tweet as {self._missing[tweet_id]}"
-        elif not rows:
+        elif j is None:
             reason, message = "tweet_not_hydrated", "tweet ID is neither in tweets/ nor in unavailable/"
         else:
-            tweet = _first(rows)
-            lang = canonical_lang(tweet.get("lang"))
+            lang = canonical_lang(col["lang"][j])
             if lang is None or lang in core.NO_LANGUAGE:
-                reason, message = (
-                    "tweet_no_language",
-                    f"tweet language {tweet.get('lang')!r} names no language",
-                )
-            elif tweet.get("text") is None:
+                reason, message = "tweet_no_language", f"tweet language {col['lang'][j]!r} names no language"
+            elif col["text"][j] is None:
                 reason, message = "text_null", "the hydrated tweet has no text"
         if reason is None:
             try:
                 text = normalize_v1(
-                    tweet["text"],
-                    mentions=tweet.get("mentions"),
-                    urls=tweet.get("urls"),
-                    placeholders=self._placeholders,
+                    col["text"][j], mentions=col["mentions"][j], urls=col["urls"][j], placeholders=self._placeholders
                 )
             except RecordError as exc:
                 reason, message = exc.error_type, exc.message
@@ -119,7 +136,7 @@ class _AttachTweetsFn(beam.DoFn):
             self._counters.inc(f"rejected_{reason}", len(users))
             value = {"tweet_id": tweet_id, "engagements": len(users)}
             return None, dead_letter(value, reason, f"{message} ({len(users)} engagements)")
-        return lang, {"tweet_id": tweet_id, "text": text, "users": users}
+        return lang, text
 
 
 class AttachTweets(beam.PTransform):
@@ -141,15 +158,15 @@ class AttachTweets(beam.PTransform):
         pairs, tweet_tables, unavailable_tables = pcolls
         wanted = (
             pairs
-            | "EngagedIds" >> beam.Map(lambda kv: [t for _u, t in kv[1]])
+            | "EngagedIds" >> beam.Map(lambda kv: kv[1].column("tweet_id"))
             | "AllEngaged" >> beam.CombineGlobally(IdUnion()).without_defaults()
         )
         wanted = beam.pvalue.AsSingleton(wanted, default_value=IdUnion.EMPTY)
         tweets = tweet_tables | "EngagedTweets" >> beam.FlatMap(
-            _tweet_slices, wanted=wanted, buckets=self._buckets
+            tweet_slices, wanted=wanted, buckets=self._buckets, salt=TWEET_SALT, schema=_TWEET_SCHEMA
         )
         missing = unavailable_tables | "UnavailableIds" >> beam.FlatMap(
-            _tweet_slices, wanted=wanted, buckets=self._buckets
+            tweet_slices, wanted=wanted, buckets=self._buckets, salt=TWEET_SALT
         )
         return (
             {"pairs": pairs, "tweets": tweets, "unavailable": missing}
@@ -159,13 +176,8 @@ class AttachTweets(beam.PTransform):
         )
 
 
-def _tweet_slices(table: pa.Table, wanted: pa.Array, buckets: int) -> list[tuple[int, list]]:
-    rows = rows_with_ids(table, wanted).to_pylist()
-    return bucket_slices([r["tweet_id"] for r in rows], rows, buckets, TWEET_SALT)
-
-
 class _SampleSplitFn(beam.DoFn):
-    """One language's tweets -> ``tweets`` (lang, [tweets + split]) and user-bucket slices of engagements."""
+    """One language's tweets -> ``tweets`` (lang, SAMPLED_TWEETS) and user-bucket USER_ENGAGEMENTS slices."""
 
     def __init__(self, max_tweets: int, fractions: tuple[float, float, float], seed: int, buckets: int):
         self._max_tweets = max_tweets
@@ -174,26 +186,33 @@ class _SampleSplitFn(beam.DoFn):
         self._buckets = buckets
         self._counters = Counters(STAGE)
 
-    def process(self, item: tuple[str, Iterable[list[dict]]]) -> Iterable:
-        lang, batches = item
-        tweets = {t["tweet_id"]: t for batch in batches for t in batch}
-        ids = sorted(tweets, key=lambda t: (len(t), t))
+    def process(self, item: tuple[str, Iterable[pa.Table]]) -> Iterable:
+        lang, tables = item
+        table = concat(tables, ENGAGED_TWEETS)  # a tweet is in one bucket: its ID is on one row
+        position = {t: i for i, t in enumerate(table.column("tweet_id").to_pylist())}
+        ids = sorted(position, key=lambda t: (len(t), t))
         selected, dropped = core.sample_tweets(lang, ids, self._max_tweets, self._seed)
-        self._counters.inc("rejected_tweet_not_sampled", sum(len(tweets[t]["users"]) for t in dropped))
+        engaged = pc.list_value_length(table.column("users")).to_numpy()
+        self._counters.inc("rejected_tweet_not_sampled", int(sum(engaged[position[t]] for t in dropped)))
         splits = core.split_tweets(selected, self._fractions, self._seed)
-        yield beam.pvalue.TaggedOutput(
-            "tweets", (lang, [{**tweets[t], "split": splits[t]} for t in selected])
-        )
-        engagements = [
-            (user, {"tweet_id": t, "lang": lang, "split": splits[t]})
-            for t in selected
-            for user in tweets[t]["users"]
-        ]
-        yield from bucket_slices([u for u, _e in engagements], engagements, self._buckets, USER_SALT)
+        chosen = table.take(pa.array([position[t] for t in selected], pa.int64()))
+        split = pa.array([splits[t] for t in selected], pa.string())
+        columns = {"tweet_id": chosen.column("tweet_id"), "text": chosen.column("text"), "split": split}
+        yield beam.pvalue.TaggedOutput("tweets", (lang, pa.table(columns, schema=SAMPLED_TWEETS)))
+        users = chosen.column("users").combine_chunks()
+        parents = pc.list_parent_indices(users)
+        engagements = {
+            "user_id": pc.list_flatten(users),
+            "tweet_id": chosen.column("tweet_id").take(parents),
+            "lang": pa.repeat(lang, len(parents)),
+            "split": split.take(parents),
+        }
+        engagements = pa.table(engagements, schema=USER_ENGAGEMENTS)
+        yield from table_slices(engagements, "user_id", self._buckets, USER_SALT)
 
 
 class SampleAndSplitTweets(beam.PTransform):
-    """``(lang, [tweets])`` -> ``tweets`` (lang, [tweets + split]) and ``main`` (user bucket, [(user, engagement)])."""
+    """``(lang, ENGAGED_TWEETS)`` -> ``tweets`` (lang, SAMPLED_TWEETS) and ``main`` (user bucket, USER_ENGAGEMENTS)."""
 
     def __init__(
         self, *, max_tweets: int, fractions: tuple[float, float, float], seed: int, buckets: int = 64
@@ -209,97 +228,8 @@ class SampleAndSplitTweets(beam.PTransform):
         )
 
 
-class _PickRecordsFn(beam.DoFn):
-    """One user bucket's engagements + embeddings -> ``(lang, [records])``: at most `per_user` per user."""
-
-    def __init__(self, per_user: int, seed: int):
-        self._per_user = per_user
-        self._seed = seed
-        self._counters = Counters(STAGE)
-
-    def process(self, item: tuple[int, dict], dim: int) -> Iterable:
-        _bucket, grouped = item
-        engagements: dict[str, list] = defaultdict(list)
-        embeddings: dict[str, list] = defaultdict(list)
-        for batch in grouped["engagements"]:
-            for user, engagement in batch:
-                engagements[user].append(engagement)
-        for batch in grouped["embeddings"]:
-            for user, emb in batch:
-                embeddings[user].append(emb)
-        out: dict[str, list] = defaultdict(list)
-        for user in sorted(engagements, key=lambda u: (len(u), u)):
-            for lang, result in self._pick(user, engagements[user], embeddings.get(user, []), dim):
-                if lang is None:
-                    yield result
-                else:
-                    out[lang].append(result)
-        yield from sorted(out.items())
-
-    def _pick(self, user: str, engagements: list[dict], embeddings: list, dim: int) -> list[tuple]:
-        problem = "no embedding for this user" if not embeddings else None
-        if embeddings:
-            if len(embeddings) > 1:
-                self._counters.inc("duplicate_user_embeddings", len(embeddings) - 1)
-            emb = _first(embeddings)
-            problem = core.check_embedding(emb, dim)
-        if problem:
-            reason = "user_embedding_missing" if not embeddings else "bad_user_embedding"
-            self._counters.inc(f"rejected_{reason}", len(engagements))
-            return [(None, dead_letter({"user_engagements": len(engagements)}, reason, problem))]
-        by_tweet = {e["tweet_id"]: e for e in engagements}
-        kept, dropped = core.choose_records(user, sorted(by_tweet), self._per_user, self._seed)
-        self._counters.inc("rejected_user_already_used", len(dropped))
-        key, vector = core.user_key(user, self._seed), [float(x) for x in emb]
-        out = []
-        for tweet_id in kept:
-            e = by_tweet[tweet_id]
-            exclude = sorted(t for t, o in by_tweet.items() if t != tweet_id and o["lang"] == e["lang"])
-            out.append((e["lang"], {**e, "user_key": key, "user_emb": vector, "exclude": exclude}))
-        return out
-
-
-def _length_counts(item: tuple[int, list]) -> Counter:
-    return Counter(len(emb) if isinstance(emb, list) else -1 for _user, emb in item[1])
-
-
-class PickUserRecords(beam.PTransform):
-    """(user-bucket engagement slices, embedding tables) -> ``(lang, [records])`` and errors.
-
-    The embedding dimension is the most common one in the files; other lengths are rejected.
-    """
-
-    def __init__(self, *, per_user: int, seed: int, buckets: int = 64):
-        super().__init__()
-        self._per_user = per_user
-        self._seed = seed
-        self._buckets = buckets
-
-    def expand(self, pcolls):
-        engagements, embedding_tables = pcolls
-        parsed = embedding_tables | "EmbeddingSlices" >> beam.FlatMap(
-            embedding_slices, buckets=self._buckets
-        ).with_outputs(ERRORS, main="main")
-        dim = (
-            parsed.main
-            | "EmbeddingLengths" >> beam.Map(_length_counts)
-            | "AllLengths" >> beam.CombineGlobally(SumDicts())
-            | "CommonLength"
-            >> beam.Map(lambda c: min(c.items(), key=lambda kv: (-kv[1], kv[0]))[0] if c else 0)
-        )
-        records = (
-            {"engagements": engagements, "embeddings": parsed.main}
-            | "JoinEmbeddings" >> beam.CoGroupByKey()
-            | "PickRecords"
-            >> beam.ParDo(
-                _PickRecordsFn(self._per_user, self._seed), dim=beam.pvalue.AsSingleton(dim)
-            ).with_outputs(ERRORS, main="main")
-        )
-        return records.main, (parsed[ERRORS], records[ERRORS]) | "EmbeddingErrors" >> beam.Flatten()
-
-
 class _WriteLanguageFn(beam.DoFn):
-    """One language's records and tweets -> the benchmark files of that language."""
+    """One language's picked records and sampled tweets -> the benchmark files of that language."""
 
     def __init__(self, output: str, negatives: int, seed: int, tokenizer: str | None):
         self._output = output
@@ -313,39 +243,50 @@ class _WriteLanguageFn(beam.DoFn):
 
     def process(self, item: tuple[str, dict]) -> Iterable[dict]:
         lang, grouped = item
-        tweets = [t for batch in grouped["tweets"] for t in batch]
-        records = core.number_records([r for batch in grouped["records"] for r in batch])
+        tweets = concat(grouped["tweets"], SAMPLED_TWEETS)
+        picks = concat(grouped["records"], ENGAGEMENT_PICKS)
+        rows = picks.select(["tweet_id", "split", "user_key", "exclude"]).to_pylist()
+        for i, row in enumerate(rows):
+            row["pick"] = i
+        records = core.number_records(rows)
+        vectors = picks.column("user_emb")
         for split in SPLITS:
             part = [r for r in records if r["split"] == split]
             self._counters.inc(f"records_{split}", len(part))
-            yield write_table(
-                self._output, lang, split, to_table([{**r, "lang": lang} for r in part], ENGAGEMENT_RECORDS)
-            )
-        pools = {s: [t["tweet_id"] for t in tweets if t["split"] == s] for s in SPLITS}
+            columns = [
+                pa.repeat(lang, len(part)),
+                pa.array([split] * len(part), pa.string()),
+                pa.array([r["user_row"] for r in part], pa.int64()),
+                pa.array([r["tweet_id"] for r in part], pa.string()),
+                vectors.take(pa.array([r["pick"] for r in part], pa.int64())).cast(pa.list_(pa.float32())),
+            ]
+            yield write_table(self._output, lang, split, pa.Table.from_arrays(columns, schema=ENGAGEMENT_RECORDS))
+        ids, tweet_splits = tweets.column("tweet_id").to_pylist(), tweets.column("split").to_pylist()
+        pools = {s: [t for t, ts in zip(ids, tweet_splits, strict=True) if ts == s] for s in SPLITS}
         candidates, short = core.build_candidates(records, pools, self._negatives, lang=lang, seed=self._seed)
         self._counters.inc("short_candidate_lists", short)
         for split in ("validation", "test"):
-            rows = [c for c in candidates if c["split"] == split]
+            part = [c for c in candidates if c["split"] == split]
             yield write_table(
-                self._output, lang, f"{split}_candidates", to_table(rows, ENGAGEMENT_CANDIDATES)
+                self._output, lang, f"{split}_candidates", to_table(part, ENGAGEMENT_CANDIDATES)
             )
         train = [r for r in records if r["split"] == "train"]
-        yield write_table(
-            self._output,
-            lang,
-            "train_negatives",
-            to_table(core.negative_distribution(lang, train), ENGAGEMENT_NEGATIVES),
-        )
-        tweets = [tweets[i] for i in numeric_id_order([t["tweet_id"] for t in tweets])]
-        ids = self._tokenizer.encode([t["text"] for t in tweets])
-        rows = [{**t, "lang": lang} for t in tweets]
-        if ids is not None:
-            rows = [{**r, "input_ids": x} for r, x in zip(rows, ids, strict=True)]
-        yield write_table(self._output, lang, "tweets", to_table(rows, BENCH_TWEETS))
+        negatives = core.negative_distribution(lang, train)
+        yield write_table(self._output, lang, "train_negatives", to_table(negatives, ENGAGEMENT_NEGATIVES))
+        tweets = tweets.take(pa.array(numeric_id_order(tweets.column("tweet_id")), pa.int64()))
+        ids = self._tokenizer.encode(tweets.column("text").to_pylist())
+        columns = [
+            tweets.column("tweet_id"),
+            pa.repeat(lang, tweets.num_rows),
+            tweets.column("split"),
+            tweets.column("text"),
+            pa.array(ids, pa.list_(pa.int32())) if ids is not None else pa.nulls(tweets.num_rows, pa.list_(pa.int32())),
+        ]
+        yield write_table(self._output, lang, "tweets", pa.Table.from_arrays(columns, schema=BENCH_TWEETS))
 
 
 class WriteEngagementBenchmark(beam.PTransform):
-    """(``(lang, [records])``, ``(lang, [tweets])``) -> files under ``<output>/<lang>/``; emits file infos.
+    """(``(lang, ENGAGEMENT_PICKS)``, ``(lang, SAMPLED_TWEETS)``) -> files under ``<output>/<lang>/``; emits file infos.
 
     One CoGroupByKey on language gathers a language's records and tweets (bounded by
     --max_tweets_per_lang and its engagements), so each file is written once, sorted.

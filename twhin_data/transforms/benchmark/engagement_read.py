@@ -12,7 +12,8 @@ from apache_beam.io.filesystems import FileSystems
 from twhin_data.core.errors import ConfigError, error_record
 from twhin_data.core.ids import normalize_id
 from twhin_data.core.tags import ERRORS
-from twhin_data.transforms.benchmark.common import bucket_slices
+from twhin_data.schemas.benchmark import ENGAGEMENT_PAIRS, USER_EMBEDDINGS
+from twhin_data.transforms.benchmark.common import table_slices
 from twhin_data.transforms.benchmark.read import BATCH_ROWS, iter_records
 from twhin_data.transforms.metrics import Counters
 
@@ -43,14 +44,15 @@ def parse_engagement(record: object) -> tuple[str, str] | tuple[None, tuple[str,
 
 
 class _ReadEngagementFileFn(beam.DoFn):
-    """One engagement file -> ``(bucket, [(user_id, tweet_id), ...])`` slices keyed by the tweet; bad rows on errors."""
+    """One engagement file -> ``(bucket, ENGAGEMENT_PAIRS table)`` slices keyed by the tweet; bad rows on errors."""
 
     def __init__(self, buckets: int) -> None:
         self._buckets = buckets
         self._counters = Counters(STAGE)
 
     def process(self, path: str) -> Iterable:
-        pairs: list[tuple[str, str]] = []
+        users: list[str] = []
+        tweets: list[str] = []
         for number, record in iter_records(path):
             self._counters.inc("engagements_read")
             user, tweet = parse_engagement(record)
@@ -60,15 +62,21 @@ class _ReadEngagementFileFn(beam.DoFn):
                 value = record if not isinstance(record, Exception) else str(record)
                 yield dead_letter(value, error_type, f"row {number}: {message}", path)
                 continue
-            pairs.append((user, tweet))
-            if len(pairs) >= BATCH_ROWS:
-                yield from bucket_slices([t for _u, t in pairs], pairs, self._buckets, TWEET_SALT)
-                pairs = []
-        yield from bucket_slices([t for _u, t in pairs], pairs, self._buckets, TWEET_SALT)
+            users.append(user)
+            tweets.append(tweet)
+            if len(users) >= BATCH_ROWS:
+                yield from _pair_slices(users, tweets, self._buckets)
+                users, tweets = [], []
+        yield from _pair_slices(users, tweets, self._buckets)
+
+
+def _pair_slices(users: list[str], tweets: list[str], buckets: int) -> list[tuple[int, pa.Table]]:
+    table = pa.table({"user_id": pa.array(users, pa.string()), "tweet_id": pa.array(tweets, pa.string())})
+    return table_slices(table.cast(ENGAGEMENT_PAIRS), "tweet_id", buckets, TWEET_SALT)
 
 
 class ReadEngagementPairs(beam.PTransform):
-    """Engagement files -> ``(bucket, [(user_id, tweet_id)])`` slices on ``main``; bad rows on ``errors``.
+    """Engagement files -> ``(bucket, ENGAGEMENT_PAIRS table)`` slices on ``main``; bad rows on ``errors``.
 
     Slices are keyed by a hash bucket of the tweet ID (the next join's key). Several engagement
     types of one user on one tweet become one pair in that join (counted as duplicates there).
@@ -118,13 +126,40 @@ def check_embedding_files(paths: list[str]) -> None:
 
 
 def embedding_slices(table: pa.Table, buckets: int) -> Iterable:
-    """``(bucket, [(user_id, embedding)])`` slices keyed by the user; error records for bad user IDs."""
-    column = embedding_column(table.schema)
-    rows = []
-    for user, emb in zip(table.column("user_id").to_pylist(), table.column(column).to_pylist(), strict=True):
-        key, problem = normalize_id(user)
-        if problem:
-            yield dead_letter({"user_id": key}, f"user_{problem[0]}", f"user embeddings: {problem[1]}")
+    """``(bucket, USER_EMBEDDINGS table)`` slices keyed by the user; error records for bad user IDs.
+
+    The embedding column is read as ``list<double>``; a column that is not a list of numbers
+    travels as nulls (rejected, with the reason, for the users that have engagements).
+    """
+    values, problem = _embedding_values(table.column(embedding_column(table.schema)))
+    keys, good = [], []
+    for i, user in enumerate(table.column("user_id").to_pylist()):
+        key, user_problem = normalize_id(user)
+        if user_problem:
+            message = f"user embeddings: {user_problem[1]}"
+            yield dead_letter({"user_id": key}, f"user_{user_problem[0]}", message)
         else:
-            rows.append((key, emb))
-    yield from bucket_slices([u for u, _e in rows], rows, buckets, USER_SALT)
+            keys.append(key)
+            good.append(i)
+    rows = pa.table(
+        {
+            "user_id": pa.array(keys, pa.string()),
+            "embedding": values.take(pa.array(good, pa.int64())),
+            "problem": pa.array([problem] * len(good), pa.string()),
+        },
+        schema=USER_EMBEDDINGS,
+    )
+    yield from table_slices(rows, "user_id", buckets, USER_SALT)
+
+
+def _embedding_values(column: pa.ChunkedArray) -> tuple[pa.ChunkedArray, str | None]:
+    """(the column as list<double>, None), or (nulls, why) when it cannot be read as lists of numbers."""
+    target = USER_EMBEDDINGS.field("embedding").type
+    nulls = pa.chunked_array([pa.nulls(len(column), target)])
+    is_list = (pa.types.is_list, pa.types.is_large_list, pa.types.is_fixed_size_list)
+    if not any(check(column.type) for check in is_list):
+        return nulls, "embedding is not a list of numbers"
+    try:
+        return column.cast(target), None
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        return nulls, "embedding holds non-numbers"

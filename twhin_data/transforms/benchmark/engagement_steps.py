@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from twhin_data.core.hashing import id_unit_interval, stable_hash64
 from twhin_data.transforms.benchmark.common import SPLITS, assign_splits, numeric_id_order, rng_for
@@ -62,23 +63,38 @@ def number_records(records: list[dict]) -> list[dict]:
 
 
 def candidate_list(
-    record: dict, pool: np.ndarray, negatives: int, *, lang: str, seed: int
+    record: dict,
+    pool: np.ndarray,
+    negatives: int,
+    *,
+    lang: str,
+    seed: int,
+    positions: dict[str, int] | None = None,
 ) -> tuple[list[str], int, bool]:
     """(candidate tweet IDs, index of the positive, short?) for one evaluation record.
 
     Negatives are drawn without replacement from `pool` (the language's tweets of the record's
-    split, numerically sorted), never the positive nor another tweet the user engaged with. When
-    fewer than `negatives` remain, all of them are used and `short` is True.
+    split, numerically sorted, each once), never the positive nor another tweet the user engaged
+    with. When fewer than `negatives` remain, all of them are used and `short` is True.
+    `positions` (tweet ID -> index in `pool`) saves rebuilding that index for every record.
     """
-    exclude = {record["tweet_id"], *record.get("exclude", ())}
-    available = pool[~np.isin(pool, list(exclude))] if exclude else pool
+    if positions is None:
+        positions = {t: i for i, t in enumerate(pool.tolist())}
+    drop = [positions[t] for t in {record["tweet_id"], *record.get("exclude", ())} if t in positions]
+    if drop:
+        keep = np.ones(len(pool), dtype=bool)
+        keep[drop] = False
+        available = pool[keep]
+    else:
+        available = pool
     rng = rng_for(seed, lang, record["split"], record["user_row"])
     take = min(negatives, len(available))
     chosen = rng.choice(len(available), size=take, replace=False) if take else np.array([], dtype=np.int64)
-    candidates = [record["tweet_id"], *available[np.sort(chosen)].tolist()]
+    candidates = np.empty(take + 1, dtype=object)
+    candidates[0] = record["tweet_id"]
+    candidates[1:] = available[np.sort(chosen)]
     order = rng.permutation(len(candidates))
-    shuffled = [candidates[i] for i in order]
-    return shuffled, int(np.flatnonzero(order == 0)[0]), take < negatives
+    return candidates[order].tolist(), int(np.flatnonzero(order == 0)[0]), take < negatives
 
 
 def build_candidates(
@@ -88,12 +104,15 @@ def build_candidates(
     arrays = {
         split: np.array([ids[i] for i in numeric_id_order(ids)], dtype=object) for split, ids in pools.items()
     }
+    positions = {split: {t: i for i, t in enumerate(pool.tolist())} for split, pool in arrays.items()}
     rows, short = [], 0
     for record in records:
         if record["split"] == "train":
             continue
         pool = arrays.get(record["split"], np.array([], dtype=object))
-        ids, positive, is_short = candidate_list(record, pool, negatives, lang=lang, seed=seed)
+        ids, positive, is_short = candidate_list(
+            record, pool, negatives, lang=lang, seed=seed, positions=positions.get(record["split"], {})
+        )
         short += is_short
         rows.append(
             {
@@ -119,16 +138,24 @@ def negative_distribution(lang: str, train_records: list[dict], power: float = N
     ]
 
 
-def check_embedding(values: object, dim: int) -> str | None:
-    """None when `values` is a finite float vector of length `dim`, else the reason."""
-    if not isinstance(values, (list, tuple, np.ndarray)):
-        return "embedding is not a list of numbers"
-    if len(values) != dim:
-        return f"embedding has {len(values)} values, expected {dim}"
-    try:
-        arr = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError):
-        return "embedding holds non-numbers"
-    if not np.all(np.isfinite(arr)):
-        return "embedding holds NaN or infinity"
-    return None
+def embedding_problems(values: pa.Array | pa.ChunkedArray, dim: int) -> list[str | None]:
+    """Per embedding (a ``list<double>`` column): None when it is a finite vector of length `dim`, else why.
+
+    >>> embedding_problems(pa.array([[1.0, 2.0], [1.0], None], pa.list_(pa.float64())), 2)
+    [None, 'embedding has 1 values, expected 2', 'embedding is not a list of numbers']
+    """
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    lengths = pc.list_value_length(values).fill_null(-1).to_numpy(zero_copy_only=False)
+    flat = pc.list_flatten(values).to_numpy(zero_copy_only=False)  # a null value reads as NaN
+    parents = pc.list_parent_indices(values).to_numpy(zero_copy_only=False)
+    not_finite = np.bincount(parents[~np.isfinite(flat)], minlength=len(values)) > 0
+    out: list[str | None] = []
+    for n, bad in zip(lengths.tolist(), not_finite.tolist(), strict=True):
+        if n < 0:
+            out.append("embedding is not a list of numbers")
+        elif n != dim:
+            out.append(f"embedding has {n} values, expected {dim}")
+        else:
+            out.append("embedding holds NaN or infinity" if bad else None)
+    return out

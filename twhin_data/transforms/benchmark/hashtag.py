@@ -24,7 +24,7 @@ from apache_beam.metrics import Metrics
 
 from twhin_data.core.errors import RecordError, error_record
 from twhin_data.core.tags import ERRORS
-from twhin_data.schemas import conform, to_table
+from twhin_data.schemas import to_table
 from twhin_data.schemas.benchmark import HASHTAG, HASHTAG_EXAMPLES, HASHTAG_LABELS, LABEL_ROWS
 from twhin_data.schemas.tweets import TWEETS
 from twhin_data.text.label_leakage import strip_label
@@ -38,8 +38,8 @@ from twhin_data.transforms.benchmark.common import (
     first_index,
     numeric_id_order,
     row_of,
-    rows_with_ids,
     table_slices,
+    tweet_slices,
     write_table,
 )
 from twhin_data.transforms.combiners import IdUnion, SetUnion, SumDicts
@@ -56,18 +56,6 @@ def _label_input(row: dict) -> str:
     return json.dumps(
         {k: row.get(k) for k in ("tweet_id", "lang", "label")}, ensure_ascii=False, sort_keys=True
     )
-
-
-def labelled_tweet_slices(
-    table: pa.Table, wanted: pa.Array, buckets: int, schema: pa.Schema | None = None
-) -> list[tuple[int, pa.Table]]:
-    """The rows of a tweet (or unavailable) table whose ID was asked for, as (bucket, table) slices.
-
-    With `schema` the rows are conformed to it first (a Parquet glob of tweets without ``mentions``
-    or ``urls`` gets null columns), so every slice of a bucket has the same columns.
-    """
-    rows = rows_with_ids(table, wanted)
-    return table_slices(conform(rows, schema) if schema is not None else rows, "tweet_id", buckets, _SALT)
 
 
 def _lang_keys(table: pa.Table) -> list[tuple[str, set]]:
@@ -200,10 +188,10 @@ class JoinLabelsWithTweets(beam.PTransform):
             | "KeySets" >> beam.Map(lambda kv: (kv[0], frozenset(kv[1])))
         )
         tweets = tweet_tables | "LabelledTweets" >> beam.FlatMap(
-            labelled_tweet_slices, wanted=wanted, buckets=self._buckets, schema=_TWEET_SCHEMA
+            tweet_slices, wanted=wanted, buckets=self._buckets, salt=_SALT, schema=_TWEET_SCHEMA
         )
         missing = unavailable_tables | "UnavailableIds" >> beam.FlatMap(
-            labelled_tweet_slices, wanted=wanted, buckets=self._buckets
+            tweet_slices, wanted=wanted, buckets=self._buckets, salt=_SALT
         )
         label_slices = labels | "LabelSlices" >> beam.FlatMap(
             table_slices, key="tweet_id", buckets=self._buckets, salt=_SALT
