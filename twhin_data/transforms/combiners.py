@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import apache_beam as beam
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -54,24 +55,24 @@ class SetUnion(beam.CombineFn):
 
 
 class IdUnion(beam.CombineFn):
-    """Union of string IDs as one sorted, unique Arrow array; the inputs are arrays or lists of IDs.
+    """Union of decimal ID strings as one sorted, unique ``uint64`` Arrow array (`id_numbers`).
 
-    Accumulators are Arrow arrays, so they cross process boundaries as buffers, not as one Python
-    string per ID. Use it with ``CombineGlobally(IdUnion()).without_defaults()`` and a side input
-    ``AsSingleton(..., default_value=IdUnion.EMPTY)``: a default would turn the whole union into a
-    Python list on its way to the side input.
+    The inputs are Arrow arrays (or lists) of validated IDs (core.ids: at most 19 digits, so every
+    one fits in 64 bits). Accumulators are numpy arrays, so they cross process boundaries as one
+    buffer of 8 bytes per ID, and a lookup (`rows_with_ids`) is a binary search, not a hash set
+    of strings rebuilt per table. Use it with ``CombineGlobally(IdUnion()).without_defaults()``
+    and a side input ``AsSingleton(..., default_value=IdUnion.EMPTY)``: a default would turn the
+    whole union into a Python list on its way to the side input.
     """
 
-    EMPTY = pa.array([], pa.string())
+    EMPTY = pa.array([], pa.uint64())  # an Arrow array: Beam compares a side input's default with !=
     _COMPACT = 64  # arrays held before they are merged into one
 
     def create_accumulator(self) -> list:
         return []
 
     def add_input(self, acc: list, values) -> list:
-        if not isinstance(values, (pa.Array, pa.ChunkedArray)):
-            values = pa.array(values, pa.string())
-        acc.append(pc.unique(values))
+        acc.append(np.unique(id_numbers(values)))
         return self._compact(acc) if len(acc) >= self._COMPACT else acc
 
     def merge_accumulators(self, accs: Iterable[list]) -> list:
@@ -79,14 +80,18 @@ class IdUnion(beam.CombineFn):
 
     def extract_output(self, acc: list) -> pa.Array:
         merged = self._compact(acc)
-        if not merged:
-            return self.EMPTY
-        unique = merged[0]
-        return unique.take(pc.sort_indices(unique))
+        return pa.array(merged[0], pa.uint64()) if merged else self.EMPTY
 
     @staticmethod
     def _compact(arrays: list) -> list:
-        chunks = [c for a in arrays for c in (a.chunks if isinstance(a, pa.ChunkedArray) else [a]) if len(c)]
-        if not chunks:
-            return []
-        return [pc.unique(pa.concat_arrays([c.cast(pa.string()) for c in chunks]))]
+        arrays = [a for a in arrays if len(a)]
+        return [np.unique(np.concatenate(arrays))] if arrays else []
+
+
+def id_numbers(ids) -> np.ndarray:
+    """Decimal ID strings (Arrow array or list) -> their values as ``uint64`` (ArrowInvalid for a non-ID)."""
+    if not isinstance(ids, (pa.Array, pa.ChunkedArray)):
+        ids = pa.array(ids, pa.string())
+    if ids.null_count:
+        raise pa.ArrowInvalid("null ID")
+    return pc.cast(ids, pa.uint64()).to_numpy(zero_copy_only=False).astype(np.uint64, copy=False)

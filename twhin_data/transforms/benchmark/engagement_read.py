@@ -14,7 +14,7 @@ from twhin_data.core.ids import normalize_id
 from twhin_data.core.tags import ERRORS
 from twhin_data.schemas.benchmark import ENGAGEMENT_PAIRS, USER_EMBEDDINGS
 from twhin_data.transforms.benchmark.common import table_slices
-from twhin_data.transforms.benchmark.read import BATCH_ROWS, iter_records
+from twhin_data.transforms.benchmark.read import TABLE_ROWS, iter_records
 from twhin_data.transforms.metrics import Counters
 
 STAGE = "benchmark_engagement"
@@ -64,7 +64,7 @@ class _ReadEngagementFileFn(beam.DoFn):
                 continue
             users.append(user)
             tweets.append(tweet)
-            if len(users) >= BATCH_ROWS:
+            if len(users) >= TABLE_ROWS:
                 yield from _pair_slices(users, tweets, self._buckets)
                 users, tweets = [], []
         yield from _pair_slices(users, tweets, self._buckets)

@@ -33,10 +33,9 @@ from twhin_data.schemas.benchmark import LABEL_ROWS
 from twhin_data.text.label_leakage import clean_label, label_key
 from twhin_data.transforms.metrics import Counters
 
-#: Rows per element between the label steps (Beam's per-element cost is paid per batch).
-BATCH_ROWS = 5000
-#: Rows per label table: each is cut into one slice per join bucket, so tables are larger.
-LABEL_BATCH_ROWS = 50_000
+#: Rows per table read (label rows, engagement pairs): each table is cut into one slice per join
+#: bucket, and Beam's per-element cost is paid per slice, so tables are large.
+TABLE_ROWS = 50_000
 #: Language codes of the released benchmarks (card metadata + paper Table 6) and other ISO 639-1 codes.
 KNOWN_LANGS = frozenset(
     "sl ur sd pl vi sv am da mr no gu in ja el lv it ca is cs te tl ro ckb pt ps zh sr pa si ml ht kn ar "
@@ -274,7 +273,7 @@ class _ReadLabelFileFn(beam.DoFn):
                 )
                 continue
             batch.append(row)
-            if len(batch) >= LABEL_BATCH_ROWS:
+            if len(batch) >= TABLE_ROWS:
                 progress.advance(self._stage, read)
                 read = 0
                 yield label_table(batch)
