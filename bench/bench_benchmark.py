@@ -43,11 +43,11 @@ from twhin_data.schemas.benchmark import (
     ENGAGEMENT_NEGATIVES,
     ENGAGEMENT_RECORDS,
     HASHTAG,
+    TWEET_INPUT,
 )
 from twhin_data.schemas.tweets import TWEETS
 from twhin_data.text.label_leakage import label_key, strip_label
 from twhin_data.text.normalize import normalize_v1
-from twhin_data.transforms.benchmark import engagement as be
 from twhin_data.transforms.benchmark import engagement_steps as core
 from twhin_data.transforms.benchmark.common import SPLITS, assign_splits, numeric_id_order
 from twhin_data.transforms.benchmark.engagement_read import embedding_column, parse_engagement
@@ -163,7 +163,7 @@ def baseline_engagement(
         if user is not None:
             users_of[tweet].add(user)
     table = pa.concat_tables(
-        pq.read_table(p, columns=be.TWEET_COLUMNS) for p in sorted((hydrated / "tweets").glob("*.parquet"))
+        pq.read_table(p, columns=TWEET_INPUT.names) for p in sorted((hydrated / "tweets").glob("*.parquet"))
     )
     rows_of: dict[str, list] = defaultdict(list)
     for row in table.to_pylist():

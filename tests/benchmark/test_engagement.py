@@ -184,6 +184,28 @@ def test_user_mistakes_are_one_line_errors(inputs, tmp_path, capsys):
     assert _run({**inputs, "engagements": str(tmp_path / "none*.csv")}, tmp_path / "out") == 2
 
 
+@pytest.mark.parametrize(
+    "columns, message",
+    [
+        ({"id": ["1"], "text": ["hi"], "lang": ["en"]}, "missing column 'tweet_id'"),
+        ({"tweet_id": ["1"], "text": ["hi"], "lang": ["en"], "mentions": [["@a"]]}, "column 'mentions' has type"),
+    ],
+)
+def test_tweet_files_of_another_shape_are_one_line_errors(inputs, tmp_path, capsys, columns, message):
+    """Checked on every file's footer before the run, for both builders (no traceback from a worker)."""
+    import pyarrow as pa
+
+    (tmp_path / "odd" / "tweets").mkdir(parents=True)
+    pq.write_table(pa.table(columns), tmp_path / "odd" / "tweets" / "part-0.parquet")
+    assert _run({**inputs, "tweets": str(tmp_path / "odd")}, tmp_path / "out") == 2
+    assert message in capsys.readouterr().err
+    labels = tmp_path / "en_train.tsv"
+    labels.write_text("ID\tlabel\n1\tx\n")
+    argv = ["benchmark", "hashtag", "--labels", str(labels), "--tweets", str(tmp_path / "odd")]
+    assert run_cli([*argv, "--output", str(tmp_path / "out_h")]) == 2
+    assert message in capsys.readouterr().err
+
+
 def test_awkward_inputs_take_the_careful_paths(tmp_path):
     """Duplicate, NaN and non-list user embeddings over several files, a tweet hydrated twice and a tweet
     file without mentions/urls: counted, dead-lettered with the reason, same bytes whatever the file order."""

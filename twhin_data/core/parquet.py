@@ -41,11 +41,30 @@ def check_input_schema(
     for name in expected.names if expected is not None else ():
         if name in schema.names:
             have, want = schema.field(name).type, expected.field(name).type
-            try:
-                pa.array([], type=have).cast(want)
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                raise ConfigError(f"{path}: column {name!r} has type {have}, expected {want}") from None
+            if not castable(have, want):
+                raise ConfigError(f"{path}: column {name!r} has type {have}, expected {want}")
     return meta
+
+
+_LISTS = (pa.types.is_list, pa.types.is_large_list, pa.types.is_fixed_size_list)
+
+
+def castable(have: pa.DataType, want: pa.DataType) -> bool:
+    """Whether values of type `have` cast to `want`, nested types checked element by element (an
+    empty array casts between list types whose values never could, e.g. strings to structs)."""
+    if any(is_list(want) for is_list in _LISTS):
+        return any(is_list(have) for is_list in _LISTS) and castable(have.value_type, want.value_type)
+    if pa.types.is_struct(want):
+        if not pa.types.is_struct(have):
+            return False
+        fields = {have.field(i).name: have.field(i).type for i in range(have.num_fields)}
+        wanted = [want.field(i) for i in range(want.num_fields)]
+        return all(f.name not in fields or castable(fields[f.name], f.type) for f in wanted)
+    try:
+        pa.array([], type=have).cast(want)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        return False
+    return True
 
 
 def row_group_sizes(path: str) -> list[int]:

@@ -12,6 +12,7 @@ from twhin_data.core import files
 from twhin_data.core.report import write_stats
 from twhin_data.pipelines import flags as opts
 from twhin_data.pipelines.plan import Plan, RunSettings
+from twhin_data.schemas.benchmark import TWEET_INPUT
 from twhin_data.transforms.benchmark import common
 from twhin_data.transforms.benchmark import engagement as be
 from twhin_data.transforms.benchmark import engagement_read as beio
@@ -119,7 +120,7 @@ def prepare_output(plan: EngagementPlan) -> None:
 def build(p: beam.Pipeline, plan: EngagementPlan):
     args = plan.args
     pairs, read_errors = p | "ReadEngagements" >> beio.ReadEngagementPairs(plan.engagement_files)
-    tweet_tables = p | "ReadTweets" >> bio.ReadParquetTables(plan.tweet_files, be.TWEET_COLUMNS)
+    tweet_tables = p | "ReadTweets" >> bio.ReadParquetTables(plan.tweet_files, TWEET_INPUT.names)
     unavailable = p | "ReadUnavailable" >> bio.ReadUnavailable(plan.unavailable_files)
     attached = (pairs, tweet_tables, unavailable) | "AttachTweets" >> be.AttachTweets(
         placeholders=not args.no_placeholders

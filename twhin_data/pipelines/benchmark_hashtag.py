@@ -12,6 +12,7 @@ from twhin_data.core import files
 from twhin_data.core.report import write_stats
 from twhin_data.pipelines import flags as opts
 from twhin_data.pipelines.plan import Plan, RunSettings
+from twhin_data.schemas.benchmark import TWEET_INPUT
 from twhin_data.transforms.benchmark import common
 from twhin_data.transforms.benchmark import hashtag as bt
 from twhin_data.transforms.benchmark import read as bio
@@ -112,7 +113,7 @@ def build(p: beam.Pipeline, plan: HashtagPlan):
     labels = p | "ReadLabels" >> bio.ReadLabelFiles(
         plan.label_sources, stage=STAGE, lang_column=args.lang_column
     )
-    tweets = p | "ReadTweets" >> bio.ReadParquetTables(plan.tweet_files, bt.TWEET_COLUMNS)
+    tweets = p | "ReadTweets" >> bio.ReadParquetTables(plan.tweet_files, TWEET_INPUT.names)
     unavailable = p | "ReadUnavailable" >> bio.ReadUnavailable(plan.unavailable_files)
     examples = (labels.main, tweets, unavailable) | "JoinLabelsWithTweets" >> bt.JoinLabelsWithTweets(
         placeholders=not args.no_placeholders

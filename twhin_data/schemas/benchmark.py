@@ -3,6 +3,7 @@
 import pyarrow as pa
 
 from twhin_data.schemas._field import field, schema
+from twhin_data.schemas.tweets import TWEETS
 
 HASHTAG = schema(
     [
@@ -163,3 +164,7 @@ SAMPLED_TWEETS = pa.schema(
         pa.field("split", pa.string(), nullable=False),
     ]
 )
+
+#: What both benchmark builders read from hydrate's tweets (a file may lack the nullable columns;
+#: every file is checked against these types before the run).
+TWEET_INPUT = pa.schema([TWEETS.field(c) for c in ("tweet_id", "text", "lang", "mentions", "urls")])

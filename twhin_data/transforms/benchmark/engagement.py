@@ -32,9 +32,9 @@ from twhin_data.schemas.benchmark import (
     ENGAGEMENT_PICKS,
     ENGAGEMENT_RECORDS,
     SAMPLED_TWEETS,
+    TWEET_INPUT,
     USER_ENGAGEMENTS,
 )
-from twhin_data.schemas.tweets import TWEETS
 from twhin_data.text.normalize import normalize_v1
 from twhin_data.transforms.benchmark import engagement_steps as core
 from twhin_data.transforms.benchmark.common import (
@@ -61,9 +61,6 @@ from twhin_data.transforms.benchmark.read import canonical_lang
 from twhin_data.transforms.combiners import IdUnion
 from twhin_data.transforms.metrics import Counters
 
-TWEET_COLUMNS = ["tweet_id", "text", "lang", "mentions", "urls"]
-_TWEET_SCHEMA = pa.schema([TWEETS.field(c) for c in TWEET_COLUMNS])
-
 
 class _AttachTweetsFn(beam.DoFn):
     """One tweet bucket's pair tables + hydrated rows -> ``(lang, ENGAGED_TWEETS table)``, and dead letters.
@@ -84,8 +81,8 @@ class _AttachTweetsFn(beam.DoFn):
         for user, tweet_id in zip(pairs["user_id"], pairs["tweet_id"], strict=True):
             users[tweet_id].add(user)
         self._counters.inc("distinct_pairs", sum(len(u) for u in users.values()))
-        self._tweets = concat(grouped["tweets"], _TWEET_SCHEMA)
-        self._columns = column_lists(self._tweets, TWEET_COLUMNS)
+        self._tweets = concat(grouped["tweets"], TWEET_INPUT)
+        self._columns = column_lists(self._tweets, TWEET_INPUT.names)
         self._first, self._repeated = first_index(self._columns["tweet_id"])
         missing = column_lists(concat(grouped["unavailable"]), ["tweet_id", "status"])
         self._missing = dict(zip(missing["tweet_id"], missing["status"], strict=True))
@@ -163,7 +160,7 @@ class AttachTweets(beam.PTransform):
         )
         wanted = beam.pvalue.AsSingleton(wanted, default_value=IdUnion.EMPTY)
         tweets = tweet_tables | "EngagedTweets" >> beam.FlatMap(
-            tweet_slices, wanted=wanted, buckets=self._buckets, salt=TWEET_SALT, schema=_TWEET_SCHEMA
+            tweet_slices, wanted=wanted, buckets=self._buckets, salt=TWEET_SALT, schema=TWEET_INPUT
         )
         missing = unavailable_tables | "UnavailableIds" >> beam.FlatMap(
             tweet_slices, wanted=wanted, buckets=self._buckets, salt=TWEET_SALT

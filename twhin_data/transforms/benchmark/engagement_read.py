@@ -6,11 +6,10 @@ from collections.abc import Iterable
 
 import apache_beam as beam
 import pyarrow as pa
-import pyarrow.parquet as pq
-from apache_beam.io.filesystems import FileSystems
 
 from twhin_data.core.errors import ConfigError, error_record
 from twhin_data.core.ids import normalize_id
+from twhin_data.core.parquet import read_metadata
 from twhin_data.core.tags import ERRORS
 from twhin_data.schemas.benchmark import ENGAGEMENT_PAIRS, USER_EMBEDDINGS
 from twhin_data.transforms.benchmark.common import table_slices
@@ -97,15 +96,6 @@ class ReadEngagementPairs(beam.PTransform):
         return parsed.main, parsed[ERRORS]
 
 
-def parquet_schema(path: str) -> pa.Schema:
-    """The Arrow schema of one Parquet file (ConfigError when it is not Parquet)."""
-    try:
-        with FileSystems.open(path) as handle:
-            return pq.ParquetFile(pa.BufferReader(handle.read())).schema_arrow
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise ConfigError(f"{path}: not a readable Parquet file ({exc})") from None
-
-
 def embedding_column(schema: pa.Schema) -> str | None:
     """The embedding column: embedding/user_emb/emb/vector, else the first list column."""
     column = next((n for n in _EMB_NAMES if n in schema.names), None)
@@ -118,7 +108,7 @@ def embedding_column(schema: pa.Schema) -> str | None:
 def check_embedding_files(paths: list[str]) -> None:
     """ConfigError unless every file has a user_id column and an embedding column."""
     for path in paths:
-        schema = parquet_schema(path)
+        schema, _footer = read_metadata(path)
         if "user_id" not in schema.names or embedding_column(schema) is None:
             raise ConfigError(
                 f"{path}: user embeddings need user_id and a list<float> column, got {schema.names}"

@@ -25,8 +25,7 @@ from apache_beam.metrics import Metrics
 from twhin_data.core.errors import RecordError, error_record
 from twhin_data.core.tags import ERRORS
 from twhin_data.schemas import to_table
-from twhin_data.schemas.benchmark import HASHTAG, HASHTAG_EXAMPLES, HASHTAG_LABELS, LABEL_ROWS
-from twhin_data.schemas.tweets import TWEETS
+from twhin_data.schemas.benchmark import HASHTAG, HASHTAG_EXAMPLES, HASHTAG_LABELS, LABEL_ROWS, TWEET_INPUT
 from twhin_data.text.label_leakage import strip_label
 from twhin_data.text.normalize import normalize_v1
 from twhin_data.transforms.benchmark.common import (
@@ -46,9 +45,7 @@ from twhin_data.transforms.combiners import IdUnion, SetUnion, SumDicts
 from twhin_data.transforms.metrics import Counters
 
 STAGE = "benchmark_hashtag"
-TWEET_COLUMNS = ["tweet_id", "text", "lang", "mentions", "urls"]
 _SALT = "benchmark-join"
-_TWEET_SCHEMA = pa.schema([TWEETS.field(c) for c in TWEET_COLUMNS])
 _WRITTEN = [f.name for f in HASHTAG if f.name != "input_ids"]  # the columns of assign_labels' rows
 
 
@@ -188,7 +185,7 @@ class JoinLabelsWithTweets(beam.PTransform):
             | "KeySets" >> beam.Map(lambda kv: (kv[0], frozenset(kv[1])))
         )
         tweets = tweet_tables | "LabelledTweets" >> beam.FlatMap(
-            tweet_slices, wanted=wanted, buckets=self._buckets, salt=_SALT, schema=_TWEET_SCHEMA
+            tweet_slices, wanted=wanted, buckets=self._buckets, salt=_SALT, schema=TWEET_INPUT
         )
         missing = unavailable_tables | "UnavailableIds" >> beam.FlatMap(
             tweet_slices, wanted=wanted, buckets=self._buckets, salt=_SALT

@@ -27,9 +27,9 @@ from apache_beam.io.filesystems import FileSystems
 from twhin_data.core import files, progress
 from twhin_data.core.errors import ConfigError, error_record
 from twhin_data.core.ids import normalize_id
-from twhin_data.core.parquet import row_group_sizes
+from twhin_data.core.parquet import check_input_schema, row_group_sizes
 from twhin_data.core.tags import ERRORS
-from twhin_data.schemas.benchmark import LABEL_ROWS
+from twhin_data.schemas.benchmark import LABEL_ROWS, TWEET_INPUT
 from twhin_data.text.label_leakage import clean_label, label_key
 from twhin_data.transforms.metrics import Counters
 
@@ -303,11 +303,16 @@ class ReadLabelFiles(beam.PTransform):
 
 
 def tweet_files(tweets: str) -> list[str]:
-    """Hydrate output files: DIR/tweets/*.parquet when DIR/tweets exists, else DIR or the glob itself."""
+    """Hydrate output files: DIR/tweets/*.parquet when DIR/tweets exists, else DIR or the glob itself.
+
+    Every file's footer is checked (a tweet_id column, TWEET_INPUT's types): ConfigError otherwise.
+    """
     sub = files.join(tweets, "tweets")
-    if "*" not in tweets and FileSystems.exists(sub):
-        return files.expand_inputs(sub, suffixes=(".parquet",))
-    return files.expand_inputs(tweets, suffixes=(".parquet",))
+    pattern = sub if "*" not in tweets and FileSystems.exists(sub) else tweets
+    paths = files.expand_inputs(pattern, suffixes=(".parquet",))
+    for path in paths:
+        check_input_schema(path, ["tweet_id"], TWEET_INPUT, what="hydrate's tweets output")
+    return paths
 
 
 def unavailable_files(tweets: str) -> list[str]:
