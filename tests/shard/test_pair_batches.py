@@ -103,3 +103,25 @@ def test_every_batch_of_every_shard_is_valid_and_nearly_all_pairs_placed(tmp_pat
     assert max(ends.values()) <= 16
     digest = [hashlib.sha256(p.read_bytes()).hexdigest() for out in outs for p in sorted((out / "pairs").glob("*.parquet"))]
     assert digest[: len(digest) // 2] == digest[len(digest) // 2 :]
+
+
+def test_pair_tweet_ids_keep_what_can_be_a_corpus_id_and_filter_tokens():
+    """The pair side input holds every pair tweet ID that can match the corpus (1-19 digits), as numbers."""
+    import pyarrow as pa
+
+    from twhin_data.transforms.combiners import IdUnion
+    from twhin_data.transforms.shard.pairs import _token_rows, pair_tweet_ids
+
+    pairs = pa.table({"tweet_id_a": ["10", "x", None, "10"], "tweet_id_b": ["12", "99999999999999999999", "7", "500"]})
+    assert sorted(pair_tweet_ids(pairs).to_pylist()) == ["10", "12", "500", "7"]
+    fn = IdUnion()
+    wanted = fn.extract_output(fn.add_input(fn.create_accumulator(), pair_tweet_ids(pairs)))
+    tokens = pa.table(
+        {
+            "tweet_id": ["7", "8", "500"],
+            "input_ids": [[1], [2], [3]],
+            "lang": ["en"] * 3,
+            "split": ["train"] * 3,
+        }
+    )
+    assert [t for t, _v in _token_rows(tokens, wanted)] == ["7", "500"]

@@ -7,8 +7,7 @@ import pyarrow as pa
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from twhin_data.transforms.benchmark.common import rows_with_ids
-from twhin_data.transforms.combiners import IdUnion
+from twhin_data.transforms.combiners import IdUnion, rows_with_ids
 
 
 def test_id_union_in_a_pipeline_is_sorted_unique_numbers():

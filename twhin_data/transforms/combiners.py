@@ -95,3 +95,20 @@ def id_numbers(ids) -> np.ndarray:
     if ids.null_count:
         raise pa.ArrowInvalid("null ID")
     return pc.cast(ids, pa.uint64()).to_numpy(zero_copy_only=False).astype(np.uint64, copy=False)
+
+
+def rows_with_ids(table: pa.Table, wanted: pa.Array) -> pa.Table:
+    """The rows of `table` whose tweet_id is in `wanted` (the sorted uint64 IDs of `IdUnion`, a side input).
+
+    A binary search per row; a table whose IDs are not all decimal is matched as strings (an ID
+    with leading zeros may pass the number match: the join after it compares the strings).
+    """
+    if table.num_rows == 0 or len(wanted) == 0:
+        return table.slice(0, 0)
+    column, wanted = table.column("tweet_id"), wanted.to_numpy()
+    try:
+        values = id_numbers(column)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        return table.filter(pc.is_in(column, value_set=pa.array(wanted).cast(pa.string())))
+    found = wanted[np.minimum(np.searchsorted(wanted, values), len(wanted) - 1)] == values
+    return table.filter(pa.array(found))

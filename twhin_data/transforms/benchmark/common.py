@@ -15,7 +15,7 @@ from twhin_data.core.errors import ConfigError
 from twhin_data.core.hashing import id_unit_interval, shard_of, stable_hash64
 from twhin_data.schemas import conform
 from twhin_data.text import tokenize
-from twhin_data.transforms.combiners import id_numbers
+from twhin_data.transforms.combiners import rows_with_ids
 
 SPLITS = ("train", "validation", "test")
 MAX_LENGTH = 128
@@ -234,23 +234,6 @@ def first_index(ids: list[str]) -> tuple[dict[str, int], dict[str, list[int]]]:
         if first[tweet_id] != i:
             repeated.setdefault(tweet_id, [first[tweet_id]]).append(i)
     return first, repeated
-
-
-def rows_with_ids(table: pa.Table, wanted: pa.Array) -> pa.Table:
-    """The rows of `table` whose tweet_id is in `wanted` (the sorted uint64 IDs of `IdUnion`, a side input).
-
-    A binary search per row; a table whose IDs are not all decimal is matched as strings (an ID
-    with leading zeros may pass the number match: the join after it compares the strings).
-    """
-    if table.num_rows == 0 or len(wanted) == 0:
-        return table.slice(0, 0)
-    column, wanted = table.column("tweet_id"), wanted.to_numpy()
-    try:
-        values = id_numbers(column)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
-        return table.filter(pc.is_in(column, value_set=pa.array(wanted).cast(pa.string())))
-    found = wanted[np.minimum(np.searchsorted(wanted, values), len(wanted) - 1)] == values
-    return table.filter(pa.array(found))
 
 
 def table_slices(table: pa.Table, key: str, buckets: int, salt: str) -> list[tuple[int, pa.Table]]:

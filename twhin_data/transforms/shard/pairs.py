@@ -26,10 +26,11 @@ from apache_beam.metrics import Metrics
 from twhin_data.core import files
 from twhin_data.core.errors import error_record
 from twhin_data.core.hashing import stable_hash64
+from twhin_data.core.ids import ID_PATTERN
 from twhin_data.core.tags import ERRORS
 from twhin_data.schemas import to_table
 from twhin_data.schemas.shards import PAIR_SHARD
-from twhin_data.transforms.combiners import SetUnion
+from twhin_data.transforms.combiners import IdUnion, SetUnion, rows_with_ids
 from twhin_data.transforms.shard import batches
 from twhin_data.transforms.shard.steps import MLM_ROW_GROUP, renumber
 from twhin_data.transforms.shard.tokenize import PAIR_COLUMNS, STAGE
@@ -158,16 +159,16 @@ class CapPairsPerTweet(beam.PTransform):
         return kept.pairs, kept[UNPLACED]
 
 
-def pair_tweet_ids(table: pa.Table) -> list[str]:
-    return pc.unique(
-        pa.concat_arrays([table.column(c).combine_chunks() for c in PAIR_COLUMNS[:2]])
-    ).to_pylist()
+def pair_tweet_ids(table: pa.Table) -> pa.Array:
+    """The distinct tweet IDs a pairs table names that can be corpus IDs (1-19 decimal digits: the
+    corpus rejects every other ID, so a pair naming one fails its join either way)."""
+    ids = pc.unique(pa.concat_arrays([table.column(c).combine_chunks().cast(pa.string()) for c in PAIR_COLUMNS[:2]]))
+    return ids.filter(pc.fill_null(pc.match_substring_regex(ids, ID_PATTERN), False))
 
 
-def _token_rows(table: pa.Table, wanted: set[str]) -> Iterator[tuple[str, tuple]]:
+def _token_rows(table: pa.Table, wanted: pa.Array) -> Iterator[tuple[str, tuple]]:
     """(tweet_id, (input_ids, lang, split)) for the tweets of `table` that some pair uses."""
-    mask = pc.is_in(table.column("tweet_id"), value_set=pa.array(sorted(wanted), pa.string()))
-    for row in table.filter(mask).to_pylist():
+    for row in rows_with_ids(table, wanted).to_pylist():
         yield row["tweet_id"], (row["input_ids"], row["lang"], row["split"], row.get("author_id"))
 
 
@@ -204,7 +205,8 @@ def _attach(item: tuple[str, dict], side: str) -> Iterator:
 class JoinPairs(beam.PTransform):
     """Pairs tables + tokenized tables -> pair dicts carrying both tweets' ids, langs and a split.
 
-    Only tweets that some pair names are shuffled (a side-input set filters the tokens first). A
+    Only tweets that some pair names are shuffled: the pair tweet IDs are one side input (`IdUnion`,
+    a sorted uint64 array, 8 bytes per ID) that filters the tokens first. A
     pair is in validation when either tweet is, so no train pair shares a tweet with validation.
     Outputs: (pairs, errors).
     """
@@ -213,12 +215,11 @@ class JoinPairs(beam.PTransform):
         pair_tables, token_tables = inputs
         wanted = (
             pair_tables
-            | "PairIds" >> beam.FlatMap(pair_tweet_ids)
-            | "DistinctIds" >> beam.Distinct()
-            | "IdSet" >> beam.combiners.ToSet()
+            | "PairIds" >> beam.Map(pair_tweet_ids)
+            | "AllPairIds" >> beam.CombineGlobally(IdUnion()).without_defaults()
         )
         tokens = token_tables | "PairTokens" >> beam.FlatMap(
-            _token_rows, wanted=beam.pvalue.AsSingleton(wanted)
+            _token_rows, wanted=beam.pvalue.AsSingleton(wanted, default_value=IdUnion.EMPTY)
         )
         by_a = pair_tables | "KeyByA" >> beam.FlatMap(_pair_rows)
         with_a = (
