@@ -46,14 +46,16 @@ def check_input_schema(
     return meta
 
 
-_LISTS = (pa.types.is_list, pa.types.is_large_list, pa.types.is_fixed_size_list)
+def is_list_type(t: pa.DataType) -> bool:
+    """Whether `t` is a list type (list, large_list or fixed_size_list)."""
+    return pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
 
 
 def castable(have: pa.DataType, want: pa.DataType) -> bool:
     """Whether values of type `have` cast to `want`, nested types checked element by element (an
     empty array casts between list types whose values never could, e.g. strings to structs)."""
-    if any(is_list(want) for is_list in _LISTS):
-        return any(is_list(have) for is_list in _LISTS) and castable(have.value_type, want.value_type)
+    if is_list_type(want):
+        return is_list_type(have) and castable(have.value_type, want.value_type)
     if pa.types.is_struct(want):
         if not pa.types.is_struct(have):
             return False

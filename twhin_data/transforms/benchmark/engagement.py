@@ -252,7 +252,7 @@ class _WriteLanguageFn(beam.DoFn):
             self._counters.inc(f"records_{split}", len(part))
             columns = [
                 pa.repeat(lang, len(part)),
-                pa.array([split] * len(part), pa.string()),
+                pa.repeat(split, len(part)),
                 pa.array([r["user_row"] for r in part], pa.int64()),
                 pa.array([r["tweet_id"] for r in part], pa.string()),
                 vectors.take(pa.array([r["pick"] for r in part], pa.int64())).cast(pa.list_(pa.float32())),

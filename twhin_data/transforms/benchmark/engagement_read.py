@@ -9,7 +9,7 @@ import pyarrow as pa
 
 from twhin_data.core.errors import ConfigError, error_record
 from twhin_data.core.ids import normalize_id
-from twhin_data.core.parquet import read_metadata
+from twhin_data.core.parquet import is_list_type, read_metadata
 from twhin_data.core.tags import ERRORS
 from twhin_data.schemas.benchmark import ENGAGEMENT_PAIRS, USER_EMBEDDINGS
 from twhin_data.transforms.benchmark.common import table_slices
@@ -100,8 +100,7 @@ def embedding_column(schema: pa.Schema) -> str | None:
     """The embedding column: embedding/user_emb/emb/vector, else the first list column."""
     column = next((n for n in _EMB_NAMES if n in schema.names), None)
     if column is None:
-        is_list = (pa.types.is_list, pa.types.is_large_list, pa.types.is_fixed_size_list)
-        column = next((f.name for f in schema if any(check(f.type) for check in is_list)), None)
+        column = next((f.name for f in schema if is_list_type(f.type)), None)
     return column
 
 
@@ -145,11 +144,11 @@ def embedding_slices(table: pa.Table, buckets: int) -> Iterable:
 def _embedding_values(column: pa.ChunkedArray) -> tuple[pa.ChunkedArray, str | None]:
     """(the column as list<double>, None), or (nulls, why) when it cannot be read as lists of numbers."""
     target = USER_EMBEDDINGS.field("embedding").type
-    nulls = pa.chunked_array([pa.nulls(len(column), target)])
-    is_list = (pa.types.is_list, pa.types.is_large_list, pa.types.is_fixed_size_list)
-    if not any(check(column.type) for check in is_list):
-        return nulls, "embedding is not a list of numbers"
-    try:
-        return column.cast(target), None
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
-        return nulls, "embedding holds non-numbers"
+    if not is_list_type(column.type):
+        problem = "embedding is not a list of numbers"
+    else:
+        try:
+            return column.cast(target), None
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+            problem = "embedding holds non-numbers"
+    return pa.chunked_array([pa.nulls(len(column), target)]), problem
