@@ -75,7 +75,7 @@ def baseline(folder: str) -> dict:
 
     from twhin_data.transforms.graph import edges as gc
     from twhin_data.transforms.graph import pair_scoring as pcore
-    from twhin_data.transforms.graph.engagements import WindowSpec, clean_rows
+    from twhin_data.transforms.graph.read_steps import WindowSpec, clean_rows
 
     start = time.perf_counter()
     paths = sorted(Path(folder).glob("*.csv"))

@@ -16,11 +16,15 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from tests.graph.test_pairs import planted, write_csv
+from twhin_data.core.spill import read_slices, write_slices
 from twhin_data.runners.cli import main
 from twhin_data.schemas import to_table
 from twhin_data.schemas.tweets import TWEETS
 from twhin_data.transforms.graph import edges as gc
+from twhin_data.transforms.graph import read_steps as rs
+from twhin_data.transforms.graph.build_steps import EDGES_SCHEMA
 from twhin_data.transforms.graph.transform import BuildGraph
+from twhin_data.transforms.graph.write_steps import GraphOutputs
 
 #: Whole commands end to end: not in the fast suite (-m "not slow").
 pytestmark = pytest.mark.slow
@@ -46,6 +50,15 @@ def edge_table(rows: list[tuple[int, int, int]]) -> pa.Table:
 ITERATION_CASE = [(1, 10, 1), (1, 20, 2), (1, 40, 3), (2, 10, 1), (2, 20, 2), (3, 10, 1), (3, 20, 2)]
 
 
+def _read_results(tables: list[pa.Table], tmp: Path) -> list:
+    """Edge tables as read_steps.read_input hands them on: (index, [SliceRef], sample)."""
+    out = []
+    for i, table in enumerate(tables):
+        refs = [ref for _, ref in write_slices(str(tmp / f"in-{i}.arrow"), gc.EDGE_SCHEMA, [(0, table)])]
+        out.append((i, refs, rs.sample_edges(table, 256 * 3)))
+    return out
+
+
 @pytest.mark.parametrize(
     "iterations,expected",
     [
@@ -53,27 +66,37 @@ ITERATION_CASE = [(1, 10, 1), (1, 20, 2), (1, 40, 3), (2, 10, 1), (2, 20, 2), (3
         (2, [(0, 0, 1, 10), (0, 1, 1, 20), (1, 0, 2, 10), (1, 1, 2, 20), (2, 0, 3, 10), (2, 1, 3, 20)]),
     ],
 )
-def test_build_graph_cap_min_rounds_and_indices(iterations, expected):
+def test_build_graph_cap_min_rounds_and_indices(tmp_path, iterations, expected):
+    inputs = _read_results([edge_table(ITERATION_CASE[:4]), edge_table(ITERATION_CASE[4:])], tmp_path)
+    out = tmp_path / "out"
     with TestPipeline(runner="FnApiRunner") as p:
         graph = (
             p
-            | beam.Create([edge_table(ITERATION_CASE[:4]), edge_table(ITERATION_CASE[4:])])
+            | beam.Create(inputs)
             | BuildGraph(
-                num_shards=3, max_per_user=2, min_per_tweet=2, iterations=iterations, cap_policy="recent"
+                num_shards=3,
+                max_per_user=2,
+                min_per_tweet=2,
+                iterations=iterations,
+                cap_policy="recent",
+                outputs=GraphOutputs(str(out), ("fav",)),
+                tmp=str(tmp_path / "spill"),
             )
         )
-        rows = graph["edges"] | "EdgeTuples" >> beam.FlatMap(
+        edges = graph["edges"] | "ReadEdges" >> beam.Map(lambda item: read_slices([item[1]], EDGES_SCHEMA))
+        rows = edges | "EdgeTuples" >> beam.FlatMap(
             lambda t: zip(*(t.column(c).to_pylist() for c in ("lhs", "rhs", "user", "tweet")), strict=True)
         )
-        users = graph["users"] | "UserTuples" >> beam.FlatMap(
-            lambda t: zip(*(t.column(c).to_pylist() for c in ("index", "user")), strict=True)
-        )
-        tweets = graph["tweets"] | "TweetTuples" >> beam.FlatMap(
-            lambda t: zip(*(t.column(c).to_pylist() for c in ("index", "tweet", "engagers")), strict=True)
-        )
+        engagers = edges | "Engagers" >> beam.FlatMap(
+            lambda t: zip(*(t.column(c).to_pylist() for c in ("tweet", "engagers")), strict=True)
+        ) | beam.Distinct()
         assert_that(rows, equal_to(expected), label="CheckEdges")
-        assert_that(users, equal_to([(0, 1), (1, 2), (2, 3)]), label="CheckUsers")
-        assert_that(tweets, equal_to([(0, 10, 3 if iterations == 2 else 2), (1, 20, 3)]), label="CheckTweets")
+        assert_that(engagers, equal_to([(10, 3 if iterations == 2 else 2), (20, 3)]), label="CheckEngagers")
+    users = pq.read_table(out / "graph" / "users").to_pylist()
+    tweets = pq.read_table(out / "graph" / "tweets").to_pylist()
+    assert [(u["index"], u["user_id"]) for u in users] == [(0, "1"), (1, "2"), (2, "3")]
+    assert [(t["index"], t["tweet_id"]) for t in tweets] == [(0, "10"), (1, "20")]
+    assert len(pq.read_table(out / "graph" / "edges")) == len(expected)
 
 
 def _messy_inputs(tmp: Path) -> list[str]:

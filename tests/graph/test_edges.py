@@ -8,9 +8,9 @@ import pytest
 
 from twhin_data.transforms.graph import edges as gc
 from twhin_data.transforms.graph import pair_scoring as pcore
-from twhin_data.transforms.graph.engagements import WindowSpec, clean_rows
 from twhin_data.transforms.graph.logs import parse_column_map
 from twhin_data.transforms.graph.pbg import config_text, tsv_lines
+from twhin_data.transforms.graph.read_steps import WindowSpec, clean_rows
 
 
 def edges(rows: list[tuple]) -> pa.Table:

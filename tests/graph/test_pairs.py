@@ -14,6 +14,7 @@ import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
+from twhin_data.core.spill import write_slices
 from twhin_data.runners.cli import main
 from twhin_data.transforms.graph.pairs import CoEngagementPairs
 
@@ -164,7 +165,7 @@ def test_embedding_pairs_from_pbg_tsv_export(tmp_path):
     assert [e["error_type"] for e in errors] == ["bad_vector"]
 
 
-def test_coengagement_transform_counts_scores_and_ranks():
+def test_coengagement_transform_counts_scores_and_ranks(tmp_path):
     # users 1-3 engage with tweets 10 and 20; user 1 also with 30 (10 and 20 have 3 engagers each).
     rows = [(1, 10), (1, 20), (1, 30), (2, 10), (2, 20), (3, 10), (3, 20)]
     engagers = {10: 3, 20: 3, 30: 1}
@@ -179,12 +180,15 @@ def test_coengagement_transform_counts_scores_and_ranks():
         }
     )
     splits = {"user": np.zeros(0, np.uint64), "tweet": np.array([15], np.uint64)}
+    refs = write_slices(str(tmp_path / "edges.arrow"), table.schema, [(0, table)])
     with TestPipeline(runner="FnApiRunner") as p:
         split_points = p | "Splits" >> beam.Create([splits])
         pairs = (
             p
-            | beam.Create([table])
-            | CoEngagementPairs(split_points, top_k=2, min_score=0.0, min_count=1, gap_s=0, fanout_cap=0)
+            | beam.Create(refs)
+            | CoEngagementPairs(
+                split_points, top_k=2, min_score=0.0, min_count=1, gap_s=0, fanout_cap=0, tmp=str(tmp_path / "spill")
+            )
             | beam.FlatMap(lambda t: t.to_pylist())
             | beam.Map(
                 lambda r: (r["tweet_id_a"], r["tweet_id_b"], round(r["score"], 4), r["count"], r["rank"])

@@ -144,12 +144,17 @@ def open_read(path: str):
 _COMPRESSED = (".gz", ".bz2", ".zst", ".deflate", ".lzma", ".xz", ".snappy")
 
 
+def open_decompressed(path: str):
+    """A binary read handle that decompresses by suffix, as Beam's FileSystems.open (Beam is
+    imported only for remote or compressed files)."""
+    if is_remote(path) or path.lower().endswith(_COMPRESSED):
+        return _filesystems().open(path)
+    return open(path, "rb")
+
+
 def read_bytes(path: str) -> bytes:
     """The whole file; compressed files (by suffix) are decompressed, like FileSystems.open."""
-    if is_remote(path) or path.lower().endswith(_COMPRESSED):
-        with _filesystems().open(path) as handle:
-            return handle.read()
-    with open(path, "rb") as handle:
+    with open_decompressed(path) as handle:
         return handle.read()
 
 

@@ -29,6 +29,7 @@ from twhin_data.schemas.graph import (
 from twhin_data.transforms.graph import ann, ann_steps, logs, pbg
 from twhin_data.transforms.graph import edges as gc
 from twhin_data.transforms.graph import engagements as eng
+from twhin_data.transforms.graph import read_steps as rs
 from twhin_data.transforms.graph.embedding_files import vector_dim
 from twhin_data.transforms.graph.pairs import (
     CoEngagementPairs,
@@ -37,8 +38,9 @@ from twhin_data.transforms.graph.pairs import (
     to_pairs_table,
 )
 from twhin_data.transforms.graph.report import build_stats, render_html
-from twhin_data.transforms.graph.transform import BuildGraph
-from twhin_data.transforms.graph.write import WriteGraph
+from twhin_data.transforms.graph.transform import SAMPLES_PER_SHARD, BuildGraph
+from twhin_data.transforms.graph.write import WriteRelations
+from twhin_data.transforms.graph.write_steps import GraphOutputs
 from twhin_data.transforms.io import MarkComplete, WriteDataset, WriteErrors
 from twhin_data.transforms.metrics import counters
 
@@ -48,6 +50,13 @@ PAIR_METHODS = ("cooccurrence", "embeddings")
 OUTPUT_DIRS = ("engagements", "graph", "pairs", os.path.join("errors", NAME), os.path.join("reports", NAME))
 BYTES_PER_PARTITION = 32 << 20
 BYTES_PER_OUTPUT_PART = 256 << 20
+#: Modules of the pooled steps, imported once by the pool's fork server (core/pool.py).
+POOL_PRELOAD = [
+    "twhin_data.transforms.graph.read_steps",
+    "twhin_data.transforms.graph.build_steps",
+    "twhin_data.transforms.graph.pair_steps",
+    "twhin_data.transforms.graph.ann_steps",
+]
 
 
 def _window(args: argparse.Namespace) -> tuple[int | None, int | None]:
@@ -178,32 +187,37 @@ def _distributed(plan: GraphPlan) -> bool:
     )
 
 
-def uses_pool(plan: GraphPlan) -> bool:
-    """Whether this run has pooled steps (--workers N processes): the distributed kNN's only."""
-    return "embeddings" in plan.pair_methods and _distributed(plan)
-
-
 def build(p: beam.Pipeline, plan: GraphPlan) -> None:
     args, out, parts = plan.args, plan.output, plan.output_parts
-    spec = eng.WindowSpec(types=plan.types, start_ms=plan.start_ms, end_ms=plan.end_ms)
-    raw, errors = p | "ReadEngagements" >> eng.ReadEngagements(
-        args.engagements or "", spec=spec, mapping=plan.mapping, tweets=args.tweets
+    tmp, workers = ann_steps.tmp_dir(out), plan.run.workers
+    spec = rs.WindowSpec(types=plan.types, start_ms=plan.start_ms, end_ms=plan.end_ms)
+    read, errors = p | "ReadEngagements" >> eng.ReadEngagements(
+        args.engagements or "",
+        spec=spec,
+        mapping=plan.mapping,
+        tmp=tmp,
+        sample_k=SAMPLES_PER_SHARD * plan.num_partitions,
+        tweets=args.tweets,
+        workers=workers,
+        duplicates=args.duplicates,
+        exclude=tuple(args.exclude or ()),
     )
-    if args.duplicates or args.exclude:
-        raw = raw | "MapTweets" >> beam.ParDo(eng.MapTweetsFn(args.duplicates, tuple(args.exclude or ())))
-    graph = raw | "BuildGraph" >> BuildGraph(
+    graph = read | "BuildGraph" >> BuildGraph(
         num_shards=plan.num_partitions,
         max_per_user=args.max_per_user,
         min_per_tweet=args.min_per_tweet,
         iterations=args.filter_iterations,
         cap_policy=args.cap_policy,
+        outputs=GraphOutputs(out, tuple(plan.types), parts),
+        tmp=tmp,
+        workers=workers,
+        keep_edges="cooccurrence" in plan.pair_methods,
     )
-    edges = graph["edges"]
-    written = [graph | "WriteGraph" >> WriteGraph(out, types=plan.types, num_shards=parts)]
+    written = [graph["written"], p | "WriteRelations" >> WriteRelations(out, plan.types)]
     pair_tables = []
     if "cooccurrence" in plan.pair_methods:
         pair_tables.append(
-            edges
+            graph["edges"]
             | "CoEngagement"
             >> CoEngagementPairs(
                 graph["splits"],
@@ -212,6 +226,8 @@ def build(p: beam.Pipeline, plan: GraphPlan) -> None:
                 min_count=args.min_count,
                 gap_s=args.pair_time_gap_s,
                 fanout_cap=args.max_fanout_per_user,
+                tmp=tmp,
+                workers=workers,
             )
         )
     if "embeddings" in plan.pair_methods and _distributed(plan):

@@ -12,42 +12,26 @@ from apache_beam.metrics import Metrics
 
 from twhin_data.core import files
 from twhin_data.core.errors import InputRejectedError
-from twhin_data.core.hashing import shard_of
 from twhin_data.core.parquet import check_input_schema, row_group_sizes
-from twhin_data.core.tables import split_table
 from twhin_data.schemas import conform, to_table
 from twhin_data.schemas.errors import ERRORS
+from twhin_data.transforms.parts import SALT, PartSpec, split_parts, write_part
 
 ROWS_PER_TABLE = 2000
 
 
-def _split_by_shard(
-    table: pa.Table, *, key: str, num_shards: int, salt: str
-) -> Iterable[tuple[int, pa.Table]]:
-    if table.num_rows == 0:
-        return []
-    return split_table(table, shard_of(table.column(key), num_shards, salt))
-
-
 class _WriteShardFn(beam.DoFn):
-    """Concatenates one shard's tables, sorts the rows and writes one Parquet file atomically."""
+    """Writes one part from its tables (parts.write_part: conformed, sorted, atomic)."""
 
-    def __init__(self, *, path: str, name: str, schema: pa.Schema, num_shards: int, sort_by: list[str]):
-        self._path = path
-        self._name = name
-        self._schema = schema
-        self._num_shards = num_shards
-        self._sort_by = sort_by
-        self._rows = Metrics.counter("write", f"{name}_rows")
+    def __init__(self, spec: PartSpec):
+        self._spec = spec
+        self._rows = Metrics.counter("write", f"{spec.name}_rows")
 
     def process(self, item: tuple[int, Iterable[pa.Table]]) -> Iterable[dict]:
         shard, tables = item
-        table = pa.concat_tables([conform(t, self._schema) for t in tables])
-        table = table.sort_by([(c, "ascending") for c in self._sort_by])
-        filename = f"part-{shard:05d}-of-{self._num_shards:05d}.parquet"
-        info = files.write_parquet_atomic(files.join(self._path, filename), table)
-        self._rows.inc(table.num_rows)
-        yield {"dataset": self._name, "shard": shard, **info}
+        info = write_part(self._spec, shard, list(tables))
+        self._rows.inc(info["rows"])
+        yield info
 
 
 class WriteDataset(beam.PTransform):
@@ -76,7 +60,7 @@ class WriteDataset(beam.PTransform):
         sort_by: list[str] | None = None,
         num_shards: int = 1,
         name: str | None = None,
-        salt: str = "twhin-data-parts",
+        salt: str = SALT,
     ):
         super().__init__()
         if num_shards < 1:
@@ -91,17 +75,16 @@ class WriteDataset(beam.PTransform):
         self._salt = salt
 
     def expand(self, pcoll):
-        schema, key, n, name, salt = self._schema, self._key, self._num_shards, self._name, self._salt
+        spec = PartSpec(
+            self._path, self._schema, self._key, tuple(self._sort_by), self._num_shards, self._name, self._salt
+        )
         return (
             pcoll
-            | "ToTables" >> ToTables(schema)
-            | "SplitByShard" >> beam.FlatMap(_split_by_shard, key=key, num_shards=n, salt=salt)
+            | "ToTables" >> ToTables(self._schema)
+            | "SplitByShard" >> beam.FlatMap(split_parts, spec)
             # One shuffle: gathers each part's rows on one worker so it can be sorted and written once.
             | "GroupByShard" >> beam.GroupByKey()
-            | "WriteShard"
-            >> beam.ParDo(
-                _WriteShardFn(path=self._path, name=name, schema=schema, num_shards=n, sort_by=self._sort_by)
-            )
+            | "WriteShard" >> beam.ParDo(_WriteShardFn(spec))
         )
 
 

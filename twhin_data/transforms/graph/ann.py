@@ -30,7 +30,7 @@ from twhin_data.transforms.parallel import PoolMapFn
 NAMESPACE = "graph"
 #: `--knn auto` switches to the distributed search above this many vectors.
 DISTRIBUTED_MIN = 1_000_000
-POOL = "graph-ann"
+POOL = "graph"  # shared with the graph build steps (transform.POOL)
 
 
 def _with_centroids(item: tuple[int, str], centroids: str) -> tuple[int, str, str]:

@@ -14,8 +14,8 @@ from collections.abc import Iterable
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
-from apache_beam.io.filesystems import FileSystems
 
+from twhin_data.core import files
 from twhin_data.core.errors import ConfigError
 from twhin_data.core.parquet import read_metadata
 
@@ -64,13 +64,18 @@ def _stringify(value) -> str | None:
     return str(value)
 
 
+def open_log(path: str):
+    """A read handle of a log file, decompressed by suffix (.gz, .bz2, ...), local or remote."""
+    return files.open_decompressed(path)
+
+
 def read_raw(
     path: str, mapping: dict[str, str]
 ) -> Iterable[tuple[pa.Table | None, list[tuple[str, str, str]]]]:
     """Yields (string table with our FIELDS, unparseable lines as (input, error_type, message))."""
     fmt = file_format(path)
     wanted = {mapping[f]: f for f in FIELDS}
-    with FileSystems.open(path) as handle:
+    with open_log(path) as handle:
         if fmt == "parquet":
             parquet = pq.ParquetFile(handle)
             present = [c for c in wanted if c in parquet.schema_arrow.names]
@@ -208,7 +213,7 @@ def check_header(path: str, mapping: dict[str, str]) -> None:
     if fmt == "parquet":
         names = read_metadata(path)[0].names  # ConfigError (one line) for a file that is not Parquet
     else:
-        with FileSystems.open(path) as handle:
+        with open_log(path) as handle:
             line = handle.readline().decode("utf-8-sig", errors="replace").rstrip("\r\n")
         names = [h.strip().strip('"') for h in line.split("\t" if fmt == "tsv" else ",")]
     missing = [f"{f} (column {mapping[f]!r})" for f in REQUIRED if mapping[f] not in names]

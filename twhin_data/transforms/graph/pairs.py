@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from collections.abc import Iterable
 
@@ -14,10 +15,10 @@ from apache_beam.metrics import Metrics
 
 from twhin_data.core import files
 from twhin_data.core.errors import ConfigError
-from twhin_data.core.tables import split_table
-from twhin_data.core.tags import ERRORS
+from twhin_data.core.tags import ERRORS, STATS
 from twhin_data.transforms.graph import edges as gc
 from twhin_data.transforms.graph import pair_scoring as pcore
+from twhin_data.transforms.graph import pair_steps as ps
 from twhin_data.transforms.graph.embedding_files import (
     EMBEDDING_COUNTS,
     EMBEDDING_SUFFIXES,
@@ -26,8 +27,9 @@ from twhin_data.transforms.graph.embedding_files import (
     columns_of,
     file_vectors,
 )
-from twhin_data.transforms.graph.transform import key_by
 from twhin_data.transforms.graph.tweet_map import load_tweet_map
+from twhin_data.transforms.metrics import CountStatsFn
+from twhin_data.transforms.parallel import PoolMapFn
 
 NAMESPACE = "graph"
 
@@ -46,104 +48,73 @@ def to_pairs_table(table: pa.Table, method: str) -> pa.Table:
     )
 
 
-def _directed(edges: pa.Table, *, gap_ms: int, fanout_cap: int, splits) -> Iterable:
-    """Final edges of whole users -> (tweet shard, directed pair counts with engagers)."""
-    left, right, counts = pcore.user_pairs(edges, gap_ms=gap_ms, fanout_cap=fanout_cap)
-    for name, value in counts.items():
-        if value:
-            Metrics.counter(NAMESPACE, name).inc(value)
-    Metrics.counter(NAMESPACE, "pairs_generated").inc(len(left))
-    if len(left) == 0:
-        return
-    tweets = edges.column("tweet").to_numpy()
-    _, first = np.unique(tweets, return_index=True)
-    keys, engagers = tweets[first], edges.column("engagers").to_numpy()[first]
-    # Both directions, pre-aggregated here so the shuffle carries each (focal, other) once per partition.
-    focal, other, count = pcore.aggregate_directed(
-        np.r_[left, right], np.r_[right, left], np.ones(2 * len(left), dtype=np.int64)
-    )
-    table = pa.table(
-        {
-            "tweet": pa.array(focal, pa.uint64()),
-            "other": pa.array(other, pa.uint64()),
-            "count": pa.array(count, pa.int64()),
-            "deg_f": pa.array(gc.lookup(keys, engagers, focal), pa.int64()),
-            "deg_o": pa.array(gc.lookup(keys, engagers, other), pa.int64()),
-        }
-    )
-    yield from key_by(table, "tweet", splits)
-
-
-def _score_top_k(item, *, top_k: int, min_score: float, min_count: int, splits) -> Iterable:
-    """(tweet shard, directed tables) -> (shard of a, canonical pairs in some tweet's top-k)."""
-    _, tables = item
-    table = pa.concat_tables(list(tables)).combine_chunks()
-    focal, other, count = pcore.aggregate_directed(*gc.cols(table, "tweet", "other", "count"))
-    deg = {}
-    for name, col in (("f", "tweet"), ("o", "other")):
-        keys = table.column(col).to_numpy()
-        _, first = np.unique(keys, return_index=True)
-        deg[name] = gc.lookup(
-            keys[first], table.column(f"deg_{name}").to_numpy()[first], focal if name == "f" else other
-        )
-    score = (count / np.sqrt(np.maximum(deg["f"] * deg["o"], 1))).astype(np.float32)
-    ok = (count >= min_count) & (score >= min_score)
-    focal, other, count, score = focal[ok], other[ok], count[ok], score[ok]
-    rank = pcore.top_k(focal, other, score, count, top_k)
-    keep = rank > 0
-    a = np.minimum(focal[keep], other[keep])
-    out = pa.table(
-        {
-            "a": pa.array(a, pa.uint64()),
-            "b": pa.array(np.maximum(focal[keep], other[keep]), pa.uint64()),
-            "score": pa.array(score[keep], pa.float32()),
-            "count": pa.array(count[keep], pa.int64()),
-            "rank": pa.array(rank[keep], pa.int32()),
-        }
-    )
-    yield from split_table(out, gc.range_shard(a, splits["tweet"]))
-
-
-def _canonical(item) -> Iterable[pa.Table]:
-    _, tables = item
-    table = pa.concat_tables(list(tables)).combine_chunks()
-    a, b, rank = gc.cols(table, "a", "b", "rank")
-    pick = pcore.canonical_min_rank(a, b, rank)
-    Metrics.counter(NAMESPACE, "pairs_cooccurrence").inc(len(pick))
-    yield to_pairs_table(table.take(pa.array(pick)), "cooccurrence")
-
-
 class CoEngagementPairs(beam.PTransform):
-    """Final graph edge tables (whole users per table, with `engagers`) -> PAIRS tables.
+    """Final graph edges (``(user shard, SliceRef)``, whole users per shard, with `engagers`) ->
+    PAIRS tables, through the pooled steps of pair_steps.py (spill files under `tmp`).
 
     A pair is kept when it is among the `top_k` best-scored neighbours of either tweet (rank =
     the better of the two), has count >= `min_count` and score >= `min_score`.
     """
 
-    def __init__(self, splits, *, top_k: int, min_score: float, min_count: int, gap_s: int, fanout_cap: int):
+    def __init__(
+        self,
+        splits,
+        *,
+        top_k: int,
+        min_score: float,
+        min_count: int,
+        gap_s: int,
+        fanout_cap: int,
+        tmp: str,
+        workers: int = 1,
+        pool: str = "graph",
+    ):
         super().__init__()
         self._splits = splits
         self._top_k, self._min_score, self._min_count = top_k, min_score, min_count
         self._gap_ms, self._fanout = gap_s * 1000, fanout_cap
+        self._tmp, self._workers, self._pool = tmp, workers, pool
+
+    def _pooled(self, fn, **kwargs) -> PoolMapFn:
+        return PoolMapFn(functools.partial(fn, **kwargs), workers=self._workers, shared=self._pool)
 
     def expand(self, edges):
         side = beam.pvalue.AsSingleton(self._splits)
-        return (
+        directed = (
             edges
+            | "WithSplits" >> beam.Map(lambda item, splits: (*item, splits), side)
             | "UserPairs"
-            >> beam.FlatMap(_directed, gap_ms=self._gap_ms, fanout_cap=self._fanout, splits=side)
-            | "GroupPairsByTweet" >> beam.GroupByKey()
-            | "ScoreTopK"
-            >> beam.FlatMap(
-                _score_top_k,
-                top_k=self._top_k,
-                min_score=self._min_score,
-                min_count=self._min_count,
-                splits=side,
-            )
-            | "GroupCanonical" >> beam.GroupByKey()
-            | "CanonicalPairs" >> beam.FlatMap(_canonical)
+            >> beam.ParDo(
+                self._pooled(ps.directed_pairs, gap_ms=self._gap_ms, fanout_cap=self._fanout, tmp=self._tmp)
+            ).with_outputs(STATS, main="refs")
         )
+        ranked = (
+            directed.refs
+            | "GroupPairsByTweet" >> beam.GroupByKey()
+            | "TweetShards" >> beam.Map(lambda kv, splits: (kv[0], list(kv[1]), splits), side)
+            | "ScoreTopK"
+            >> beam.ParDo(
+                self._pooled(
+                    ps.score_top_k,
+                    top_k=self._top_k,
+                    min_score=self._min_score,
+                    min_count=self._min_count,
+                    tmp=self._tmp,
+                )
+            )
+        )
+        pairs = (
+            ranked
+            | "GroupCanonical" >> beam.GroupByKey()
+            | "PairShards" >> beam.Map(lambda kv: (kv[0], list(kv[1])))
+            | "CanonicalPairs" >> beam.ParDo(self._pooled(ps.canonical_pairs)).with_outputs(STATS, main="pairs")
+        )
+        _ = (
+            (directed[STATS], pairs[STATS])
+            | "PairStats" >> beam.Flatten()
+            | "CountPairs" >> beam.ParDo(CountStatsFn(NAMESPACE))
+        )
+        return pairs.pairs | "PairRows" >> beam.Map(to_pairs_table, "cooccurrence")
 
 
 # --- embeddings -------------------------------------------------------------------------------

@@ -10,9 +10,7 @@ type into one file with no type column; `--pairs embeddings` reads ``t<id>`` nam
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 
-import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -106,29 +104,3 @@ def tsv_lines(edges: pa.Table, relation_names: list[str]) -> bytes:
         "\t",
     )
     return ("\n".join(text.to_pylist()) + "\n").encode("utf-8") if len(text) else b""
-
-
-class WritePbgEdges(beam.PTransform):
-    """Final edge tables (one per user partition, sorted by lhs) -> ``<dir>/edges/edges-<lhs>.tsv``.
-
-    Each file is named after its first user index, so names and bytes are deterministic.
-    """
-
-    def __init__(self, directory: str, relation_names: list[str]):
-        super().__init__()
-        self._dir, self._relations = directory, relation_names
-
-    def expand(self, edges):
-        return edges | "WritePbgTsv" >> beam.FlatMap(
-            _write_tsv, directory=self._dir, relations=self._relations
-        )
-
-
-def _write_tsv(edges: pa.Table, *, directory: str, relations: list[str]) -> Iterable[dict]:
-    if edges.num_rows == 0:
-        return
-    first = int(edges.column("lhs")[0].as_py())
-    path = files.join(directory, "edges", f"edges-{first:012d}.tsv")
-    data = tsv_lines(edges, relations)
-    files.write_bytes_atomic(path, data)
-    yield {"path": path, "rows": edges.num_rows, "bytes": len(data)}

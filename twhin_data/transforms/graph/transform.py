@@ -1,292 +1,186 @@
-"""Building the engagement graph: dedupe, per-user cap, per-tweet minimum, contiguous indices.
+"""Building the engagement graph: the pooled steps of build_steps.py wired with Beam shuffles.
 
-Edges travel as ``pa.Table`` partitions keyed by a *range* shard of the user or tweet ID, so every
-shuffle moves a few large tables instead of millions of elements, no worker ever holds more than
-one partition, and a node's global index (its rank in numeric ID order) is the partition's
-offset (a prefix sum over partition sizes, a tiny side input) plus its rank inside the partition.
-Range split points come from a deterministic bottom-k hash sample of the distinct edges, so
-partitions are balanced by edge count.
-
-Filter rounds (``iterations`` = R >= 1), on the deduplicated edges E, with T = all tweets alive:
-  1. user step: each user keeps at most `max_per_user` of its edges whose tweet is alive
-     (most recent first, or a stable hash sample);
-  2. tweet step: a tweet stays alive when at least `min_per_tweet` distinct users kept an edge to it.
-After R rounds the graph is the kept edges of alive tweets: every user has <= max_per_user edges
-and every tweet >= min_per_tweet users, whatever R. Later rounds give a user's cap slots back
-to tweets that survive; `tweets_dropped_round_<r>` = 0 on the last round means it was stable.
+The rows move between the steps in Arrow spill files under `tmp`; the shuffles carry file
+references only, so the runner's process does nothing per edge and never holds a partition, and
+with ``--workers N`` the steps run in N processes (docs/scale-up.md). Range split points come from
+a deterministic bottom-k hash sample of the distinct edges (read_steps.py), so partitions are
+balanced by edge count. The filter rounds and the index order are described in build_steps.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
 
 import apache_beam as beam
-import numpy as np
-import pyarrow as pa
 from apache_beam.metrics import Metrics
 
-from twhin_data.core.tables import split_table
-from twhin_data.schemas.graph import ENGAGEMENT_TYPES
-from twhin_data.transforms.graph import edges as gc
-from twhin_data.transforms.metrics import Counters
+from twhin_data.core.tags import PARTS, STATS, WRITTEN
+from twhin_data.transforms.graph import build_steps as bs
+from twhin_data.transforms.graph import read_steps as rs
+from twhin_data.transforms.graph.write_steps import GraphOutputs, write_graph_part
+from twhin_data.transforms.parallel import PoolMapFn
 
 NAMESPACE = "graph"
-STATE_SCHEMA = gc.EDGE_SCHEMA.append(pa.field("alive", pa.bool_())).append(pa.field("sel", pa.bool_()))
 SAMPLES_PER_SHARD = 256
+#: The pool every pooled step of graph shares (started once: core/pool.py).
+POOL = "graph"
 
 
-class BottomKSampleFn(beam.CombineFn):
-    """Deterministic sample of distinct edges: the k smallest stable hashes of (user, tweet, rel)."""
+class MergeSamplesFn(beam.CombineFn):
+    """The bottom-k hash sample of the whole input from the samples of its files."""
 
     def __init__(self, k: int):
         self._k = k
 
-    def create_accumulator(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return np.zeros(0, np.uint64), np.zeros(0, np.uint64), np.zeros(0, np.uint64)
+    def create_accumulator(self) -> rs.Sample:
+        return rs.empty_sample()
 
-    def _trim(self, h: np.ndarray, u: np.ndarray, t: np.ndarray):
-        _, first = np.unique(h, return_index=True)  # sorted by hash, duplicates removed
-        first = first[: self._k]
-        return h[first], u[first], t[first]
+    def add_input(self, acc: rs.Sample, sample: rs.Sample) -> rs.Sample:
+        return rs.merge_samples([acc, sample], self._k)
 
-    def add_input(self, acc, table: pa.Table):
-        user, tweet, rel = gc.cols(table, "user", "tweet", "rel")
-        h = gc.edge_hash(user, tweet, rel, salt=0x5A3D)
-        return self._trim(np.r_[acc[0], h], np.r_[acc[1], user], np.r_[acc[2], tweet])
+    def merge_accumulators(self, accs) -> rs.Sample:
+        return rs.merge_samples(list(accs), self._k)
 
-    def merge_accumulators(self, accs):
-        accs = list(accs)
-        return self._trim(*(np.concatenate([a[i] for a in accs]) for i in range(3)))
-
-    def extract_output(self, acc) -> dict[str, np.ndarray]:
-        return {"user": acc[1], "tweet": acc[2]}
+    def extract_output(self, acc: rs.Sample) -> rs.Sample:
+        return acc
 
 
-def make_splits(sample: dict[str, np.ndarray], num_shards: int) -> dict[str, np.ndarray]:
-    return {
-        side: gc.quantile_splits(sample[side].astype(np.uint64), num_shards) for side in ("user", "tweet")
-    }
+class CountGraphStatsFn(beam.DoFn):
+    """A pooled step's stats dict -> the `graph` counters; `degree_max_<side>` -> the largest degree
+    (Beam distribution `degree_<side>`)."""
+
+    def __init__(self, namespace: str = NAMESPACE):
+        self._namespace = namespace
+
+    def process(self, stats: dict):
+        for name, value in stats.items():
+            if name.startswith(bs.DEGREE_MAX):
+                Metrics.distribution(self._namespace, "degree_" + name.removeprefix(bs.DEGREE_MAX)).update(value)
+            else:
+                Metrics.counter(self._namespace, name).inc(int(value))
 
 
-def key_by(table: pa.Table, side: str, splits: dict[str, np.ndarray]) -> list[tuple[int, pa.Table]]:
-    """Splits a table into (range shard of `side`, rows) elements."""
-    return split_table(table, gc.range_shard(table.column(side).to_numpy(), splits[side]))
-
-
-def _concat(tables: Iterable[pa.Table], schema: pa.Schema | None = None) -> pa.Table:
-    tables = list(tables)
-    if not tables:
-        return schema.empty_table()
-    return pa.concat_tables(tables).combine_chunks()
-
-
-class _Counting(beam.DoFn):
-    def __init__(self):
-        self._counters = Counters(NAMESPACE)
-
-    def _inc(self, name: str, value: int) -> None:
-        if value:
-            self._counters.inc(name, value)
-
-    def _inc_by_type(self, prefix: str, rel: np.ndarray, mask: np.ndarray | None = None) -> None:
-        values = rel if mask is None else rel[mask]
-        for code, count in enumerate(np.bincount(values.astype(np.int64), minlength=len(ENGAGEMENT_TYPES))):
-            self._inc(f"{prefix}_{ENGAGEMENT_TYPES[code]}", int(count))
-
-
-class _UserRoundFn(_Counting):
-    """(user shard, tables) -> (tweet shard, state table): dedupe (first round) and per-user cap."""
-
-    def __init__(self, *, first: bool, cap: int, policy: str):
-        super().__init__()
-        self._first, self._cap, self._policy = first, cap, policy
-
-    def process(self, item, splits) -> Iterable[tuple[int, pa.Table]]:
-        _, tables = item
-        table = _concat(tables)
-        if self._first:
-            table, dropped = gc.dedupe(table)
-            self._inc("duplicates", dropped.sum())
-            for code, count in enumerate(dropped):
-                self._inc(f"duplicates_{ENGAGEMENT_TYPES[code]}", count)
-            self._inc_by_type("deduped", table.column("rel").to_numpy())
-            alive = np.ones(table.num_rows, dtype=bool)
-        else:
-            alive = table.column("alive").to_numpy(zero_copy_only=False)
-        if self._cap > 0:
-            sel = gc.cap_per_user(table, alive, self._cap, self._policy)
-        else:
-            sel = alive.copy()
-        state = pa.Table.from_arrays(
-            [table.column(n) for n in gc.EDGE_SCHEMA.names] + [pa.array(alive), pa.array(sel)],
-            schema=STATE_SCHEMA,
-        )
-        yield from key_by(state, "tweet", splits)
-
-
-class _TweetRoundFn(_Counting):
-    """(tweet shard, state tables) -> the per-tweet minimum of one round.
-
-    Not final: (user shard, state table) for the next round. Final: (tweet shard, final edges
-    with `engagers` = distinct users per tweet, tweet nodes (tweet, degree, engagers)).
-    """
-
-    def __init__(self, *, round_number: int, final: bool, min_per_tweet: int):
-        super().__init__()
-        self._round, self._final, self._min = round_number, final, min_per_tweet
-
-    def process(self, item, splits) -> Iterable:
-        shard, tables = item
-        table = _concat(tables)
-        alive, sel = (table.column(n).to_numpy(zero_copy_only=False) for n in ("alive", "sel"))
-        user, tweet, rel = gc.cols(table, "user", "tweet", "rel")
-        kept = alive & sel
-        tweets, engagers = gc.distinct_users_per_tweet(tweet[kept], user[kept])
-        engager_count = gc.lookup(tweets, engagers, tweet, default=0)
-        new_alive = alive & (engager_count >= self._min)
-        self._inc(f"tweets_dropped_round_{self._round}", len(np.unique(tweet[alive & ~new_alive])))
-        if not self._final:
-            state = table.set_column(table.schema.get_field_index("alive"), "alive", pa.array(new_alive))
-            yield from key_by(state, "user", splits)
-            return
-        final = new_alive & sel
-        self._inc("filtered_min_per_tweet", (~new_alive).sum())
-        self._inc("filtered_max_per_user", (new_alive & ~sel).sum())
-        self._inc("edges_out", final.sum())
-        self._inc_by_type("filtered_min_per_tweet", rel, ~new_alive)
-        self._inc_by_type("filtered_max_per_user", rel, new_alive & ~sel)
-        self._inc_by_type("edges_out", rel, final)
-        edges = table.select(gc.EDGE_SCHEMA.names).filter(pa.array(final))
-        engaged = gc.lookup(tweets, engagers, edges.column("tweet").to_numpy(), default=0)
-        edges = edges.append_column("engagers", pa.array(engaged, pa.int64()))
-        node_ids, degree = np.unique(edges.column("tweet").to_numpy(), return_counts=True)
-        nodes = pa.table(
-            {
-                "tweet": pa.array(node_ids, pa.uint64()),
-                "degree": pa.array(degree, pa.int64()),
-                "engagers": pa.array(gc.lookup(tweets, engagers, node_ids), pa.int64()),
-            }
-        )
-        _count_degrees(self, "tweet", degree)
-        yield shard, edges, nodes
-
-
-def _count_degrees(fn: _Counting, side: str, degree: np.ndarray) -> None:
-    fn._inc(f"{side}s", len(degree))
-    for label, count in gc.log2_histogram(degree).items():
-        fn._inc(f"degree_{side}_{label}", count)
-    if len(degree):
-        Metrics.distribution(NAMESPACE, f"degree_{side}").update(int(degree.max()))
-
-
-def offsets(counts: dict[int, int]) -> dict[int, int]:
-    """shard -> number of nodes in all lower shards (range shards are in ID order)."""
-    out, total = {}, 0
-    for shard in sorted(counts):
-        out[shard] = total
-        total += counts[shard]
-    return out
-
-
-def _index_tweets(item, starts: dict[int, int]):
-    shard, edges, nodes = item
-    index = np.arange(nodes.num_rows, dtype=np.int64) + starts.get(shard, 0)
-    nodes = nodes.add_column(0, "index", pa.array(index))
-    rhs = gc.lookup(nodes.column("tweet").to_numpy(), index, edges.column("tweet").to_numpy(), default=-1)
-    return edges.append_column("rhs", pa.array(rhs, pa.int64())), nodes
-
-
-class _UserNodesFn(_Counting):
-    """(user shard, final edge tables) -> (shard, edges, user nodes (user, degree))."""
-
-    def process(self, item) -> Iterable:
-        shard, tables = item
-        edges = _concat(tables)
-        node_ids, degree = np.unique(edges.column("user").to_numpy(), return_counts=True)
-        _count_degrees(self, "user", degree)
-        yield (
-            shard,
-            edges,
-            pa.table({"user": pa.array(node_ids, pa.uint64()), "degree": pa.array(degree, pa.int64())}),
-        )
-
-
-def _index_users(item, starts: dict[int, int]) -> tuple[pa.Table, pa.Table]:
-    shard, edges, nodes = item
-    index = np.arange(nodes.num_rows, dtype=np.int64) + starts.get(shard, 0)
-    nodes = nodes.add_column(0, "index", pa.array(index))
-    lhs = gc.lookup(nodes.column("user").to_numpy(), index, edges.column("user").to_numpy(), default=-1)
-    edges = edges.append_column("lhs", pa.array(lhs, pa.int64()))
-    order = np.lexsort((edges.column("rel").to_numpy(), edges.column("rhs").to_numpy(), lhs))
-    return edges.take(pa.array(order)), nodes
-
-
-def _node_offsets(pcoll, label: str):
-    return (
-        pcoll
-        | f"{label}Sizes" >> beam.Map(lambda item: (item[0], item[2].num_rows))
-        | f"{label}SizeDict" >> beam.combiners.ToDict()
-        | f"{label}Offsets" >> beam.Map(offsets)
-    )
+def _listed(kv, *side):
+    """A GroupByKey output -> (key, refs in file order, *side inputs)."""
+    return (kv[0], sorted(kv[1]), *side)
 
 
 class BuildGraph(beam.PTransform):
-    """Edge tables (``edges.EDGE_SCHEMA``) -> the filtered graph with contiguous indices.
+    """Read results (read_steps.read_input: ``(file index, [SliceRef], sample)``) -> the filtered graph.
 
-    Output: dict of PCollections. ``edges``: one table per user partition, sorted by (lhs, rhs, rel),
-    columns user, tweet, rel, ts, source, engagers, rhs, lhs; ``users``: tables (index, user, degree);
-    ``tweets``: tables (index, tweet, degree, engagers); ``splits``: the range split points.
+    Output: dict of PCollections. ``edges``: ``(user shard, SliceRef)`` of the final edges, sorted
+    by (lhs, rhs, rel), columns build_steps.EDGES_SCHEMA (only with `keep_edges`); ``written``: a
+    dict per file written (the output datasets of `outputs`, the PBG edge lists); ``splits``: the
+    range split points.
 
     Args:
-      num_shards: range partitions (memory bound per worker: edges / num_shards rows).
+      num_shards: range partitions (memory bound per task: edges / num_shards rows).
       max_per_user: per-user cap (0 = none). min_per_tweet: minimum distinct users per tweet.
-      iterations: filter rounds (see the module docstring). cap_policy: recent or hash.
+      iterations: filter rounds (build_steps.py). cap_policy: recent or hash.
+      outputs: where the datasets go. tmp: the spill folder. workers: pool processes (1: inline).
     """
 
     def __init__(
-        self, *, num_shards: int, max_per_user: int, min_per_tweet: int, iterations: int, cap_policy: str
+        self,
+        *,
+        num_shards: int,
+        max_per_user: int,
+        min_per_tweet: int,
+        iterations: int,
+        cap_policy: str,
+        outputs: GraphOutputs,
+        tmp: str,
+        workers: int = 1,
+        keep_edges: bool = True,
     ):
         super().__init__()
         self._shards, self._cap, self._min = num_shards, max_per_user, min_per_tweet
         self._rounds, self._policy = iterations, cap_policy
+        self._outputs, self._tmp, self._workers, self._keep = outputs, tmp, workers, keep_edges
 
-    def expand(self, edges):
-        sample = edges | "SampleEdges" >> beam.CombineGlobally(
-            BottomKSampleFn(SAMPLES_PER_SHARD * self._shards)
+    def _pooled(self, fn, **kwargs) -> PoolMapFn:
+        return PoolMapFn(functools.partial(fn, **kwargs), workers=self._workers, shared=POOL)
+
+    def expand(self, inputs):
+        tmp, stats = self._tmp, []
+        sample = (
+            inputs
+            | "Samples" >> beam.Map(lambda item: item[2])
+            | "MergeSamples" >> beam.CombineGlobally(MergeSamplesFn(SAMPLES_PER_SHARD * self._shards))
         )
-        splits = sample | "SplitPoints" >> beam.Map(make_splits, self._shards)
+        splits = sample | "SplitPoints" >> beam.Map(rs.make_splits, self._shards)
         side = beam.pvalue.AsSingleton(splits)
         state = (
-            edges
-            | "KeyByUser" >> beam.FlatMap(key_by, "user", side)
-            | "GroupUsers1" >> beam.GroupByKey()
-            | "DedupeCap1" >> beam.ParDo(_UserRoundFn(first=True, cap=self._cap, policy=self._policy), side)
+            inputs
+            | "WithSplits" >> beam.Map(lambda item, s: (*item, s), side)
+            | "PartitionByUser" >> beam.ParDo(self._pooled(rs.partition_file, tmp=tmp))
         )
         for r in range(1, self._rounds + 1):
-            final = r == self._rounds
-            step = _TweetRoundFn(round_number=r, final=final, min_per_tweet=self._min)
-            state = (
-                state | f"GroupTweets{r}" >> beam.GroupByKey() | f"MinPerTweet{r}" >> beam.ParDo(step, side)
+            users = (
+                state
+                | f"GroupUsers{r}" >> beam.GroupByKey()
+                | f"UserShards{r}" >> beam.Map(_listed, side)
+                | f"Cap{r}"
+                >> beam.ParDo(
+                    self._pooled(bs.user_round, round_number=r, cap=self._cap, policy=self._policy, tmp=tmp)
+                ).with_outputs(STATS, main="refs")
             )
-            if not final:
-                cap = _UserRoundFn(first=False, cap=self._cap, policy=self._policy)
-                state = (
-                    state | f"GroupUsers{r + 1}" >> beam.GroupByKey() | f"Cap{r + 1}" >> beam.ParDo(cap, side)
-                )
-        tweet_starts = beam.pvalue.AsSingleton(_node_offsets(state, "Tweet"))
-        indexed = state | "IndexTweets" >> beam.Map(_index_tweets, tweet_starts)
-        by_user = (
-            indexed
-            | "EdgesOnly" >> beam.Map(lambda x: x[0])
-            | "KeyFinalByUser" >> beam.FlatMap(key_by, "user", side)
-            | "GroupUsersFinal" >> beam.GroupByKey()
-            | "UserNodes" >> beam.ParDo(_UserNodesFn())
+            step = functools.partial(bs.tweet_round, round_number=r, final=r == self._rounds, min_per_tweet=self._min)
+            tweets = (
+                users.refs
+                | f"GroupTweets{r}" >> beam.GroupByKey()
+                | f"TweetShards{r}" >> beam.Map(_listed, side)
+                | f"MinPerTweet{r}" >> beam.ParDo(self._pooled(step, tmp=tmp)).with_outputs(STATS, main="refs")
+            )
+            stats += [users[STATS], tweets[STATS]]
+            state = tweets.refs
+        tweet_starts = (
+            state
+            | "TweetCounts" >> beam.Map(lambda item: (item[0], item[2]))
+            | "TweetCountDict" >> beam.combiners.ToDict()
+            | "TweetOffsets" >> beam.Map(bs.offsets)
         )
-        user_starts = beam.pvalue.AsSingleton(_node_offsets(by_user, "User"))
-        final_edges = by_user | "IndexUsers" >> beam.Map(_index_users, user_starts)
+        indexed = (
+            state
+            | "WithTweetOffsets" >> beam.Map(lambda item, st, s: (*item, st, s), beam.pvalue.AsSingleton(tweet_starts), side)
+            | "IndexTweets"
+            >> beam.ParDo(self._pooled(bs.index_tweets, outputs=self._outputs, tmp=tmp)).with_outputs(
+                STATS, PARTS, main="refs"
+            )
+        )
+        counted = (
+            indexed.refs
+            | "GroupUsersFinal" >> beam.GroupByKey()
+            | "FinalUserShards" >> beam.Map(_listed)
+            | "CountUsers" >> beam.ParDo(self._pooled(bs.count_users)).with_outputs(STATS, main="counted")
+        )
+        user_starts = (
+            counted.counted
+            | "UserCounts" >> beam.Map(lambda item: (item[0], item[2]))
+            | "UserCountDict" >> beam.combiners.ToDict()
+            | "UserOffsets" >> beam.Map(bs.offsets)
+        )
+        done = (
+            counted.counted
+            | "WithUserOffsets" >> beam.Map(lambda item, st: (*item, st), beam.pvalue.AsSingleton(user_starts))
+            | "IndexUsers"
+            >> beam.ParDo(
+                self._pooled(bs.index_users, outputs=self._outputs, tmp=tmp, keep_edges=self._keep)
+            ).with_outputs(STATS, PARTS, WRITTEN, main="edges")
+        )
+        parts = (
+            (indexed[PARTS], done[PARTS])
+            | "AllParts" >> beam.Flatten()
+            | "GroupParts" >> beam.GroupByKey()
+            | "PartSlices" >> beam.Map(_listed)
+            | "WriteParts"
+            >> beam.ParDo(self._pooled(write_graph_part, outputs=self._outputs)).with_outputs(STATS, main="written")
+        )
+        _ = parts[STATS] | "CountWritten" >> beam.ParDo(CountGraphStatsFn("write"))
+        stats += [indexed[STATS], counted[STATS], done[STATS]]
+        _ = stats | "BuildStats" >> beam.Flatten() | "CountBuild" >> beam.ParDo(CountGraphStatsFn())
         return {
-            "edges": final_edges | "FinalEdges" >> beam.Map(lambda x: x[0]),
-            "users": final_edges | "UserVocab" >> beam.Map(lambda x: x[1]),
-            "tweets": indexed | "TweetVocab" >> beam.Map(lambda x: x[1]),
+            "edges": done.edges,
+            "written": (parts.written, done[WRITTEN]) | "AllWritten" >> beam.Flatten(),
             "splits": splits,
         }

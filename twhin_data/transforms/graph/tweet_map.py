@@ -10,7 +10,7 @@ pairs. Near-copies of benchmark tweets are removed from the corpus by prepare --
 drops any pair whose tweet is not in the corpus.
 
 The map is held as two aligned sorted uint64 arrays (16 bytes a removed tweet) in each worker.
-Pure (no Beam): pool processes import it; the DoFn is engagements.MapTweetsFn.
+Pure (no Beam): pool processes import it; read_steps.read_input applies it to every edge table it reads.
 """
 
 from __future__ import annotations
