@@ -84,9 +84,11 @@ def test_prepare_graph_shard_and_hydrate_on_gs_match_local_paths(gcs, tmp_path):
     local, remote = tmp_path / "local", f"{gcs}/out"
     for out in (str(local), remote):
         src = str(inputs) if out == str(local) else f"{gcs}/in"
+        # One worker each: a pool's fork server started by an earlier test of this session would not
+        # have the emulator's environment (a command run from a shell has it from the start).
         steps = [
             ["prepare", f"--tweets={src}", f"--output={out}", "--workers=1"],
-            ["graph", f"--engagements={src}/eng.csv", f"--output={out}", "--min_per_tweet=1"],
+            ["graph", f"--engagements={src}/eng.csv", f"--output={out}", "--min_per_tweet=1", "--workers=1"],
             ["shard", f"--corpus={out}/corpus", f"--pairs={out}/pairs", f"--output={out}/shards", "--workers=1"],
             ["hydrate", f"--archive={src}/archive.jsonl", f"--output={out}/hydrated"],
         ]

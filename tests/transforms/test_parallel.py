@@ -168,7 +168,9 @@ def test_pool_processes_never_import_beam() -> None:
     import subprocess
     import sys
 
-    preload = ["twhin_data.transforms.prepare.steps", "twhin_data.transforms.shard.steps"]
+    from twhin_data.pipelines import graph, prepare, shard
+
+    preload = prepare.POOL_PRELOAD + shard.POOL_PRELOAD + graph.POOL_PRELOAD
     script = (
         "from twhin_data.core import pool\n"
         f"p = pool.make_pool(2, preload={preload!r})\n"
@@ -186,4 +188,5 @@ def test_pool_processes_never_import_beam() -> None:
     assert len(modules) == 1, modules
     assert "twhin_data.transforms.prepare.steps" in modules[0]  # preloaded by the fork server
     assert "twhin_data.transforms.shard.steps" in modules[0]
+    assert set(graph.POOL_PRELOAD) <= set(modules[0])  # graph's read, build, pair and kNN steps
     assert not [m for m in modules[0] if m.startswith("apache_beam")], modules[0]

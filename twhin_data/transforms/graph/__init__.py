@@ -1,5 +1,6 @@
 """graph: engagement logs and tweets -> engagements/, graph/ (PyTorch-BigGraph ready) and pairs/.
 
-transform.py BuildGraph (dedupe, caps, indices); edges.py (vectorized edge-table helpers);
-engagements.py (ReadEngagements); write.py (WriteGraph); pbg.py (PBG config and TSV edges);
-pairs.py (co-engagement and embedding pairs) over pair_scoring.py; report.py."""
+Beam wiring: engagements.py (ReadEngagements), transform.py (BuildGraph), pairs.py (co-engagement
+and embedding pairs), ann.py (distributed kNN), write.py (WriteRelations). Their pooled, Beam-free
+steps: read_steps.py, build_steps.py, write_steps.py, pair_steps.py, ann_steps.py. Helpers:
+edges.py (vectorized edge-table helpers), logs.py, pbg.py, pair_scoring.py, tweet_map.py; report.py."""
