@@ -15,6 +15,7 @@ import sys
 from collections.abc import Iterable
 from typing import NamedTuple
 
+import numpy as np
 import pyarrow as pa
 
 from twhin_data.core import files
@@ -84,6 +85,22 @@ def write_slices(path: str, schema: pa.Schema, slices: Iterable[tuple[int, pa.Ta
     return writer.close()
 
 
+def write_split(path: str, schema: pa.Schema, table: pa.Table, keys: np.ndarray) -> list:
+    """Writes the rows of `table` to one IPC file, a slice per distinct aligned integer key (keys
+    ascending, rows in their original order); returns ``(key, SliceRef)`` per slice. One take in
+    key order, then zero-copy slices (IPC writes a slice's rows only; a pickled slice would carry
+    its whole parent, so `core.tables.split_table` stays the splitter for tables that travel)."""
+    writer = SliceWriter(path, schema)
+    if len(keys):
+        order = np.argsort(keys, kind="stable")
+        ordered = keys[order]
+        bounds = np.flatnonzero(ordered[1:] != ordered[:-1]) + 1
+        taken = table.take(pa.array(order))
+        for start, stop in zip(np.r_[0, bounds], np.r_[bounds, len(keys)], strict=True):
+            writer.add(int(ordered[start]), taken.slice(int(start), int(stop - start)))
+    return writer.close()
+
+
 def read_slices(refs: Iterable[SliceRef], schema: pa.Schema, *, mmap: bool = True) -> pa.Table:
     """The rows of `refs` in (path, start) order, as one table (`schema` when there are none).
 
@@ -93,14 +110,16 @@ def read_slices(refs: Iterable[SliceRef], schema: pa.Schema, *, mmap: bool = Tru
     referenced batches are fetched.
     """
     batches = []
+    path, reader = None, None  # a file's footer is read once for all its refs (they are adjacent)
     for ref in sorted(refs):
         if files.is_remote(ref.path):
             with files.open_read(ref.path) as handle:
-                reader = pa.ipc.open_file(pa.PythonFile(handle, mode="r"))
-                batches.extend(reader.get_batch(i) for i in range(ref.start, ref.stop))
-        else:
-            reader = pa.ipc.open_file(pa.memory_map(ref.path) if mmap else pa.OSFile(ref.path))
-            batches.extend(reader.get_batch(i) for i in range(ref.start, ref.stop))
+                remote = pa.ipc.open_file(pa.PythonFile(handle, mode="r"))
+                batches.extend(remote.get_batch(i) for i in range(ref.start, ref.stop))
+            continue
+        if ref.path != path:
+            path, reader = ref.path, pa.ipc.open_file(pa.memory_map(ref.path) if mmap else pa.OSFile(ref.path))
+        batches.extend(reader.get_batch(i) for i in range(ref.start, ref.stop))
     if not batches:
         return schema.empty_table()
     return pa.Table.from_batches(batches)

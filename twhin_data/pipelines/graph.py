@@ -48,7 +48,11 @@ NAME = "graph"
 LOG = logging.getLogger("twhin_data.graph")
 PAIR_METHODS = ("cooccurrence", "embeddings")
 OUTPUT_DIRS = ("engagements", "graph", "pairs", os.path.join("errors", NAME), os.path.join("reports", NAME))
-BYTES_PER_PARTITION = 32 << 20
+#: Input bytes per range partition: a task's memory follows its partition, so the partition count
+#: grows with the input (1M engagements, ~46 MB of CSV: 16; 3M: 46). The cap bounds the
+#: references of a round's shuffle (partitions x partitions).
+BYTES_PER_PARTITION = 3 << 20
+MIN_PARTITIONS, MAX_PARTITIONS = 16, 4096
 BYTES_PER_OUTPUT_PART = 256 << 20
 #: Modules of the pooled steps, imported once by the pool's fork server (core/pool.py).
 POOL_PRELOAD = [
@@ -143,7 +147,7 @@ def plan(args: argparse.Namespace, run: RunSettings) -> GraphPlan:
         pair_methods=pair_methods,
         mapping=mapping,
         input_bytes=size,
-        num_partitions=args.partitions or max(16, -(-size // BYTES_PER_PARTITION)),
+        num_partitions=args.partitions or min(MAX_PARTITIONS, max(MIN_PARTITIONS, -(-size // BYTES_PER_PARTITION))),
         output_parts=max(1, -(-size // BYTES_PER_OUTPUT_PART)),
         knn_paths=knn_paths,
         knn_vectors=knn_vectors,

@@ -130,7 +130,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=opts.non_negative_int,
         default=0,
         help="Range partitions of the graph (0 = auto, one "
-        "per 32 MiB of input, at least 16). Memory per worker ~ edges / partitions.",
+        "per 3 MiB of input, at least 16, at most 4096). Memory per task ~ edges / partitions.",
     )
     add("--pbg_dimension", type=opts.positive_int, default=256, help="PBG embedding dimension (paper: 256).")
     add("--pbg_epochs", type=opts.positive_int, default=10, help="PBG training epochs (paper: 10).")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pyarrow as pa
 
 from twhin_data.core import files
@@ -34,11 +35,16 @@ class PartSpec:
     salt: str = SALT
 
 
+def part_keys(table: pa.Table, spec: PartSpec) -> np.ndarray:
+    """The part of each row of `table`."""
+    if table.num_rows == 0:
+        return np.zeros(0, np.int64)
+    return shard_of(table.column(spec.key), spec.num_shards, spec.salt)
+
+
 def split_parts(table: pa.Table, spec: PartSpec) -> list[tuple[int, pa.Table]]:
     """``(part, rows)`` for the rows of `table` (parts ascending)."""
-    if table.num_rows == 0:
-        return []
-    return split_table(table, shard_of(table.column(spec.key), spec.num_shards, spec.salt))
+    return split_table(table, part_keys(table, spec))
 
 
 def write_part(spec: PartSpec, part: int, tables: list[pa.Table]) -> dict:

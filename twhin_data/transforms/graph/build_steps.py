@@ -36,8 +36,7 @@ import pyarrow as pa
 
 from twhin_data.core import files
 from twhin_data.core.pool import Tagged
-from twhin_data.core.spill import SliceRef, SliceWriter, read_slices
-from twhin_data.core.tables import split_table
+from twhin_data.core.spill import SliceRef, read_slices, write_split
 from twhin_data.core.tags import STATS
 from twhin_data.schemas.graph import ENGAGEMENT_TYPES
 from twhin_data.transforms.graph import edges as gc
@@ -74,10 +73,7 @@ class Stats(dict):
 
 def _spill(tmp: str, name: str, schema: pa.Schema, table: pa.Table, keys: np.ndarray) -> list:
     """Writes `table` to ONE spill file, a slice per key: ``[(key, SliceRef)]``."""
-    writer = SliceWriter(files.join(tmp, "build", f"{name}.arrow"), schema)
-    for key, rows in split_table(table, keys):
-        writer.add(key, rows)
-    return writer.close()
+    return write_split(files.join(tmp, "build", f"{name}.arrow"), schema, table, keys)
 
 
 def user_round(

@@ -209,8 +209,10 @@ def distinct_users_per_tweet(tweet: np.ndarray, user: np.ndarray) -> tuple[np.nd
     """(tweets sorted, number of distinct users of each) over aligned tweet/user arrays."""
     if len(tweet) == 0:
         return np.zeros(0, np.uint64), np.zeros(0, np.int64)
-    pairs = np.unique(np.stack([tweet, user], axis=1), axis=0)
-    tweets, counts = np.unique(pairs[:, 0], return_counts=True)
+    order = np.lexsort((user, tweet))
+    t, u = tweet[order], user[order]
+    distinct = np.r_[True, (t[1:] != t[:-1]) | (u[1:] != u[:-1])]  # first row of each (tweet, user)
+    tweets, counts = np.unique(t[distinct], return_counts=True)
     return tweets, counts.astype(np.int64)
 
 

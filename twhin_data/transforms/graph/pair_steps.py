@@ -21,8 +21,7 @@ import pyarrow as pa
 
 from twhin_data.core import files
 from twhin_data.core.pool import Tagged
-from twhin_data.core.spill import SliceRef, SliceWriter, read_slices
-from twhin_data.core.tables import split_table
+from twhin_data.core.spill import SliceRef, read_slices, write_split
 from twhin_data.core.tags import STATS
 from twhin_data.transforms.graph import edges as gc
 from twhin_data.transforms.graph import pair_scoring as pcore
@@ -37,10 +36,7 @@ RANKED = pa.schema(
 
 
 def _spill(tmp: str, name: str, schema: pa.Schema, table: pa.Table, keys: np.ndarray) -> list:
-    writer = SliceWriter(files.join(tmp, "pairs", f"{name}.arrow"), schema)
-    for key, rows in split_table(table, keys):
-        writer.add(key, rows)
-    return writer.close()
+    return write_split(files.join(tmp, "pairs", f"{name}.arrow"), schema, table, keys)
 
 
 def directed_pairs(item: tuple[int, SliceRef, dict], *, gap_ms: int, fanout_cap: int, tmp: str) -> list:

@@ -26,8 +26,7 @@ import pyarrow.parquet as pq
 from twhin_data.core import files
 from twhin_data.core.errors import error_record
 from twhin_data.core.pool import Tagged
-from twhin_data.core.spill import SliceRef, SliceWriter, read_slices
-from twhin_data.core.tables import split_table
+from twhin_data.core.spill import SliceRef, SliceWriter, read_slices, write_split
 from twhin_data.core.tags import ERRORS, STATS
 from twhin_data.schemas.graph import ENGAGEMENT_TYPES
 from twhin_data.transforms.graph import edges as gc
@@ -236,7 +235,4 @@ def partition_file(item: tuple[int, list[SliceRef], Sample, dict[str, np.ndarray
     index, refs, _, splits = item
     edges = read_slices(refs, gc.EDGE_SCHEMA)
     shards = gc.range_shard(edges.column("user").to_numpy(), splits["user"])
-    writer = SliceWriter(files.join(tmp, "read", f"users-{index:06d}.arrow"), gc.EDGE_SCHEMA)
-    for shard, rows in split_table(edges, shards):
-        writer.add(shard, rows)
-    return writer.close()
+    return write_split(files.join(tmp, "read", f"users-{index:06d}.arrow"), gc.EDGE_SCHEMA, edges, shards)

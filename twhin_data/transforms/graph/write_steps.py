@@ -17,13 +17,13 @@ import pyarrow as pa
 
 from twhin_data.core import files
 from twhin_data.core.pool import Tagged
-from twhin_data.core.spill import SliceRef, SliceWriter, read_slices
+from twhin_data.core.spill import SliceRef, read_slices, write_split
 from twhin_data.core.tags import PARTS, STATS, WRITTEN
 from twhin_data.schemas import conform
 from twhin_data.schemas.graph import EDGES, ENGAGEMENT_TYPES, ENGAGEMENTS, TWEET_NODES, USERS
 from twhin_data.transforms.graph import edges as gc
 from twhin_data.transforms.graph.pbg import tsv_lines
-from twhin_data.transforms.parts import PartSpec, split_parts, write_part
+from twhin_data.transforms.parts import PartSpec, part_keys, write_part
 
 
 def engagements_table(edges: pa.Table) -> pa.Table:
@@ -92,10 +92,9 @@ def add_parts(outputs: GraphOutputs, dataset: str, table: pa.Table, tmp: str, na
     """`table`'s output rows to ONE spill file, a slice per part: ``Tagged(PARTS, ((dataset, part), ref))``."""
     spec = outputs.spec(dataset)
     rows = outputs.rows(dataset, table)
-    writer = SliceWriter(files.join(tmp, "out", f"{name}.arrow"), spec.schema)
-    for part, slice_ in split_parts(rows, spec):
-        writer.add(part, conform(slice_, spec.schema))
-    return [Tagged(PARTS, ((dataset, part), ref)) for part, ref in writer.close()]
+    path = files.join(tmp, "out", f"{name}.arrow")
+    refs = write_split(path, spec.schema, conform(rows, spec.schema), part_keys(rows, spec))
+    return [Tagged(PARTS, ((dataset, part), ref)) for part, ref in refs]
 
 
 def write_graph_part(item: tuple[tuple[str, int], list[SliceRef]], *, outputs: GraphOutputs) -> list:
