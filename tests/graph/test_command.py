@@ -249,6 +249,16 @@ def test_same_input_same_bytes(planted_graph):
     assert len(first) > 10 and first == second
 
 
+def test_worker_count_does_not_change_a_byte(planted_graph):
+    """--workers N runs the read, build, write and pair steps in N processes (spill files between
+    them): one worker and three give the bytes of the default run."""
+    tmp, argv = planted_graph
+    for workers in (1, 3):
+        assert main([*argv, "--output", str(tmp / f"w{workers}"), f"--workers={workers}"]) == 0
+        assert _digest(tmp / f"w{workers}") == _digest(tmp / "run1"), workers
+        assert not (tmp / f"w{workers}" / "_tmp_graph").exists()  # the spill folder is gone
+
+
 def test_multi_processing_run_equals_in_memory_run(planted_graph):
     tmp, argv = planted_graph
     beam_flags = ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]
