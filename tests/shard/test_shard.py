@@ -251,7 +251,8 @@ def test_spill_route_and_read_back(tmp_path):
     import pyarrow as pa
 
     from twhin_data.core.pool import Tagged
-    from twhin_data.transforms.shard.steps import read_pieces, route_slice, spill_tokens
+    from twhin_data.core.spill import read_slices
+    from twhin_data.transforms.shard.steps import TOKENS, route_slice, spill_tokens
 
     ids = [str(1000 + i) for i in range(40)]
     table = pa.table({"tweet_id": ids, "text": [f"tweet {i}" for i in range(40)], "lang": ["en"] * 40})
@@ -267,13 +268,13 @@ def test_spill_route_and_read_back(tmp_path):
     refs = dict(o for o in out if not isinstance(o, Tagged))
     assert sorted(refs) == ["train", "validation"]
     assert (tmp_path / "tokens" / "000000-000000-000000.arrow").is_file()
-    whole = read_pieces([(refs["train"], None)])[0]
+    whole = read_slices([refs["train"]], TOKENS)
     assert set(whole.column("split").to_pylist()) == {"train"}
     routed = route_slice(("train", refs["train"], 3))
     assert [key for key, _ in routed] == [("train", 0), ("train", 1), ("train", 2)]
     got = []
-    for (_split, shard), piece in routed:
-        [part] = read_pieces([piece])
+    for (_split, shard), (ref, rows) in routed:
+        part = read_slices([ref], TOKENS).take(pa.array(rows))
         keys = part.column("key").to_numpy()
         assert (keys % np.uint64(3) == shard).all()
         got += part.column("tweet_id").to_pylist()
@@ -286,7 +287,8 @@ def test_spill_route_and_read_back(tmp_path):
 def test_plan_renumber_and_dedupe():
     import pyarrow as pa
 
-    from twhin_data.transforms.shard.steps import _dedupe_sorted, plan_shards, renumber
+    from twhin_data.transforms.shard.mlm_writer import dedupe_order
+    from twhin_data.transforms.shard.steps import plan_shards, renumber
 
     totals = {
         "mlm_rows_train": 1000,
@@ -313,10 +315,47 @@ def test_plan_renumber_and_dedupe():
             "copy": pa.array([0, 0, 0], pa.int32()),
         }
     )
-    kept, dropped = _dedupe_sorted(table)
+    order, dropped = dedupe_order(table, lambda rows: table.column("input_ids").take(pa.array(rows)).to_pylist())
+    kept = table.take(pa.array(order))
     assert dropped == 1
     assert kept.column("tweet_id").to_pylist() == ["3", "9"]
     assert kept.column("input_ids").to_pylist()[1] == [0, 5, 2]  # the smaller token list wins
+
+
+def test_streamed_shard_file_equals_the_whole_shard_written_at_once(tmp_path, monkeypatch):
+    """write_mlm_file gathers, packs and writes one row group at a time; the file must be the bytes
+    of sorting, deduplicating and packing the whole shard, then writing it in one go."""
+    import hashlib
+
+    import numpy as np
+    import pyarrow as pa
+
+    from twhin_data.core import files
+    from twhin_data.core.pool import Tagged
+    from twhin_data.core.spill import read_slices
+    from twhin_data.transforms.shard import mlm_writer
+    from twhin_data.transforms.shard.steps import TOKENS, spill_tokens
+
+    monkeypatch.setattr(mlm_writer, "MLM_ROW_GROUP", 7)  # many row groups from a few hundred tweets
+    pieces = []
+    for name, first in (("000000-000000-000000", 0), ("000001-000000-000000", 150)):
+        ids = [str(5000 + (first + i) % 260) for i in range(200)]  # 90 IDs in both files
+        texts = [f"tweet {i} " + "word " * (i % 13) for i in range(200)]  # copies may differ in text
+        table = pa.table({"tweet_id": ids, "text": texts, "lang": ["en", "fr"] * 100, "source": ["f"] * 200})
+        out = spill_tokens((name, table), tmp=str(tmp_path), tokenizer="bundled", max_length=32, valid_fraction=0.0, seed=0)
+        [ref] = [r for k, r in (o for o in out if not isinstance(o, Tagged)) if k == "train"]
+        rows = np.flatnonzero(np.arange(read_slices([ref], TOKENS).num_rows) % 3 != 1)  # a subset, as route_slice gives
+        pieces.append((ref, rows))
+    whole = pa.concat_tables([read_slices([ref], TOKENS).take(pa.array(rows)) for ref, rows in pieces])
+    order, dropped = mlm_writer.dedupe_order(whole, lambda r: whole.column("input_ids").take(pa.array(r)).to_pylist())
+    for pack in (True, False):
+        path = tmp_path / f"shard-{pack}.parquet"
+        info = mlm_writer.write_mlm_file(str(path), pieces, max_length=32, pack=pack)
+        expected = mlm_writer.mlm_rows(whole.take(pa.array(order)), max_length=32, pack=pack)
+        data = files.table_to_parquet_bytes(expected, row_group_size=7)
+        assert dropped == info["duplicates"] > 0 and info["tweets"] == len(order)
+        assert info["rows"] == expected.num_rows and expected.num_rows > 3 * 7
+        assert path.read_bytes() == data and info["sha256"] == hashlib.sha256(data).hexdigest()
 
 
 @pytest.mark.slow

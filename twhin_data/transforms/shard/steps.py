@@ -11,9 +11,10 @@ spill files (core/spill.py) under ``DIR/.tmp_shard``:
    each row is ``key % n`` (`key`: salted hash of the tweet ID, so membership depends on nothing
    but the data and the seed); emit ``((split, shard), (SliceRef, rows))``, `rows` being the
    row indices in that shard (None: all of them, the case when a split has one shard);
-3. `write_mlm_shard` (per shard, after a GroupByKey of the small references): read its rows in
-   file-name order, sort by (key, tweet ID), drop repeated tweet IDs (counted), pack whole tweets
-   and write ``{split}-{i:05d}-of-{n:05d}.parquet`` (temporary name + rename).
+3. `write_mlm_shard` (per shard, after a GroupByKey of the small references): its rows in
+   file-name order, sorted by (key, tweet ID), repeated tweet IDs dropped (counted), whole tweets
+   packed, written as ``{split}-{i:05d}-of-{n:05d}.parquet`` a row group at a time
+   (transforms/shard/mlm_writer.py: memory follows a row group, not the shard).
 
 File names derive from the corpus file, row group and batch, and every read sorts the slices by
 name, so the bytes written depend neither on the number of workers nor on arrival order.
@@ -34,16 +35,13 @@ from twhin_data.core import files
 from twhin_data.core.pool import Tagged
 from twhin_data.core.spill import SliceRef, read_slices, write_slices
 from twhin_data.core.tables import groups
-from twhin_data.schemas.shards import MLM_SHARD
-from twhin_data.text.tokenize import pack_table
+from twhin_data.transforms.shard.mlm_writer import MLM_ROW_GROUP as MLM_ROW_GROUP  # re-exported
+from twhin_data.transforms.shard.mlm_writer import Piece, write_mlm_file
 from twhin_data.transforms.shard.tokenize import TOKENS, tokenize_table
 
 SPLITS = ("train", "validation")
 #: Estimated bytes of one row beyond its int32 ids (IDs, language, list offsets), uncompressed.
 ROW_OVERHEAD_BYTES = 48
-MLM_ROW_GROUP = 10_000
-#: A shard's rows from one slice: the slice and its row indices (None: every row).
-Piece = tuple[SliceRef, "np.ndarray | None"]
 
 
 def plan_shards(totals: dict, *, prefix: str, num_shards: int | None, target_bytes: int) -> dict[str, int]:
@@ -78,65 +76,6 @@ def renumber(key: tuple[str, int], nonempty: Iterable[tuple[str, int]]) -> tuple
     """(index, count) of shard `key` among the non-empty shards of its split."""
     indices = sorted(i for split, i in nonempty if split == key[0])
     return indices.index(key[1]), len(indices)
-
-
-def _dedupe_sorted(table: pa.Table) -> tuple[pa.Table, int]:
-    """Sorts a tokens table by (key, tweet_id, copy) and keeps one row per (tweet ID, copy)
-    (smallest ids): a tweet found in two corpus files is written once per copy."""
-    table = table.sort_by([("key", "ascending"), ("tweet_id", "ascending"), ("copy", "ascending")])
-    ids = table.column("tweet_id").to_numpy(zero_copy_only=False)
-    copy = table.column("copy").to_numpy(zero_copy_only=False)
-    if len(ids) < 2 or not (same := (ids[1:] == ids[:-1]) & (copy[1:] == copy[:-1])).any():
-        return table, 0
-    keep = np.ones(len(ids), dtype=bool)
-    # Only the rows of runs of equal IDs are compared (as Python lists), never the whole table.
-    starts = np.flatnonzero(same & ~np.concatenate(([False], same[:-1])))
-    for start in starts.tolist():
-        stop = start + 1
-        while stop < len(ids) and same[stop - 1]:
-            stop += 1
-        rows = table.column("input_ids").slice(start, stop - start).to_pylist()
-        best = min(range(len(rows)), key=lambda r: (rows[r], r))
-        keep[start:stop] = False
-        keep[start + best] = True
-    return table.filter(pa.array(keep)), int((~keep).sum())
-
-
-def mlm_shard_table(tokens: pa.Table, *, max_length: int, pack: bool) -> pa.Table:
-    """A sorted, deduplicated tokens table -> MLM_SHARD rows (packed or one tweet per row)."""
-    ids_col = tokens.column("input_ids").combine_chunks()
-    values = ids_col.values.to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
-    offsets = ids_col.offsets.to_numpy().astype(np.int64)
-    values = values[offsets[0] : offsets[-1]]
-    offsets = offsets - offsets[0]
-    tweet_ids = tokens.column("tweet_id").combine_chunks()
-    langs = tokens.column("lang").combine_chunks()
-    columns = pack_table(tweet_ids, langs, values, offsets, max_length if pack else 1)
-    return pa.table(columns, schema=MLM_SHARD)
-
-
-def mlm_shard(tables: list[pa.Table], *, max_length: int, pack: bool) -> tuple[pa.Table, dict]:
-    """One shard's token tables -> (its MLM_SHARD table, {duplicates, tweets, langs}).
-
-    Sorts by (key, tweet_id), keeps one row per tweet ID and packs: the whole shard writer but
-    the Parquet write (`MLM_ROW_GROUP` rows per row group) and the file name.
-    """
-    tokens, duplicates = _dedupe_sorted(pa.concat_tables(tables))
-    table = mlm_shard_table(tokens, max_length=max_length, pack=pack)
-    return table, {"duplicates": duplicates, "tweets": tokens.num_rows, "langs": _lang_counts(tokens)}
-
-
-def _lang_counts(tokens: pa.Table) -> dict[str, list[int]]:
-    """{lang: [tweets, tokens]} of a tokens table (vectorized group-by)."""
-    lengths = pc.list_value_length(tokens.column("input_ids"))
-    grouped = (
-        pa.table({"lang": tokens.column("lang"), "n": lengths})
-        .group_by("lang")
-        .aggregate([("n", "count"), ("n", "sum")])
-        .to_pydict()
-    )
-    rows = zip(grouped["lang"], grouped["n_count"], grouped["n_sum"], strict=True)
-    return {lang: [int(count), int(total)] for lang, count, total in sorted(rows)}
 
 
 def spill_tokens(
@@ -191,33 +130,12 @@ def first_copies(ref: SliceRef) -> pa.Table:
     return table.filter(pc.equal(table.column("copy"), 0))
 
 
-def read_pieces(pieces: Iterable[Piece]) -> list[pa.Table]:
-    """The tokens of `pieces`, one table per piece, in (file name, batch) order."""
-    tables = []
-    for ref, rows in sorted(pieces, key=lambda piece: piece[0]):
-        table = read_slices([ref], TOKENS)
-        tables.append(table if rows is None else table.take(pa.array(rows)))
-    return tables
-
-
 def write_mlm_shard(
     item: tuple[tuple[str, int, int], Iterable[Piece]], *, path: str, max_length: int, pack: bool
 ) -> list[dict]:
     """Step 3 (pool function): ``((split, index, count), pieces)`` -> the shard file; returns its info."""
     (split, index, count), pieces = item
-    table, info = mlm_shard(read_pieces(pieces), max_length=max_length, pack=pack)
     name = f"{split}-{index:05d}-of-{count:05d}.parquet"
-    written = files.write_parquet_atomic(files.join(path, name), table, row_group_size=MLM_ROW_GROUP)
-    tokens = int(pc.sum(pc.list_value_length(table.column("input_ids"))).as_py() or 0)
-    info.update(
-        dataset="mlm",
-        split=split,
-        shard=index,
-        num_shards=count,
-        tokens=tokens,
-        file=f"mlm/{name}",
-        rows=written["rows"],
-        bytes=written["bytes"],
-        sha256=written["sha256"],
-    )
-    return [info]
+    written = write_mlm_file(files.join(path, name), list(pieces), max_length=max_length, pack=pack)
+    langs = written.pop("langs")
+    return [dict(written, dataset="mlm", split=split, shard=index, num_shards=count, file=f"mlm/{name}", langs=langs)]
