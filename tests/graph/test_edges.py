@@ -158,3 +158,27 @@ def test_pbg_tsv_and_config():
     assert config["dimension"] == 256 and config["num_epochs"] == 10
     assert [r["operator"] for r in config["relations"]] == ["translation", "translation"]
     assert config["entity_path"] == "/x/graph/pbg/data"
+
+
+@pytest.mark.parametrize("suffix,opener", [(".gz", "gzip"), (".bz2", "bz2")])
+def test_compressed_logs_read_like_plain_ones(tmp_path, suffix, opener):
+    """.gz/.bz2 logs are decompressed by suffix (Beam's FileSystems); its handle reports `closed` as
+    a method, which pyarrow's CSV reader took for a closed file: every compressed log crashed."""
+    import importlib
+
+    from twhin_data.transforms.graph.logs import read_raw
+
+    texts = {
+        ".csv": "user_id,tweet_id,type,ts\n1,10,fav,2022-01-01T00:00:00Z\n2,10,reply,1641000000\n3,11\n",
+        ".jsonl": '{"user_id": 1, "tweet_id": "10", "type": "fav"}\nnot json\n{"user_id": "2", "tweet_id": 11, "type": "rt"}\n',
+    }
+    mapping = parse_column_map(None)
+    for kind, text in texts.items():
+        plain = tmp_path / f"eng{kind}"
+        plain.write_text(text)
+        packed = tmp_path / f"eng{kind}{suffix}"
+        with importlib.import_module(opener).open(packed, "wt") as handle:
+            handle.write(text)
+        want = [(t.to_pylist() if t is not None else None, bad) for t, bad in read_raw(str(plain), mapping)]
+        got = [(t.to_pylist() if t is not None else None, bad) for t, bad in read_raw(str(packed), mapping)]
+        assert got == want and any(rows for rows, _ in want) and any(bad for _, bad in want), kind

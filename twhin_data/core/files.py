@@ -144,11 +144,36 @@ def open_read(path: str):
 _COMPRESSED = (".gz", ".bz2", ".zst", ".deflate", ".lzma", ".xz", ".snappy")
 
 
+class _DecompressedHandle:
+    """Beam's CompressedFile with `closed` as an attribute: Beam defines it as a method, which a
+    pyarrow reader (pyarrow.PythonFile) takes for "closed" and refuses to read from."""
+
+    def __init__(self, handle):
+        self._handle = handle
+
+    @property
+    def closed(self) -> bool:
+        return self._handle.closed()
+
+    def __getattr__(self, name: str):
+        return getattr(self._handle, name)
+
+    def __iter__(self):
+        return iter(self._handle.readline, b"")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._handle.close()
+
+
 def open_decompressed(path: str):
     """A binary read handle that decompresses by suffix, as Beam's FileSystems.open (Beam is
     imported only for remote or compressed files)."""
     if is_remote(path) or path.lower().endswith(_COMPRESSED):
-        return _filesystems().open(path)
+        handle = _filesystems().open(path)
+        return _DecompressedHandle(handle) if callable(getattr(handle, "closed", None)) else handle
     return open(path, "rb")
 
 
