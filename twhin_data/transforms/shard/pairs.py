@@ -32,7 +32,8 @@ from twhin_data.schemas import to_table
 from twhin_data.schemas.shards import PAIR_SHARD
 from twhin_data.transforms.combiners import IdUnion, SetUnion, rows_with_ids
 from twhin_data.transforms.shard import batches
-from twhin_data.transforms.shard.steps import MLM_ROW_GROUP, renumber
+from twhin_data.transforms.shard.mlm_writer import MLM_ROW_GROUP
+from twhin_data.transforms.shard.steps import renumber
 from twhin_data.transforms.shard.tokenize import PAIR_COLUMNS, STAGE
 
 #: Side output of the pair writer and the per-tweet cap: stats dicts of pairs left out.

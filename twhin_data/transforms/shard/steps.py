@@ -35,7 +35,6 @@ from twhin_data.core import files
 from twhin_data.core.pool import Tagged
 from twhin_data.core.spill import SliceRef, read_slices, write_slices
 from twhin_data.core.tables import groups
-from twhin_data.transforms.shard.mlm_writer import MLM_ROW_GROUP as MLM_ROW_GROUP  # re-exported
 from twhin_data.transforms.shard.mlm_writer import Piece, write_mlm_file
 from twhin_data.transforms.shard.tokenize import TOKENS, tokenize_table
 
