@@ -45,7 +45,7 @@ from twhin_data.core.tables import groups
 from twhin_data.core.tags import ERRORS, STATS
 from twhin_data.transforms.graph import pair_scoring as pcore
 from twhin_data.transforms.graph.embedding_files import file_vectors
-from twhin_data.transforms.graph.tweet_map import TweetMap, load_tweet_map
+from twhin_data.transforms.graph.tweet_map import cached_tweet_map
 
 SAMPLE_PER_LIST = 64
 #: Training vectors at most (1 GB at 256 dimensions), whatever nlist.
@@ -64,7 +64,6 @@ SCORE_CELLS = 1 << 20
 BASE, QUERY = "b", "q"
 CANDIDATES = pa.schema([("query", pa.uint64()), ("other", pa.uint64()), ("score", pa.float32())])
 PAIR_EDGES = pa.schema([("a", pa.uint64()), ("b", pa.uint64()), ("rank", pa.int32()), ("score", pa.float32())])
-_MAPS: dict = {}
 _CENTROIDS: dict = {}
 
 
@@ -106,16 +105,9 @@ def normalized(vectors: list) -> np.ndarray:
     return x / np.maximum(norms, 1e-12)
 
 
-def _tweet_map(duplicates: str | None, exclude: tuple[str, ...]) -> TweetMap | None:
-    key = (duplicates, exclude)
-    if key not in _MAPS:  # read once per process, not once per file
-        _MAPS[key] = load_tweet_map(duplicates, exclude) if duplicates or exclude else None
-    return _MAPS[key]
-
-
 def _load(path: str, duplicates: str | None, exclude: tuple[str, ...], dim: int | None) -> tuple[np.ndarray, np.ndarray, list, dict]:
     """A file's valid vectors, normalized; one of another length than `dim` is a dead letter."""
-    ids, vecs, errors, counts = file_vectors(path, _tweet_map(duplicates, exclude), dim)
+    ids, vecs, errors, counts = file_vectors(path, cached_tweet_map(duplicates, exclude), dim)
     return np.array(ids, np.uint64), normalized(vecs), errors, counts
 
 

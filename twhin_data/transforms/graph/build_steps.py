@@ -58,6 +58,10 @@ class Stats(dict):
         if value:
             self[name] = self.get(name, 0) + int(value)
 
+    def add(self, counts: dict) -> None:
+        for name, value in counts.items():
+            self.inc(name, value)
+
     def by_type(self, prefix: str, rel: np.ndarray, mask: np.ndarray | None = None) -> None:
         values = rel if mask is None else rel[mask]
         for code, count in enumerate(np.bincount(values.astype(np.int64), minlength=len(ENGAGEMENT_TYPES))):

@@ -27,6 +27,7 @@ from twhin_data.transforms.graph.embedding_files import (
     columns_of,
     file_vectors,
 )
+from twhin_data.transforms.graph.transform import POOL
 from twhin_data.transforms.graph.tweet_map import load_tweet_map
 from twhin_data.transforms.metrics import CountStatsFn
 from twhin_data.transforms.parallel import PoolMapFn
@@ -67,16 +68,15 @@ class CoEngagementPairs(beam.PTransform):
         fanout_cap: int,
         tmp: str,
         workers: int = 1,
-        pool: str = "graph",
     ):
         super().__init__()
         self._splits = splits
         self._top_k, self._min_score, self._min_count = top_k, min_score, min_count
         self._gap_ms, self._fanout = gap_s * 1000, fanout_cap
-        self._tmp, self._workers, self._pool = tmp, workers, pool
+        self._tmp, self._workers = tmp, workers
 
     def _pooled(self, fn, **kwargs) -> PoolMapFn:
-        return PoolMapFn(functools.partial(fn, **kwargs), workers=self._workers, shared=self._pool)
+        return PoolMapFn(functools.partial(fn, **kwargs), workers=self._workers, shared=POOL)
 
     def expand(self, edges):
         side = beam.pvalue.AsSingleton(self._splits)

@@ -30,15 +30,15 @@ from twhin_data.core.spill import SliceRef, SliceWriter, read_slices, write_spli
 from twhin_data.core.tags import ERRORS, STATS
 from twhin_data.schemas.graph import ENGAGEMENT_TYPES
 from twhin_data.transforms.graph import edges as gc
+from twhin_data.transforms.graph.build_steps import Stats
 from twhin_data.transforms.graph.logs import CHUNK_ROWS, file_format, open_log, read_raw
-from twhin_data.transforms.graph.tweet_map import TweetMap, apply_to_edges, load_tweet_map
+from twhin_data.transforms.graph.tweet_map import apply_to_edges, cached_tweet_map
 
 STAGE = "graph"
 LOG, TWEETS = "log", "tweets"
 #: Hydrated tweet columns an edge is derived from.
 TWEET_COLUMNS = ["tweet_id", "author_id", "created_at", "referenced_tweets"]
 SAMPLE_SALT = 0x5A3D
-_MAPS: dict = {}
 
 Sample = tuple[np.ndarray, np.ndarray, np.ndarray]  # (hash, user, tweet), sorted by hash, distinct
 
@@ -158,14 +158,7 @@ def make_splits(sample: Sample, num_shards: int) -> dict[str, np.ndarray]:
     return {side: gc.quantile_splits(ids, num_shards) for side, ids in (("user", user), ("tweet", tweet))}
 
 
-def _tweet_map(duplicates: str | None, exclude: tuple[str, ...]) -> TweetMap | None:
-    key = (duplicates, exclude)
-    if key not in _MAPS:  # read once per process, not once per file
-        _MAPS[key] = load_tweet_map(duplicates, exclude) if duplicates or exclude else None
-    return _MAPS[key]
-
-
-def _raw_tables(path: str, kind: str, mapping: dict[str, str], stats: dict) -> Iterable:
+def _raw_tables(path: str, kind: str, mapping: dict[str, str], stats: Stats) -> Iterable:
     """(raw string table or None, bad lines) per chunk of one input file."""
     if kind == LOG:
         yield from read_raw(path, mapping)
@@ -173,14 +166,8 @@ def _raw_tables(path: str, kind: str, mapping: dict[str, str], stats: dict) -> I
     with open_log(path) as handle:  # read by row group: memory ~ one row group
         for batch in pq.ParquetFile(handle).iter_batches(batch_size=CHUNK_ROWS, columns=TWEET_COLUMNS):
             raw = derive_from_tweets(pa.Table.from_batches([batch]))
-            stats["derived_rows"] = stats.get("derived_rows", 0) + raw.num_rows
+            stats.inc("derived_rows", raw.num_rows)
             yield raw, []
-
-
-def _add(stats: dict, counts: dict) -> None:
-    for name, value in counts.items():
-        if value:
-            stats[name] = stats.get(name, 0) + int(value)
 
 
 def read_input(
@@ -198,35 +185,35 @@ def read_input(
     name = path.rstrip("/").rsplit("/", 1)[-1]
     if kind == LOG and (file_format(path) is None or name.startswith((".", "_"))):
         return [Tagged(STATS, {"files_skipped": 1})]  # unknown type, or hidden/temporary
-    stats: dict[str, int] = {"files_read" if kind == LOG else "tweet_files_read": 1}
+    stats = Stats({"files_read" if kind == LOG else "tweet_files_read": 1})
     outputs: list = []
-    tweet_map = _tweet_map(duplicates, exclude)
+    tweet_map = cached_tweet_map(duplicates, exclude)
     writer = SliceWriter(files.join(tmp, "read", f"input-{index:06d}.arrow"), gc.EDGE_SCHEMA)
-    samples = []
+    sample = empty_sample()
     source = 0 if kind == LOG else 1
     for raw, bad in _raw_tables(path, kind, mapping, stats):
         for text, error, message in bad:
-            _add(stats, {"rows_in": 1, f"rejected_{error}": 1})
+            stats.add({"rows_in": 1, f"rejected_{error}": 1})
             outputs.append(Tagged(ERRORS, error_record(STAGE, text, error, message, path)))
         if raw is None or not raw.num_rows:
             continue
         edges, rejects, counts = clean_rows(raw, source=source, spec=spec)
-        _add(stats, counts)
+        stats.add(counts)
         if rejects:
             rows = raw.take(pa.array([i for i, _, _ in rejects])).to_pylist()
             for row, (_, error, message) in zip(rows, rejects, strict=True):
-                _add(stats, {f"rejected_{error}": 1})
+                stats.inc(f"rejected_{error}", 1)
                 outputs.append(Tagged(ERRORS, error_record(STAGE, row, error, message, path)))
         if tweet_map is not None and edges.num_rows:
             edges, mapped = apply_to_edges(edges, tweet_map)
-            _add(stats, mapped)
+            stats.add(mapped)
         if edges.num_rows:
             writer.add(0, edges)
-            samples.append(sample_edges(edges, sample_k))
+            sample = merge_samples([sample, sample_edges(edges, sample_k)], sample_k)
     refs = [ref for _, ref in writer.close()]
     outputs.append(Tagged(STATS, stats))
     if refs:
-        outputs.append((index, refs, merge_samples(samples, sample_k)))
+        outputs.append((index, refs, sample))
     return outputs
 
 

@@ -61,8 +61,8 @@ class CountGraphStatsFn(beam.DoFn):
 
 
 def _listed(kv, *side):
-    """A GroupByKey output -> (key, refs in file order, *side inputs)."""
-    return (kv[0], sorted(kv[1]), *side)
+    """A GroupByKey output -> (key, refs, *side inputs); the steps read refs in file order."""
+    return (kv[0], list(kv[1]), *side)
 
 
 class BuildGraph(beam.PTransform):

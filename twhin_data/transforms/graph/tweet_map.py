@@ -70,6 +70,18 @@ def load_tweet_map(duplicates: str | None, exclude: tuple[str, ...] = ()) -> Twe
     return TweetMap(removed=removed, kept=kept, excluded=excluded)
 
 
+_CACHE: dict = {}
+
+
+def cached_tweet_map(duplicates: str | None, exclude: tuple[str, ...] = ()) -> TweetMap | None:
+    """`load_tweet_map`, read once per process (pooled steps call it per file); None when there is
+    nothing to map."""
+    key = (duplicates, tuple(exclude))
+    if key not in _CACHE:
+        _CACHE[key] = load_tweet_map(duplicates, key[1]) if duplicates or exclude else None
+    return _CACHE[key]
+
+
 def apply_to_edges(table: pa.Table, tweet_map: TweetMap) -> tuple[pa.Table, dict[str, int]]:
     """Pure: edge rows (column ``tweet``) with copies moved to their kept tweet, benchmark tweets out."""
     mapped, remapped, excluded = tweet_map.lookup(table.column("tweet").to_numpy())

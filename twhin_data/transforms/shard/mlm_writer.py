@@ -68,15 +68,18 @@ class _Pieces:
     (file name, batch) order, rows in their order inside each piece."""
 
     def __init__(self, pieces: list[Piece]):
-        self.tables, piece_of, row_of = [], [], []
+        self.tables, piece_of, row_of, lengths = [], [], [], []
         for i, (ref, rows) in enumerate(sorted(pieces, key=lambda piece: piece[0])):
             table = read_slices([ref], TOKENS)
             rows = np.arange(table.num_rows, dtype=np.int64) if rows is None else np.asarray(rows, np.int64)
             self.tables.append(table)
             piece_of.append(np.full(len(rows), i, np.int32))
             row_of.append(rows)
+            # Token counts from the list offsets alone (no token is read).
+            lengths.append(pc.list_value_length(table.column("input_ids")).to_numpy(zero_copy_only=False)[rows])
         self.piece_of = np.concatenate(piece_of) if piece_of else np.zeros(0, np.int32)
         self.row_of = np.concatenate(row_of) if row_of else np.zeros(0, np.int64)
+        self.lengths = np.concatenate(lengths).astype(np.int64) if lengths else np.zeros(0, np.int64)
 
     def columns(self, names: list[str], rows: np.ndarray | None = None) -> pa.Table:
         """Columns `names` of global `rows` (all when None), in that order."""
@@ -135,12 +138,7 @@ def write_mlm_file(path: str, pieces: list[Piece], *, max_length: int, pack: boo
     shard = _Pieces(pieces)
     keys = shard.columns(["key", "tweet_id", "copy"])
     order, duplicates = dedupe_order(keys, lambda rows: shard.columns(["input_ids"], rows).column(0).to_pylist())
-    counted = pa.concat_tables(
-        [table.select(["lang"]).append_column("n", pc.list_value_length(table.column("input_ids"))) for table in shard.tables]
-    ) if shard.tables else pa.table({"lang": pa.array([], pa.string()), "n": pa.array([], pa.int32())})  # fmt: skip
-    flat_rows = _flat_rows(shard, order)
-    per_row = counted.take(pa.array(flat_rows))
-    lengths = per_row.column("n").to_numpy(zero_copy_only=False).astype(np.int64)
+    lengths = shard.lengths[order]
     bounds = pack_boundaries(lengths, max_length if pack else 1)
     rows = 0
     with files.open_write_atomic(path) as handle:
@@ -161,18 +159,13 @@ def write_mlm_file(path: str, pieces: list[Piece], *, max_length: int, pack: boo
         "tokens": int(lengths.sum()),
         "duplicates": duplicates,
         "tweets": len(order),
-        "langs": _lang_counts(per_row),
+        "langs": _lang_counts(shard.columns(["lang"], order).column(0), lengths),
     }
 
 
-def _flat_rows(shard: _Pieces, order: np.ndarray) -> np.ndarray:
-    """Global rows -> row positions in the concatenation of the pieces' whole tables."""
-    starts = np.cumsum([0] + [t.num_rows for t in shard.tables])[:-1]
-    return starts[shard.piece_of[order]] + shard.row_of[order] if len(order) else np.zeros(0, np.int64)
-
-
-def _lang_counts(per_row: pa.Table) -> dict[str, list[int]]:
-    """{lang: [tweets, tokens]} of (lang, n) rows (vectorized group-by)."""
+def _lang_counts(langs: pa.Array, lengths: np.ndarray) -> dict[str, list[int]]:
+    """{lang: [tweets, tokens]} of aligned languages and token counts (vectorized group-by)."""
+    per_row = pa.table({"lang": langs, "n": pa.array(lengths, pa.int64())})
     grouped = per_row.group_by("lang").aggregate([("n", "count"), ("n", "sum")]).to_pydict()
     rows = zip(grouped["lang"], grouped["n_count"], grouped["n_sum"], strict=True)
     return {lang: [int(count), int(total)] for lang, count, total in sorted(rows)}
