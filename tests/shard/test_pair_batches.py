@@ -12,11 +12,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from twhin_data.data import synth
+from twhin_data.pipelines import shard as shard_pipeline
 from twhin_data.runners import cli
 from twhin_data.schemas import to_table
 from twhin_data.schemas.corpus import CORPUS
 from twhin_data.schemas.graph import PAIRS
-from twhin_data.transforms.shard.batches import cap_ends, pack
+from twhin_data.transforms.shard.batches import pack
 
 
 def _batches_valid(a: list[str], b: list[str], size: int) -> bool:
@@ -43,12 +44,6 @@ def test_pack_never_repeats_a_tweet_in_a_batch_and_is_deterministic():
     assert pack(rows, 0) == (rows, [])
 
 
-def test_cap_ends_keeps_the_best_scoring_pairs():
-    ends = [(0.9, "5", ("1", "5")), (0.1, "6", ("1", "6")), (0.9, "3", ("1", "3")), (0.5, "4", ("1", "4"))]
-    assert cap_ends(ends, 2) == [("1", "4"), ("1", "6")]
-    assert cap_ends(ends, 0) == []
-
-
 def _inputs(base: Path) -> tuple[Path, int]:
     rows = [
         {"tweet_id": t["id"], "text": t["text"], "lang": t.get("lang") or "und", "normalizer": "test", "author_id": str(i % 700)}
@@ -71,13 +66,19 @@ def _inputs(base: Path) -> tuple[Path, int]:
 
 
 @pytest.mark.slow
-def test_every_batch_of_every_shard_is_valid_and_nearly_all_pairs_placed(tmp_path):
+def test_every_batch_of_every_shard_is_valid_and_nearly_all_pairs_placed(tmp_path, monkeypatch):
+    """...and the same bytes with 2 workers and 64x more join partitions."""
     base, n_pairs = _inputs(tmp_path / "in")
     outs = []
     for name in ("a", "b"):
         out = tmp_path / name
         argv = ["shard", f"--corpus={base}", f"--pairs={base}", f"--output={out}", "--num_shards=2"]
         argv += ["--pair_batch_size=16", "--max_pairs_per_tweet=16", "--valid_fraction=0.01", "--log_level=WARNING"]
+        if name == "b":
+            argv.append("--workers=2")
+            assert shard_pipeline.pair_partitions([str(p) for p in base.rglob("*.parquet")]) == 8
+            monkeypatch.setattr(shard_pipeline, "PAIR_PARTITION_BYTES", 1 << 10)
+            assert shard_pipeline.pair_partitions([str(p) for p in base.rglob("*.parquet")]) > 64
         assert cli.main(argv) == 0
         outs.append(out)
     manifest = json.loads((outs[0] / "manifest.json").read_text())
@@ -103,25 +104,3 @@ def test_every_batch_of_every_shard_is_valid_and_nearly_all_pairs_placed(tmp_pat
     assert max(ends.values()) <= 16
     digest = [hashlib.sha256(p.read_bytes()).hexdigest() for out in outs for p in sorted((out / "pairs").glob("*.parquet"))]
     assert digest[: len(digest) // 2] == digest[len(digest) // 2 :]
-
-
-def test_pair_tweet_ids_keep_what_can_be_a_corpus_id_and_filter_tokens():
-    """The pair side input holds every pair tweet ID that can match the corpus (1-19 digits), as numbers."""
-    import pyarrow as pa
-
-    from twhin_data.transforms.combiners import IdUnion
-    from twhin_data.transforms.shard.pairs import _token_rows, pair_tweet_ids
-
-    pairs = pa.table({"tweet_id_a": ["10", "x", None, "10"], "tweet_id_b": ["12", "99999999999999999999", "7", "500"]})
-    assert sorted(pair_tweet_ids(pairs).to_pylist()) == ["10", "12", "500", "7"]
-    fn = IdUnion()
-    wanted = fn.extract_output(fn.add_input(fn.create_accumulator(), pair_tweet_ids(pairs)))
-    tokens = pa.table(
-        {
-            "tweet_id": ["7", "8", "500"],
-            "input_ids": [[1], [2], [3]],
-            "lang": ["en"] * 3,
-            "split": ["train"] * 3,
-        }
-    )
-    assert [t for t, _v in _token_rows(tokens, wanted)] == ["7", "500"]

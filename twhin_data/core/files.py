@@ -133,6 +133,11 @@ def exists(path: str) -> bool:
     return _filesystems().exists(path) if is_remote(path) else os.path.exists(path)
 
 
+def total_size(paths: list[str]) -> int:
+    """Bytes of the files `paths` (local or gs://; globs matched), e.g. to size partitions by input."""
+    return sum(m.size_in_bytes for result in _filesystems().match(list(paths)) for m in result.metadata_list)
+
+
 def open_read(path: str):
     """A binary, seekable read handle (local file or FileSystems stream, no decompression)."""
     if is_remote(path):

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 
 import apache_beam as beam
 import pyarrow as pa
-from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics.metric import MetricsFilter
 
 from twhin_data.core import files
@@ -137,7 +136,7 @@ def plan(args: argparse.Namespace, run: RunSettings) -> GraphPlan:
             logs.check_header(path, mapping)
     if args.tweets:
         paths += files.expand_inputs(eng.tweets_pattern(args.tweets))
-    size = sum(m.size_in_bytes for result in FileSystems.match(paths) for m in result.metadata_list)
+    size = files.total_size(paths)
     return GraphPlan(
         args=args,
         run=run,

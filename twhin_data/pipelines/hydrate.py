@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import apache_beam as beam
 import pyarrow as pa
-from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import WorkerOptions
 
@@ -212,10 +211,10 @@ class HydratePlan(Plan):
 def plan(args: argparse.Namespace, run: RunSettings) -> HydratePlan:
     if args.archive:
         sources = files.expand_inputs(args.archive)
-        input_bytes = _total_bytes(sources)
+        input_bytes = files.total_size(sources)
     else:
         sources = ids.resolve_sources(args.ids, args.id_column)
-        input_bytes = _total_bytes([s.path for s in sources])
+        input_bytes = files.total_size([s.path for s in sources])
         if not run.dataflow:
             token_source(args).read()  # fail fast on a missing token; the value is dropped at once
     estimated = max(1, input_bytes // (archives.BYTES_PER_TWEET if args.archive else BYTES_PER_ID))
@@ -253,10 +252,6 @@ def prepare_output(plan: HydratePlan) -> None:
             files.remove(files.join(output, name))
     for name in DATASETS:
         files.begin_output(files.join(output, name), NAME)
-
-
-def _total_bytes(paths: list[str]) -> int:
-    return sum(m.size_in_bytes for result in FileSystems.match(paths) for m in result.metadata_list)
 
 
 def _count_statuses(table: pa.Table, dataset: str) -> pa.Table:

@@ -27,8 +27,7 @@ from twhin_data.text.tokenize import BUNDLED, TokenizerInfo, bundled_path, load_
 from twhin_data.transforms.combiners import SumDicts
 from twhin_data.transforms.io import ReadTables, WriteErrors
 from twhin_data.transforms.shard.manifest import DATASETS, STAGING, write_manifest
-from twhin_data.transforms.shard.pairs import CapPairsPerTweet, JoinPairs, WritePairShards
-from twhin_data.transforms.shard.steps import first_copies, plan_shards
+from twhin_data.transforms.shard.pairs import ShardPairs
 from twhin_data.transforms.shard.tokenize import CORPUS_COLUMNS, OPTIONAL_CORPUS_COLUMNS, PAIR_COLUMNS
 from twhin_data.transforms.shard.transform import ShardCorpus
 
@@ -38,6 +37,8 @@ POOL_PRELOAD = ["twhin_data.transforms.shard.steps"]
 #: Where the pooled steps hand tokens to each other (under --output; hidden, so `load_dataset` never
 #: reads it); removed by finish().
 TMP = ".tmp_shard"
+#: Parquet input bytes per partition of the pairs join.
+PAIR_PARTITION_BYTES = 4 << 20
 OUTPUT_NAMES = (STAGING, *DATASETS, "manifest.json", "README.md", "COMPLETED")
 
 
@@ -157,6 +158,15 @@ class ShardPlan(Plan):
     tokenizer: TokenizerInfo  # what the manifest records about --tokenizer
     target_bytes: int  # uncompressed token bytes per shard (--target_shard_mb, default 256 MB)
     engaged: str | None = None  # the folder of graph's tweets (--engaged), stage 2's tweets
+    pair_parts: int = 1  # partitions of the pairs join (`pair_partitions`)
+
+
+def pair_partitions(paths: list[str]) -> int:
+    """Partitions of the pairs join: one per `PAIR_PARTITION_BYTES` of Parquet input (corpus and
+    pairs), from 8 to 4,096. A join step holds one partition of tweets and pairs; the output does not
+    depend on the count."""
+    size = files.total_size(paths)
+    return max(8, min(4096, -(-size // PAIR_PARTITION_BYTES)))
 
 
 def plan(args: argparse.Namespace, run: RunSettings) -> ShardPlan:
@@ -175,6 +185,7 @@ def plan(args: argparse.Namespace, run: RunSettings) -> ShardPlan:
         check_input_schema(path, PAIR_COLUMNS, what="pairs from twhin-data graph")
     _tokenizer, info = load_tokenizer(args.tokenizer)
     return ShardPlan(
+        pair_parts=pair_partitions(corpus_files + pairs_files),
         args=args,
         run=run,
         corpus_files=corpus_files,
@@ -263,31 +274,20 @@ def build(p: beam.Pipeline, plan: ShardPlan):
     infos = [mlm_infos]
     all_errors = [errors]
     if plan.pairs_files:
-        pair_tables = p | "ReadPairs" >> ReadTables(plan.pairs_files, PAIR_COLUMNS, args.batch_rows)
-        tokens = slices | "ReadTokens" >> beam.Map(lambda item: first_copies(item[1]))
-        pairs, pair_errors = (pair_tables, tokens) | "JoinPairs" >> JoinPairs()
-        pairs, capped = pairs | "CapPerTweet" >> CapPairsPerTweet(args.max_pairs_per_tweet)
-        pair_sizes = pairs | "PairSizes" >> beam.Map(_pair_size)
-        totals += [
-            pair_tables | "PairsIn" >> beam.Map(lambda t: {"pairs_in": t.num_rows}),
-            pair_errors | "PairRejects" >> beam.Map(lambda e: {f"rejected_{e['error_type']}": 1}),
-            pair_sizes,
-            capped,
-        ]
-        pair_plan = (
-            pair_sizes
-            | "SumPairSizes" >> beam.CombineGlobally(SumDicts())
-            | "PlanPairs"
-            >> beam.Map(plan_shards, prefix="pairs_", num_shards=args.num_shards, target_bytes=target)
-        )
-        pair_infos, unplaced = pairs | "WritePairs" >> WritePairShards(
+        pair_tables = p | "ReadPairs" >> ReadTables(plan.pairs_files, PAIR_COLUMNS, args.batch_rows, named=True)
+        pair_infos, pair_errors, pair_stats = (pair_tables, slices) | "ShardPairs" >> ShardPairs(
+            tmp=files.join(out, TMP),
             path=files.join(out, STAGING, "pairs"),
-            plan=pair_plan,
+            parts=plan.pair_parts,
+            cap=args.max_pairs_per_tweet,
             salt=f"pairs:{args.seed}",
             batch_size=args.pair_batch_size,
+            num_shards=args.num_shards,
+            target_bytes=target,
+            workers=plan.run.workers,
         )
         infos.append(pair_infos)
-        totals.append(unplaced)
+        totals.append(pair_stats)
         all_errors.append(pair_errors)
     error_files = all_errors | "AllErrors" >> beam.Flatten() | "WriteErrors" >> WriteErrors(out, NAME)
     stats_total = totals | "AllStats" >> beam.Flatten() | "SumStats" >> beam.CombineGlobally(SumDicts())
@@ -307,14 +307,6 @@ def build(p: beam.Pipeline, plan: ShardPlan):
             error_files=beam.pvalue.AsList(error_files),
         )
     )
-
-
-def _pair_size(pair: dict) -> dict:
-    split = pair["split"]
-    return {
-        f"pairs_rows_{split}": 1,
-        f"pairs_tokens_{split}": len(pair["input_ids_a"]) + len(pair["input_ids_b"]),
-    }
 
 
 def finish(result, plan: ShardPlan, elapsed_s: float) -> dict:

@@ -4,7 +4,7 @@ NT-Xent (the paper's social loss) uses the other tweets of a batch as negatives,
 holds one tweet twice (a hub tweet in several pairs) teaches the model that a tweet is unlike
 itself. Two steps make every B consecutive rows of a pair shard a valid batch:
 
-1. `cap_ends` (after a shuffle on each tweet, in transforms/shard/pairs.py): a tweet keeps its
+1. the cap (`pair_steps.cap_pairs`, on a partition of the tweets): a tweet keeps its
    ``--max_pairs_per_tweet`` best-scoring pairs (ties: lower partner ID); a pair beyond the cap of
    either of its tweets is dropped and counted (``pair_over_tweet_cap``).
 2. `pack` (inside each shard's writer): the shard's pairs, in their hash order (so languages mix
@@ -20,18 +20,10 @@ Pure functions, no Beam.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 #: Batches held open at once while packing a shard (first fit among them).
 OPEN = 64
-
-
-def cap_ends(ends: Iterable[tuple[float, str, tuple[str, str]]], cap: int) -> list[tuple[str, str]]:
-    """One tweet's pairs as ``(score, partner, pair key)`` -> the pair keys beyond its `cap` best."""
-    if cap <= 0:
-        return []
-    ranked = sorted(ends, key=lambda e: (-e[0], int(e[1]) if e[1].isdigit() else 0, e[1]))
-    return [key for _, _, key in ranked[cap:]]
 
 
 def pack(rows: Sequence[dict], batch_size: int) -> tuple[list[dict], list[dict]]:

@@ -123,12 +123,6 @@ def route_slice(item: tuple[str, SliceRef, int]) -> list[tuple[tuple[str, int], 
     return [((split, shard), (ref, rows.astype(np.int32))) for shard, rows in groups(shards)]
 
 
-def first_copies(ref: SliceRef) -> pa.Table:
-    """A spilled tokens slice without resampling's repeated copies (pairs need each tweet once)."""
-    table = read_slices([ref], TOKENS)
-    return table.filter(pc.equal(table.column("copy"), 0))
-
-
 def write_mlm_shard(
     item: tuple[tuple[str, int, int], Iterable[Piece]], *, path: str, max_length: int, pack: bool
 ) -> list[dict]:

@@ -39,6 +39,43 @@ def _numbered(item: tuple, nonempty: list) -> tuple:
     return (key[0], *renumber(key, nonempty)), list(pieces)
 
 
+def pooled(fn, workers: int, progress: tuple[str, str] | None = None) -> PoolMapFn:
+    """`fn` in shard's shared pool of `workers` processes: N > 1 processes get ceil(cores / N) Rust
+    tokenizer threads each (1: inline, the tokenizer using every core)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    init = functools.partial(limit_tokenizer_threads, -(-cores // workers)) if workers > 1 else None
+    return PoolMapFn(fn, workers=workers, initializer=init, shared=STAGE, progress=progress)
+
+
+class WriteSplitShards(beam.PTransform):
+    """``(split, SliceRef)`` spilled rows (each with a ``key`` column) + a plan ``{split: shards}``
+    -> what `write` returns per shard.
+
+    Each row goes to shard ``key % n`` of its split (`route_slice`); the one shuffle gathers each
+    shard's slice references (not its rows) for one `write` call, ``((split, index, count),
+    pieces)``. A shard index that got no rows is never written: the non-empty shards of a split are
+    numbered 0..m-1 "-of-m" (`renumber`).
+    """
+
+    def __init__(self, plan, write, workers: int):
+        super().__init__()
+        self._plan, self._write, self._workers = plan, write, workers
+
+    def expand(self, slices):
+        routed = (
+            slices
+            | "WithShardCount" >> beam.Map(_with_count, plan=beam.pvalue.AsSingleton(self._plan))
+            | "Route" >> beam.ParDo(pooled(route_slice, self._workers))
+        )
+        grouped = routed | "GroupByShard" >> beam.GroupByKey()
+        nonempty = routed | "ShardKeys" >> beam.Map(lambda kv: [tuple(kv[0])]) | "NonEmpty" >> beam.CombineGlobally(SetUnion(sort=True))
+        return (
+            grouped
+            | "Number" >> beam.Map(_numbered, nonempty=beam.pvalue.AsSingleton(nonempty))
+            | "WriteShard" >> beam.ParDo(pooled(self._write, self._workers)).with_outputs(STATS, main="infos")
+        )
+
+
 class ShardCorpus(beam.PTransform):
     """``(name, corpus table)`` -> (MLM shard infos, dead letters, stats dicts, ``(split, SliceRef)``).
 
@@ -80,18 +117,13 @@ class ShardCorpus(beam.PTransform):
         self._num_shards, self._target_bytes = num_shards, target_bytes
         self._workers = workers
 
-    def _pooled(self, fn, progress: tuple[str, str] | None = None) -> PoolMapFn:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        init = (
-            functools.partial(limit_tokenizer_threads, -(-cores // self._workers))
-            if self._workers > 1
-            else None
-        )
-        return PoolMapFn(fn, workers=self._workers, initializer=init, shared=STAGE, progress=progress)
-
     def expand(self, tables):
         spilled = tables | "TokenizeSpill" >> beam.ParDo(
-            self._pooled(functools.partial(spill_tokens, tmp=self._tmp, **self._tokenize), (STAGE, "tweets_in"))
+            pooled(
+                functools.partial(spill_tokens, tmp=self._tmp, **self._tokenize),
+                self._workers,
+                (STAGE, "tweets_in"),
+            )
         ).with_outputs(ERRORS, STATS, main="slices")
         stats = spilled[STATS] | "CountStats" >> beam.ParDo(CountStatsFn(STAGE))
         plan = (
@@ -102,27 +134,8 @@ class ShardCorpus(beam.PTransform):
                 plan_shards, prefix="mlm_", num_shards=self._num_shards, target_bytes=self._target_bytes
             )
         )
-        routed = (
-            spilled.slices
-            | "WithShardCount" >> beam.Map(_with_count, plan=beam.pvalue.AsSingleton(plan))
-            | "Route" >> beam.ParDo(self._pooled(route_slice))
+        write = functools.partial(
+            write_mlm_shard, path=self._path, max_length=self._tokenize["max_length"], pack=self._pack
         )
-        # The one shuffle: gathers each shard's slice references (not its rows) for one writer.
-        grouped = routed | "GroupByShard" >> beam.GroupByKey()
-        nonempty = routed | "ShardKeys" >> beam.Map(lambda kv: [tuple(kv[0])]) | "NonEmpty" >> beam.CombineGlobally(SetUnion(sort=True))
-        infos = (
-            grouped
-            | "Number" >> beam.Map(_numbered, nonempty=beam.pvalue.AsSingleton(nonempty))
-            | "WriteShard"
-            >> beam.ParDo(
-                self._pooled(
-                    functools.partial(
-                        write_mlm_shard,
-                        path=self._path,
-                        max_length=self._tokenize["max_length"],
-                        pack=self._pack,
-                    )
-                )
-            )
-        )
-        return infos, spilled[ERRORS], stats, spilled.slices
+        infos = spilled.slices | "WriteShards" >> WriteSplitShards(plan, write, self._workers)
+        return infos.infos, spilled[ERRORS], stats, spilled.slices

@@ -1,0 +1,284 @@
+"""Shard's pair steps (pure, no Beam): the pairs join, the per-tweet cap and the pair shard writer
+on spill files, so only file references go through the shuffles and no step holds more than one
+partition (or one shard) of rows.
+
+Tweets and pairs are partitioned by a hash of a tweet ID into ``parts`` partitions (one per few MB
+of input, fixed by the pipeline's plan). Each step is a `PoolMapFn` function:
+
+1. `spill_pair_tweets` (per spilled token slice): each tweet once (resampling's repeated copies
+   left out), split by the partition of its ID -> ``(p, ("tweets", SliceRef))``;
+2. `spill_pairs` (per pairs table): pairs split by the partition of tweet a; a pair whose tweet a
+   cannot be a corpus ID (1-19 digits) is a dead letter here;
+3. `join_side` "a" (per partition, tweets and pairs of it after a GroupByKey of the references):
+   tweet a's ids, language, author and split attached (missing tweet: dead letter), then split by
+   the partition of tweet b; `join_side` "b": the same for tweet b; a pair is in validation when
+   either tweet is, so no train pair shares a tweet with validation. Its output is the joined
+   pairs of the partition (one file) and, with a cap, each pair's two ends split by the
+   partition of their tweet;
+4. `cap_pairs` (per partition of ends): each tweet keeps its ``cap`` best-scoring pairs (ties:
+   lower partner ID, then the pair); pairs beyond the cap of either tweet go back, as (a, b), to
+   the partition of their joined row;
+5. `place_pairs` (per partition of joined pairs): capped pairs removed (counted), the salted
+   pair key computed (it picks and orders shards), rows spilled one slice per split, with the
+   size stats that fix the shard plan; steps.route_slice then routes slices to shards;
+6. `write_pair_shard` (per shard): its rows sorted by (key, tweet a, tweet b), laid out as
+   contrastive batches (transforms/shard/batches.py), written as ``{split}-{i:05d}-of-{n:05d}.parquet``.
+
+Every read sorts slices by file name and every file name derives from its input, so the bytes
+written depend neither on the number of workers, nor on arrival order, nor on ``parts``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from twhin_data.core import files
+from twhin_data.core.errors import error_record
+from twhin_data.core.hashing import hash_ids, stable_hash64
+from twhin_data.core.ids import ID_PATTERN
+from twhin_data.core.pool import Tagged
+from twhin_data.core.spill import SliceRef, read_slices, write_split
+from twhin_data.core.tags import ERRORS, STATS
+from twhin_data.schemas import shards
+from twhin_data.transforms.shard import batches
+from twhin_data.transforms.shard.mlm_writer import MLM_ROW_GROUP, Piece
+from twhin_data.transforms.shard.tokenize import STAGE
+
+#: Side output of `join_side` "b": ``(partition, ("ends", SliceRef))`` for `cap_pairs`.
+ENDS = "ends"
+#: Salt of the partition hash (independent of the split and shard hashes).
+SALT = "pair-join"
+TWEETS = pa.schema(
+    [
+        ("tweet_id", pa.string()),
+        ("input_ids", pa.list_(pa.int32())),
+        ("lang", pa.string()),
+        ("author_id", pa.string()),
+        ("split", pa.string()),
+    ]
+)
+PAIRS = pa.schema(
+    [("tweet_id_a", pa.string()), ("tweet_id_b", pa.string()), ("score", pa.float64()), ("source", pa.string())]
+)
+_SIDE = {
+    s: [(f"input_ids_{s}", pa.list_(pa.int32())), (f"lang_{s}", pa.string()), (f"author_{s}", pa.string())]
+    for s in "ab"
+}
+WITH_A = pa.schema([*PAIRS, *_SIDE["a"], ("split", pa.string())])
+JOINED = pa.schema([*PAIRS, *_SIDE["a"], *_SIDE["b"], ("split", pa.string())])
+PLACED = pa.schema([*JOINED, ("key", pa.uint64())])
+#: A pair's end: its tweet, the numeric ID of the other tweet (the cap's tie-break), the pair.
+END_ROWS = pa.schema(
+    [("tweet", pa.string()), ("partner", pa.uint64()), ("score", pa.float64()), ("a", pa.string()), ("b", pa.string())]
+)
+OVER = pa.schema([("a", pa.string()), ("b", pa.string())])
+
+
+def partition_of(ids: pa.Array | pa.ChunkedArray, parts: int) -> np.ndarray:
+    """The join partition (0..parts-1) of each decimal tweet ID."""
+    return (hash_ids(ids, SALT) % np.uint64(parts)).astype(np.int64)
+
+
+def _spill_path(tmp: str, step: str, name: str) -> str:
+    return files.join(tmp, "pairs", step, f"{name}.arrow")
+
+
+def _tagged(refs: list, kind: str) -> list:
+    return [(p, (kind, ref)) for p, ref in refs]
+
+
+def spill_pair_tweets(item: tuple[str, SliceRef], *, tmp: str, parts: int) -> list:
+    """Step 1: one spilled token slice -> its tweets (first copies), split by partition."""
+    _split, ref = item
+    table = read_slices([ref], TWEETS)
+    table = table.filter(pc.equal(table.column("copy"), 0)).select(TWEETS.names)
+    name = f"{os.path.basename(ref.path)}-{ref.start:06d}"
+    parts_of = partition_of(table.column("tweet_id"), parts)
+    return _tagged(write_split(_spill_path(tmp, "tweets", name), TWEETS, table, parts_of), "tweets")
+
+
+def _missing(pairs: pa.Table, side: str) -> list:
+    """Dead letters for the pairs whose tweet `side` is not in the tokenized corpus."""
+    out = []
+    for row in pairs.select([*PAIRS.names]).to_pylist():
+        value = {k: row[k] for k in ("tweet_id_a", "tweet_id_b", "score")}
+        message = f"tweet_{side} {row[f'tweet_id_{side}']} is not in the tokenized corpus"
+        out.append(Tagged(ERRORS, error_record(STAGE, value, "pair_tweet_missing", message, row["source"])))
+    return out
+
+
+def _valid(ids: pa.ChunkedArray) -> pa.Array:
+    return pc.fill_null(pc.match_substring_regex(ids, ID_PATTERN), False)
+
+
+def spill_pairs(item: tuple[str, pa.Table], *, tmp: str, parts: int) -> list:
+    """Step 2: one named pairs table -> pairs split by the partition of tweet a; dead letters; stats."""
+    name, table = item
+    columns = {c: table.column(c).cast(PAIRS.field(c).type) for c in ("tweet_id_a", "tweet_id_b", "score")}
+    source = table.column("source") if "source" in table.column_names else pa.nulls(table.num_rows, pa.string())
+    pairs = pa.table({**columns, "source": source.cast(pa.string())}, schema=PAIRS)
+    valid = _valid(pairs.column("tweet_id_a"))
+    bad = pairs.filter(pc.invert(valid))
+    good = pairs.filter(valid)
+    refs = write_split(_spill_path(tmp, "in", name), PAIRS, good, partition_of(good.column("tweet_id_a"), parts))
+    stats = {"pairs_in": pairs.num_rows, "rejected_pair_tweet_missing": bad.num_rows}
+    return _tagged(refs, "pairs") + _missing(bad, "a") + [Tagged(STATS, stats)]
+
+
+def _read(values: Iterable[tuple[str, SliceRef]], kind: str, schema: pa.Schema) -> pa.Table:
+    return read_slices([ref for k, ref in values if k == kind], schema)
+
+
+def _first_per_id(tweets: pa.Table) -> pa.Table:
+    """One row per tweet ID: the first in read order (a corpus read twice holds the same tweet twice)."""
+    ids = tweets.column("tweet_id")
+    if pc.count_distinct(ids).as_py() == tweets.num_rows:
+        return tweets
+    first = pc.index_in(pc.unique(ids), value_set=ids)  # unique() keeps first-occurrence order
+    return tweets.take(first)
+
+
+def _attach(pairs: pa.Table, tweets: pa.Table, side: str) -> tuple[pa.Table, pa.Table, pa.Array]:
+    """(pairs with tweet `side` found + its columns, pairs whose tweet is missing, found tweets' split)."""
+    at = pc.index_in(pairs.column(f"tweet_id_{side}"), value_set=tweets.column("tweet_id"))
+    found = pc.is_valid(at)
+    hit = pairs.filter(found)
+    rows = tweets.take(pc.filter(at, found))
+    for (name, _type), column in zip(_SIDE[side], ("input_ids", "lang", "author_id"), strict=True):
+        hit = hit.append_column(name, rows.column(column))
+    return hit, pairs.filter(pc.invert(found)), rows.column("split")
+
+
+def join_side(item: tuple[int, Iterable], *, tmp: str, parts: int, side: str, cap: int = 0) -> list:
+    """Steps 3 (per partition): attach tweet `side` ("a", then "b") to the pairs of the partition."""
+    part, values = item
+    values = list(values)
+    pairs = _read(values, "pairs", PAIRS if side == "a" else WITH_A)
+    if pairs.num_rows == 0:  # a partition of tweets no pair names: nothing to read
+        return []
+    hit, missing, split = _attach(pairs, _first_per_id(_read(values, "tweets", TWEETS)), side)
+    validation = pc.ends_with(split, "validation")
+    out = _missing(missing, side)
+    stats = {"rejected_pair_tweet_missing": missing.num_rows}
+    if side == "a":
+        hit = hit.append_column("split", pc.if_else(validation, "validation", "train"))
+        ok = _valid(hit.column("tweet_id_b"))
+        out += _missing(hit.filter(pc.invert(ok)), "b")
+        stats["rejected_pair_tweet_missing"] += hit.num_rows - (pc.sum(ok).as_py() or 0)
+        hit = hit.filter(ok)
+        parts_of = partition_of(hit.column("tweet_id_b"), parts)
+        refs = write_split(_spill_path(tmp, "a", f"{part:05d}"), WITH_A, hit, parts_of)
+        return _tagged(refs, "pairs") + out + [Tagged(STATS, stats)]
+    either = pc.or_(validation, pc.equal(hit.column("split"), "validation"))
+    hit = hit.drop_columns(["split"]).append_column("split", pc.if_else(either, "validation", "train"))
+    refs = write_split(_spill_path(tmp, "b", f"{part:05d}"), JOINED, hit, np.zeros(hit.num_rows, np.int64))
+    out += [(part, ("joined", ref)) for _, ref in refs]
+    if cap and hit.num_rows:
+        a, b = hit.column("tweet_id_a"), hit.column("tweet_id_b")
+        score = pc.fill_null(hit.column("score"), 0.0)
+        ends = pa.table(
+            {
+                "tweet": pa.chunked_array([*a.chunks, *b.chunks]),
+                "partner": pc.cast(pa.chunked_array([*b.chunks, *a.chunks]), pa.uint64()),
+                "score": pa.chunked_array([*score.chunks, *score.chunks]),
+                "a": pa.chunked_array([*a.chunks, *a.chunks]),
+                "b": pa.chunked_array([*b.chunks, *b.chunks]),
+            },
+            schema=END_ROWS,
+        )
+        split_refs = write_split(
+            _spill_path(tmp, "ends", f"{part:05d}"), END_ROWS, ends, partition_of(ends.column("tweet"), parts)
+        )
+        out += [Tagged(ENDS, (p, ref)) for p, ref in split_refs]
+    return out + [Tagged(STATS, stats)]
+
+
+def cap_pairs(item: tuple[int, Iterable[SliceRef]], *, tmp: str, parts: int, cap: int) -> list:
+    """Step 4 (per partition of ends): the pairs beyond some tweet's `cap` best, as (a, b) routed
+    to the partition of their joined row (the partition of tweet b)."""
+    part, refs = item
+    ends = read_slices(list(refs), END_ROWS)
+    tweet = pc.rank(ends.column("tweet"), sort_keys="ascending", tiebreaker="dense").to_numpy()
+    partner = ends.column("partner").to_numpy()
+    score = ends.column("score").to_numpy()
+    # Within each tweet: best score first, then lower partner ID, then the pair (a deterministic tie-break).
+    pair = pc.binary_join_element_wise(ends.column("a"), ends.column("b"), ":")
+    pair_rank = pc.rank(pair, sort_keys="ascending", tiebreaker="dense").to_numpy()
+    order = np.lexsort((pair_rank, partner, -score, tweet))
+    ordered = tweet[order]
+    starts = np.r_[0, np.flatnonzero(ordered[1:] != ordered[:-1]) + 1]
+    rank = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
+    over = ends.take(pa.array(order[rank >= cap])).select(["a", "b"])
+    if over.num_rows == 0:
+        return []
+    over = over.group_by(["a", "b"]).aggregate([])
+    refs = write_split(_spill_path(tmp, "over", f"{part:05d}"), OVER, over, partition_of(over.column("b"), parts))
+    return [(p, ("over", ref)) for p, ref in refs]
+
+
+def _pair_keys(table: pa.Table, names: tuple[str, str]) -> pa.Array:
+    return pc.binary_join_element_wise(table.column(names[0]), table.column(names[1]), ":")
+
+
+def place_pairs(item: tuple[int, Iterable], *, tmp: str, salt: str) -> list:
+    """Step 5 (per partition of joined pairs): capped pairs out, the pair key in, a slice per split."""
+    part, values = item
+    values = list(values)
+    joined = _read(values, "joined", JOINED)
+    over = _read(values, "over", OVER)
+    stats: dict[str, int] = {}
+    if over.num_rows:
+        capped = pc.is_in(_pair_keys(joined, ("tweet_id_a", "tweet_id_b")), value_set=_pair_keys(over, ("a", "b")))
+        stats["rejected_pair_over_tweet_cap"] = pc.sum(capped).as_py() or 0
+        joined = joined.filter(pc.invert(capped))
+    keys = [stable_hash64(k, salt) for k in _pair_keys(joined, ("tweet_id_a", "tweet_id_b")).to_pylist()]
+    placed = joined.append_column("key", pa.array(keys, pa.uint64()))
+    tokens = pc.add(*(pc.list_value_length(placed.column(c)) for c in ("input_ids_a", "input_ids_b")))
+    labels = sorted(pc.unique(placed.column("split")).to_pylist())
+    for split in labels:
+        mask = pc.equal(placed.column("split"), split)
+        stats[f"pairs_rows_{split}"] = pc.sum(mask).as_py()
+        stats[f"pairs_tokens_{split}"] = pc.sum(pc.filter(tokens, mask)).as_py() or 0
+    codes = pc.index_in(placed.column("split"), value_set=pa.array(labels, pa.string())).to_numpy(zero_copy_only=False)
+    refs = write_split(_spill_path(tmp, "placed", f"{part:05d}"), PLACED, placed, codes.astype(np.int64))
+    return [(labels[code], ref) for code, ref in refs] + [Tagged(STATS, stats)]
+
+
+def write_pair_shard(item: tuple[tuple[str, int, int], Iterable[Piece]], *, path: str, batch_size: int) -> list:
+    """Step 6 (per shard): ``((split, index, count), pieces)`` -> the shard file; returns its info."""
+    (split, index, count), pieces = item
+    tables = []
+    for ref, rows in sorted(pieces, key=lambda piece: piece[0]):
+        table = read_slices([ref], PLACED)
+        tables.append(table if rows is None else table.take(pa.array(rows)))
+    table = pa.concat_tables(tables) if tables else PLACED.empty_table()
+    order = pc.sort_indices(table, sort_keys=[(c, "ascending") for c in ("key", "tweet_id_a", "tweet_id_b")])
+    table = table.take(order)
+    light = table.select(["tweet_id_a", "tweet_id_b", "author_a", "author_b"]).to_pylist()
+    for i, row in enumerate(light):
+        row["row"] = i
+    placed, left = batches.pack(light, batch_size)
+    table = table.take(pa.array([row["row"] for row in placed], pa.int64()))
+    table = pa.table({f.name: table.column(f.name).cast(f.type) for f in shards.PAIR_SHARD}, schema=shards.PAIR_SHARD)
+    tokens = sum(pc.sum(pc.list_value_length(table.column(c))).as_py() or 0 for c in ("input_ids_a", "input_ids_b"))
+    name = f"{split}-{index:05d}-of-{count:05d}.parquet"
+    written = files.write_parquet_atomic(files.join(path, name), table, row_group_size=MLM_ROW_GROUP)
+    info = {
+        "dataset": "pairs",
+        "split": split,
+        "shard": index,
+        "num_shards": count,
+        "duplicates": 0,
+        "tweets": 2 * table.num_rows,
+        "tokens": tokens,
+        "file": f"pairs/{name}",
+        "rows": written["rows"],
+        "bytes": written["bytes"],
+        "sha256": written["sha256"],
+    }
+    return [info] + ([Tagged(STATS, {"rejected_pair_unplaced": len(left)})] if left else [])
