@@ -1,10 +1,12 @@
 """Scale benchmark: each stage at 1x and Fx input, throughput and peak memory side by side.
 
     python bench/bench_scale.py [--tweets 400000] [--factor 5] [--engagements 1000000]
-                                [--graph_factor 3] [--workers 1] [--stages prepare,shard,graph]
+                                [--graph_factor 3] [--workers 1]
+                                [--stages prepare,shard,shard_pairs,graph]
 
 prepare runs on synthetic hydrated tweets (bench/prep_data.py), shard on a synthetic corpus of
-the same size (bench/bench_shard.py, bundled tokenizer), graph on power-law engagement logs (bench/bench_graph.py: `--min_per_tweet
+the same size (bench/bench_shard.py, bundled tokenizer), shard_pairs on that corpus with two pairs
+per tweet (hub tweets, 1% dangling: bench_shard.pairs_dir), graph on power-law engagement logs (bench/bench_graph.py: `--min_per_tweet
 2`, co-engagement pairs). Each run is the `twhin-data` command in a subprocess; its peak memory is
 read from /proc (bench/rss.py): the command's own process, the largest pool worker, and the whole
 tree. The growth columns divide the Fx run's figure by the 1x run's: flat memory reads ~1.0, a
@@ -27,7 +29,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
 
 from bench_graph import generate  # noqa: E402
-from bench_shard import corpus_dir  # noqa: E402
+from bench_shard import corpus_dir, pairs_dir  # noqa: E402
 from prep_data import CACHE, tweets_dir  # noqa: E402
 from rss import run_measured  # noqa: E402
 
@@ -43,6 +45,9 @@ def stage_runs(stage: str, n: int, root: Path, workers: int) -> dict:
         return run_command(["prepare", f"--tweets={tweets_dir(n)}", f"--output={root / f'prep-{n}'}", *common])
     if stage == "shard":  # n synthetic corpus rows (prepare's output on synthetic tweets is mostly near-copies)
         return run_command(["shard", f"--corpus={corpus_dir(n, 0)}", f"--output={out}", *common])
+    if stage == "shard_pairs":  # the same corpus and 2 pairs per tweet (bench_shard.pairs_dir)
+        inputs = pairs_dir(n, 0)
+        return run_command(["shard", f"--corpus={inputs}", f"--pairs={inputs}", f"--output={out}", *common])
     logs = generate(n, seed=7, heavy=0, out=Path(CACHE))
     return run_command(["graph", f"--engagements={logs}", f"--output={out}", "--min_per_tweet=2", *common])
 

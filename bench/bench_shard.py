@@ -61,6 +61,56 @@ def corpus_dir(n: int, seed: int, files: int = 8) -> str:
     return root
 
 
+def pairs_dir(n: int, seed: int, per_tweet: int = 2, files: int = 4) -> str:
+    """DIR (holding corpus/ of `corpus_dir(n, seed)` and pairs/): `per_tweet` x n pairs over the
+    corpus's tweets, tweet a drawn power-law (hub tweets, so the per-tweet cap bites), tweet b
+    uniformly, 1% naming a tweet that is not in the corpus; built once."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from twhin_data.schemas.graph import PAIRS
+
+    root = os.path.join(CACHE, f"shard-pairs-{n}-{seed}-{per_tweet}")
+    out = os.path.join(root, "pairs")
+    if os.path.isdir(out) and len(os.listdir(out)) == files:
+        return root
+    corpus = os.path.join(corpus_dir(n, seed), "corpus")
+    os.makedirs(root, exist_ok=True)
+    if not os.path.exists(os.path.join(root, "corpus")):
+        os.symlink(corpus, os.path.join(root, "corpus"))
+    ids = pq.read_table(corpus, columns=["tweet_id"]).column("tweet_id").combine_chunks()
+    rng = np.random.default_rng(seed)
+    m = per_tweet * n
+    a = ids.take(pa.array((len(ids) * rng.random(m) ** 3).astype(np.int64)))
+    b = pc_if_dangling(ids.take(pa.array(rng.integers(0, len(ids), m))), rng.random(m) < 0.01)
+    table = pa.table(
+        {
+            "tweet_id_a": a,
+            "tweet_id_b": b,
+            "score": pa.array(rng.random(m, dtype=np.float32)),
+            "count": pa.array(rng.integers(1, 50, m)),
+            "rank": pa.array(rng.integers(1, 20, m).astype(np.int32)),
+            "method": pa.array(["cooccurrence"] * m),
+        },
+        schema=PAIRS,
+    )
+    os.makedirs(out, exist_ok=True)
+    per = -(-m // files)
+    for i in range(files):
+        pq.write_table(table.slice(i * per, per), os.path.join(out, f"part-{i:05d}-of-{files:05d}.parquet"))
+    return root
+
+
+def pc_if_dangling(ids, dangling):
+    """`ids` with the `dangling` positions replaced by IDs no corpus tweet has (a leading 9 and 19 digits)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    other = pc.binary_join_element_wise("9", pc.utf8_slice_codeunits(ids, 0, 18), "")
+    return pc.if_else(pa.array(dangling), other, ids)
+
+
 def big_tokenizer(seed: int = 5) -> str:
     """The XLM-R-sized tokenizer.json (see the module docstring), built once."""
     path = os.path.join(CACHE, f"xlmr-size-unigram-{seed}.json")
