@@ -11,10 +11,8 @@ copy). Only file names go through the runner, so the main process does nothing p
 from __future__ import annotations
 
 import contextlib
-import functools
-import mmap as mmap_module
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import NamedTuple
 
 import numpy as np
@@ -101,21 +99,6 @@ def write_split(path: str, schema: pa.Schema, table: pa.Table, keys: np.ndarray)
         for start, stop in zip(np.r_[0, bounds], np.r_[bounds, len(keys)], strict=True):
             writer.add(int(ordered[start]), taken.slice(int(start), int(stop - start)))
     return writer.close()
-
-
-def read_mapped(ref: SliceRef, schema: pa.Schema) -> tuple[pa.Table, Callable[[], None]]:
-    """The rows of `ref`, memory-mapped when local, and a `release()` that drops the mapped pages
-    read so far from this process's resident memory (they stay in the OS page cache, and a later
-    read of the table faults them back in). A step that gathers rows from many slices in several
-    rounds calls it between rounds, so its RSS follows a round, not every page it ever touched.
-    Remote slices are read whole; their release does nothing."""
-    if files.is_remote(ref.path) or not hasattr(mmap_module, "MADV_DONTNEED"):
-        return read_slices([ref], schema), lambda: None
-    with open(ref.path, "rb") as handle:
-        mapped = mmap_module.mmap(handle.fileno(), 0, access=mmap_module.ACCESS_READ)
-    reader = pa.ipc.open_file(pa.BufferReader(pa.py_buffer(mapped)))
-    table = pa.Table.from_batches([reader.get_batch(i) for i in range(ref.start, ref.stop)], reader.schema)
-    return table, functools.partial(mapped.madvise, mmap_module.MADV_DONTNEED)
 
 
 def read_slices(refs: Iterable[SliceRef], schema: pa.Schema, *, mmap: bool = True) -> pa.Table:

@@ -5,9 +5,8 @@ shard in each. The writer never builds the sorted shard in memory: it sorts and 
 small key columns only (key, tweet ID, copy: `dedupe_order`), computes the packing of the whole
 shard from the token counts alone, then gathers the tokens of one row group at a time, packs them
 and streams that row group into the Parquet file (temporary name + rename), hashing the bytes as
-they go. Memory: the key columns, one row group, and the mapped pages that row group touched (the
-writer drops them from resident memory after each: `core.spill.read_mapped`); not a copy of the
-shard, nor its Parquet bytes, nor every mapped page of the shard. The file is the same, byte for byte, as packing the sorted shard at
+they go. Memory: the key columns, one row group, and the pieces' mapped pages; not a copy of the
+shard, nor its Parquet bytes. The file is the same, byte for byte, as packing the sorted shard at
 once and writing it with `core.files.table_to_parquet_bytes` (`MLM_ROW_GROUP` rows per group):
 next-fit packing restarted at a row boundary packs the same rows.
 """
@@ -23,7 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from twhin_data.core import files
-from twhin_data.core.spill import SliceRef, read_mapped
+from twhin_data.core.spill import SliceRef, read_slices
 from twhin_data.schemas.shards import MLM_SHARD
 from twhin_data.text.tokenize import pack_boundaries, pack_table
 from twhin_data.transforms.shard.tokenize import TOKENS
@@ -69,10 +68,9 @@ class _Pieces:
     (file name, batch) order, rows in their order inside each piece."""
 
     def __init__(self, pieces: list[Piece]):
-        self.tables, self.releases, piece_of, row_of, lengths = [], [], [], [], []
+        self.tables, piece_of, row_of, lengths = [], [], [], []
         for i, (ref, rows) in enumerate(sorted(pieces, key=lambda piece: piece[0])):
-            table, release = read_mapped(ref, TOKENS)
-            self.releases.append(release)
+            table = read_slices([ref], TOKENS)
             rows = np.arange(table.num_rows, dtype=np.int64) if rows is None else np.asarray(rows, np.int64)
             self.tables.append(table)
             piece_of.append(np.full(len(rows), i, np.int32))
@@ -99,11 +97,6 @@ class _Pieces:
         restore = np.empty(len(rows), np.int64)
         restore[by_piece] = np.arange(len(rows))
         return gathered.take(pa.array(restore)).combine_chunks()
-
-    def release(self) -> None:
-        """Drops the pieces' mapped pages read so far from resident memory (`spill.read_mapped`)."""
-        for release in self.releases:
-            release()
 
 
 class _HashingSink:
@@ -147,7 +140,6 @@ def write_mlm_file(path: str, pieces: list[Piece], *, max_length: int, pack: boo
     order, duplicates = dedupe_order(keys, lambda rows: shard.columns(["input_ids"], rows).column(0).to_pylist())
     lengths = shard.lengths[order]
     bounds = pack_boundaries(lengths, max_length if pack else 1)
-    shard.release()  # the key columns are copied out: their pages need not stay resident
     rows = 0
     with files.open_write_atomic(path) as handle:
         sink = _HashingSink(handle)
@@ -160,7 +152,6 @@ def write_mlm_file(path: str, pieces: list[Piece], *, max_length: int, pack: boo
                 table = mlm_rows(shard.columns(["tweet_id", "lang", "input_ids"], chunk), max_length=max_length, pack=pack)
                 writer.write_table(table, row_group_size=MLM_ROW_GROUP)
                 rows += table.num_rows
-                shard.release()  # resident memory follows a row group, not the shard
     return {
         "rows": rows,
         "bytes": sink.size,
