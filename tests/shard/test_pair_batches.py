@@ -8,6 +8,7 @@ import json
 import random
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -18,6 +19,9 @@ from twhin_data.schemas import to_table
 from twhin_data.schemas.corpus import CORPUS
 from twhin_data.schemas.graph import PAIRS
 from twhin_data.transforms.shard.batches import pack
+from twhin_data.transforms.shard.pair_steps import batch_ends
+
+KEYS = pa.schema([(c, pa.string()) for c in ("tweet_id_a", "tweet_id_b", "author_a", "author_b")])
 
 
 def _batches_valid(a: list[str], b: list[str], size: int) -> bool:
@@ -35,13 +39,32 @@ def test_pack_never_repeats_a_tweet_in_a_batch_and_is_deterministic():
     for i in range(2000):
         a = rng.choice(hubs) if rng.random() < 0.2 else str(100 + rng.randrange(5000))
         b = str(10_000 + i)
-        rows.append({"tweet_id_a": a, "tweet_id_b": b})
-    out, left = pack(rows, 16)
-    assert len(out) + len(left) == len(rows)
-    assert _batches_valid([r["tweet_id_a"] for r in out], [r["tweet_id_b"] for r in out], 16)
+        rows.append({"tweet_id_a": a, "tweet_id_b": b, "author_a": None, "author_b": None})
+    ends = batch_ends(pa.Table.from_pylist(rows, KEYS))
+    out, left = pack(ends, 16)
+    assert sorted(out + left) == list(range(len(rows)))
+    a, b = [rows[i]["tweet_id_a"] for i in out], [rows[i]["tweet_id_b"] for i in out]
+    assert _batches_valid(a, b, 16)
     assert len(left) <= 0.05 * len(rows)
-    assert pack(rows, 16) == (out, left)
-    assert pack(rows, 0) == (rows, [])
+    assert pack(ends, 16) == (out, left)
+    assert pack(ends, 0) == (list(range(len(rows))), [])
+
+
+def test_batch_ends_code_tweets_and_known_authors_apart():
+    rows = [
+        {"tweet_id_a": "1", "tweet_id_b": "2", "author_a": "2", "author_b": "2"},  # an author ID equal to a tweet ID
+        {"tweet_id_a": "3", "tweet_id_b": "1", "author_a": None, "author_b": ""},  # unknown authors
+    ]
+    ends = batch_ends(pa.Table.from_pylist(rows, KEYS))
+    tweet_codes = set(ends[0][:2]) | set(ends[1][:2])
+    assert len(ends[0]) == 3 and ends[0][2] not in tweet_codes  # one author, coded apart from tweet "2"
+    assert len(ends[1]) == 2 and set(ends[0]) & set(ends[1]) == {ends[0][0]}  # no author; tweet 1 shared
+    assert pack(ends, 2) == ([0], [1])  # both pairs hold tweet 1: never one batch
+    # Author "2" of pair 0 is not tweet "2": a pair holding tweet 2 by another author may join it.
+    more = batch_ends(pa.Table.from_pylist([rows[0], {"tweet_id_a": "2", "tweet_id_b": "9", "author_a": "8", "author_b": None}], KEYS))
+    assert set(more[0]) & set(more[1]) == {1}  # tweet 2 only
+    more = batch_ends(pa.Table.from_pylist([rows[0], {"tweet_id_a": "7", "tweet_id_b": "9", "author_a": "2", "author_b": None}], KEYS))
+    assert pack(more, 2) == ([0], [1])  # the same author in both pairs
 
 
 def _inputs(base: Path) -> tuple[Path, int]:

@@ -17,6 +17,7 @@ from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from twhin_data.core import files
 
@@ -99,6 +100,57 @@ def write_split(path: str, schema: pa.Schema, table: pa.Table, keys: np.ndarray)
         for start, stop in zip(np.r_[0, bounds], np.r_[bounds, len(keys)], strict=True):
             writer.add(int(ordered[start]), taken.slice(int(start), int(stop - start)))
     return writer.close()
+
+
+#: Rows of one slice: the slice and the indices of the rows wanted in it (None: every row).
+Piece = tuple[SliceRef, "np.ndarray | None"]
+
+
+class Pieces:
+    """Rows picked from spilled slices as one virtual table: global row g is the g-th picked row,
+    pieces in (file name, batch) order, rows in their order inside each piece. The slices are
+    memory-mapped (`read_slices`); `columns` gathers the rows a step needs, when it needs them, so a
+    writer can sort on a few key columns and then fetch the other columns a row group at a time."""
+
+    def __init__(self, pieces: Iterable[Piece], schema: pa.Schema):
+        self.schema = schema
+        self.tables, self.rows, piece_of = [], [], []
+        for i, (ref, rows) in enumerate(sorted(pieces, key=lambda piece: piece[0])):
+            table = read_slices([ref], schema)
+            rows = np.arange(table.num_rows, dtype=np.int64) if rows is None else np.asarray(rows, np.int64)
+            self.tables.append(table)
+            self.rows.append(rows)
+            piece_of.append(np.full(len(rows), i, np.int32))
+        self.piece_of = np.concatenate(piece_of) if piece_of else np.zeros(0, np.int32)
+        self.row_of = np.concatenate(self.rows) if self.rows else np.zeros(0, np.int64)
+
+    def __len__(self) -> int:
+        return len(self.row_of)
+
+    def list_lengths(self, column: str) -> np.ndarray:
+        """The length of list `column` in every global row, from the list offsets alone (no value is read)."""
+        lengths = [
+            pc.list_value_length(table.column(column)).to_numpy(zero_copy_only=False)[rows]
+            for table, rows in zip(self.tables, self.rows, strict=True)
+        ]
+        return np.concatenate(lengths).astype(np.int64) if lengths else np.zeros(0, np.int64)
+
+    def columns(self, names: list[str], rows: np.ndarray | None = None) -> pa.Table:
+        """Columns `names` of global `rows` (all when None), in that order."""
+        if rows is None:
+            rows = np.arange(len(self.row_of))
+        pieces = self.piece_of[rows]
+        by_piece = np.argsort(pieces, kind="stable")
+        parts = []
+        for i in np.unique(pieces).tolist():
+            wanted = self.row_of[rows[by_piece][pieces[by_piece] == i]]
+            parts.append(self.tables[i].select(names).take(pa.array(wanted)))
+        if not parts:
+            return self.schema.empty_table().select(names)
+        gathered = pa.concat_tables(parts)
+        restore = np.empty(len(rows), np.int64)
+        restore[by_piece] = np.arange(len(rows))
+        return gathered.take(pa.array(restore)).combine_chunks()
 
 
 def read_slices(refs: Iterable[SliceRef], schema: pa.Schema, *, mmap: bool = True) -> pa.Table:

@@ -26,37 +26,35 @@ from collections.abc import Sequence
 OPEN = 64
 
 
-def pack(rows: Sequence[dict], batch_size: int) -> tuple[list[dict], list[dict]]:
-    """``(rows in batch order, rows left out)``: every `batch_size` consecutive output rows (from the
-    first) hold no tweet ID twice, and no author (``author_a``/``author_b``, when known) in two
-    pairs; the last batch may be short. `rows` must come in a deterministic order; the result is then deterministic."""
+def pack(ends: Sequence[Sequence[int]], batch_size: int) -> tuple[list[int], list[int]]:
+    """``(rows in batch order, rows left out)`` as row indices, for rows given as their "ends": the
+    integer codes of both tweets and of their known authors (codes of tweets and of authors never
+    collide). Every `batch_size` consecutive output rows (from the first) share no code: no tweet
+    twice, no author in two pairs; the last batch may be short. `ends` must come in a deterministic
+    order; the result is then deterministic."""
     if batch_size <= 1:
-        return list(rows), []
-    done: list[list[dict]] = []
-    open_batches: list[tuple[set[str], list[dict]]] = []
-    waiting: list[dict] = []
+        return list(range(len(ends))), []
+    done: list[list[int]] = []
+    open_batches: list[tuple[set[int], list[int]]] = []
+    waiting: list[int] = []
 
-    def place(row: dict) -> bool:
-        # A batch holds each tweet, and each known author ("@" + ID), at most once.
-        ends = [row["tweet_id_a"], row["tweet_id_b"]]
-        ends += ["@" + a for a in {row.get("author_a"), row.get("author_b")} if a]
-        for i, (tweets, members) in enumerate(open_batches):
-            if any(e in tweets for e in ends):
+    def place(row: int) -> bool:
+        codes = ends[row]
+        for i, (taken, members) in enumerate(open_batches):
+            if any(c in taken for c in codes):
                 continue
-            tweets.update(ends)
+            taken.update(codes)
             members.append(row)
             if len(members) == batch_size:
                 done.append(members)
                 del open_batches[i]
             return True
         if len(open_batches) < OPEN:
-            open_batches.append((set(ends), [row]))
-            if batch_size == 1:
-                done.append(open_batches.pop()[1])
+            open_batches.append((set(codes), [row]))
             return True
         return False
 
-    for row in rows:
+    for row in range(len(ends)):
         if not place(row):
             waiting.append(row)
         elif waiting and len(open_batches) < OPEN:  # a batch closed: room for the waiting rows

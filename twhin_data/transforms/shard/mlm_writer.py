@@ -13,24 +13,20 @@ next-fit packing restarted at a row boundary packs the same rows.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from twhin_data.core import files
-from twhin_data.core.spill import SliceRef, read_slices
+from twhin_data.core.spill import Piece, Pieces
 from twhin_data.schemas.shards import MLM_SHARD
 from twhin_data.text.tokenize import pack_boundaries, pack_table
 from twhin_data.transforms.shard.tokenize import TOKENS
 
 MLM_ROW_GROUP = 10_000
 SORT_KEYS = [("key", "ascending"), ("tweet_id", "ascending"), ("copy", "ascending")]
-#: A shard's rows from one slice: the slice and its row indices (None: every row).
-Piece = tuple[SliceRef, "np.ndarray | None"]
 
 
 def dedupe_order(keys: pa.Table, input_ids: Callable[[np.ndarray], list]) -> tuple[np.ndarray, int]:
@@ -63,61 +59,6 @@ def dedupe_order(keys: pa.Table, input_ids: Callable[[np.ndarray], list]) -> tup
     return order[keep], int((~keep).sum())
 
 
-class _Pieces:
-    """A shard's pieces as one virtual table: global row g = the g-th selected row, pieces in
-    (file name, batch) order, rows in their order inside each piece."""
-
-    def __init__(self, pieces: list[Piece]):
-        self.tables, piece_of, row_of, lengths = [], [], [], []
-        for i, (ref, rows) in enumerate(sorted(pieces, key=lambda piece: piece[0])):
-            table = read_slices([ref], TOKENS)
-            rows = np.arange(table.num_rows, dtype=np.int64) if rows is None else np.asarray(rows, np.int64)
-            self.tables.append(table)
-            piece_of.append(np.full(len(rows), i, np.int32))
-            row_of.append(rows)
-            # Token counts from the list offsets alone (no token is read).
-            lengths.append(pc.list_value_length(table.column("input_ids")).to_numpy(zero_copy_only=False)[rows])
-        self.piece_of = np.concatenate(piece_of) if piece_of else np.zeros(0, np.int32)
-        self.row_of = np.concatenate(row_of) if row_of else np.zeros(0, np.int64)
-        self.lengths = np.concatenate(lengths).astype(np.int64) if lengths else np.zeros(0, np.int64)
-
-    def columns(self, names: list[str], rows: np.ndarray | None = None) -> pa.Table:
-        """Columns `names` of global `rows` (all when None), in that order."""
-        if rows is None:
-            rows = np.arange(len(self.row_of))
-        pieces = self.piece_of[rows]
-        by_piece = np.argsort(pieces, kind="stable")
-        parts = []
-        for i in np.unique(pieces).tolist():
-            wanted = self.row_of[rows[by_piece][pieces[by_piece] == i]]
-            parts.append(self.tables[i].select(names).take(pa.array(wanted)))
-        if not parts:
-            return TOKENS.empty_table().select(names)
-        gathered = pa.concat_tables(parts)
-        restore = np.empty(len(rows), np.int64)
-        restore[by_piece] = np.arange(len(rows))
-        return gathered.take(pa.array(restore)).combine_chunks()
-
-
-class _HashingSink:
-    """A write handle that also hashes and counts what goes through it."""
-
-    def __init__(self, handle):
-        self._handle, self.sha256, self.size, self.closed = handle, hashlib.sha256(), 0, False
-
-    def write(self, data) -> int:
-        data = bytes(data)
-        self.sha256.update(data)
-        self.size += len(data)
-        return self._handle.write(data)
-
-    def flush(self) -> None:
-        self._handle.flush()
-
-    def close(self) -> None:
-        self.closed = True  # the atomic writer closes the real handle
-
-
 def mlm_rows(tokens: pa.Table, *, max_length: int, pack: bool) -> pa.Table:
     """Sorted, deduplicated tokens (tweet_id, lang, input_ids) -> MLM_SHARD rows."""
     ids_col = tokens.column("input_ids").combine_chunks()
@@ -135,27 +76,23 @@ def mlm_rows(tokens: pa.Table, *, max_length: int, pack: bool) -> pa.Table:
 def write_mlm_file(path: str, pieces: list[Piece], *, max_length: int, pack: bool) -> dict:
     """Sorts, deduplicates, packs and writes one shard (module docstring). Returns the file's
     rows, bytes, sha256 and tokens, and the shard's duplicates, tweets and {lang: [tweets, tokens]}."""
-    shard = _Pieces(pieces)
+    shard = Pieces(pieces, TOKENS)
     keys = shard.columns(["key", "tweet_id", "copy"])
     order, duplicates = dedupe_order(keys, lambda rows: shard.columns(["input_ids"], rows).column(0).to_pylist())
-    lengths = shard.lengths[order]
+    lengths = shard.list_lengths("input_ids")[order]
     bounds = pack_boundaries(lengths, max_length if pack else 1)
-    rows = 0
-    with files.open_write_atomic(path) as handle:
-        sink = _HashingSink(handle)
-        with pq.ParquetWriter(
-            sink, MLM_SHARD, compression="zstd", use_dictionary=True, write_statistics=True
-        ) as writer:
-            for first in range(0, len(bounds) - 1, MLM_ROW_GROUP):
-                last = min(first + MLM_ROW_GROUP, len(bounds) - 1)
-                chunk = order[bounds[first] : bounds[last]]
-                table = mlm_rows(shard.columns(["tweet_id", "lang", "input_ids"], chunk), max_length=max_length, pack=pack)
-                writer.write_table(table, row_group_size=MLM_ROW_GROUP)
-                rows += table.num_rows
+
+    def row_groups():
+        for first in range(0, len(bounds) - 1, MLM_ROW_GROUP):
+            last = min(first + MLM_ROW_GROUP, len(bounds) - 1)
+            chunk = order[bounds[first] : bounds[last]]
+            yield mlm_rows(shard.columns(["tweet_id", "lang", "input_ids"], chunk), max_length=max_length, pack=pack)
+
+    written = files.write_parquet_streamed(path, MLM_SHARD, row_groups(), row_group_size=MLM_ROW_GROUP)
     return {
-        "rows": rows,
-        "bytes": sink.size,
-        "sha256": sink.sha256.hexdigest(),
+        "rows": written["rows"],
+        "bytes": written["bytes"],
+        "sha256": written["sha256"],
         "tokens": int(lengths.sum()),
         "duplicates": duplicates,
         "tweets": len(order),

@@ -42,11 +42,11 @@ from twhin_data.core.errors import error_record
 from twhin_data.core.hashing import hash_ids, stable_hash64
 from twhin_data.core.ids import ID_PATTERN
 from twhin_data.core.pool import Tagged
-from twhin_data.core.spill import SliceRef, read_slices, write_split
+from twhin_data.core.spill import Piece, Pieces, SliceRef, read_slices, write_split
 from twhin_data.core.tags import ERRORS, STATS
 from twhin_data.schemas import shards
 from twhin_data.transforms.shard import batches
-from twhin_data.transforms.shard.mlm_writer import MLM_ROW_GROUP, Piece
+from twhin_data.transforms.shard.mlm_writer import MLM_ROW_GROUP
 from twhin_data.transforms.shard.tokenize import STAGE
 
 #: Side output of `join_side` "b": ``(partition, ("ends", SliceRef))`` for `cap_pairs`.
@@ -249,32 +249,53 @@ def place_pairs(item: tuple[int, Iterable], *, tmp: str, salt: str) -> list:
     return [(labels[code], ref) for code, ref in refs] + [Tagged(STATS, stats)]
 
 
+def batch_ends(keys: pa.Table) -> list[tuple[int, ...]]:
+    """Each row's codes for `batches.pack`: its two tweets, then its known authors (null and empty
+    author IDs are unknown), tweets and authors coded apart (a tweet ID and an author ID may be equal)."""
+    n = keys.num_rows
+    tweets = pc.dictionary_encode(pa.concat_arrays([keys.column(c).combine_chunks() for c in ("tweet_id_a", "tweet_id_b")]))
+    authors = pa.concat_arrays([keys.column(c).combine_chunks() for c in ("author_a", "author_b")])
+    authors = pc.dictionary_encode(pc.if_else(pc.equal(authors, ""), pa.scalar(None, pa.string()), authors))
+    offset = len(tweets.dictionary)
+    t = tweets.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    u = pc.fill_null(authors.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+    u = np.where(u >= 0, u + offset, -1)
+    out = []
+    for ta, tb, ua, ub in zip(t[:n].tolist(), t[n:].tolist(), u[:n].tolist(), u[n:].tolist(), strict=True):
+        codes = (ta, tb) + tuple(x for x in {ua, ub} if x >= 0)
+        out.append(codes)
+    return out
+
+
 def write_pair_shard(item: tuple[tuple[str, int, int], Iterable[Piece]], *, path: str, batch_size: int) -> list:
-    """Step 6 (per shard): ``((split, index, count), pieces)`` -> the shard file; returns its info."""
+    """Step 6 (per shard): ``((split, index, count), pieces)`` -> the shard file; returns its info.
+
+    Sorts and lays out batches on the key columns only, then gathers and writes a row group at a
+    time (`files.write_parquet_streamed`): memory follows the shard's keys and one row group."""
     (split, index, count), pieces = item
-    tables = []
-    for ref, rows in sorted(pieces, key=lambda piece: piece[0]):
-        table = read_slices([ref], PLACED)
-        tables.append(table if rows is None else table.take(pa.array(rows)))
-    table = pa.concat_tables(tables) if tables else PLACED.empty_table()
-    order = pc.sort_indices(table, sort_keys=[(c, "ascending") for c in ("key", "tweet_id_a", "tweet_id_b")])
-    table = table.take(order)
-    light = table.select(["tweet_id_a", "tweet_id_b", "author_a", "author_b"]).to_pylist()
-    for i, row in enumerate(light):
-        row["row"] = i
-    placed, left = batches.pack(light, batch_size)
-    table = table.take(pa.array([row["row"] for row in placed], pa.int64()))
-    table = pa.table({f.name: table.column(f.name).cast(f.type) for f in shards.PAIR_SHARD}, schema=shards.PAIR_SHARD)
-    tokens = sum(pc.sum(pc.list_value_length(table.column(c))).as_py() or 0 for c in ("input_ids_a", "input_ids_b"))
+    shard = Pieces(pieces, PLACED)
+    keys = shard.columns(["key", "tweet_id_a", "tweet_id_b", "author_a", "author_b"])
+    order = pc.sort_indices(keys, sort_keys=[(c, "ascending") for c in ("key", "tweet_id_a", "tweet_id_b")]).to_numpy()
+    placed, left = batches.pack(batch_ends(keys.take(pa.array(order))), batch_size)
+    del keys
+    rows = order[np.asarray(placed, np.int64)]
+    names = shards.PAIR_SHARD.names
+
+    def row_groups():
+        for first in range(0, len(rows), MLM_ROW_GROUP):
+            table = shard.columns(names, rows[first : first + MLM_ROW_GROUP])
+            yield pa.table([table.column(f.name).cast(f.type) for f in shards.PAIR_SHARD], schema=shards.PAIR_SHARD)
+
     name = f"{split}-{index:05d}-of-{count:05d}.parquet"
-    written = files.write_parquet_atomic(files.join(path, name), table, row_group_size=MLM_ROW_GROUP)
+    written = files.write_parquet_streamed(files.join(path, name), shards.PAIR_SHARD, row_groups(), row_group_size=MLM_ROW_GROUP)
+    tokens = sum(int(shard.list_lengths(c)[rows].sum()) for c in ("input_ids_a", "input_ids_b"))
     info = {
         "dataset": "pairs",
         "split": split,
         "shard": index,
         "num_shards": count,
         "duplicates": 0,
-        "tweets": 2 * table.num_rows,
+        "tweets": 2 * written["rows"],
         "tokens": tokens,
         "file": f"pairs/{name}",
         "rows": written["rows"],

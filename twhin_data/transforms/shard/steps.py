@@ -33,9 +33,9 @@ import pyarrow.compute as pc
 
 from twhin_data.core import files
 from twhin_data.core.pool import Tagged
-from twhin_data.core.spill import SliceRef, read_slices, write_slices
+from twhin_data.core.spill import Piece, SliceRef, read_slices, write_slices
 from twhin_data.core.tables import groups
-from twhin_data.transforms.shard.mlm_writer import Piece, write_mlm_file
+from twhin_data.transforms.shard.mlm_writer import write_mlm_file
 from twhin_data.transforms.shard.tokenize import TOKENS, tokenize_table
 
 SPLITS = ("train", "validation")
