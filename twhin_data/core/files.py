@@ -14,7 +14,6 @@ import os
 import posixpath
 import re
 import shutil
-from collections.abc import Iterable
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -270,47 +269,6 @@ def table_to_parquet_bytes(
         write_statistics=True,
     )
     return sink.getvalue()
-
-
-class _HashingSink:
-    """A write handle that also hashes and counts what goes through it."""
-
-    def __init__(self, handle):
-        self._handle, self.sha256, self.size, self.closed = handle, hashlib.sha256(), 0, False
-
-    def write(self, data) -> int:
-        data = bytes(data)
-        self.sha256.update(data)
-        self.size += len(data)
-        return self._handle.write(data)
-
-    def flush(self) -> None:
-        self._handle.flush()
-
-    def close(self) -> None:
-        self.closed = True  # the atomic writer closes the real handle
-
-
-def write_parquet_streamed(
-    path: str, schema: pa.Schema, tables: Iterable[pa.Table], *, row_group_size: int, compression: str = "zstd"
-) -> dict:
-    """Writes `tables` (each of `schema`; every one but the last of exactly `row_group_size` rows) as
-    one Parquet file via temp+rename, a row group at a time, hashing as it goes; returns {path, rows,
-    bytes, sha256}. The bytes are those of `write_parquet_atomic` on the concatenated table with the
-    same `row_group_size`, without that table or its Parquet bytes in memory. No tables: one empty
-    table is written, as `write_parquet_atomic` would."""
-    rows = 0
-    with open_write_atomic(path) as handle:
-        sink = _HashingSink(handle)
-        with pq.ParquetWriter(sink, schema, compression=compression, use_dictionary=True, write_statistics=True) as writer:
-            written = False
-            for table in tables:
-                writer.write_table(table.combine_chunks(), row_group_size=row_group_size)
-                rows += table.num_rows
-                written = True
-            if not written:
-                writer.write_table(schema.empty_table(), row_group_size=row_group_size)
-    return {"path": path, "rows": rows, "bytes": sink.size, "sha256": sink.sha256.hexdigest()}
 
 
 def write_parquet_atomic(path: str, table: pa.Table, **kwargs) -> dict:

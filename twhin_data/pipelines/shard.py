@@ -33,7 +33,7 @@ from twhin_data.transforms.shard.transform import ShardCorpus
 
 NAME = "shard"
 #: Modules the shard pool's fork server imports once (runners/launch.py starts it early).
-POOL_PRELOAD = ["twhin_data.transforms.shard.steps"]
+POOL_PRELOAD = ["twhin_data.transforms.shard.steps", "twhin_data.transforms.shard.pair_steps"]
 #: Where the pooled steps hand tokens to each other (under --output; hidden, so `load_dataset` never
 #: reads it); removed by finish().
 TMP = ".tmp_shard"

@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from twhin_data.core import files
+from twhin_data.core.parquet import write_parquet_streamed
 from twhin_data.core.spill import Piece, Pieces
 from twhin_data.schemas.shards import MLM_SHARD
 from twhin_data.text.tokenize import pack_boundaries, pack_table
@@ -88,7 +88,7 @@ def write_mlm_file(path: str, pieces: list[Piece], *, max_length: int, pack: boo
             chunk = order[bounds[first] : bounds[last]]
             yield mlm_rows(shard.columns(["tweet_id", "lang", "input_ids"], chunk), max_length=max_length, pack=pack)
 
-    written = files.write_parquet_streamed(path, MLM_SHARD, row_groups(), row_group_size=MLM_ROW_GROUP)
+    written = write_parquet_streamed(path, MLM_SHARD, row_groups(), row_group_size=MLM_ROW_GROUP)
     return {
         "rows": written["rows"],
         "bytes": written["bytes"],

@@ -41,6 +41,7 @@ from twhin_data.core import files
 from twhin_data.core.errors import error_record
 from twhin_data.core.hashing import hash_ids, stable_hash64
 from twhin_data.core.ids import ID_PATTERN
+from twhin_data.core.parquet import write_parquet_streamed
 from twhin_data.core.pool import Tagged
 from twhin_data.core.spill import Piece, Pieces, SliceRef, read_slices, write_split
 from twhin_data.core.tags import ERRORS, STATS
@@ -271,7 +272,7 @@ def write_pair_shard(item: tuple[tuple[str, int, int], Iterable[Piece]], *, path
     """Step 6 (per shard): ``((split, index, count), pieces)`` -> the shard file; returns its info.
 
     Sorts and lays out batches on the key columns only, then gathers and writes a row group at a
-    time (`files.write_parquet_streamed`): memory follows the shard's keys and one row group."""
+    time (`core.parquet.write_parquet_streamed`): memory follows the shard's keys and one row group."""
     (split, index, count), pieces = item
     shard = Pieces(pieces, PLACED)
     keys = shard.columns(["key", "tweet_id_a", "tweet_id_b", "author_a", "author_b"])
@@ -287,7 +288,7 @@ def write_pair_shard(item: tuple[tuple[str, int, int], Iterable[Piece]], *, path
             yield pa.table([table.column(f.name).cast(f.type) for f in shards.PAIR_SHARD], schema=shards.PAIR_SHARD)
 
     name = f"{split}-{index:05d}-of-{count:05d}.parquet"
-    written = files.write_parquet_streamed(files.join(path, name), shards.PAIR_SHARD, row_groups(), row_group_size=MLM_ROW_GROUP)
+    written = write_parquet_streamed(files.join(path, name), shards.PAIR_SHARD, row_groups(), row_group_size=MLM_ROW_GROUP)
     tokens = sum(int(shard.list_lengths(c)[rows].sum()) for c in ("input_ids_a", "input_ids_b"))
     info = {
         "dataset": "pairs",
