@@ -327,7 +327,7 @@ def child_shard_pool(corpus: str, workers: int) -> dict:
                 groups[key].append(piece)
         items = [((key[0], *sh.renumber(key, groups)), groups[key]) for key in sorted(groups)]
         write = functools.partial(
-            sh.write_mlm_shard, path=os.path.join(out, "mlm"), max_length=128, pack=True
+            sh.write_mlm_shard, path=os.path.join(out, "mlm"), max_length=128, pack=True, tmp=os.path.join(out, "tmp")
         )
         infos = [info for written in pool.imap(write, items) for info in written]
         digests = {os.path.basename(info["file"]): info["sha256"] for info in infos}

@@ -350,7 +350,7 @@ def test_streamed_shard_file_equals_the_whole_shard_written_at_once(tmp_path, mo
     order, dropped = mlm_writer.dedupe_order(whole, lambda r: whole.column("input_ids").take(pa.array(r)).to_pylist())
     for pack in (True, False):
         path = tmp_path / f"shard-{pack}.parquet"
-        info = mlm_writer.write_mlm_file(str(path), pieces, max_length=32, pack=pack)
+        info = mlm_writer.write_mlm_file(str(path), pieces, max_length=32, pack=pack, tmp=str(tmp_path / "chunks"))
         expected = mlm_writer.mlm_rows(whole.take(pa.array(order)), max_length=32, pack=pack)
         data = files.table_to_parquet_bytes(expected, row_group_size=7)
         assert dropped == info["duplicates"] > 0 and info["tweets"] == len(order)

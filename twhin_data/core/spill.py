@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
 import numpy as np
@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from twhin_data.core import files
+from twhin_data.core.tables import groups
 
 
 class SliceRef(NamedTuple):
@@ -106,18 +107,24 @@ def write_split(path: str, schema: pa.Schema, table: pa.Table, keys: np.ndarray)
 Piece = tuple[SliceRef, "np.ndarray | None"]
 
 
+#: Most chunk files `Pieces.chunks` writes at once (open files); chunks beyond share files.
+MAX_CHUNK_FILES = 256
+
+
 class Pieces:
     """Rows picked from spilled slices as one virtual table: global row g is the g-th picked row,
     pieces in (file name, batch) order, rows in their order inside each piece. The slices are
-    memory-mapped (`read_slices`); `columns` gathers the rows a step needs, when it needs them, so a
-    writer can sort on a few key columns and then fetch the other columns a row group at a time."""
+    memory-mapped (`read_slices`); `columns` gathers the rows a step needs, when it needs them (a
+    writer sorts on a few key columns), and `chunks` hands out the rows in output order a chunk at a
+    time, reading each piece once."""
 
     def __init__(self, pieces: Iterable[Piece], schema: pa.Schema):
         self.schema = schema
-        self.tables, self.rows, piece_of = [], [], []
+        self.refs, self.tables, self.rows, piece_of = [], [], [], []
         for i, (ref, rows) in enumerate(sorted(pieces, key=lambda piece: piece[0])):
             table = read_slices([ref], schema)
             rows = np.arange(table.num_rows, dtype=np.int64) if rows is None else np.asarray(rows, np.int64)
+            self.refs.append(ref)
             self.tables.append(table)
             self.rows.append(rows)
             piece_of.append(np.full(len(rows), i, np.int32))
@@ -151,6 +158,51 @@ class Pieces:
         restore = np.empty(len(rows), np.int64)
         restore[by_piece] = np.arange(len(rows))
         return gathered.take(pa.array(restore)).combine_chunks()
+
+    def chunks(self, names: list[str], rows: np.ndarray, starts: np.ndarray, folder: str) -> Iterator[pa.Table]:
+        """Columns `names` of the global `rows` (in output order), one table per chunk: chunk k holds
+        positions ``starts[k]`` up to ``starts[k + 1]`` (``starts`` ascending, from 0).
+
+        Same tables as `columns` per chunk, but the mapped pages a process holds follow one piece,
+        then one chunk file, not the whole input: when rows are ordered by a hash, every chunk
+        draws from every piece, and gathering chunk by chunk from the mapped pieces would map all of
+        them. Pass 1 reads each piece once (a fresh mapping, dropped after) and appends its picked
+        rows to the spill file of their chunk (at most `MAX_CHUNK_FILES` files under `folder`);
+        pass 2 reads one file back at a time, restores the output order and removes it.
+        """
+        position = np.full(len(self.row_of), -1, np.int64)
+        position[rows] = np.arange(len(rows))
+        starts = np.asarray(starts, np.int64)
+        bins = min(len(starts), MAX_CHUNK_FILES)
+        schema = pa.schema([self.schema.field(name) for name in names] + [pa.field("_position", pa.int64())])
+        writers = [SliceWriter(files.join(folder, f"chunks-{b:05d}.arrow"), schema) for b in range(bins)]
+        offset = 0
+        for ref, picked in zip(self.refs, self.rows, strict=True):
+            where = position[offset : offset + len(picked)]
+            offset += len(picked)
+            keep = where >= 0
+            if not keep.any():
+                continue
+            table = read_slices([ref], self.schema).select(names).take(pa.array(picked[keep]))
+            table = table.append_column("_position", pa.array(where[keep]))
+            chunk = np.searchsorted(starts, where[keep], side="right") - 1
+            for b, indices in groups(chunk * bins // len(starts)):
+                writers[b].add(b, table.take(pa.array(indices)))
+            del table
+        ends = np.r_[starts[1:], len(rows)]
+        for b, writer in enumerate(writers):
+            refs = [ref for _, ref in writer.close()]
+            table = read_slices(refs, schema)
+            table = table.take(pc.sort_indices(table.column("_position"))).drop_columns(["_position"])
+            first = 0
+            for k in range(len(starts)):
+                if k * bins // len(starts) == b:
+                    n = int(ends[k] - starts[k])
+                    yield table.slice(first, n).combine_chunks()
+                    first += n
+            del table
+            if refs:
+                files.remove(refs[0].path)
 
 
 def read_slices(refs: Iterable[SliceRef], schema: pa.Schema, *, mmap: bool = True) -> pa.Table:

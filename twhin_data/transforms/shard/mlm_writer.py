@@ -5,9 +5,11 @@ shard in each. The writer never builds the sorted shard in memory: it sorts and 
 small key columns only (key, tweet ID, copy: `dedupe_order`), computes the packing of the whole
 shard from the token counts alone, then gathers the tokens of one row group at a time, packs them
 and streams that row group into the Parquet file (temporary name + rename), hashing the bytes as
-they go. Memory: the key columns, one row group, and the pieces' mapped pages; not a copy of the
-shard, nor its Parquet bytes. The file is the same, byte for byte, as packing the sorted shard at
-once and writing it with `core.files.table_to_parquet_bytes` (`MLM_ROW_GROUP` rows per group):
+they go. The tokens of each row group come from a chunk file that a first pass over the pieces
+wrote (`core.spill.Pieces.chunks`): a row group's tweets are spread over every piece, so gathering
+them from the mapped pieces would map the whole shard. Memory: the key columns, one piece, one row
+group; not a copy of the shard, nor its Parquet bytes, nor its mapped pages. The file is the same,
+byte for byte, as packing the sorted shard at once and writing it with `core.files.table_to_parquet_bytes` (`MLM_ROW_GROUP` rows per group):
 next-fit packing restarted at a row boundary packs the same rows.
 """
 
@@ -73,22 +75,20 @@ def mlm_rows(tokens: pa.Table, *, max_length: int, pack: bool) -> pa.Table:
     return pa.table(columns, schema=MLM_SHARD)
 
 
-def write_mlm_file(path: str, pieces: list[Piece], *, max_length: int, pack: bool) -> dict:
-    """Sorts, deduplicates, packs and writes one shard (module docstring). Returns the file's
-    rows, bytes, sha256 and tokens, and the shard's duplicates, tweets and {lang: [tweets, tokens]}."""
+def write_mlm_file(path: str, pieces: list[Piece], *, max_length: int, pack: bool, tmp: str) -> dict:
+    """Sorts, deduplicates, packs and writes one shard (module docstring), through chunk files under
+    the folder `tmp`. Returns the file's rows, bytes, sha256 and tokens, and the shard's duplicates,
+    tweets and {lang: [tweets, tokens]}."""
     shard = Pieces(pieces, TOKENS)
     keys = shard.columns(["key", "tweet_id", "copy"])
     order, duplicates = dedupe_order(keys, lambda rows: shard.columns(["input_ids"], rows).column(0).to_pylist())
     lengths = shard.list_lengths("input_ids")[order]
     bounds = pack_boundaries(lengths, max_length if pack else 1)
 
-    def row_groups():
-        for first in range(0, len(bounds) - 1, MLM_ROW_GROUP):
-            last = min(first + MLM_ROW_GROUP, len(bounds) - 1)
-            chunk = order[bounds[first] : bounds[last]]
-            yield mlm_rows(shard.columns(["tweet_id", "lang", "input_ids"], chunk), max_length=max_length, pack=pack)
-
-    written = write_parquet_streamed(path, MLM_SHARD, row_groups(), row_group_size=MLM_ROW_GROUP)
+    starts = bounds[0 : len(bounds) - 1 : MLM_ROW_GROUP]  # where each row group's tweets start in `order`
+    chunks = shard.chunks(["tweet_id", "lang", "input_ids"], order, starts, tmp)
+    row_groups = (mlm_rows(chunk, max_length=max_length, pack=pack) for chunk in chunks)
+    written = write_parquet_streamed(path, MLM_SHARD, row_groups, row_group_size=MLM_ROW_GROUP)
     return {
         "rows": written["rows"],
         "bytes": written["bytes"],

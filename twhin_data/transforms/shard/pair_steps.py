@@ -254,7 +254,8 @@ def batch_ends(keys: pa.Table) -> list[tuple[int, ...]]:
     """Each row's codes for `batches.pack`: its two tweets, then its known authors (null and empty
     author IDs are unknown), tweets and authors coded apart (a tweet ID and an author ID may be equal)."""
     n = keys.num_rows
-    tweets = pc.dictionary_encode(pa.concat_arrays([keys.column(c).combine_chunks() for c in ("tweet_id_a", "tweet_id_b")]))
+    both = [keys.column(c).combine_chunks() for c in ("tweet_id_a", "tweet_id_b")]
+    tweets = pc.dictionary_encode(pa.concat_arrays(both))
     authors = pa.concat_arrays([keys.column(c).combine_chunks() for c in ("author_a", "author_b")])
     authors = pc.dictionary_encode(pc.if_else(pc.equal(authors, ""), pa.scalar(None, pa.string()), authors))
     offset = len(tweets.dictionary)
@@ -268,11 +269,14 @@ def batch_ends(keys: pa.Table) -> list[tuple[int, ...]]:
     return out
 
 
-def write_pair_shard(item: tuple[tuple[str, int, int], Iterable[Piece]], *, path: str, batch_size: int) -> list:
+def write_pair_shard(
+    item: tuple[tuple[str, int, int], Iterable[Piece]], *, path: str, batch_size: int, tmp: str
+) -> list:
     """Step 6 (per shard): ``((split, index, count), pieces)`` -> the shard file; returns its info.
 
-    Sorts and lays out batches on the key columns only, then gathers and writes a row group at a
-    time (`core.parquet.write_parquet_streamed`): memory follows the shard's keys and one row group."""
+    Sorts and lays out batches on the key columns only, then gathers (`core.spill.Pieces.chunks`,
+    chunk files under `tmp`) and writes (`core.parquet.write_parquet_streamed`) a row group at a
+    time: memory follows the shard's key columns, one piece and one row group."""
     (split, index, count), pieces = item
     shard = Pieces(pieces, PLACED)
     keys = shard.columns(["key", "tweet_id_a", "tweet_id_b", "author_a", "author_b"])
@@ -282,13 +286,12 @@ def write_pair_shard(item: tuple[tuple[str, int, int], Iterable[Piece]], *, path
     rows = order[np.asarray(placed, np.int64)]
     names = shards.PAIR_SHARD.names
 
-    def row_groups():
-        for first in range(0, len(rows), MLM_ROW_GROUP):
-            table = shard.columns(names, rows[first : first + MLM_ROW_GROUP])
-            yield pa.table([table.column(f.name).cast(f.type) for f in shards.PAIR_SHARD], schema=shards.PAIR_SHARD)
-
     name = f"{split}-{index:05d}-of-{count:05d}.parquet"
-    written = write_parquet_streamed(files.join(path, name), shards.PAIR_SHARD, row_groups(), row_group_size=MLM_ROW_GROUP)
+    starts = np.arange(0, len(rows), MLM_ROW_GROUP)
+    chunks = shard.chunks(names, rows, starts, files.join(tmp, "chunks", f"pairs-{split}-{index:05d}"))
+    schema = shards.PAIR_SHARD
+    row_groups = (pa.table([t.column(f.name).cast(f.type) for f in schema], schema=schema) for t in chunks)
+    written = write_parquet_streamed(files.join(path, name), schema, row_groups, row_group_size=MLM_ROW_GROUP)
     tokens = sum(int(shard.list_lengths(c)[rows].sum()) for c in ("input_ids_a", "input_ids_b"))
     info = {
         "dataset": "pairs",

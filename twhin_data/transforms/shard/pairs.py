@@ -102,7 +102,7 @@ class ShardPairs(beam.PTransform):
             | "PlanPairs"
             >> beam.Map(plan_shards, prefix="pairs_", num_shards=self._num_shards, target_bytes=self._target_bytes)
         )
-        write = functools.partial(ps.write_pair_shard, path=self._path, batch_size=self._batch_size)
+        write = functools.partial(ps.write_pair_shard, path=self._path, batch_size=self._batch_size, tmp=self._tmp)
         written = placed.slices | "WritePairShards" >> WriteSplitShards(plan, write, self._workers)
         errors = (spilled[ERRORS], with_a[ERRORS], joined[ERRORS]) | "PairErrors" >> beam.Flatten()
         stats = (

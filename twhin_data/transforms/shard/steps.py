@@ -124,11 +124,12 @@ def route_slice(item: tuple[str, SliceRef, int]) -> list[tuple[tuple[str, int], 
 
 
 def write_mlm_shard(
-    item: tuple[tuple[str, int, int], Iterable[Piece]], *, path: str, max_length: int, pack: bool
+    item: tuple[tuple[str, int, int], Iterable[Piece]], *, path: str, max_length: int, pack: bool, tmp: str
 ) -> list[dict]:
     """Step 3 (pool function): ``((split, index, count), pieces)`` -> the shard file; returns its info."""
     (split, index, count), pieces = item
     name = f"{split}-{index:05d}-of-{count:05d}.parquet"
-    written = write_mlm_file(files.join(path, name), list(pieces), max_length=max_length, pack=pack)
+    chunks = files.join(tmp, "chunks", f"mlm-{split}-{index:05d}")
+    written = write_mlm_file(files.join(path, name), list(pieces), max_length=max_length, pack=pack, tmp=chunks)
     langs = written.pop("langs")
     return [dict(written, dataset="mlm", split=split, shard=index, num_shards=count, file=f"mlm/{name}", langs=langs)]

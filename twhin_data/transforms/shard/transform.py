@@ -135,7 +135,7 @@ class ShardCorpus(beam.PTransform):
             )
         )
         write = functools.partial(
-            write_mlm_shard, path=self._path, max_length=self._tokenize["max_length"], pack=self._pack
+            write_mlm_shard, path=self._path, max_length=self._tokenize["max_length"], pack=self._pack, tmp=self._tmp
         )
         infos = spilled.slices | "WriteShards" >> WriteSplitShards(plan, write, self._workers)
         return infos.infos, spilled[ERRORS], stats, spilled.slices
