@@ -113,32 +113,37 @@ MAX_CHUNK_FILES = 256
 
 class Pieces:
     """Rows picked from spilled slices as one virtual table: global row g is the g-th picked row,
-    pieces in (file name, batch) order, rows in their order inside each piece. The slices are
-    memory-mapped (`read_slices`); `columns` gathers the rows a step needs, when it needs them (a
-    writer sorts on a few key columns), and `chunks` hands out the rows in output order a chunk at a
-    time, reading each piece once."""
+    pieces in (file name, batch) order, rows in their order inside each piece. `columns` gathers
+    the rows a step needs, when it needs them (a writer sorts on a few key columns), and `chunks`
+    hands out the rows in output order a chunk at a time. Each call reads the pieces it needs one
+    at a time, into memory (not mapped: the kernel maps the neighbours of every touched page too,
+    so a few columns read from mapped files would keep most of every file resident), and keeps
+    only the rows it gathers."""
 
     def __init__(self, pieces: Iterable[Piece], schema: pa.Schema):
         self.schema = schema
-        self.refs, self.tables, self.rows, piece_of = [], [], [], []
+        self.refs, self.rows, piece_of = [], [], []
         for i, (ref, rows) in enumerate(sorted(pieces, key=lambda piece: piece[0])):
-            table = read_slices([ref], schema)
-            rows = np.arange(table.num_rows, dtype=np.int64) if rows is None else np.asarray(rows, np.int64)
+            if rows is None:
+                rows = np.arange(self._read(ref).num_rows, dtype=np.int64)
+            rows = np.asarray(rows, np.int64)
             self.refs.append(ref)
-            self.tables.append(table)
             self.rows.append(rows)
             piece_of.append(np.full(len(rows), i, np.int32))
         self.piece_of = np.concatenate(piece_of) if piece_of else np.zeros(0, np.int32)
         self.row_of = np.concatenate(self.rows) if self.rows else np.zeros(0, np.int64)
 
+    def _read(self, ref: SliceRef) -> pa.Table:
+        return read_slices([ref], self.schema, mmap=False)
+
     def __len__(self) -> int:
         return len(self.row_of)
 
     def list_lengths(self, column: str) -> np.ndarray:
-        """The length of list `column` in every global row, from the list offsets alone (no value is read)."""
+        """The length of list `column` in every global row, from the list offsets (no value is used)."""
         lengths = [
-            pc.list_value_length(table.column(column)).to_numpy(zero_copy_only=False)[rows]
-            for table, rows in zip(self.tables, self.rows, strict=True)
+            pc.list_value_length(self._read(ref).column(column)).to_numpy(zero_copy_only=False)[rows]
+            for ref, rows in zip(self.refs, self.rows, strict=True)
         ]
         return np.concatenate(lengths).astype(np.int64) if lengths else np.zeros(0, np.int64)
 
@@ -148,10 +153,13 @@ class Pieces:
             rows = np.arange(len(self.row_of))
         pieces = self.piece_of[rows]
         by_piece = np.argsort(pieces, kind="stable")
+        ordered, owner = rows[by_piece], pieces[by_piece]
+        bounds = np.flatnonzero(owner[1:] != owner[:-1]) + 1
         parts = []
-        for i in np.unique(pieces).tolist():
-            wanted = self.row_of[rows[by_piece][pieces[by_piece] == i]]
-            parts.append(self.tables[i].select(names).take(pa.array(wanted)))
+        for start, stop in zip(np.r_[0, bounds].tolist(), np.r_[bounds, len(rows)].tolist(), strict=True):
+            if stop > start:
+                wanted = self.row_of[ordered[start:stop]]
+                parts.append(self._read(self.refs[int(owner[start])]).select(names).take(pa.array(wanted)))
         if not parts:
             return self.schema.empty_table().select(names)
         gathered = pa.concat_tables(parts)
@@ -163,12 +171,11 @@ class Pieces:
         """Columns `names` of the global `rows` (in output order), one table per chunk: chunk k holds
         positions ``starts[k]`` up to ``starts[k + 1]`` (``starts`` ascending, from 0).
 
-        Same tables as `columns` per chunk, but the mapped pages a process holds follow one piece,
-        then one chunk file, not the whole input: when rows are ordered by a hash, every chunk
-        draws from every piece, and gathering chunk by chunk from the mapped pieces would map all of
-        them. Pass 1 reads each piece once (a fresh mapping, dropped after) and appends its picked
-        rows to the spill file of their chunk (at most `MAX_CHUNK_FILES` files under `folder`);
-        pass 2 reads one file back at a time, restores the output order and removes it.
+        Same tables as `columns` per chunk, but each piece is read once, not once per chunk: when
+        rows are ordered by a hash, every chunk draws from every piece. Pass 1 reads each piece and
+        appends its picked rows to the spill file of their chunk (at most `MAX_CHUNK_FILES` files
+        under `folder`); pass 2 reads one file back at a time, restores the output order and
+        removes it. Memory: one piece, then one chunk file.
         """
         position = np.full(len(self.row_of), -1, np.int64)
         position[rows] = np.arange(len(rows))
@@ -183,7 +190,7 @@ class Pieces:
             keep = where >= 0
             if not keep.any():
                 continue
-            table = read_slices([ref], self.schema).select(names).take(pa.array(picked[keep]))
+            table = self._read(ref).select(names).take(pa.array(picked[keep]))
             table = table.append_column("_position", pa.array(where[keep]))
             chunk = np.searchsorted(starts, where[keep], side="right") - 1
             for b, indices in groups(chunk * bins // len(starts)):
