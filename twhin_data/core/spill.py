@@ -163,6 +163,8 @@ class Pieces:
         if not parts:
             return self.schema.empty_table().select(names)
         gathered = pa.concat_tables(parts)
+        if np.array_equal(by_piece, np.arange(len(rows))):  # rows already in piece order: no reordering copy
+            return gathered.combine_chunks()
         restore = np.empty(len(rows), np.int64)
         restore[by_piece] = np.arange(len(rows))
         return gathered.take(pa.array(restore)).combine_chunks()

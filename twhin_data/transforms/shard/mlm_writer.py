@@ -82,6 +82,7 @@ def write_mlm_file(path: str, pieces: list[Piece], *, max_length: int, pack: boo
     shard = Pieces(pieces, TOKENS)
     keys = shard.columns(["key", "tweet_id", "copy"])
     order, duplicates = dedupe_order(keys, lambda rows: shard.columns(["input_ids"], rows).column(0).to_pylist())
+    del keys  # the order is all the writer needs of them
     lengths = shard.list_lengths("input_ids")[order]
     bounds = pack_boundaries(lengths, max_length if pack else 1)
 
