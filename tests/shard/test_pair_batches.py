@@ -90,7 +90,7 @@ def _inputs(base: Path) -> tuple[Path, int]:
 
 @pytest.mark.slow
 def test_every_batch_of_every_shard_is_valid_and_nearly_all_pairs_placed(tmp_path, monkeypatch):
-    """...and the same bytes with 2 workers and 64x more join partitions."""
+    """...and the same bytes with 2 workers and over 64 join partitions instead of 8."""
     base, n_pairs = _inputs(tmp_path / "in")
     outs = []
     for name in ("a", "b"):
