@@ -124,8 +124,8 @@ class Pieces:
         self.schema = schema
         self.refs, self.rows, piece_of = [], [], []
         for i, (ref, rows) in enumerate(sorted(pieces, key=lambda piece: piece[0])):
-            if rows is None:
-                rows = np.arange(self._read(ref).num_rows, dtype=np.int64)
+            if rows is None:  # counted on a mapping: the batch headers only, no column is read
+                rows = np.arange(read_slices([ref], schema).num_rows, dtype=np.int64)
             rows = np.asarray(rows, np.int64)
             self.refs.append(ref)
             self.rows.append(rows)

@@ -185,7 +185,6 @@ def plan(args: argparse.Namespace, run: RunSettings) -> ShardPlan:
         check_input_schema(path, PAIR_COLUMNS, what="pairs from twhin-data graph")
     _tokenizer, info = load_tokenizer(args.tokenizer)
     return ShardPlan(
-        pair_parts=pair_partitions(corpus_files + pairs_files),
         args=args,
         run=run,
         corpus_files=corpus_files,
@@ -194,6 +193,7 @@ def plan(args: argparse.Namespace, run: RunSettings) -> ShardPlan:
         tokenizer=info,
         target_bytes=(args.target_shard_mb or 256) * 1_000_000,
         engaged=engaged,
+        pair_parts=pair_partitions(corpus_files + pairs_files) if pairs_files else 1,
     )
 
 

@@ -87,9 +87,14 @@ def write_mlm_file(path: str, pieces: list[Piece], *, max_length: int, pack: boo
     bounds = pack_boundaries(lengths, max_length if pack else 1)
 
     starts = bounds[0 : len(bounds) - 1 : MLM_ROW_GROUP]  # where each row group's tweets start in `order`
-    chunks = shard.chunks(["tweet_id", "lang", "input_ids"], order, starts, tmp)
-    row_groups = (mlm_rows(chunk, max_length=max_length, pack=pack) for chunk in chunks)
-    written = write_parquet_streamed(path, MLM_SHARD, row_groups, row_group_size=MLM_ROW_GROUP)
+    langs: list[pa.Array] = []  # the shard's languages in order, kept as the row groups go by
+
+    def row_groups():
+        for chunk in shard.chunks(["tweet_id", "lang", "input_ids"], order, starts, tmp):
+            langs.append(chunk.column("lang").combine_chunks())
+            yield mlm_rows(chunk, max_length=max_length, pack=pack)
+
+    written = write_parquet_streamed(path, MLM_SHARD, row_groups(), row_group_size=MLM_ROW_GROUP)
     return {
         "rows": written["rows"],
         "bytes": written["bytes"],
@@ -97,7 +102,7 @@ def write_mlm_file(path: str, pieces: list[Piece], *, max_length: int, pack: boo
         "tokens": int(lengths.sum()),
         "duplicates": duplicates,
         "tweets": len(order),
-        "langs": _lang_counts(shard.columns(["lang"], order).column(0), lengths),
+        "langs": _lang_counts(pa.chunked_array(langs, pa.string()), lengths),
     }
 
 

@@ -199,6 +199,10 @@ def join_side(item: tuple[int, Iterable], *, tmp: str, parts: int, side: str, ca
     return out + [Tagged(STATS, stats)]
 
 
+def _pair_keys(table: pa.Table, names: tuple[str, str]) -> pa.Array:
+    return pc.binary_join_element_wise(table.column(names[0]), table.column(names[1]), ":")
+
+
 def cap_pairs(item: tuple[int, Iterable[SliceRef]], *, tmp: str, parts: int, cap: int) -> list:
     """Step 4 (per partition of ends): the pairs beyond some tweet's `cap` best, as (a, b) routed
     to the partition of their joined row (the partition of tweet b)."""
@@ -208,8 +212,7 @@ def cap_pairs(item: tuple[int, Iterable[SliceRef]], *, tmp: str, parts: int, cap
     partner = ends.column("partner").to_numpy()
     score = ends.column("score").to_numpy()
     # Within each tweet: best score first, then lower partner ID, then the pair (a deterministic tie-break).
-    pair = pc.binary_join_element_wise(ends.column("a"), ends.column("b"), ":")
-    pair_rank = pc.rank(pair, sort_keys="ascending", tiebreaker="dense").to_numpy()
+    pair_rank = pc.rank(_pair_keys(ends, ("a", "b")), sort_keys="ascending", tiebreaker="dense").to_numpy()
     order = np.lexsort((pair_rank, partner, -score, tweet))
     ordered = tweet[order]
     starts = np.r_[0, np.flatnonzero(ordered[1:] != ordered[:-1]) + 1]
@@ -220,10 +223,6 @@ def cap_pairs(item: tuple[int, Iterable[SliceRef]], *, tmp: str, parts: int, cap
     over = over.group_by(["a", "b"]).aggregate([])
     refs = write_split(_spill_path(tmp, "over", f"{part:05d}"), OVER, over, partition_of(over.column("b"), parts))
     return [(p, ("over", ref)) for p, ref in refs]
-
-
-def _pair_keys(table: pa.Table, names: tuple[str, str]) -> pa.Array:
-    return pc.binary_join_element_wise(table.column(names[0]), table.column(names[1]), ":")
 
 
 def place_pairs(item: tuple[int, Iterable], *, tmp: str, salt: str) -> list:
