@@ -16,7 +16,8 @@ from twhin_data.schemas.tweets import TWEETS
 from twhin_data.text.contamination import match_view
 from twhin_data.text.minhash import LshParams, band_keys, jaccard, parse_near_dedup, signatures
 from twhin_data.text.normalize import normalize_v1
-from twhin_data.transforms.prepare.near_dedup import candidate_pairs, connected_components
+from twhin_data.transforms.prepare.clusters import connected_components
+from twhin_data.transforms.prepare.near_dedup import candidate_pairs
 
 
 def _shingles(text: str, k: int) -> set[str]:

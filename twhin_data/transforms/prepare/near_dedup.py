@@ -11,15 +11,15 @@ dedup and write steps; only file references move through the shuffles):
    band key are candidates (every pair of a run of up to `ALL_PAIRS_RUN` rows, else each row with
    the run's lowest ID and with its predecessor in ID order); each candidate pair is verified by the exact
    Jaccard of its shingle sets, and pairs at or above the threshold become edges.
-3. `components`, one task over every edge: connected components (label propagation with pointer
-   jumping, numpy); the representative of a cluster is its lowest tweet ID. Every other member
-   is removed (``minhash_duplicate``, unless dedup removed it already) and mapped to the
-   representative: the removed IDs go to the output parts they live in (the writer drops them),
-   the language counts resampling uses are lowered, and the whole map is written as
-   ``duplicates/part-00000-of-00001.parquet`` (schemas.corpus.DUPLICATES).
+3. `components` (clusters.py), one task over every edge: connected components (union-find,
+   numpy, the edges read one spill file at a time); the representative of a cluster is its lowest
+   tweet ID. Every other member is removed (``minhash_duplicate``, unless dedup removed it
+   already) and mapped to the representative: the removed IDs go to the output parts they live
+   in (the writer drops them), the language counts resampling uses are lowered, and the whole
+   map is written as ``duplicates/part-00000-of-00001.parquet`` (schemas.corpus.DUPLICATES).
 
-The edges are the duplicates only (16 bytes a tweet removed), so the one components task holds
-a few GB at a billion removed tweets; everything before it scales with the band partitions.
+Everything before step 3 scales with the band partitions; step 3 holds a few numbers per
+clustered tweet and one row per removed copy, not the edges.
 The author cap (prepare --max_per_author) counts tweets before this step.
 """
 
@@ -32,14 +32,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from twhin_data.core import files
-from twhin_data.core.hashing import shard_of
 from twhin_data.core.pool import Tagged
 from twhin_data.core.spill import SliceRef, read_slices, write_slices
 from twhin_data.core.tables import split_table
-from twhin_data.core.tags import COUNTS, STATS
+from twhin_data.core.tags import STATS
 from twhin_data.schemas import conform
-from twhin_data.schemas.corpus import DUPLICATES
-from twhin_data.text.langid import UNKNOWN
 from twhin_data.text.minhash import LshParams, band_keys, jaccard_pairs, signatures
 
 #: Side output of dedup_bucket: ``(band partition, SliceRef)`` of band rows.
@@ -188,160 +185,6 @@ def verify_partition(item: tuple[int, Iterable[SliceRef]], *, params: LshParams,
     path = files.join(tmp, "near", f"edges-{partition:05d}.arrow")
     outputs.extend(write_slices(path, EDGE_LAYOUT, [(0, edges)]))
     return outputs
-
-
-def connected_components(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Nodes (sorted uint64) and, per node, the index of the lowest node of its component."""
-    nodes, inverse = np.unique(np.concatenate([a, b]), return_inverse=True)
-    u, v = inverse[: a.size], inverse[a.size :]
-    label = np.arange(nodes.size)
-    while True:
-        low = np.minimum(label[u], label[v])
-        new = label.copy()
-        np.minimum.at(new, u, low)
-        np.minimum.at(new, v, low)
-        while True:  # pointer jumping: follow labels to their root
-            jumped = new[new]
-            if np.array_equal(jumped, new):
-                break
-            new = jumped
-        if np.array_equal(new, label):
-            return nodes, label
-        label = new
-
-
-def components(
-    item: tuple[int, Iterable[SliceRef]], *, num_parts: int, part_salt: str, tmp: str, map_dir: str
-) -> list:
-    """Step 3: clusters of every edge; drops for the writer, lowered language counts, the map.
-
-    Clusters are the connected components of the verified MinHash edges, which join kept tweets
-    only; exact and view copies then map to the representative of the tweet they were removed
-    for. They never join clusters themselves: one tweet ID hydrated twice with two different
-    texts is a copy in two dedup buckets, and two distinct texts must not merge through it."""
-    _, refs = item
-    edges = read_slices(sorted(refs), EDGE_LAYOUT)
-    near = pc.equal(edges.column("reason"), MINHASH).to_numpy(zero_copy_only=False)
-    ids, kept = edges.column("id").to_numpy(), edges.column("kept").to_numpy()
-    nodes, label = connected_components(ids[near], kept[near])
-    moved = np.flatnonzero(label != np.arange(nodes.size))  # new removals: MinHash duplicates
-    moved_langs = _node_langs(edges, near, nodes[moved])
-    copies = ~near
-    copy_rep = kept[copies].copy()  # a copy's kept tweet, or that tweet's cluster representative
-    if nodes.size:
-        at = np.minimum(np.searchsorted(nodes, copy_rep), nodes.size - 1)
-        hit = nodes[at] == copy_rep
-        copy_rep[hit] = nodes[label[at[hit]]]
-    table = pa.table(
-        {
-            "id": pa.array(np.concatenate([nodes[moved], ids[copies]]), pa.uint64()),
-            "kept": pa.array(np.concatenate([nodes[label[moved]], copy_rep]), pa.uint64()),
-            "reason": pa.concat_arrays(
-                [pa.array([MINHASH] * moved.size, pa.string()), edges.column("reason").filter(pa.array(copies)).combine_chunks()]
-            ),
-            "lang": pa.concat_arrays(
-                [moved_langs, edges.column("lang").filter(pa.array(copies)).combine_chunks()]
-            ),
-        }
-    )
-    # One row per removed tweet (a tweet copied in two buckets: its lowest representative). No
-    # row for a tweet that stays: the same ID twice in one bucket, or kept in another bucket
-    # (one ID hydrated with two texts) without a MinHash removal.
-    stays = np.setdiff1d(kept[copies], nodes[moved])
-    gone = pc.invert(pc.is_in(table.column("id"), value_set=pa.array(stays, pa.uint64())))
-    table = table.filter(pc.and_(pc.not_equal(table.column("id"), table.column("kept")), gone))
-    table = table.sort_by([("id", "ascending"), ("kept", "ascending"), ("reason", "ascending")])
-    first = np.ones(table.num_rows, bool)
-    if table.num_rows > 1:
-        sorted_ids = table.column("id").to_numpy()
-        first[1:] = sorted_ids[1:] != sorted_ids[:-1]
-    table = table.filter(pa.array(first))
-    strings = pa.table(
-        {
-            "tweet_id": pc.cast(table.column("id"), pa.string()),
-            "kept_tweet_id": pc.cast(table.column("kept"), pa.string()),
-            "reason": table.column("reason"),
-            "lang": table.column("lang"),
-        }
-    )
-    files.write_parquet_atomic(files.join(map_dir, MAP_FILE), conform(strings, DUPLICATES))
-    new = strings.filter(pc.equal(strings.column("reason"), MINHASH))
-    counts: dict[str, int] = {}
-    for value in new.column("lang").to_pylist():
-        key = value or UNKNOWN
-        counts[key] = counts.get(key, 0) - 1
-    stats = {"removed": new.num_rows, "clusters": _minhash_clusters(edges, nodes, label)}
-    outputs: list = [
-        Tagged(COUNTS, counts),
-        Tagged(STATS, {"near_dedup": stats, "near_examples": _examples(edges, nodes, label)}),
-    ]
-    if new.num_rows:
-        drops = conform(new, DROP_LAYOUT)
-        parts = shard_of(drops.column("tweet_id"), num_parts, part_salt)
-        path = files.join(tmp, "near", f"{DROP_PREFIX}all.arrow")
-        outputs.extend(write_slices(path, DROP_LAYOUT, split_table(drops, parts)))
-    return outputs
-
-
-def _node_langs(edges: pa.Table, near: np.ndarray, wanted: np.ndarray) -> pa.Array:
-    """The language of each `wanted` tweet (sorted IDs) from the MinHash edges it is in: its own
-    side's language as a removed tweet first, else as a kept one (Arrow and numpy, no per-row
-    Python objects: this one task sees every edge)."""
-    rows = np.flatnonzero(near)
-    side = np.concatenate([edges.column("id").to_numpy()[rows], edges.column("kept").to_numpy()[rows]])
-    langs = pa.concat_arrays(
-        [edges.column(c).take(pa.array(rows)).combine_chunks() for c in ("lang", "kept_lang")]
-    )
-    known = pc.is_valid(langs).to_numpy(zero_copy_only=False)
-    side, at = side[known], np.flatnonzero(known)
-    if side.size == 0 or wanted.size == 0:
-        return pa.nulls(wanted.size, pa.string())
-    order = np.argsort(side, kind="stable")  # stable: a removed side's language comes first
-    side, at = side[order], at[order]
-    pos = np.minimum(np.searchsorted(side, wanted), side.size - 1)
-    hit = side[pos] == wanted
-    out = langs.take(pa.array(np.where(hit, at[pos], 0)))
-    return pc.if_else(pa.array(hit), out, pa.nulls(wanted.size, pa.string()))
-
-
-def _minhash_clusters(edges: pa.Table, nodes: np.ndarray, label: np.ndarray) -> int:
-    minhash = pc.equal(edges.column("reason"), MINHASH).to_numpy(zero_copy_only=False)
-    if not minhash.any():
-        return 0
-    at = np.searchsorted(nodes, edges.column("kept").to_numpy()[minhash])
-    return int(np.unique(label[at]).size)
-
-
-def _examples(edges: pa.Table, nodes: np.ndarray, label: np.ndarray) -> dict:
-    """The largest MinHash clusters: the kept view and up to three removed views each."""
-    rows = np.flatnonzero(pc.equal(edges.column("reason"), MINHASH).to_numpy(zero_copy_only=False))
-    if rows.size == 0:
-        return {}
-    ids, kept = edges.column("id").to_numpy()[rows], edges.column("kept").to_numpy()[rows]
-    root = label[np.searchsorted(nodes, ids)]
-    size = np.bincount(root, minlength=nodes.size)
-    top = np.unique(root)
-    top = top[np.lexsort((nodes[top], -size[top]))][:EXAMPLES]
-    out = {}
-    for n, r in enumerate(top.tolist()):
-        in_cluster = root == r
-        members = np.unique(ids[in_cluster])
-        rep = nodes[r]
-        out[str(n)] = {
-            "kept": _view_of(edges, rows, ids, kept, rep),
-            "removed": "\n".join(_view_of(edges, rows, ids, kept, m) for m in members[:3]),
-            "size": str(members.size + 1),
-        }
-    return out
-
-
-def _view_of(edges: pa.Table, rows: np.ndarray, ids: np.ndarray, kept: np.ndarray, tweet) -> str:
-    """The match view of one tweet from the first MinHash edge it is in (one row read)."""
-    for side, column in ((ids, "view"), (kept, "kept_view")):
-        hit = np.flatnonzero(side == tweet)
-        if hit.size:
-            return edges.column(column)[int(rows[hit[0]])].as_py() or ""
-    return ""
 
 
 def is_drop(ref: SliceRef) -> bool:

@@ -17,7 +17,7 @@ from twhin_data.core.tags import AUTHORS, COUNTS, ERRORS, STATS
 from twhin_data.text.minhash import LshParams
 from twhin_data.transforms.metrics import CountStatsFn
 from twhin_data.transforms.parallel import PoolMapFn
-from twhin_data.transforms.prepare import author_cap, near_dedup
+from twhin_data.transforms.prepare import author_cap, clusters, near_dedup
 from twhin_data.transforms.prepare import stats as st
 from twhin_data.transforms.prepare import table as prep
 from twhin_data.transforms.prepare.resample import rates_record, resample_rates
@@ -131,7 +131,7 @@ class PrepareTweets(beam.PTransform):
                 self._pooled(functools.partial(near_dedup.verify_partition, params=self._near or LshParams(), tmp=tmp))
             ).with_outputs(STATS, main="edges")
         )
-        clusters = (
+        clustered = (
             (verified.edges, deduped[near_dedup.EDGES])
             | "AllDuplicateEdges" >> beam.Flatten()
             | "GroupEdges" >> beam.GroupByKey()
@@ -139,7 +139,7 @@ class PrepareTweets(beam.PTransform):
             >> beam.ParDo(
                 self._pooled(
                     functools.partial(
-                        near_dedup.components,
+                        clusters.components,
                         num_parts=self._num_parts,
                         part_salt=PART_SALT,
                         tmp=tmp,
@@ -154,13 +154,13 @@ class PrepareTweets(beam.PTransform):
             | "OverTheCap" >> beam.Filter(lambda kv: kv[1] is not None)
         )
         counts = (
-            (deduped[COUNTS], clusters[COUNTS])
+            (deduped[COUNTS], clustered[COUNTS])
             | "LangCounts" >> beam.Flatten()
             | "SumLangCounts" >> beam.CombineGlobally(st.merge)
         )
         rates = counts | "Rates" >> beam.Map(resample_rates, **self._resampling)
         written = (
-            (deduped.slices, clusters.drops)
+            (deduped.slices, clustered.drops)
             | "PartSlices" >> beam.Flatten()
             # Shuffle 2: each output part's rows, from every bucket (and the IDs to drop).
             | "GroupByPart" >> beam.GroupByKey()
@@ -177,7 +177,7 @@ class PrepareTweets(beam.PTransform):
         )
         record = counts | "RatesRecord" >> beam.Map(rates_record, **self._resampling)
         stats = (
-            (prepared[STATS], deduped[STATS], verified[STATS], clusters[STATS], written[STATS], record)
+            (prepared[STATS], deduped[STATS], verified[STATS], clustered[STATS], written[STATS], record)
             | "AllStats" >> beam.Flatten()
             | "Count" >> beam.ParDo(CountStatsFn(STAGE, view=st.counter_view))
         )

@@ -1,0 +1,265 @@
+"""prepare's near-dedup step 3 (`components`): clusters of every verified edge, in memory bounded
+by the clustered tweets, not by the edges.
+
+The edges (near_dedup.EDGE_LAYOUT: MinHash pairs from the verify step, exact and view copies from
+the dedup buckets) are read one spill file at a time, in (file, batch) order, twice:
+
+1. the MinHash edges' tweet IDs, merged into one sorted node array; the copies (their IDs,
+   reason and language: one row per removed tweet) are kept;
+2. union-find over the node indices (`union`: each root hooks to the lowest root it meets, so a
+   component's root is its lowest tweet ID), with, per node, the edges it is the removed side of
+   and the first row naming it on each side (with and without a known language).
+
+Then the languages of the removed tweets and the views shown in the report are read from those
+rows (`core.spill.Pieces`). State: a few numbers per node plus one spill file; a near-copy pair
+verified in every band partition it shares a band in no longer costs memory per verification.
+Pure numpy and Arrow, no Beam: pool processes import this module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from twhin_data.core import files
+from twhin_data.core.hashing import shard_of
+from twhin_data.core.pool import Tagged
+from twhin_data.core.spill import Pieces, SliceRef, read_slices, write_slices
+from twhin_data.core.tables import split_table
+from twhin_data.core.tags import COUNTS, STATS
+from twhin_data.schemas import conform
+from twhin_data.schemas.corpus import DUPLICATES
+from twhin_data.text.langid import UNKNOWN
+from twhin_data.transforms.prepare.near_dedup import (
+    DROP_LAYOUT,
+    DROP_PREFIX,
+    EDGE_LAYOUT,
+    EXAMPLES,
+    MAP_FILE,
+    MINHASH,
+)
+
+#: Node IDs gathered before they are merged into the sorted node array (bounds pass 1's memory).
+MERGE_EVERY = 1 << 20
+COPY_COLUMNS = ["id", "kept", "reason", "lang"]
+
+
+def union(parent: np.ndarray, u: np.ndarray, v: np.ndarray) -> None:
+    """Joins the sets of nodes `u[i]` and `v[i]` in `parent` (in place; ``parent[i] <= i``): each
+    root hooks to the lowest root it is joined with, so every root is the lowest node of its set."""
+    while u.size:
+        ru, rv = find(parent, u), find(parent, v)
+        parent[u], parent[v] = ru, rv  # path compression for the nodes seen
+        differ = ru != rv
+        if not differ.any():
+            return
+        u, v, ru, rv = u[differ], v[differ], ru[differ], rv[differ]
+        np.minimum.at(parent, np.maximum(ru, rv), np.minimum(ru, rv))
+
+
+def find(parent: np.ndarray, nodes: np.ndarray) -> np.ndarray:
+    """The root of each of `nodes` (pointer jumping)."""
+    roots = parent[nodes]
+    while True:
+        up = parent[roots]
+        if np.array_equal(up, roots):
+            return roots
+        roots = up
+
+
+def flatten(parent: np.ndarray) -> np.ndarray:
+    """Every node's root (``parent`` followed to the end, for all nodes at once)."""
+    label = parent.copy()
+    while True:
+        up = label[label]
+        if np.array_equal(up, label):
+            return label
+        label = up
+
+
+def connected_components(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes (sorted uint64) and, per node, the index of the lowest node of its component."""
+    nodes, inverse = np.unique(np.concatenate([a, b]), return_inverse=True)
+    parent = np.arange(nodes.size)
+    union(parent, inverse[: a.size], inverse[a.size :])
+    return nodes, flatten(parent)
+
+
+def _edge_files(refs: list[SliceRef]) -> Iterator[tuple[int, pa.Table]]:
+    """(first global row, edges) per spill ref, in the global row order of `core.spill.Pieces`."""
+    offset = 0
+    for ref in refs:
+        table = read_slices([ref], EDGE_LAYOUT, mmap=False)
+        yield offset, table
+        offset += table.num_rows
+
+
+def _near(table: pa.Table) -> np.ndarray:
+    return pc.equal(table.column("reason"), MINHASH).to_numpy(zero_copy_only=False)
+
+
+def _nodes_and_copies(refs: list[SliceRef]) -> tuple[np.ndarray, pa.Table]:
+    """Pass 1: the sorted IDs of every tweet in a MinHash edge, and the copy edges' COPY_COLUMNS."""
+    nodes = np.zeros(0, np.uint64)
+    pending: list[np.ndarray] = []
+    waiting = 0
+    copies = []
+    for _, table in _edge_files(refs):
+        near = _near(table)
+        ids = np.concatenate([table.column(c).to_numpy()[near] for c in ("id", "kept")])
+        pending.append(np.unique(ids))
+        waiting += pending[-1].size
+        if waiting > max(MERGE_EVERY, nodes.size):
+            nodes, pending, waiting = np.unique(np.concatenate([nodes, *pending])), [], 0
+        copies.append(table.filter(pa.array(~near)).select(COPY_COLUMNS))
+    nodes = np.unique(np.concatenate([nodes, *pending])) if pending else nodes
+    if not copies:
+        return nodes, EDGE_LAYOUT.empty_table().select(COPY_COLUMNS)
+    return nodes, pa.concat_tables(copies).combine_chunks()
+
+
+class _Firsts:
+    """Per node, the first global row naming it (-1: none yet)."""
+
+    def __init__(self, size: int):
+        self.row = np.full(size, -1, np.int64)
+
+    def see(self, node: np.ndarray, rows: np.ndarray) -> None:
+        if node.size:
+            first_node, at = np.unique(node, return_index=True)
+            fresh = self.row[first_node] < 0
+            self.row[first_node[fresh]] = rows[at[fresh]]
+
+
+def _strings_at(pieces: Pieces, column: str, rows: np.ndarray) -> pa.Array:
+    """Column `column` at global `rows` (-1: null)."""
+    got = rows >= 0
+    values = pieces.columns([column], rows[got]).column(0).combine_chunks()
+    index = np.zeros(rows.size, np.int64)
+    index[got] = np.arange(int(got.sum()))
+    return values.take(pa.array(index, mask=~got))
+
+
+def components(
+    item: tuple[int, Iterable[SliceRef]], *, num_parts: int, part_salt: str, tmp: str, map_dir: str
+) -> list:
+    """Step 3: clusters of every edge; drops for the writer, lowered language counts, the map.
+
+    Clusters are the connected components of the verified MinHash edges, which join kept tweets
+    only; exact and view copies then map to the representative of the tweet they were removed
+    for. They never join clusters themselves: one tweet ID hydrated twice with two different
+    texts is a copy in two dedup buckets, and two distinct texts must not merge through it."""
+    refs = sorted(item[1])
+    nodes, copy_edges = _nodes_and_copies(refs)
+    parent = np.arange(nodes.size)
+    removed_edges = np.zeros(nodes.size, np.int64)  # MinHash edges naming the node as removed
+    firsts = {name: _Firsts(nodes.size) for name in ("id", "kept", "id_lang", "kept_lang")}
+    for offset, table in _edge_files(refs):  # pass 2
+        rows = np.flatnonzero(_near(table))
+        u = np.searchsorted(nodes, table.column("id").to_numpy()[rows])
+        v = np.searchsorted(nodes, table.column("kept").to_numpy()[rows])
+        union(parent, u, v)
+        removed_edges += np.bincount(u, minlength=nodes.size)
+        at = rows + offset
+        firsts["id"].see(u, at)
+        firsts["kept"].see(v, at)
+        for side, node, column in (("id_lang", u, "lang"), ("kept_lang", v, "kept_lang")):
+            known = pc.is_valid(table.column(column)).to_numpy(zero_copy_only=False)[rows]
+            firsts[side].see(node[known], at[known])
+    label = flatten(parent)
+    pieces = Pieces([(ref, None) for ref in refs], EDGE_LAYOUT)
+    moved = np.flatnonzero(label != np.arange(nodes.size))  # new removals: MinHash duplicates
+    own = firsts["id_lang"].row[moved]  # a removed side's language first, else its kept side's
+    moved_langs = pc.if_else(
+        pa.array(own >= 0),
+        _strings_at(pieces, "lang", own),
+        _strings_at(pieces, "kept_lang", firsts["kept_lang"].row[moved]),
+    )
+    ids, kept = copy_edges.column("id").to_numpy(), copy_edges.column("kept").to_numpy()
+    copy_rep = kept.copy()  # a copy's kept tweet, or that tweet's cluster representative
+    if nodes.size:
+        at = np.minimum(np.searchsorted(nodes, copy_rep), nodes.size - 1)
+        hit = nodes[at] == copy_rep
+        copy_rep[hit] = nodes[label[at[hit]]]
+    table = pa.table(
+        {
+            "id": pa.array(np.concatenate([nodes[moved], ids]), pa.uint64()),
+            "kept": pa.array(np.concatenate([nodes[label[moved]], copy_rep]), pa.uint64()),
+            "reason": pa.concat_arrays(
+                [pa.array([MINHASH] * moved.size, pa.string()), copy_edges.column("reason").combine_chunks()]
+            ),
+            "lang": pa.concat_arrays([moved_langs, copy_edges.column("lang").combine_chunks()]),
+        }
+    )
+    del copy_edges
+    # One row per removed tweet (a tweet copied in two buckets: its lowest representative). No
+    # row for a tweet that stays: the same ID twice in one bucket, or kept in another bucket
+    # (one ID hydrated with two texts) without a MinHash removal.
+    stays = np.setdiff1d(kept, nodes[moved])
+    gone = pc.invert(pc.is_in(table.column("id"), value_set=pa.array(stays, pa.uint64())))
+    table = table.filter(pc.and_(pc.not_equal(table.column("id"), table.column("kept")), gone))
+    table = table.sort_by([("id", "ascending"), ("kept", "ascending"), ("reason", "ascending")])
+    first = np.ones(table.num_rows, bool)
+    if table.num_rows > 1:
+        sorted_ids = table.column("id").to_numpy()
+        first[1:] = sorted_ids[1:] != sorted_ids[:-1]
+    table = table.filter(pa.array(first))
+    strings = pa.table(
+        {
+            "tweet_id": pc.cast(table.column("id"), pa.string()),
+            "kept_tweet_id": pc.cast(table.column("kept"), pa.string()),
+            "reason": table.column("reason"),
+            "lang": table.column("lang"),
+        }
+    )
+    del table
+    files.write_parquet_atomic(files.join(map_dir, MAP_FILE), conform(strings, DUPLICATES))
+    new = strings.filter(pc.equal(strings.column("reason"), MINHASH))
+    counts: dict[str, int] = {}
+    for value in new.column("lang").to_pylist():
+        key = value or UNKNOWN
+        counts[key] = counts.get(key, 0) - 1
+    # Every component has an edge, and every MinHash edge lies in one component.
+    clusters = int(np.count_nonzero(label == np.arange(nodes.size)))
+    stats = {"removed": new.num_rows, "clusters": clusters}
+    examples = _examples(pieces, nodes, label, removed_edges, firsts)
+    outputs: list = [
+        Tagged(COUNTS, counts),
+        Tagged(STATS, {"near_dedup": stats, "near_examples": examples}),
+    ]
+    if new.num_rows:
+        drops = conform(new, DROP_LAYOUT)
+        parts = shard_of(drops.column("tweet_id"), num_parts, part_salt)
+        path = files.join(tmp, "near", f"{DROP_PREFIX}all.arrow")
+        outputs.extend(write_slices(path, DROP_LAYOUT, split_table(drops, parts)))
+    return outputs
+
+
+def _examples(pieces: Pieces, nodes: np.ndarray, label: np.ndarray, removed_edges: np.ndarray, firsts: dict) -> dict:
+    """The largest MinHash clusters (most edges, then lowest ID): the kept view and up to three
+    removed views each (a tweet's view: from the first edge naming it as removed, else as kept)."""
+    size = np.bincount(label, weights=removed_edges, minlength=nodes.size).astype(np.int64)
+    top = np.flatnonzero(size > 0)
+    top = top[np.lexsort((nodes[top], -size[top]))][:EXAMPLES]
+    clusters = []
+    for root in top.tolist():
+        members = np.flatnonzero((label == root) & (removed_edges > 0))
+        clusters.append((root, members))
+    wanted = np.unique(np.concatenate([[root, *members[:3]] for root, members in clusters])) if clusters else []
+    wanted = np.asarray(wanted, np.int64)
+    own, other = firsts["id"].row[wanted], firsts["kept"].row[wanted]
+    views = pc.if_else(
+        pa.array(own >= 0), _strings_at(pieces, "view", own), _strings_at(pieces, "kept_view", other)
+    ).to_pylist()
+    view = {int(node): text or "" for node, text in zip(wanted.tolist(), views, strict=True)}
+    return {
+        str(n): {
+            "kept": view[root],
+            "removed": "\n".join(view[int(m)] for m in members[:3]),
+            "size": str(members.size + 1),
+        }
+        for n, (root, members) in enumerate(clusters)
+    }
