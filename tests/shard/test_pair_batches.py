@@ -32,6 +32,14 @@ def _batches_valid(a: list[str], b: list[str], size: int) -> bool:
     return True
 
 
+def _lists(packed: tuple) -> tuple[list[int], list[int]]:
+    return packed[0].tolist(), packed[1].tolist()
+
+
+def _known(codes) -> set[int]:
+    return {c for c in codes.tolist() if c >= 0}
+
+
 def test_pack_never_repeats_a_tweet_in_a_batch_and_is_deterministic():
     rng = random.Random(5)
     hubs = [str(i) for i in range(5)]
@@ -42,12 +50,13 @@ def test_pack_never_repeats_a_tweet_in_a_batch_and_is_deterministic():
         rows.append({"tweet_id_a": a, "tweet_id_b": b, "author_a": None, "author_b": None})
     ends = batch_ends(pa.Table.from_pylist(rows, KEYS))
     out, left = pack(ends, 16)
+    out, left = out.tolist(), left.tolist()
     assert sorted(out + left) == list(range(len(rows)))
     a, b = [rows[i]["tweet_id_a"] for i in out], [rows[i]["tweet_id_b"] for i in out]
     assert _batches_valid(a, b, 16)
     assert len(left) <= 0.05 * len(rows)
-    assert pack(ends, 16) == (out, left)
-    assert pack(ends, 0) == (list(range(len(rows))), [])
+    assert _lists(pack(ends, 16)) == (out, left)
+    assert _lists(pack(ends, 0)) == (list(range(len(rows))), [])
 
 
 def test_batch_ends_code_tweets_and_known_authors_apart():
@@ -56,15 +65,16 @@ def test_batch_ends_code_tweets_and_known_authors_apart():
         {"tweet_id_a": "3", "tweet_id_b": "1", "author_a": None, "author_b": ""},  # unknown authors
     ]
     ends = batch_ends(pa.Table.from_pylist(rows, KEYS))
-    tweet_codes = set(ends[0][:2]) | set(ends[1][:2])
-    assert len(ends[0]) == 3 and ends[0][2] not in tweet_codes  # one author, coded apart from tweet "2"
-    assert len(ends[1]) == 2 and set(ends[0]) & set(ends[1]) == {ends[0][0]}  # no author; tweet 1 shared
-    assert pack(ends, 2) == ([0], [1])  # both pairs hold tweet 1: never one batch
+    tweet_codes = set(ends[0][:2].tolist()) | set(ends[1][:2].tolist())
+    assert _known(ends[0]) - tweet_codes == {ends[0][2]} == {ends[0][3]}  # one author, coded apart from tweet "2"
+    assert _known(ends[1]) == set(ends[1][:2].tolist())  # unknown authors: codes that are negative and unique
+    assert set(ends[0].tolist()) & set(ends[1].tolist()) == {ends[0][0]}  # tweet 1 shared
+    assert _lists(pack(ends, 2)) == ([0], [1])  # both pairs hold tweet 1: never one batch
     # Author "2" of pair 0 is not tweet "2": a pair holding tweet 2 by another author may join it.
     more = batch_ends(pa.Table.from_pylist([rows[0], {"tweet_id_a": "2", "tweet_id_b": "9", "author_a": "8", "author_b": None}], KEYS))
-    assert set(more[0]) & set(more[1]) == {1}  # tweet 2 only
+    assert set(more[0].tolist()) & set(more[1].tolist()) == {1}  # tweet 2 only
     more = batch_ends(pa.Table.from_pylist([rows[0], {"tweet_id_a": "7", "tweet_id_b": "9", "author_a": "2", "author_b": None}], KEYS))
-    assert pack(more, 2) == ([0], [1])  # the same author in both pairs
+    assert _lists(pack(more, 2)) == ([0], [1])  # the same author in both pairs
 
 
 def _inputs(base: Path) -> tuple[Path, int]:

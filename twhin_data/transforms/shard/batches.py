@@ -20,33 +20,38 @@ Pure functions, no Beam.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from array import array
+
+import numpy as np
 
 #: Batches held open at once while packing a shard (first fit among them).
 OPEN = 64
+#: Rows whose codes become Python lists at once (the codes stay one numpy array otherwise).
+BLOCK = 65_536
 
 
-def pack(ends: Sequence[Sequence[int]], batch_size: int) -> tuple[list[int], list[int]]:
-    """``(rows in batch order, rows left out)`` as row indices, for rows given as their "ends": the
-    integer codes of both tweets and of their known authors (codes of tweets and of authors never
-    collide). Every `batch_size` consecutive output rows (from the first) share no code: no tweet
-    twice, no author in two pairs; the last batch may be short. `ends` must come in a deterministic
-    order; the result is then deterministic."""
+def pack(ends: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(rows in batch order, rows left out)`` as int64 row indices, for rows given as their "ends":
+    one row of integer codes per pair (`pair_steps.batch_ends`: both tweets and their authors;
+    codes of tweets and of authors never collide, and an unknown author has a code of its own that
+    no other row holds). Every `batch_size` consecutive output rows (from the first) share no code:
+    no tweet twice, no author in two pairs; the last batch may be short. `ends` must come in a
+    deterministic order; the result is then deterministic."""
+    n = len(ends)
     if batch_size <= 1:
-        return list(range(len(ends))), []
-    done: list[list[int]] = []
+        return np.arange(n, dtype=np.int64), np.zeros(0, np.int64)
+    done = array("q")  # rows of the full batches, in the order the batches filled
     open_batches: list[tuple[set[int], list[int]]] = []
-    waiting: list[int] = []
+    waiting: list[tuple[int, list[int]]] = []
 
-    def place(row: int) -> bool:
-        codes = ends[row]
+    def place(row: int, codes: list[int]) -> bool:
         for i, (taken, members) in enumerate(open_batches):
-            if any(c in taken for c in codes):
+            if not taken.isdisjoint(codes):
                 continue
             taken.update(codes)
             members.append(row)
             if len(members) == batch_size:
-                done.append(members)
+                done.extend(members)
                 del open_batches[i]
             return True
         if len(open_batches) < OPEN:
@@ -54,14 +59,15 @@ def pack(ends: Sequence[Sequence[int]], batch_size: int) -> tuple[list[int], lis
             return True
         return False
 
-    for row in range(len(ends)):
-        if not place(row):
-            waiting.append(row)
-        elif waiting and len(open_batches) < OPEN:  # a batch closed: room for the waiting rows
-            waiting = [w for w in waiting if not place(w)]
-    waiting = [w for w in waiting if not place(w)]
+    for start in range(0, n, BLOCK):
+        for row, codes in enumerate(ends[start : start + BLOCK].tolist(), start):
+            if not place(row, codes):
+                waiting.append((row, codes))
+            elif waiting and len(open_batches) < OPEN:  # a batch closed: room for the waiting rows
+                waiting = [w for w in waiting if not place(*w)]
+    waiting = [w for w in waiting if not place(*w)]
     if open_batches:  # the fullest open batch ends the file as one short (still valid) batch
         last = max(range(len(open_batches)), key=lambda i: (len(open_batches[i][1]), -i))
-        done.append(open_batches.pop(last)[1])
-    left = waiting + [row for _, members in open_batches for row in members]
-    return [row for batch in done for row in batch], left
+        done.extend(open_batches.pop(last)[1])
+    left = [row for row, _ in waiting] + [row for _, members in open_batches for row in members]
+    return np.frombuffer(done, np.int64).copy(), np.asarray(left, np.int64)

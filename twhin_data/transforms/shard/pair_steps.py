@@ -249,9 +249,10 @@ def place_pairs(item: tuple[int, Iterable], *, tmp: str, salt: str) -> list:
     return [(labels[code], ref) for code, ref in refs] + [Tagged(STATS, stats)]
 
 
-def batch_ends(keys: pa.Table) -> list[tuple[int, ...]]:
-    """Each row's codes for `batches.pack`: its two tweets, then its known authors (null and empty
-    author IDs are unknown), tweets and authors coded apart (a tweet ID and an author ID may be equal)."""
+def batch_ends(keys: pa.Table) -> np.ndarray:
+    """Each row's codes for `batches.pack` (int64, one row per pair): its two tweets, then its two
+    authors; tweets and authors coded apart (a tweet ID and an author ID may be equal). A null or
+    empty author ID is unknown and gets a negative code no other row holds (it never conflicts)."""
     n = keys.num_rows
     both = [keys.column(c).combine_chunks() for c in ("tweet_id_a", "tweet_id_b")]
     tweets = pc.dictionary_encode(pa.concat_arrays(both))
@@ -260,12 +261,8 @@ def batch_ends(keys: pa.Table) -> list[tuple[int, ...]]:
     offset = len(tweets.dictionary)
     t = tweets.indices.to_numpy(zero_copy_only=False).astype(np.int64)
     u = pc.fill_null(authors.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
-    u = np.where(u >= 0, u + offset, -1)
-    out = []
-    for ta, tb, ua, ub in zip(t[:n].tolist(), t[n:].tolist(), u[:n].tolist(), u[n:].tolist(), strict=True):
-        codes = (ta, tb) + tuple(x for x in {ua, ub} if x >= 0)
-        out.append(codes)
-    return out
+    u = np.where(u >= 0, u + offset, -1 - np.arange(2 * n, dtype=np.int64))
+    return np.stack([t[:n], t[n:], u[:n], u[n:]], axis=1)
 
 
 def write_pair_shard(
@@ -282,7 +279,7 @@ def write_pair_shard(
     order = pc.sort_indices(keys, sort_keys=[(c, "ascending") for c in ("key", "tweet_id_a", "tweet_id_b")]).to_numpy()
     placed, left = batches.pack(batch_ends(keys.take(pa.array(order))), batch_size)
     del keys
-    rows = order[np.asarray(placed, np.int64)]
+    rows = order[placed]
     names = shards.PAIR_SHARD.names
 
     name = f"{split}-{index:05d}-of-{count:05d}.parquet"
@@ -305,4 +302,4 @@ def write_pair_shard(
         "bytes": written["bytes"],
         "sha256": written["sha256"],
     }
-    return [info] + ([Tagged(STATS, {"rejected_pair_unplaced": len(left)})] if left else [])
+    return [info] + ([Tagged(STATS, {"rejected_pair_unplaced": len(left)})] if len(left) else [])
