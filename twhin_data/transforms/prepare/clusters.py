@@ -19,6 +19,7 @@ Pure numpy and Arrow, no Beam: pool processes import this module.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -26,6 +27,7 @@ import pyarrow.compute as pc
 
 from twhin_data.core import files
 from twhin_data.core.hashing import shard_of
+from twhin_data.core.parquet import write_parquet_streamed
 from twhin_data.core.pool import Tagged
 from twhin_data.core.spill import Pieces, SliceRef, read_slices, write_slices
 from twhin_data.core.tables import split_table
@@ -45,6 +47,8 @@ from twhin_data.transforms.prepare.near_dedup import (
 #: Node IDs gathered before they are merged into the sorted node array (bounds pass 1's memory).
 MERGE_EVERY = 1 << 20
 COPY_COLUMNS = ["id", "kept", "reason", "lang"]
+#: Rows per row group of the map file (the row group size of core.files.write_parquet_atomic).
+MAP_ROW_GROUP = 50_000
 
 
 def union(parent: np.ndarray, u: np.ndarray, v: np.ndarray) -> None:
@@ -184,58 +188,89 @@ def components(
         at = np.minimum(np.searchsorted(nodes, copy_rep), nodes.size - 1)
         hit = nodes[at] == copy_rep
         copy_rep[hit] = nodes[label[at[hit]]]
-    table = pa.table(
-        {
-            "id": pa.array(np.concatenate([nodes[moved], ids]), pa.uint64()),
-            "kept": pa.array(np.concatenate([nodes[label[moved]], copy_rep]), pa.uint64()),
-            "reason": pa.concat_arrays(
-                [pa.array([MINHASH] * moved.size, pa.string()), copy_edges.column("reason").combine_chunks()]
-            ),
-            "lang": pa.concat_arrays([moved_langs, copy_edges.column("lang").combine_chunks()]),
-        }
+    reasons = pa.array(sorted({MINHASH, *pc.unique(copy_edges.column("reason")).to_pylist()}), pa.string())
+    removed = _Removed(
+        id=np.concatenate([nodes[moved], ids]),
+        kept=np.concatenate([nodes[label[moved]], copy_rep]),
+        reason=np.concatenate(
+            [
+                np.full(moved.size, reasons.index(MINHASH).as_py(), np.int32),
+                pc.index_in(copy_edges.column("reason"), value_set=reasons).to_numpy(zero_copy_only=False),
+            ]
+        ).astype(np.int32),
+        lang=pa.concat_arrays([moved_langs, copy_edges.column("lang").combine_chunks()]),
+        reasons=reasons,
     )
     del copy_edges
     # One row per removed tweet (a tweet copied in two buckets: its lowest representative). No
     # row for a tweet that stays: the same ID twice in one bucket, or kept in another bucket
     # (one ID hydrated with two texts) without a MinHash removal.
     stays = np.setdiff1d(kept, nodes[moved])
-    gone = pc.invert(pc.is_in(table.column("id"), value_set=pa.array(stays, pa.uint64())))
-    table = table.filter(pc.and_(pc.not_equal(table.column("id"), table.column("kept")), gone))
-    table = table.sort_by([("id", "ascending"), ("kept", "ascending"), ("reason", "ascending")])
-    first = np.ones(table.num_rows, bool)
-    if table.num_rows > 1:
-        sorted_ids = table.column("id").to_numpy()
-        first[1:] = sorted_ids[1:] != sorted_ids[:-1]
-    table = table.filter(pa.array(first))
-    strings = pa.table(
-        {
-            "tweet_id": pc.cast(table.column("id"), pa.string()),
-            "kept_tweet_id": pc.cast(table.column("kept"), pa.string()),
-            "reason": table.column("reason"),
-            "lang": table.column("lang"),
-        }
+    rows = np.flatnonzero((removed.id != removed.kept) & ~np.isin(removed.id, stays))
+    rows = rows[np.lexsort((removed.reason[rows], removed.kept[rows], removed.id[rows]))]
+    if rows.size > 1:
+        rows = rows[np.concatenate([[True], removed.id[rows[1:]] != removed.id[rows[:-1]]])]
+    write_parquet_streamed(
+        files.join(map_dir, MAP_FILE),
+        DUPLICATES,
+        (removed.strings(rows[start : start + MAP_ROW_GROUP]) for start in range(0, rows.size, MAP_ROW_GROUP)),
+        row_group_size=MAP_ROW_GROUP,
     )
-    del table
-    files.write_parquet_atomic(files.join(map_dir, MAP_FILE), conform(strings, DUPLICATES))
-    new = strings.filter(pc.equal(strings.column("reason"), MINHASH))
-    counts: dict[str, int] = {}
-    for value in new.column("lang").to_pylist():
-        key = value or UNKNOWN
-        counts[key] = counts.get(key, 0) - 1
+    new = rows[removed.reason[rows] == reasons.index(MINHASH).as_py()]
+    counts = _lowered_counts(removed.lang.take(pa.array(new)))
     # Every component has an edge, and every MinHash edge lies in one component.
     clusters = int(np.count_nonzero(label == np.arange(nodes.size)))
-    stats = {"removed": new.num_rows, "clusters": clusters}
+    stats = {"removed": int(new.size), "clusters": clusters}
     examples = _examples(pieces, nodes, label, removed_edges, firsts)
     outputs: list = [
         Tagged(COUNTS, counts),
         Tagged(STATS, {"near_dedup": stats, "near_examples": examples}),
     ]
-    if new.num_rows:
-        drops = conform(new, DROP_LAYOUT)
+    if new.size:
+        drops = pa.table({"tweet_id": pc.cast(pa.array(removed.id[new], pa.uint64()), pa.string())}, schema=DROP_LAYOUT)
         parts = shard_of(drops.column("tweet_id"), num_parts, part_salt)
         path = files.join(tmp, "near", f"{DROP_PREFIX}all.arrow")
         outputs.extend(write_slices(path, DROP_LAYOUT, split_table(drops, parts)))
     return outputs
+
+
+class _Removed(NamedTuple):
+    """Every removal (MinHash members, then copies) as numbers, until a map row group is written."""
+
+    id: np.ndarray  # uint64
+    kept: np.ndarray  # uint64: the representative
+    reason: np.ndarray  # int32 index into `reasons` (sorted: code order is string order)
+    lang: pa.Array
+    reasons: pa.Array
+
+    def strings(self, rows: np.ndarray) -> pa.Table:
+        """DUPLICATES rows of `rows`."""
+        table = pa.table(
+            {
+                "tweet_id": pc.cast(pa.array(self.id[rows], pa.uint64()), pa.string()),
+                "kept_tweet_id": pc.cast(pa.array(self.kept[rows], pa.uint64()), pa.string()),
+                "reason": self.reasons.take(pa.array(self.reason[rows])),
+                "lang": self.lang.take(pa.array(rows)),
+            }
+        )
+        return conform(table, DUPLICATES)
+
+
+def _lowered_counts(langs: pa.Array) -> dict[str, int]:
+    """{language: -tweets} of the MinHash removals, null and empty read as UNKNOWN; keys in the
+    order of their first row (as a loop over the rows would insert them)."""
+    counts: dict[str, int] = {}
+    if len(langs) == 0:
+        return counts
+    encoded = pc.dictionary_encode(langs)
+    codes = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+    values, first, tally = np.unique(codes, return_index=True, return_counts=True)
+    names = encoded.dictionary.to_pylist()
+    for order in np.argsort(first, kind="stable").tolist():
+        code = int(values[order])
+        key = (names[code] if code >= 0 else None) or UNKNOWN
+        counts[key] = counts.get(key, 0) - int(tally[order])
+    return counts
 
 
 def _examples(pieces: Pieces, nodes: np.ndarray, label: np.ndarray, removed_edges: np.ndarray, firsts: dict) -> dict:
