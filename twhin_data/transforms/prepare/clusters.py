@@ -11,8 +11,10 @@ the dedup buckets) are read one spill file at a time, in (file, batch) order, tw
    and the first row naming it on each side (with and without a known language).
 
 Then the languages of the removed tweets and the views shown in the report are read from those
-rows (`core.spill.Pieces`). State: a few numbers per node plus one spill file; a near-copy pair
-verified in every band partition it shares a band in no longer costs memory per verification.
+rows (`core.spill.Pieces`), and the map (one row per removed tweet, lowest ID first) is sorted as
+numbers and written a row group at a time. State: a few numbers per clustered tweet and per
+removed copy, plus one spill file; a near-copy pair verified in every band partition it shares a
+band in no longer costs memory per verification.
 Pure numpy and Arrow, no Beam: pool processes import this module.
 """
 
@@ -147,21 +149,14 @@ def _strings_at(pieces: Pieces, column: str, rows: np.ndarray) -> pa.Array:
     return values.take(pa.array(index, mask=~got))
 
 
-def components(
-    item: tuple[int, Iterable[SliceRef]], *, num_parts: int, part_salt: str, tmp: str, map_dir: str
-) -> list:
-    """Step 3: clusters of every edge; drops for the writer, lowered language counts, the map.
-
-    Clusters are the connected components of the verified MinHash edges, which join kept tweets
-    only; exact and view copies then map to the representative of the tweet they were removed
-    for. They never join clusters themselves: one tweet ID hydrated twice with two different
-    texts is a copy in two dedup buckets, and two distinct texts must not merge through it."""
-    refs = sorted(item[1])
-    nodes, copy_edges = _nodes_and_copies(refs)
+def _cluster(refs: list[SliceRef], nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Pass 2: every node's root (`flatten`), the MinHash edges naming it as removed, and the first
+    rows naming it (``_Firsts`` by side: "id", "kept", and with a known language "id_lang",
+    "kept_lang")."""
     parent = np.arange(nodes.size)
-    removed_edges = np.zeros(nodes.size, np.int64)  # MinHash edges naming the node as removed
+    removed_edges = np.zeros(nodes.size, np.int64)
     firsts = {name: _Firsts(nodes.size) for name in ("id", "kept", "id_lang", "kept_lang")}
-    for offset, table in _edge_files(refs):  # pass 2
+    for offset, table in _edge_files(refs):
         rows = np.flatnonzero(_near(table))
         u = np.searchsorted(nodes, table.column("id").to_numpy()[rows])
         v = np.searchsorted(nodes, table.column("kept").to_numpy()[rows])
@@ -173,34 +168,60 @@ def components(
         for side, node, column in (("id_lang", u, "lang"), ("kept_lang", v, "kept_lang")):
             known = pc.is_valid(table.column(column)).to_numpy(zero_copy_only=False)[rows]
             firsts[side].see(node[known], at[known])
-    label = flatten(parent)
-    pieces = Pieces([(ref, None) for ref in refs], EDGE_LAYOUT)
-    moved = np.flatnonzero(label != np.arange(nodes.size))  # new removals: MinHash duplicates
-    own = firsts["id_lang"].row[moved]  # a removed side's language first, else its kept side's
-    moved_langs = pc.if_else(
+    return flatten(parent), removed_edges, firsts
+
+
+def _moved_langs(pieces: Pieces, firsts: dict, moved: np.ndarray) -> pa.Array:
+    """Each removed member's language: from its first edge as the removed side with a known
+    language, else as the kept side, else null."""
+    own = firsts["id_lang"].row[moved]
+    return pc.if_else(
         pa.array(own >= 0),
         _strings_at(pieces, "lang", own),
         _strings_at(pieces, "kept_lang", firsts["kept_lang"].row[moved]),
     )
+
+
+def _removals(
+    nodes: np.ndarray, label: np.ndarray, moved: np.ndarray, moved_langs: pa.Array, copy_edges: pa.Table
+) -> _Removed:
+    """The MinHash members `moved`, then the copies (their kept tweet replaced by its cluster's
+    representative), as one `_Removed`."""
     ids, kept = copy_edges.column("id").to_numpy(), copy_edges.column("kept").to_numpy()
-    copy_rep = kept.copy()  # a copy's kept tweet, or that tweet's cluster representative
+    copy_rep = kept.copy()
     if nodes.size:
         at = np.minimum(np.searchsorted(nodes, copy_rep), nodes.size - 1)
         hit = nodes[at] == copy_rep
         copy_rep[hit] = nodes[label[at[hit]]]
     reasons = pa.array(sorted({MINHASH, *pc.unique(copy_edges.column("reason")).to_pylist()}), pa.string())
-    removed = _Removed(
+    minhash = reasons.index(MINHASH).as_py()
+    copy_reasons = pc.index_in(copy_edges.column("reason"), value_set=reasons).to_numpy(zero_copy_only=False)
+    return _Removed(
         id=np.concatenate([nodes[moved], ids]),
         kept=np.concatenate([nodes[label[moved]], copy_rep]),
-        reason=np.concatenate(
-            [
-                np.full(moved.size, reasons.index(MINHASH).as_py(), np.int32),
-                pc.index_in(copy_edges.column("reason"), value_set=reasons).to_numpy(zero_copy_only=False),
-            ]
-        ).astype(np.int32),
+        reason=np.concatenate([np.full(moved.size, minhash, np.int32), copy_reasons.astype(np.int32)]),
         lang=pa.concat_arrays([moved_langs, copy_edges.column("lang").combine_chunks()]),
         reasons=reasons,
+        minhash=minhash,
     )
+
+
+def components(
+    item: tuple[int, Iterable[SliceRef]], *, num_parts: int, part_salt: str, tmp: str, map_dir: str
+) -> list:
+    """Step 3: clusters of every edge; drops for the writer, lowered language counts, the map.
+
+    Clusters are the connected components of the verified MinHash edges, which join kept tweets
+    only; exact and view copies then map to the representative of the tweet they were removed
+    for. They never join clusters themselves: one tweet ID hydrated twice with two different
+    texts is a copy in two dedup buckets, and two distinct texts must not merge through it."""
+    refs = sorted(item[1])
+    nodes, copy_edges = _nodes_and_copies(refs)
+    label, removed_edges, firsts = _cluster(refs, nodes)
+    pieces = Pieces([(ref, None) for ref in refs], EDGE_LAYOUT)
+    moved = np.flatnonzero(label != np.arange(nodes.size))  # new removals: MinHash duplicates
+    removed = _removals(nodes, label, moved, _moved_langs(pieces, firsts, moved), copy_edges)
+    kept = copy_edges.column("kept").to_numpy()
     del copy_edges
     # One row per removed tweet (a tweet copied in two buckets: its lowest representative). No
     # row for a tweet that stays: the same ID twice in one bucket, or kept in another bucket
@@ -216,7 +237,7 @@ def components(
         (removed.strings(rows[start : start + MAP_ROW_GROUP]) for start in range(0, rows.size, MAP_ROW_GROUP)),
         row_group_size=MAP_ROW_GROUP,
     )
-    new = rows[removed.reason[rows] == reasons.index(MINHASH).as_py()]
+    new = rows[removed.reason[rows] == removed.minhash]
     counts = _lowered_counts(removed.lang.take(pa.array(new)))
     # Every component has an edge, and every MinHash edge lies in one component.
     clusters = int(np.count_nonzero(label == np.arange(nodes.size)))
@@ -242,6 +263,7 @@ class _Removed(NamedTuple):
     reason: np.ndarray  # int32 index into `reasons` (sorted: code order is string order)
     lang: pa.Array
     reasons: pa.Array
+    minhash: int  # the code of MINHASH
 
     def strings(self, rows: np.ndarray) -> pa.Table:
         """DUPLICATES rows of `rows`."""
