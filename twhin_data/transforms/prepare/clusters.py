@@ -11,7 +11,7 @@ the dedup buckets) are read one spill file at a time, in (file, batch) order, tw
    and the first row naming it on each side (with and without a known language).
 
 Then the languages of the removed tweets and the views shown in the report are read from those
-rows (`core.spill.Pieces`), and the map (one row per removed tweet, lowest ID first) is sorted as
+rows (each file once), and the map (one row per removed tweet, lowest ID first) is sorted as
 numbers and written a row group at a time. State: a few numbers per clustered tweet and per
 removed copy, plus one spill file; a near-copy pair verified in every band partition it shares a
 band in no longer costs memory per verification.
@@ -31,7 +31,7 @@ from twhin_data.core import files
 from twhin_data.core.hashing import shard_of
 from twhin_data.core.parquet import write_parquet_streamed
 from twhin_data.core.pool import Tagged
-from twhin_data.core.spill import Pieces, SliceRef, read_slices, write_slices
+from twhin_data.core.spill import SliceRef, read_slices, write_slices
 from twhin_data.core.tables import split_table
 from twhin_data.core.tags import COUNTS, STATS
 from twhin_data.schemas import conform
@@ -94,26 +94,53 @@ def connected_components(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.n
     return nodes, flatten(parent)
 
 
-def _edge_files(refs: list[SliceRef]) -> Iterator[tuple[int, pa.Table]]:
-    """(first global row, edges) per spill ref, in the global row order of `core.spill.Pieces`."""
-    offset = 0
-    for ref in refs:
-        table = read_slices([ref], EDGE_LAYOUT, mmap=False)
-        yield offset, table
-        offset += table.num_rows
+class _EdgeFiles:
+    """The edge spill refs as one sequence of rows ((file, batch) order, like `core.spill.Pieces`),
+    read one file at a time and into memory (a step that maps them all would hold them all)."""
+
+    def __init__(self, refs: list[SliceRef]):
+        self.refs = sorted(refs)
+        self.starts = np.zeros(1, np.int64)  # each file's first row, then the row count (after a pass)
+
+    def tables(self) -> Iterator[tuple[int, pa.Table]]:
+        """(first global row, rows) per file."""
+        starts = [0]
+        for ref in self.refs:
+            table = read_slices([ref], EDGE_LAYOUT, mmap=False)
+            yield starts[-1], table
+            starts.append(starts[-1] + table.num_rows)
+        self.starts = np.asarray(starts, np.int64)
+
+    def strings_at(self, column: str, rows: np.ndarray) -> pa.Array:
+        """Column `column` at global `rows` (-1: null), each file read once."""
+        got = rows >= 0
+        order = np.argsort(rows[got], kind="stable")
+        wanted = rows[got][order]
+        bounds = np.searchsorted(wanted, self.starts)
+        parts = [
+            read_slices([ref], EDGE_LAYOUT, mmap=False).column(column).take(pa.array(wanted[lo:hi] - start))
+            for ref, start, lo, hi in zip(self.refs, self.starts.tolist(), bounds[:-1].tolist(), bounds[1:].tolist(), strict=False)
+            if hi > lo
+        ]
+        values = pa.chunked_array([c for part in parts for c in part.chunks], pa.string()).combine_chunks()
+        index = np.zeros(rows.size, np.int64)
+        position = np.empty(order.size, np.int64)
+        position[order] = np.arange(order.size)
+        index[got] = position
+        return values.take(pa.array(index, mask=~got))
 
 
 def _near(table: pa.Table) -> np.ndarray:
     return pc.equal(table.column("reason"), MINHASH).to_numpy(zero_copy_only=False)
 
 
-def _nodes_and_copies(refs: list[SliceRef]) -> tuple[np.ndarray, pa.Table]:
+def _nodes_and_copies(edges: _EdgeFiles) -> tuple[np.ndarray, pa.Table]:
     """Pass 1: the sorted IDs of every tweet in a MinHash edge, and the copy edges' COPY_COLUMNS."""
     nodes = np.zeros(0, np.uint64)
     pending: list[np.ndarray] = []
     waiting = 0
     copies = []
-    for _, table in _edge_files(refs):
+    for _, table in edges.tables():
         near = _near(table)
         ids = np.concatenate([table.column(c).to_numpy()[near] for c in ("id", "kept")])
         pending.append(np.unique(ids))
@@ -140,23 +167,14 @@ class _Firsts:
             self.row[first_node[fresh]] = rows[at[fresh]]
 
 
-def _strings_at(pieces: Pieces, column: str, rows: np.ndarray) -> pa.Array:
-    """Column `column` at global `rows` (-1: null)."""
-    got = rows >= 0
-    values = pieces.columns([column], rows[got]).column(0).combine_chunks()
-    index = np.zeros(rows.size, np.int64)
-    index[got] = np.arange(int(got.sum()))
-    return values.take(pa.array(index, mask=~got))
-
-
-def _cluster(refs: list[SliceRef], nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
+def _cluster(edges: _EdgeFiles, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
     """Pass 2: every node's root (`flatten`), the MinHash edges naming it as removed, and the first
     rows naming it (``_Firsts`` by side: "id", "kept", and with a known language "id_lang",
     "kept_lang")."""
     parent = np.arange(nodes.size)
     removed_edges = np.zeros(nodes.size, np.int64)
     firsts = {name: _Firsts(nodes.size) for name in ("id", "kept", "id_lang", "kept_lang")}
-    for offset, table in _edge_files(refs):
+    for offset, table in edges.tables():
         rows = np.flatnonzero(_near(table))
         u = np.searchsorted(nodes, table.column("id").to_numpy()[rows])
         v = np.searchsorted(nodes, table.column("kept").to_numpy()[rows])
@@ -171,14 +189,14 @@ def _cluster(refs: list[SliceRef], nodes: np.ndarray) -> tuple[np.ndarray, np.nd
     return flatten(parent), removed_edges, firsts
 
 
-def _moved_langs(pieces: Pieces, firsts: dict, moved: np.ndarray) -> pa.Array:
+def _moved_langs(edges: _EdgeFiles, firsts: dict, moved: np.ndarray) -> pa.Array:
     """Each removed member's language: from its first edge as the removed side with a known
     language, else as the kept side, else null."""
     own = firsts["id_lang"].row[moved]
     return pc.if_else(
         pa.array(own >= 0),
-        _strings_at(pieces, "lang", own),
-        _strings_at(pieces, "kept_lang", firsts["kept_lang"].row[moved]),
+        edges.strings_at("lang", own),
+        edges.strings_at("kept_lang", firsts["kept_lang"].row[moved]),
     )
 
 
@@ -215,12 +233,11 @@ def components(
     only; exact and view copies then map to the representative of the tweet they were removed
     for. They never join clusters themselves: one tweet ID hydrated twice with two different
     texts is a copy in two dedup buckets, and two distinct texts must not merge through it."""
-    refs = sorted(item[1])
-    nodes, copy_edges = _nodes_and_copies(refs)
-    label, removed_edges, firsts = _cluster(refs, nodes)
-    pieces = Pieces([(ref, None) for ref in refs], EDGE_LAYOUT)
+    edges = _EdgeFiles(list(item[1]))
+    nodes, copy_edges = _nodes_and_copies(edges)
+    label, removed_edges, firsts = _cluster(edges, nodes)
     moved = np.flatnonzero(label != np.arange(nodes.size))  # new removals: MinHash duplicates
-    removed = _removals(nodes, label, moved, _moved_langs(pieces, firsts, moved), copy_edges)
+    removed = _removals(nodes, label, moved, _moved_langs(edges, firsts, moved), copy_edges)
     kept = copy_edges.column("kept").to_numpy()
     del copy_edges
     # One row per removed tweet (a tweet copied in two buckets: its lowest representative). No
@@ -242,7 +259,7 @@ def components(
     # Every component has an edge, and every MinHash edge lies in one component.
     clusters = int(np.count_nonzero(label == np.arange(nodes.size)))
     stats = {"removed": int(new.size), "clusters": clusters}
-    examples = _examples(pieces, nodes, label, removed_edges, firsts)
+    examples = _examples(edges, nodes, label, removed_edges, firsts)
     outputs: list = [
         Tagged(COUNTS, counts),
         Tagged(STATS, {"near_dedup": stats, "near_examples": examples}),
@@ -295,7 +312,7 @@ def _lowered_counts(langs: pa.Array) -> dict[str, int]:
     return counts
 
 
-def _examples(pieces: Pieces, nodes: np.ndarray, label: np.ndarray, removed_edges: np.ndarray, firsts: dict) -> dict:
+def _examples(edges: _EdgeFiles, nodes: np.ndarray, label: np.ndarray, removed_edges: np.ndarray, firsts: dict) -> dict:
     """The largest MinHash clusters (most edges, then lowest ID): the kept view and up to three
     removed views each (a tweet's view: from the first edge naming it as removed, else as kept)."""
     size = np.bincount(label, weights=removed_edges, minlength=nodes.size).astype(np.int64)
@@ -309,7 +326,7 @@ def _examples(pieces: Pieces, nodes: np.ndarray, label: np.ndarray, removed_edge
     wanted = np.asarray(wanted, np.int64)
     own, other = firsts["id"].row[wanted], firsts["kept"].row[wanted]
     views = pc.if_else(
-        pa.array(own >= 0), _strings_at(pieces, "view", own), _strings_at(pieces, "kept_view", other)
+        pa.array(own >= 0), edges.strings_at("view", own), edges.strings_at("kept_view", other)
     ).to_pylist()
     view = {int(node): text or "" for node, text in zip(wanted.tolist(), views, strict=True)}
     return {
