@@ -29,6 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from twhin_data.core.tables import sorted_unique
+
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -200,7 +202,7 @@ def jaccard(left: list[str], right: list[str], k: int) -> np.ndarray:
 def _set_keys(texts: list[str], k: int) -> np.ndarray:
     """Sorted unique ``(text index << 44) | (shingle hash >> 20)`` of every text (uint64)."""
     hashes, owner = shingle_hashes(texts, k)
-    return _sorted_unique((owner.astype(np.uint64) << np.uint64(44)) | (hashes >> np.uint64(20)))
+    return sorted_unique((owner.astype(np.uint64) << np.uint64(44)) | (hashes >> np.uint64(20)))
 
 
 def jaccard_pairs(texts: list[str], left: np.ndarray, right: np.ndarray, k: int) -> np.ndarray:
@@ -246,12 +248,6 @@ def _ranges(sizes: np.ndarray) -> np.ndarray:
     return np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(sizes) - sizes, sizes)
 
 
-def _sorted_unique(values: np.ndarray) -> np.ndarray:
-    """Sorted distinct values (a plain sort: faster here than np.unique's hash path)."""
-    values = np.sort(values)
-    if values.size < 2:
-        return values
-    return values[np.concatenate([[True], values[1:] != values[:-1]])]
 
 
 def _shared(left: np.ndarray, right: np.ndarray) -> np.ndarray:

@@ -9,6 +9,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from twhin_data.core.tables import sorted_unique
+
 
 class SumDicts(beam.CombineFn):
     """Adds dicts (or Counters) of numbers key by key; the result is a plain dict sorted by key."""
@@ -72,7 +74,7 @@ class IdUnion(beam.CombineFn):
         return []
 
     def add_input(self, acc: list, values) -> list:
-        acc.append(np.unique(id_numbers(values)))
+        acc.append(sorted_unique(id_numbers(values)))
         return self._compact(acc) if len(acc) >= self._COMPACT else acc
 
     def merge_accumulators(self, accs: Iterable[list]) -> list:
@@ -85,7 +87,7 @@ class IdUnion(beam.CombineFn):
     @staticmethod
     def _compact(arrays: list) -> list:
         arrays = [a for a in arrays if len(a)]
-        return [np.unique(np.concatenate(arrays))] if arrays else []
+        return [sorted_unique(np.concatenate(arrays))] if arrays else []
 
 
 def id_numbers(ids) -> np.ndarray:

@@ -37,6 +37,7 @@ import pyarrow as pa
 from twhin_data.core import files
 from twhin_data.core.pool import Tagged
 from twhin_data.core.spill import SliceRef, read_slices, write_split
+from twhin_data.core.tables import sorted_unique
 from twhin_data.core.tags import STATS
 from twhin_data.schemas.graph import ENGAGEMENT_TYPES
 from twhin_data.transforms.graph import edges as gc
@@ -117,7 +118,7 @@ def tweet_round(
     tweets, engagers = gc.distinct_users_per_tweet(tweet[kept], user[kept])
     engager_count = gc.lookup(tweets, engagers, tweet, default=0)
     new_alive = alive & (engager_count >= min_per_tweet)
-    stats.inc(f"tweets_dropped_round_{round_number}", len(np.unique(tweet[alive & ~new_alive])))
+    stats.inc(f"tweets_dropped_round_{round_number}", len(sorted_unique(tweet[alive & ~new_alive])))
     if not final:
         state = table.set_column(table.schema.get_field_index("alive"), "alive", pa.array(new_alive))
         keys = gc.range_shard(user, splits["user"])

@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from twhin_data.core.ids import ID_PATTERN
+from twhin_data.core.tables import sorted_unique
 from twhin_data.schemas.graph import ENGAGEMENT_TYPES
 
 NO_TS = np.iinfo(np.int64).min
@@ -236,7 +237,7 @@ def quantile_splits(sample: np.ndarray, num_shards: int) -> np.ndarray:
         return np.zeros(0, dtype=np.uint64)
     ordered = np.sort(sample)
     positions = (np.arange(1, num_shards) * len(ordered)) // num_shards
-    return np.unique(ordered[positions])
+    return sorted_unique(ordered[positions])
 
 
 def log2_histogram(degrees: np.ndarray) -> dict[str, int]:

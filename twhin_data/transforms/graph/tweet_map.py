@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 
 from twhin_data.core import files
+from twhin_data.core.tables import sorted_unique
 from twhin_data.text.contamination import load_index
 
 
@@ -66,7 +67,7 @@ def load_tweet_map(duplicates: str | None, exclude: tuple[str, ...] = ()) -> Twe
     excluded = _empty()
     if exclude:
         ids = [int(i) for i in load_index(exclude).ids if i.isdigit() and len(i) <= 19]
-        excluded = np.unique(np.array(ids, dtype=np.uint64))
+        excluded = sorted_unique(np.array(ids, dtype=np.uint64))
     return TweetMap(removed=removed, kept=kept, excluded=excluded)
 
 

@@ -24,6 +24,7 @@ from apache_beam.metrics import Metrics
 
 from twhin_data.core import tags
 from twhin_data.core.hashing import shard_of
+from twhin_data.core.tables import sorted_unique
 from twhin_data.schemas import conform
 from twhin_data.schemas.tweets import TWEETS, UNAVAILABLE
 from twhin_data.transforms.hydrate.lookup import NAMESPACE, Batch, LookupBatchFn, Plan
@@ -42,7 +43,7 @@ def shard_chunk(ids: list[str], num_shards: int) -> Iterable[tuple[int, tuple[st
     if not ids:
         return
     shards = shard_of(pa.array(ids, pa.string()), num_shards, SHARD_SALT)
-    for shard in np.unique(shards):
+    for shard in sorted_unique(shards):
         picked = np.flatnonzero(shards == shard)
         yield int(shard), ("ids", [ids[i] for i in picked])
 
@@ -53,7 +54,7 @@ def shard_table(item: tuple[str, pa.Table], num_shards: int) -> Iterable[tuple[i
     if table.num_rows == 0:
         return
     shards = shard_of(table.column("tweet_id"), num_shards, SHARD_SALT)
-    for shard in np.unique(shards):
+    for shard in sorted_unique(shards):
         yield int(shard), (tag, table.take(pa.array(np.flatnonzero(shards == shard))))
 
 

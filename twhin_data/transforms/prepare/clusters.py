@@ -32,7 +32,7 @@ from twhin_data.core.hashing import shard_of
 from twhin_data.core.parquet import write_parquet_streamed
 from twhin_data.core.pool import Tagged
 from twhin_data.core.spill import SliceRef, read_slices, write_slices
-from twhin_data.core.tables import split_table
+from twhin_data.core.tables import sorted_unique, split_table
 from twhin_data.core.tags import COUNTS, STATS
 from twhin_data.schemas import conform
 from twhin_data.schemas.corpus import DUPLICATES
@@ -143,12 +143,12 @@ def _nodes_and_copies(edges: _EdgeFiles) -> tuple[np.ndarray, pa.Table]:
     for _, table in edges.tables():
         near = _near(table)
         ids = np.concatenate([table.column(c).to_numpy()[near] for c in ("id", "kept")])
-        pending.append(np.unique(ids))
+        pending.append(sorted_unique(ids))
         waiting += pending[-1].size
         if waiting > max(MERGE_EVERY, nodes.size):
-            nodes, pending, waiting = np.unique(np.concatenate([nodes, *pending])), [], 0
+            nodes, pending, waiting = sorted_unique(np.concatenate([nodes, *pending])), [], 0
         copies.append(table.filter(pa.array(~near)).select(COPY_COLUMNS))
-    nodes = np.unique(np.concatenate([nodes, *pending])) if pending else nodes
+    nodes = sorted_unique(np.concatenate([nodes, *pending])) if pending else nodes
     if not copies:
         return nodes, EDGE_LAYOUT.empty_table().select(COPY_COLUMNS)
     return nodes, pa.concat_tables(copies).combine_chunks()
@@ -322,7 +322,7 @@ def _examples(edges: _EdgeFiles, nodes: np.ndarray, label: np.ndarray, removed_e
     for root in top.tolist():
         members = np.flatnonzero((label == root) & (removed_edges > 0))
         clusters.append((root, members))
-    wanted = np.unique(np.concatenate([[root, *members[:3]] for root, members in clusters])) if clusters else []
+    wanted = sorted_unique(np.concatenate([[root, *members[:3]] for root, members in clusters])) if clusters else []
     wanted = np.asarray(wanted, np.int64)
     own, other = firsts["id"].row[wanted], firsts["kept"].row[wanted]
     views = pc.if_else(

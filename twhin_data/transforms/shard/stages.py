@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from twhin_data.core import files
+from twhin_data.core.tables import sorted_unique
 
 _ENGAGED: dict[str, np.ndarray] = {}
 
@@ -31,7 +32,7 @@ def load_engaged(path: str) -> np.ndarray:
         ids = [files.read_parquet_table(p, ["tweet_id"]).column("tweet_id") for p in paths]
         column = pa.chunked_array([c for chunked in ids for c in chunked.chunks], pa.string())
         values = np.array(column.to_pylist(), dtype=np.uint64) if len(column) else np.zeros(0, np.uint64)
-        _ENGAGED[path] = np.unique(values)
+        _ENGAGED[path] = sorted_unique(values)
     return _ENGAGED[path]
 
 

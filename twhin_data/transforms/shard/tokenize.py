@@ -20,6 +20,7 @@ from twhin_data.core.errors import error_record
 from twhin_data.core.hashing import hash_ids, id_unit_interval, splitmix64
 from twhin_data.core.ids import ID_PATTERN
 from twhin_data.core.pool import Tagged
+from twhin_data.core.tables import sorted_unique
 from twhin_data.core.tags import ERRORS, STATS
 from twhin_data.text.tokenize import encode_arrow, load_tokenizer
 from twhin_data.transforms.shard import stages as st
@@ -126,7 +127,7 @@ def tokenize_table(
     copies = _copies(table, validation)
     split = st.labels(validation, stage)
     every = ["train", "validation"] if stage is None else [f"stage{n}_{s}" for n in stages for s in ("train", "validation")]
-    for label in sorted(set(every) | set(np.unique(split).tolist())):  # zeros too: the manifest counts every split
+    for label in sorted(set(every) | set(sorted_unique(split).tolist())):  # zeros too: the manifest counts every split
         mask = split == label
         stats[f"mlm_rows_{label}"] = int(copies[mask].sum())
         stats[f"mlm_tokens_{label}"] = int((lengths * copies)[mask].sum())
