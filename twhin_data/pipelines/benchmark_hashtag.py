@@ -116,7 +116,7 @@ def build(p: beam.Pipeline, plan: HashtagPlan):
     tweets = p | "ReadTweets" >> bio.ReadParquetTables(plan.tweet_files, TWEET_INPUT.names)
     unavailable = p | "ReadUnavailable" >> bio.ReadUnavailable(plan.unavailable_files)
     examples = (labels.main, tweets, unavailable) | "JoinLabelsWithTweets" >> bt.JoinLabelsWithTweets(
-        placeholders=not args.no_placeholders
+        common.spill_folder(args.output), placeholders=not args.no_placeholders
     )
     vocabulary = examples.main | "BuildLabelVocabulary" >> bt.BuildLabelVocabulary(args.max_labels_per_lang)
     written = examples.main | "WriteBenchmark" >> bt.WriteHashtagBenchmark(

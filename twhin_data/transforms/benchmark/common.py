@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Sequence
 
 import apache_beam as beam
@@ -13,6 +14,7 @@ from twhin_data.core import files
 from twhin_data.core.card import card_header, citation_section
 from twhin_data.core.errors import ConfigError
 from twhin_data.core.hashing import id_unit_interval, shard_of, stable_hash64
+from twhin_data.core.spill import SliceRef, write_split
 from twhin_data.schemas import conform
 from twhin_data.text import tokenize
 from twhin_data.transforms.combiners import rows_with_ids
@@ -101,6 +103,13 @@ def check_tokenizer(path: str | None) -> None:
 #: Files are written under OUTPUT/.partial/<lang>/ and moved into place by the card step: a hidden
 #: folder, so `datasets.load_dataset(OUTPUT, lang)` never reads an unfinished run.
 STAGING = ".partial"
+#: Under STAGING: the Arrow IPC files a join hands from step to step (`spill_slices`), so only file
+#: references go through the runner's shuffles; removed with STAGING by the card step.
+SPILL = ".spill"
+
+
+def spill_folder(output: str) -> str:
+    return files.join(output, STAGING, SPILL)
 
 
 def write_table(output: str, lang: str, name: str, table: pa.Table) -> dict:
@@ -265,3 +274,25 @@ def tweet_slices(
     """
     rows = rows_with_ids(table, wanted)
     return table_slices(conform(rows, schema) if schema is not None else rows, "tweet_id", buckets, salt)
+
+
+def spill_slices(
+    table: pa.Table, key: str, buckets: int, salt: str, folder: str, schema: pa.Schema | None = None
+) -> list[tuple[int, SliceRef]]:
+    """`table_slices`, written: the rows go to one Arrow IPC file under `folder` (core.spill), one
+    slice per bucket in the same row order, and only ``(bucket, SliceRef)`` travels. A shuffled
+    table is serialized and copied several times by the runner (and again to sample its size);
+    a reference is a few bytes, and the reader memory-maps the file. `schema`: the file's schema
+    (default: the table's own); the table is cast to it."""
+    if table.num_rows == 0:
+        return []
+    schema = schema or table.schema
+    path = files.join(folder, f"{uuid.uuid4().hex}.arrow")  # any unique name: the contents decide the output
+    return write_split(path, schema, table.cast(schema), shard_of(table.column(key), buckets, salt))
+
+
+def spill_tweet_slices(
+    table: pa.Table, wanted: pa.Array, buckets: int, salt: str, folder: str, schema: pa.Schema
+) -> list[tuple[int, SliceRef]]:
+    """`tweet_slices`, written (`spill_slices`): the asked-for rows conformed to `schema`."""
+    return spill_slices(conform(rows_with_ids(table, wanted), schema), "tweet_id", buckets, salt, folder, schema)

@@ -4,10 +4,13 @@ Element flow (one PTransform per concept; elements are Arrow tables of rows, nev
 
     label-row tables ───┐
                         ├─ JoinLabelsWithTweets (hash buckets of the tweet ID)
-    tweet tables ───────┘     -> (lang, examples table: text without the label) + errors
+    tweet tables ───────┘     -> (lang, examples slice: text without the label) + errors
                   BuildLabelVocabulary (top-K labels per language, by kept examples)
                   WriteHashtagBenchmark (one GroupByKey per language; label_id, labels outside the
                                          top K -> errors; hashed splits; sorted, atomic Parquet)
+
+Rows cross the shuffles as Arrow IPC spill files under ``OUTPUT/.partial/.spill`` (common.spill_slices):
+the runner moves ``(key, SliceRef)`` references only.
 """
 
 from __future__ import annotations
@@ -22,10 +25,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from apache_beam.metrics import Metrics
 
+from twhin_data.core import files
 from twhin_data.core.errors import RecordError, error_record
+from twhin_data.core.spill import SliceRef, SliceWriter, read_slices
 from twhin_data.core.tags import ERRORS
 from twhin_data.schemas import to_table
 from twhin_data.schemas.benchmark import HASHTAG, HASHTAG_EXAMPLES, HASHTAG_LABELS, LABEL_ROWS, TWEET_INPUT
+from twhin_data.schemas.tweets import UNAVAILABLE
 from twhin_data.text.label_leakage import strip_label
 from twhin_data.text.normalize import normalize_v1
 from twhin_data.transforms.benchmark.common import (
@@ -33,12 +39,11 @@ from twhin_data.transforms.benchmark.common import (
     TokenizerHandle,
     assign_splits,
     column_lists,
-    concat,
     first_index,
     numeric_id_order,
     row_of,
-    table_slices,
-    tweet_slices,
+    spill_slices,
+    spill_tweet_slices,
     write_table,
 )
 from twhin_data.transforms.combiners import IdUnion, SetUnion, SumDicts
@@ -47,6 +52,7 @@ from twhin_data.transforms.metrics import Counters
 STAGE = "benchmark_hashtag"
 _SALT = "benchmark-join"
 _WRITTEN = [f.name for f in HASHTAG if f.name != "input_ids"]  # the columns of assign_labels' rows
+_MISSING = pa.schema([UNAVAILABLE.field("tweet_id"), UNAVAILABLE.field("status")])  # hydrate's unavailable/
 
 
 def _label_input(row: dict) -> str:
@@ -63,14 +69,16 @@ def _lang_keys(table: pa.Table) -> list[tuple[str, set]]:
 
 
 class _ResolveBucketFn(beam.DoFn):
-    """One bucket's label rows + tweets -> ``(lang, examples table without their label)``, or dead letters.
+    """One bucket's label rows + tweets -> ``(lang, SliceRef of its examples without their label)``, or
+    dead letters. The examples of every language go to one spill file per bucket under `folder`.
 
     The loop reads column lists (no row dicts): one label row and one tweet per ID is the fast path;
     repeated label rows (duplicates, conflicts) and repeated hydrate rows take the careful one.
     """
 
-    def __init__(self, placeholders: bool):
+    def __init__(self, placeholders: bool, folder: str):
         self._placeholders = placeholders
+        self._folder = folder
         self._counters = Counters(STAGE)
 
     def _reject(self, row: dict, reason: str, message: str) -> beam.pvalue.TaggedOutput:
@@ -80,12 +88,12 @@ class _ResolveBucketFn(beam.DoFn):
         )
 
     def process(self, item: tuple[int, dict], candidate_keys: dict) -> Iterable:
-        _bucket, grouped = item
-        label_table = concat(grouped["labels"], LABEL_ROWS)
+        bucket, grouped = item
+        label_table = read_slices(grouped["labels"], LABEL_ROWS)
         labels = column_lists(label_table, ["tweet_id", "lang", "label"])  # the rest only for dead letters
-        tweet_table = concat(grouped["tweets"])
+        tweet_table = read_slices(grouped["tweets"], TWEET_INPUT)
         tweets = column_lists(tweet_table, ["tweet_id", "text", "mentions", "urls"])
-        missing = column_lists(concat(grouped["unavailable"]), ["tweet_id", "status"])
+        missing = column_lists(read_slices(grouped["unavailable"], _MISSING), ["tweet_id", "status"])
         missing = dict(zip(missing["tweet_id"], missing["status"], strict=True))
         label_row = functools.partial(row_of, label_table)
         first_label, repeated_labels = first_index(labels["tweet_id"])
@@ -132,11 +140,13 @@ class _ResolveBucketFn(beam.DoFn):
             out_texts.append(result.text)
         self._counters.inc("tweets_found", found)
         self._counters.inc("duplicate_label_rows", duplicates)
+        writer = SliceWriter(files.join(self._folder, f"examples-{bucket:05d}.arrow"), HASHTAG_EXAMPLES)
         for lang, (rows, out_texts) in sorted(kept.items()):
             table = label_table.take(pa.array(rows, pa.int64())).append_column(
                 HASHTAG_EXAMPLES.field("text"), pa.array(out_texts, pa.string())
             )
-            yield lang, table
+            writer.add(lang, table)
+        yield from writer.close()
 
     def _first_label(self, tweet_id: str, rows: list[int], label_row) -> tuple[int, list, int]:
         """An ID on several label rows: (the row kept, conflicting rows' dead letters, exact duplicates)."""
@@ -154,19 +164,20 @@ class _ResolveBucketFn(beam.DoFn):
 
 
 class JoinLabelsWithTweets(beam.PTransform):
-    """(label-row batches, tweet tables, unavailable tables) -> ``(lang, [examples])`` batches, and errors.
+    """(label-row batches, tweet tables, unavailable tables) -> ``(lang, SliceRef)`` of examples, and errors.
 
     The unavailable tables (hydrate's ``unavailable/``: tweet_id, status) tell a tweet that hydrate
     settled as missing (``unavailable``, with its status) from an ID never hydrated (``not_hydrated``).
 
     Tweet tables are first cut down to the labelled IDs (one side input of the label IDs), then
-    both sides travel as Arrow tables keyed by one of `buckets` hash buckets of the tweet ID,
-    so the join is one shuffle of a few hundred elements, not one element per row.
-    Examples are tables of HASHTAG_EXAMPLES, one per language and bucket.
+    both sides are written to spill files under `folder` (common.spill_slices), a slice per one of
+    `buckets` hash buckets of the tweet ID, so the join is one shuffle of a few thousand small
+    references, not of rows. Examples are HASHTAG_EXAMPLES slices, one per language and bucket.
     """
 
-    def __init__(self, *, placeholders: bool = True, buckets: int = 64):
+    def __init__(self, folder: str, *, placeholders: bool = True, buckets: int = 64):
         super().__init__()
+        self._folder = folder
         self._placeholders = placeholders
         self._buckets = buckets
 
@@ -184,21 +195,22 @@ class JoinLabelsWithTweets(beam.PTransform):
             | "KeysPerLang" >> beam.CombinePerKey(SetUnion())
             | "KeySets" >> beam.Map(lambda kv: (kv[0], frozenset(kv[1])))
         )
+        spill = {"buckets": self._buckets, "salt": _SALT, "folder": self._folder}
         tweets = tweet_tables | "LabelledTweets" >> beam.FlatMap(
-            tweet_slices, wanted=wanted, buckets=self._buckets, salt=_SALT, schema=TWEET_INPUT
+            spill_tweet_slices, wanted=wanted, schema=TWEET_INPUT, **spill
         )
         missing = unavailable_tables | "UnavailableIds" >> beam.FlatMap(
-            tweet_slices, wanted=wanted, buckets=self._buckets, salt=_SALT
+            spill_tweet_slices, wanted=wanted, schema=_MISSING, **spill
         )
         label_slices = labels | "LabelSlices" >> beam.FlatMap(
-            table_slices, key="tweet_id", buckets=self._buckets, salt=_SALT
+            spill_slices, key="tweet_id", schema=LABEL_ROWS, **spill
         )
         return (
             {"labels": label_slices, "tweets": tweets, "unavailable": missing}
             | "JoinOnBucket" >> beam.CoGroupByKey()
             | "Resolve"
             >> beam.ParDo(
-                _ResolveBucketFn(self._placeholders), candidate_keys=beam.pvalue.AsDict(candidate_keys)
+                _ResolveBucketFn(self._placeholders, self._folder), candidate_keys=beam.pvalue.AsDict(candidate_keys)
             ).with_outputs(ERRORS, main="main")
         )
 
@@ -220,13 +232,14 @@ def top_labels(lang: str, spellings: Counter, k: int) -> tuple[str, dict]:
     return lang, {key: (i, display[key][1], n) for i, (key, n) in enumerate(ranked)}
 
 
-def _spellings(examples: pa.Table) -> Counter:
-    """Examples per (label key, spelling as written) of one examples table."""
+def _spellings(ref: SliceRef) -> Counter:
+    """Examples per (label key, spelling as written) of one spilled examples slice."""
+    examples = read_slices([ref], HASHTAG_EXAMPLES)
     return Counter(zip(examples.column("key").to_pylist(), examples.column("label").to_pylist(), strict=True))
 
 
 class BuildLabelVocabulary(beam.PTransform):
-    """``(lang, examples table)`` -> one ``(lang, {key: (label_id, label, count)})`` per language (top `max_labels`)."""
+    """``(lang, examples SliceRef)`` -> one ``(lang, {key: (label_id, label, count)})`` per language (top `max_labels`)."""
 
     def __init__(self, max_labels: int):
         super().__init__()
@@ -302,9 +315,9 @@ class _WriteLanguageFn(beam.DoFn):
     def setup(self) -> None:
         self._tokenizer = TokenizerHandle(self._tokenizer_path)
 
-    def process(self, item: tuple[str, Iterable[pa.Table]], vocab: dict) -> Iterable:
-        lang, tables = item
-        examples = concat(tables, HASHTAG_EXAMPLES)
+    def process(self, item: tuple[str, Iterable[SliceRef]], vocab: dict) -> Iterable:
+        lang, refs = item
+        examples = read_slices(refs, HASHTAG_EXAMPLES)
         rows, rejected = assign_labels(examples, vocab.get(lang, {}), released=self._fractions is None)
         for (reason, message), row in rejected:
             self._counters.inc(f"rejected_{reason}")
@@ -336,7 +349,7 @@ class _WriteLanguageFn(beam.DoFn):
 
 
 class WriteHashtagBenchmark(beam.PTransform):
-    """``(lang, examples table)`` -> ``<output>/<lang>/<split>.parquet`` + ``labels.parquet``; file infos
+    """``(lang, examples SliceRef)`` -> ``<output>/<lang>/<split>.parquet`` + ``labels.parquet``; file infos
     on ``main``, examples whose label is outside the vocabulary on ``errors``.
 
     One GroupByKey on language gathers each language's rows (the paper's sizes: ~20k per
