@@ -113,6 +113,30 @@ def test_counts_add_up_and_every_reason_is_counted(inputs, tmp_path):
     assert "Counts at each step" in html and "other_label_hashtag" in html
 
 
+def test_rows_cross_the_shuffles_as_spill_files_which_are_removed(inputs, tmp_path, monkeypatch):
+    """The join's and the per-language write's rows go through Arrow IPC files under .partial/.spill
+    (only references are shuffled); the card step removes them with the staging folder."""
+    from twhin_data.core import spill
+    from twhin_data.transforms.benchmark import common
+
+    written: list[str] = []
+    real_add = spill.SliceWriter.add
+
+    def add(self, key, table):
+        written.append(self._path)
+        return real_add(self, key, table)
+
+    monkeypatch.setattr(spill.SliceWriter, "add", add)  # FnApiRunner runs the DoFns in this process
+    out = tmp_path / "bench"
+    assert _run(inputs, out) == 0
+    folder = common.spill_folder(str(out))
+    assert written and all(path.startswith(folder) for path in written)
+    assert any(os.path.basename(p).startswith("examples-") for p in written)  # the Resolve -> write hand-off
+    assert len({p for p in written if not os.path.basename(p).startswith("examples-")}) >= 3  # labels, tweets, unavailable
+    assert not (out / common.STAGING).exists()
+    assert stats(out, STAGE)["out"] == 12
+
+
 def test_no_label_hashtag_survives_and_plain_words_stay(inputs, tmp_path):
     out = tmp_path / "bench"
     assert _run(inputs, out) == 0
