@@ -184,3 +184,20 @@ def test_dataset_card_yaml_configs():
     assert header["dataset_info"] == [
         {"config_name": "en", "splits": [{"name": "train", "num_bytes": 900, "num_examples": 5}], "download_size": 900, "dataset_size": 900}
     ]
+
+
+def test_check_label_source_reads_the_first_non_blank_line(tmp_path):
+    """The layout check looks at the header the parser will see (after a BOM and blank lines) and
+    names the file when the language cannot be found."""
+    from twhin_data.transforms.benchmark.read import check_label_source
+
+    good = tmp_path / "labels.tsv"
+    good.write_bytes(b"\xef\xbb\xbf\r\n  \nID\tlabel\tlang\r\n1\ta\ten\n" + b"2\tb\ten\n" * 1000)
+    check_label_source(LabelSource(str(good)), "lang")  # the lang column is in the header
+    no_lang = tmp_path / "labels2.tsv"
+    no_lang.write_bytes(b"\n\nID\tlabel\n1\ta\n")
+    with pytest.raises(ConfigError, match="labels2.tsv: no 'lang' column"):
+        check_label_source(LabelSource(str(no_lang)), "lang")
+    empty = tmp_path / "empty.tsv"
+    empty.write_bytes(b"\n \r\n")
+    check_label_source(LabelSource(str(empty)), "lang")  # nothing to check: no rows

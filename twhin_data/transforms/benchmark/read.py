@@ -154,12 +154,18 @@ def _layout(first_line: str, lang_column: str) -> _Layout:
     return _Layout(delimiter, False, 0, 1, 2 if len(cells) > 2 else None)
 
 
+def _first_line(data: bytes) -> str | None:
+    """The first non-blank line (lines end at b"\\n", as `parse_label_file` reads them), decoding no further."""
+    for number, raw in enumerate(io.BytesIO(data), start=1):
+        line = raw.decode("utf-8-sig" if number == 1 else "utf-8", "replace").rstrip("\r\n")
+        if line.strip():
+            return line
+    return None
+
+
 def check_label_source(source: LabelSource, lang_column: str) -> None:
     """Raises ConfigError when the file's layout or language cannot be determined."""
-    first = next(
-        (ln for ln in read_source_bytes(source).decode("utf-8-sig", "replace").splitlines() if ln.strip()),
-        None,
-    )
+    first = _first_line(read_source_bytes(source))
     if first is None:
         return
     try:
