@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import socket
 from pathlib import Path
 
@@ -80,6 +81,12 @@ def test_prepare_graph_shard_and_hydrate_on_gs_match_local_paths(gcs, tmp_path):
     (inputs / "eng.csv").write_text("\n".join(lines) + "\n")
     archive = [json.dumps({"id": r["tweet_id"], "text": r["text"], "lang": r["lang"], "author_id": "7"}) for r in rows[:50]]
     (inputs / "archive.jsonl").write_text("\n".join(archive) + "\n")
+    labels = ["ID,label,lang"] + [
+        f"{r['tweet_id']},{tags[0] if tags else 'missing'},{r['lang']}"
+        for r in rows[:50]
+        for tags in [re.findall(r"#(\w+)", r["text"])]
+    ]
+    (inputs / "labels.csv").write_text("\n".join([*labels, "42,absent,en"]) + "\n")
     _upload(inputs, f"{gcs}/in")
     local, remote = tmp_path / "local", f"{gcs}/out"
     for out in (str(local), remote):
@@ -91,9 +98,13 @@ def test_prepare_graph_shard_and_hydrate_on_gs_match_local_paths(gcs, tmp_path):
             ["graph", f"--engagements={src}/eng.csv", f"--output={out}", "--min_per_tweet=1", "--workers=1"],
             ["shard", f"--corpus={out}/corpus", f"--pairs={out}/pairs", f"--output={out}/shards", "--workers=1"],
             ["hydrate", f"--archive={src}/archive.jsonl", f"--output={out}/hydrated"],
+            # Its join hands rows over in spill files under hashtag/.partial/.spill: on gs:// too.
+            ["benchmark", "hashtag", f"--labels={src}/labels.csv", f"--tweets={out}/hydrated", f"--output={out}/hashtag"],
         ]
         for argv in steps:
             assert cli.main([*argv, "--log_level=WARNING"]) == 0, argv
     want, got = _data(_local_digests(local)), _data(_remote_digests(remote))
     assert any(k.startswith("shards/mlm/") for k in want) and "corpus/_SUCCESS" in want
+    assert "hashtag/manifest.json" in want and any(k.startswith("hashtag/en/") for k in want)
+    assert not any(".partial" in k for k in [*want, *_remote_digests(remote)])  # the spill files went
     assert got == want
