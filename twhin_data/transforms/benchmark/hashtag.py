@@ -1,6 +1,6 @@
 """Hashtag-prediction benchmark transforms: join labels with tweets, remove the label, vocabulary, write.
 
-Element flow (one PTransform per concept; elements are Arrow tables of rows, never single rows)::
+Element flow (one PTransform per concept; rows move in Arrow tables or spill-file slices, never one by one)::
 
     label-row tables ───┐
                         ├─ JoinLabelsWithTweets (hash buckets of the tweet ID)
