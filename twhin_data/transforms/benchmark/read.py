@@ -165,8 +165,7 @@ def _first_line(data: bytes) -> str | None:
 
 def check_label_source(source: LabelSource, lang_column: str) -> None:
     """Raises ConfigError when the file's layout or language cannot be determined."""
-    first = _first_line(read_source_bytes(source))
-    if first is None:
+    if (first := _first_line(read_source_bytes(source))) is None:
         return
     try:
         layout = _layout(first, lang_column)
