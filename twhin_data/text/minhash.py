@@ -248,8 +248,6 @@ def _ranges(sizes: np.ndarray) -> np.ndarray:
     return np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(sizes) - sizes, sizes)
 
 
-
-
 def _shared(left: np.ndarray, right: np.ndarray) -> np.ndarray:
     """The values of sorted `left` that sorted `right` holds too (both without repeats)."""
     if right.size == 0:
