@@ -7,7 +7,7 @@ import pyarrow as pa
 
 
 def sorted_unique(values) -> np.ndarray:
-    """The sorted distinct values of a 1-D integer array (what ``np.unique(values)`` returns).
+    """The sorted distinct values of an array of IDs, codes or labels (what ``np.unique(values)`` returns).
 
     A sort and a neighbour compare: numpy 2.3+ sends a plain ``np.unique`` without ``return_*``
     through a hash table first, which measured 7-17x slower on a million 64-bit IDs (1.2 s against

@@ -283,12 +283,13 @@ def spill_slices(
     slice per bucket in the same row order, and only ``(bucket, SliceRef)`` travels. A shuffled
     table is serialized and copied several times by the runner (and again to sample its size);
     a reference is a few bytes, and the reader memory-maps the file. `schema`: the file's schema
-    (default: the table's own); the table is cast to it."""
+    (default: the table's own); a table of another schema is cast to it."""
     if table.num_rows == 0:
         return []
     schema = schema or table.schema
     path = files.join(folder, f"{uuid.uuid4().hex}.arrow")  # any unique name: the contents decide the output
-    return write_split(path, schema, table.cast(schema), shard_of(table.column(key), buckets, salt))
+    table = table if table.schema.equals(schema) else table.cast(schema)  # conformed tweets arrive exact
+    return write_split(path, schema, table, shard_of(table.column(key), buckets, salt))
 
 
 def spill_tweet_slices(
