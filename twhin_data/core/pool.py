@@ -39,6 +39,8 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from twhin_data.core import memory
+
 
 @dataclass(frozen=True)
 class Tagged:
@@ -52,8 +54,13 @@ class Tagged:
 
 
 def call(fn: Callable[[Any], Iterable], element: Any) -> list:
-    """What a pool process runs: ``list(fn(element))``."""
-    return list(fn(element))
+    """What a pool process (or the inline path) runs: ``list(fn(element))``, then a task that took
+    `memory.MIN_TASK_S` or more hands its freed memory back (`memory.release`)."""
+    start = time.perf_counter()
+    out = list(fn(element))
+    if time.perf_counter() - start >= memory.MIN_TASK_S:
+        memory.release()
+    return out
 
 
 def module_of(fn: Callable) -> str | None:
@@ -127,6 +134,7 @@ def child_start(job_pid: int, initializer: Callable[[], None] | None, interval_s
     threading.Thread(target=_watch, args=(job_pid, interval_s), name="twhin-job-watch", daemon=True).start()
     if not _alive(job_pid):
         os._exit(1)
+    memory.configure()
     if initializer is not None:
         initializer()
 

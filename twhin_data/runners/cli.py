@@ -8,6 +8,7 @@ import re
 import sys
 
 from twhin_data import __version__
+from twhin_data.core import memory
 from twhin_data.core.errors import ConfigError, FatalApiError, InputRejectedError
 from twhin_data.runners.commands import COMMANDS
 from twhin_data.runners.logs import configure_logging, quiet_import_warnings
@@ -90,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             sys.stderr.write(f"twhin-data: error: unknown command {command!r} (see twhin-data --help)\n")
         return 2
     quiet_import_warnings()
+    memory.configure()  # before the first table is read: every buffer then comes from the system pool
     # Beam (~1.5 s to import) loads only once a command runs, so `twhin-data --help` stays fast.
     from twhin_data.runners import options as opts
     from twhin_data.runners.launch import run_module

@@ -35,8 +35,8 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
+from twhin_data.core import memory, progress
 from twhin_data.core import pool as pools
-from twhin_data.core import progress
 from twhin_data.core.pool import Tagged
 from twhin_data.core.tags import STATS
 
@@ -122,6 +122,7 @@ class PoolMapFn(BoundedInFlightFn):
         self._pool: ProcessPoolExecutor | None = None
 
     def setup(self) -> None:
+        memory.configure()
         if self._workers > 1 and self._shared:
             key = (self._shared, self._workers)
             self._pool = pools.acquire(key, self._initializer, self._preload)
@@ -146,7 +147,7 @@ class PoolMapFn(BoundedInFlightFn):
 
     def process(self, element: Any) -> Iterable:
         if self._pool is None:
-            yield from self.outputs(list(self._fn(element)))
+            yield from self.outputs(pools.call(self._fn, element))
             return
         yield from self.submit(self._pool.submit(pools.call, self._fn, element), self._max_in_flight)
 

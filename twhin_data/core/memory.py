@@ -1,0 +1,73 @@
+"""Handing freed memory back to the operating system, so a long run's memory follows what it holds.
+
+A step that builds large tables frees them when it returns, but the allocators keep the pages,
+and over a long run a process's resident memory climbs with the number of tasks it has run, not
+with what it holds. Measured on `shard` with 2M tweets and 4M pairs, one worker, where Python's
+traced memory stayed at 14-42 MB between steps while the resident memory climbed from ~370 to
+~620 MB:
+
+* glibc's malloc (numpy, Python's large objects, the tokenizers' Rust code) raises its mmap
+  threshold each time a large block is freed (up to 32 MiB), so later large arrays come from the
+  heap, whose pages fragment and stay. `configure` fixes the threshold at `MMAP_THRESHOLD`
+  (unless ``MALLOC_MMAP_THRESHOLD_`` is set): arrays of 1 MiB and more are mapped and unmapped
+  whole. Resident memory before the pair shard writer: 472 MB instead of 567-624 MB.
+* Arrow's default pool (mimalloc) keeps freed pages resident: `configure` makes Arrow allocate
+  through glibc's malloc (the system pool) instead, so the two settings above cover Arrow's buffers
+  too. Measured on the same run: peak 672 MB instead of 765 MB at 2M tweets, 524-537 MB instead
+  of 630-656 MB at 400k, at the same speed (shard 400k: 35-40 s either way; graph on 1M
+  engagements: 8.9-9.9 s either way).
+* Both allocators cache freed pages: `release` hands them back after every pooled task that ran
+  for at least `MIN_TASK_S` (`core.pool.call`); it costs well under a millisecond.
+
+`configure` runs first thing in a command (`runners.cli`, so no table is allocated from the other
+pool), and where pooled steps run: `transforms.parallel.PoolMapFn.setup` (a Dataflow worker)
+and `core.pool.child_start` (each local pool process).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import sys
+
+#: glibc's M_MMAP_THRESHOLD option (mallopt) and the value `configure` sets.
+M_MMAP_THRESHOLD = -3
+MMAP_THRESHOLD = 1 << 20
+#: Tasks shorter than this (seconds) skip the release: they allocate little.
+MIN_TASK_S = 0.05
+
+
+def _libc_function(name: str):
+    try:
+        return getattr(ctypes.CDLL(ctypes.util.find_library("c") or None), name, None)  # glibc only
+    except OSError:
+        return None
+
+
+_TRIM = _libc_function("malloc_trim")
+_MALLOPT = _libc_function("mallopt")
+
+
+def configure() -> dict[str, bool]:
+    """This process's allocators as the module docstring says; returns what it set. Each setting
+    yields to its environment variable: ``MALLOC_MMAP_THRESHOLD_`` (glibc read it at start) and
+    ``ARROW_DEFAULT_MEMORY_POOL`` (pyarrow read it at import)."""
+    import pyarrow as pa
+
+    done = {"mmap_threshold": False, "arrow_system_pool": False}
+    if _MALLOPT is not None and "MALLOC_MMAP_THRESHOLD_" not in os.environ:
+        done["mmap_threshold"] = bool(_MALLOPT(M_MMAP_THRESHOLD, MMAP_THRESHOLD))
+    if "ARROW_DEFAULT_MEMORY_POOL" not in os.environ:
+        pa.set_memory_pool(pa.system_memory_pool())
+        done["arrow_system_pool"] = True
+    return done
+
+
+def release() -> None:
+    """Returns the free pages of Arrow's pool (if pyarrow is loaded) and of glibc's heap to the OS."""
+    arrow = sys.modules.get("pyarrow")
+    if arrow is not None:
+        arrow.default_memory_pool().release_unused()
+    if _TRIM is not None:
+        _TRIM(0)
