@@ -8,6 +8,7 @@ import json
 import random
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -75,6 +76,34 @@ def test_batch_ends_code_tweets_and_known_authors_apart():
     assert set(more[0].tolist()) & set(more[1].tolist()) == {1}  # tweet 2 only
     more = batch_ends(pa.Table.from_pylist([rows[0], {"tweet_id_a": "7", "tweet_id_b": "9", "author_a": "2", "author_b": None}], KEYS))
     assert _lists(pack(more, 2)) == ([0], [1])  # the same author in both pairs
+
+
+def _equal_pattern(ends) -> list[list[int]]:
+    """The codes relabelled by first appearance: what `pack` sees (equal or not), not the values."""
+    seen: dict[int, int] = {}
+    return [[seen.setdefault(c, len(seen)) for c in row] for row in ends.tolist()]
+
+
+def test_batch_ends_same_equalities_whatever_the_chunks_or_row_order():
+    rng = random.Random(11)
+    authors = [None, "", "1", "2", "3", "40"]
+    rows = [
+        {
+            "tweet_id_a": str(rng.randrange(30)),
+            "tweet_id_b": str(rng.randrange(30)),
+            "author_a": rng.choice(authors),
+            "author_b": rng.choice(authors),
+        }
+        for _ in range(300)
+    ]
+    whole = pa.Table.from_pylist(rows, KEYS)
+    chunked = pa.concat_tables([whole.slice(0, 7), whole.slice(7, 150), whole.slice(157)])
+    assert chunked.column("tweet_id_a").num_chunks == 3
+    assert _equal_pattern(batch_ends(chunked)) == _equal_pattern(batch_ends(whole))
+    order = np.array(rng.sample(range(300), 300))
+    reordered = batch_ends(whole.take(pa.array(order)))
+    assert _equal_pattern(batch_ends(chunked)[order]) == _equal_pattern(reordered)
+    assert _lists(pack(batch_ends(chunked)[order], 8)) == _lists(pack(reordered, 8))
 
 
 def _inputs(base: Path) -> tuple[Path, int]:

@@ -249,19 +249,29 @@ def place_pairs(item: tuple[int, Iterable], *, tmp: str, salt: str) -> list:
     return [(labels[code], ref) for code, ref in refs] + [Tagged(STATS, stats)]
 
 
+def _codes(column: pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
+    """Dictionary codes (int64, -1 for null) of a column read as chunks, and the shared dictionary."""
+    encoded = pc.dictionary_encode(column)  # one dictionary for every chunk
+    indices = [chunk.indices for chunk in encoded.chunks]
+    codes = pc.fill_null(pa.chunked_array(indices, pa.int32()), -1).to_numpy().astype(np.int64)
+    dictionary = encoded.chunks[0].dictionary if encoded.num_chunks else pa.array([], pa.string())
+    return codes, dictionary
+
+
 def batch_ends(keys: pa.Table) -> np.ndarray:
     """Each row's codes for `batches.pack` (int64, one row per pair): its two tweets, then its two
     authors; tweets and authors coded apart (a tweet ID and an author ID may be equal). A null or
-    empty author ID is unknown and gets a negative code no other row holds (it never conflicts)."""
+    empty author ID is unknown and gets a negative code no other row holds (it never conflicts).
+    Only which codes are equal matters to `pack`, not their values: the columns are encoded as
+    chunks (no concatenated copy), and a caller may reorder the rows of the result."""
     n = keys.num_rows
-    both = [keys.column(c).combine_chunks() for c in ("tweet_id_a", "tweet_id_b")]
-    tweets = pc.dictionary_encode(pa.concat_arrays(both))
-    authors = pa.concat_arrays([keys.column(c).combine_chunks() for c in ("author_a", "author_b")])
-    authors = pc.dictionary_encode(pc.if_else(pc.equal(authors, ""), pa.scalar(None, pa.string()), authors))
-    offset = len(tweets.dictionary)
-    t = tweets.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-    u = pc.fill_null(authors.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
-    u = np.where(u >= 0, u + offset, -1 - np.arange(2 * n, dtype=np.int64))
+    both = [chunk for c in ("tweet_id_a", "tweet_id_b") for chunk in keys.column(c).chunks]
+    t, tweets = _codes(pa.chunked_array(both, pa.string()))
+    authors = [chunk for c in ("author_a", "author_b") for chunk in keys.column(c).chunks]
+    u, names = _codes(pa.chunked_array(authors, pa.string()))
+    empty = pc.index(names, "").as_py() if len(names) else -1
+    known = (u >= 0) & (u != empty)
+    u = np.where(known, u + len(tweets), -1 - np.arange(2 * n, dtype=np.int64))
     return np.stack([t[:n], t[n:], u[:n], u[n:]], axis=1)
 
 
@@ -277,8 +287,10 @@ def write_pair_shard(
     shard = Pieces(pieces, PLACED)
     keys = shard.columns(["key", "tweet_id_a", "tweet_id_b", "author_a", "author_b"])
     order = pc.sort_indices(keys, sort_keys=[(c, "ascending") for c in ("key", "tweet_id_a", "tweet_id_b")]).to_numpy()
-    placed, left = batches.pack(batch_ends(keys.take(pa.array(order))), batch_size)
+    ends = batch_ends(keys)[order]  # the codes of the sorted rows, without sorting a copy of the keys
     del keys
+    placed, left = batches.pack(ends, batch_size)
+    del ends
     rows = order[placed]
     names = shards.PAIR_SHARD.names
 
