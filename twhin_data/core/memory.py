@@ -2,22 +2,21 @@
 
 A step that builds large tables frees them when it returns, but the allocators keep the pages,
 and over a long run a process's resident memory climbs with the number of tasks it has run, not
-with what it holds. Measured on `shard` with 2M tweets and 4M pairs, one worker, where Python's
-traced memory stayed at 14-42 MB between steps while the resident memory climbed from ~370 to
-~620 MB:
+with what it holds. Three settings, measured together on `shard` with pairs (bench/RESULTS.md,
+"shard pairs memory, run 6": peak RSS 656 -> 538 MB at 400k tweets, 973 -> 727 MB at 2M):
 
 * glibc's malloc (numpy, Python's large objects, the tokenizers' Rust code) raises its mmap
   threshold each time a large block is freed (up to 32 MiB), so later large arrays come from the
-  heap, whose pages fragment and stay. `configure` fixes the threshold at `MMAP_THRESHOLD`
-  (unless ``MALLOC_MMAP_THRESHOLD_`` is set): arrays of 1 MiB and more are mapped and unmapped
-  whole. Resident memory before the pair shard writer: 472 MB instead of 567-624 MB.
-* Arrow's default pool (mimalloc) keeps freed pages resident: `configure` makes Arrow allocate
-  through glibc's malloc (the system pool) instead, so the two settings above cover Arrow's buffers
-  too. Measured on the same run: peak 672 MB instead of 765 MB at 2M tweets, 524-537 MB instead
-  of 630-656 MB at 400k, at the same speed (shard 400k: 35-40 s either way; graph on 1M
-  engagements: 8.9-9.9 s either way).
-* Both allocators cache freed pages: `release` hands them back after every pooled task that ran
-  for at least `MIN_TASK_S` (`core.pool.call`); it costs well under a millisecond.
+  heap, whose pages stay. `configure` fixes the threshold at `MMAP_THRESHOLD`: arrays of 1 MiB and
+  more are mapped and unmapped whole.
+* Arrow's default pool (mimalloc) keeps freed pages resident (320 MB of freed buffers stay until
+  a collect: tests/core/test_memory.py). `configure` makes Arrow allocate through glibc (the system
+  pool), at the same speed on shard and graph in our runs.
+* `release` hands back what both allocators cache, after every pooled task that ran for at least
+  `MIN_TASK_S` (`core.pool.call`); it costs well under a millisecond.
+
+Each setting yields to its environment variable (``MALLOC_MMAP_THRESHOLD_``,
+``ARROW_DEFAULT_MEMORY_POOL``), for a user who wants another allocator.
 
 `configure` runs first thing in a command (`runners.cli`, so no table is allocated from the other
 pool), and where pooled steps run: `transforms.parallel.PoolMapFn.setup` (a Dataflow worker)
