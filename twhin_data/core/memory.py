@@ -26,7 +26,6 @@ and `core.pool.child_start` (each local pool process).
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import sys
 
@@ -39,7 +38,7 @@ MIN_TASK_S = 0.05
 
 def _libc_function(name: str):
     try:
-        return getattr(ctypes.CDLL(ctypes.util.find_library("c") or None), name, None)  # glibc only
+        return getattr(ctypes.CDLL(None), name, None)  # the loaded C library's; glibc only
     except OSError:
         return None
 
