@@ -54,8 +54,8 @@ print(held, rss() - before)
 
 
 def _held_mb(mode: str) -> tuple[int, int]:
-    env = {"PATH": "/usr/bin:/bin", "ARROW_DEFAULT_MEMORY_POOL": "mimalloc"} if mode == "mimalloc" else {}
-    run = subprocess.run([sys.executable, "-c", _HOLD, mode], env=env or None, capture_output=True, text=True, check=True)
+    env = {"PATH": "/usr/bin:/bin", "ARROW_DEFAULT_MEMORY_POOL": "mimalloc"} if mode == "mimalloc" else None
+    run = subprocess.run([sys.executable, "-c", _HOLD, mode], env=env, capture_output=True, text=True, check=True)
     held, released = map(int, run.stdout.split())
     return held, released
 
