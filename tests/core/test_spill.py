@@ -1,5 +1,5 @@
 """core/spill.py: the pieces reader hands out rows in any order, a chunk at a time, the same rows as
-a direct gather, reading each piece once."""
+a direct gather, reading each piece once; a slice index gives each key the slices of its rows."""
 
 from __future__ import annotations
 
@@ -50,3 +50,26 @@ def test_chunks_equal_a_direct_gather_in_any_order(tmp_path, monkeypatch, files_
     assert not os.listdir(tmp_path / "chunks")  # each chunk file is removed once read
     lengths = [pc.list_value_length(t.column("tokens")).to_numpy() for t in chunks]
     assert shard.list_lengths("tokens")[rows].tolist() == np.concatenate(lengths).tolist()
+
+
+def test_slice_index_gives_each_key_the_slices_write_split_returned(tmp_path):
+    rng = np.random.default_rng(3)
+    parts, want, rows_of, indexes = 9, {}, {}, []
+    for f, kind in enumerate(["b", "a", "a"]):  # files named out of order; two kinds
+        keys = rng.choice([0, 2, 3, 8], 200)  # keys 1 and 4..7 hold nothing
+        ids = np.arange(200) + 1000 * f
+        table = pa.table({"id": ids, "tokens": pa.array([[1]] * 200, pa.list_(pa.int32())), "lang": ["en"] * 200})
+        refs = spill.write_split(str(tmp_path / f"f{2 - f}.arrow"), SCHEMA, table.cast(SCHEMA), keys)
+        for key, ref in refs:
+            want.setdefault(key, []).append((kind, ref))
+            rows_of.setdefault(key, set()).update(ids[keys == key].tolist())
+        indexes += [(kind, index) for index in spill.SliceIndex.of(refs, parts)]
+    assert len(indexes) == 3 and all(index.offsets.dtype == np.int32 for _, index in indexes)
+    for key in range(parts):
+        got = spill.slices_of(indexes, key)
+        assert got == sorted(want.get(key, []), key=lambda item: (item[1].path, item[0]))
+        ids = spill.read_slices([ref for _, ref in got], SCHEMA).column("id").to_pylist()
+        assert sorted(ids) == sorted(rows_of.get(key, set()))  # exactly the rows written with that key
+    assert spill.SliceIndex.of([], parts) == []
+    with pytest.raises(ValueError, match="outside"):
+        spill.SliceIndex.of([(parts, spill.SliceRef("x", 0, 1))], parts)

@@ -7,12 +7,13 @@ from __future__ import annotations
 import random
 from collections import Counter, defaultdict
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
 from twhin_data.core.hashing import stable_hash64
 from twhin_data.core.pool import Tagged
-from twhin_data.core.spill import read_slices, write_slices
+from twhin_data.core.spill import read_slices, slices_of, write_slices
 from twhin_data.core.tags import ERRORS, STATS
 from twhin_data.transforms.shard import pair_steps as ps
 from twhin_data.transforms.shard.tokenize import TOKENS
@@ -81,11 +82,9 @@ def _reference(corpus: list[dict], pairs: list[dict], cap: int) -> tuple[list[tu
     return sorted(kept, key=lambda r: (r[4], r[0], r[1])), missing
 
 
-def _grouped(outputs: list) -> dict:
-    groups = defaultdict(list)
-    for key, value in outputs:
-        groups[key].append(value)
-    return groups
+def _grouped(indexes: list, parts: int) -> dict:
+    """What `pairs.ByPartition` hands the next step: each partition's slices, from the indexes."""
+    return {p: refs for p in range(parts) if (refs := slices_of(indexes, p))}
 
 
 def _run(tmp: str, corpus: list[dict], pairs: list[dict], parts: int, cap: int) -> tuple[list, list, Counter]:
@@ -103,11 +102,11 @@ def _run(tmp: str, corpus: list[dict], pairs: list[dict], parts: int, cap: int) 
 
     tweets = [o for ref in token_refs for o in ps.spill_pair_tweets(ref, **where)]
     with_a = step(ps.spill_pairs(("00-00", pair_table), **where))
-    joined_a = [o for item in _grouped(tweets + with_a).items() for o in step(ps.join_side(item, side="a", **where))]
-    joined = [o for item in _grouped(tweets + joined_a).items() for o in step(ps.join_side(item, side="b", cap=cap, **where))]
+    joined_a = [o for item in _grouped(tweets + with_a, parts).items() for o in step(ps.join_side(item, side="a", **where))]
+    joined = [o for item in _grouped(tweets + joined_a, parts).items() for o in step(ps.join_side(item, side="b", cap=cap, **where))]
     ends = [o.value for o in tagged if o.tag == ps.ENDS]
-    over = [o for item in _grouped(ends).items() for o in ps.cap_pairs(item, cap=cap, **where)]
-    placed = [o for item in sorted(_grouped(joined + over).items()) for o in step(ps.place_pairs(item, tmp=tmp, salt=SALT))]
+    over = [o for item in _grouped(ends, parts).items() for o in ps.cap_pairs(item, cap=cap, **where)]
+    placed = [o for item in sorted(_grouped(joined + over, parts).items()) for o in step(ps.place_pairs(item, tmp=tmp, salt=SALT))]
     rows = read_slices([ref for _, ref in placed], ps.PLACED).to_pylist()
     got = sorted(
         ((r["tweet_id_a"], r["tweet_id_b"], r["score"], r["split"], r["key"]) for r in rows), key=lambda r: (r[4], r[0], r[1])
@@ -140,3 +139,27 @@ def test_join_and_cap_equal_a_plain_reference_for_any_partition_count(tmp_path, 
             assert missing["over"] > 0  # the hubs were capped
             kept = Counter(t for a, b, *_ in got for t in {a, b})
             assert max(kept.values()) <= cap
+
+
+def test_by_partition_gathers_each_partitions_slices_from_the_indexes(tmp_path):
+    """`pairs.ByPartition` in a pipeline: the same per-partition slices a GroupByKey of every
+    ``(partition, (kind, SliceRef))`` would give, partitions without rows left out."""
+    import apache_beam as beam
+    from apache_beam.testing.test_pipeline import TestPipeline
+    from apache_beam.testing.util import assert_that, equal_to
+
+    from twhin_data.core.spill import SliceIndex, write_split
+    from twhin_data.transforms.shard.pairs import ByPartition
+
+    schema = pa.schema([("x", pa.int64())])
+    parts, first, second, want = 6, [], [], {}
+    for f, keys in enumerate([[0, 0, 3], [3, 5, 5, 5], [0]]):
+        refs = write_split(str(tmp_path / f"{f}.arrow"), schema, pa.table({"x": list(range(len(keys)))}, schema), np.array(keys))
+        kind = "tweets" if f == 1 else "pairs"
+        (first if f < 2 else second).extend((kind, index) for index in SliceIndex.of(refs, parts))
+        for key, ref in refs:
+            want.setdefault(key, []).append((kind, ref))
+    expected = [(key, sorted(refs, key=lambda item: (item[1].path, item[0]))) for key, refs in want.items()]
+    with TestPipeline(runner="FnApiRunner") as p:
+        got = (p | "First" >> beam.Create(first), p | "Second" >> beam.Create(second)) | ByPartition(parts)
+        assert_that(got, equal_to(expected))

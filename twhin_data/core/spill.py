@@ -103,6 +103,41 @@ def write_split(path: str, schema: pa.Schema, table: pa.Table, keys: np.ndarray)
     return writer.close()
 
 
+class SliceIndex(NamedTuple):
+    """Every slice of one `write_split` file keyed by a dense integer key 0..n-1, as one small
+    value: key k holds record batches [offsets[k], offsets[k+1]) (none when equal). A step that
+    splits its rows into n partitions hands on one of these instead of n ``(key, SliceRef)``
+    elements, so a runner that keeps a shuffle in memory holds tasks, not tasks x partitions,
+    elements (`slices_of` turns a list of them back into one key's references)."""
+
+    path: str
+    offsets: np.ndarray  # int32, n + 1 ascending
+
+    @classmethod
+    def of(cls, refs: list, keys: int) -> list:
+        """`write_split`'s ``(key, SliceRef)`` (one file, keys ascending, each in [0, keys)) ->
+        ``[SliceIndex]``, or [] when nothing was written."""
+        if not refs:
+            return []
+        batches = np.zeros(keys + 1, np.int64)
+        for key, ref in refs:
+            if not 0 <= key < keys:
+                raise ValueError(f"slice key {key} is outside 0..{keys - 1}")
+            batches[key + 1] = ref.stop - ref.start
+        return [cls(refs[0][1].path, np.cumsum(batches).astype(np.int32))]
+
+
+def slices_of(indexes: Iterable[tuple[str, SliceIndex]], key: int) -> list[tuple[str, SliceRef]]:
+    """The ``(kind, SliceRef)`` of `key` in ``(kind, SliceIndex)`` values, in (file name, kind)
+    order; [] when no file holds rows of it."""
+    out = []
+    for kind, index in indexes:
+        start, stop = int(index.offsets[key]), int(index.offsets[key + 1])
+        if stop > start:
+            out.append((kind, SliceRef(index.path, start, stop)))
+    return sorted(out, key=lambda item: (item[1].path, item[0]))
+
+
 #: Rows of one slice: the slice and the indices of the rows wanted in it (None: every row).
 Piece = tuple[SliceRef, "np.ndarray | None"]
 

@@ -3,13 +3,16 @@ on spill files, so only file references go through the shuffles and no step hold
 partition (or one shard) of rows.
 
 Tweets and pairs are partitioned by a hash of a tweet ID into ``parts`` partitions (one per few MB
-of input, fixed by the pipeline's plan). Each step is a `PoolMapFn` function:
+of input, fixed by the pipeline's plan). A step that splits rows by partition writes one file and
+returns one ``(kind, SliceIndex)`` for it (each partition's batch range, `core.spill`), not one
+reference per partition; `ShardPairs` hands each partition its ``(kind, SliceRef)`` slices,
+gathered from those indexes. Each step is a `PoolMapFn` function:
 
 1. `spill_pair_tweets` (per spilled token slice): each tweet once (resampling's repeated copies
-   left out), split by the partition of its ID -> ``(p, ("tweets", SliceRef))``;
+   left out), split by the partition of its ID -> ``("tweets", SliceIndex)``;
 2. `spill_pairs` (per pairs table): pairs split by the partition of tweet a; a pair whose tweet a
    cannot be a corpus ID (1-19 digits) is a dead letter here;
-3. `join_side` "a" (per partition, tweets and pairs of it after a GroupByKey of the references):
+3. `join_side` "a" (per partition: the slices of its tweets and pairs):
    tweet a's ids, language, author and split attached (missing tweet: dead letter), then split by
    the partition of tweet b; `join_side` "b": the same for tweet b; a pair is in validation when
    either tweet is, so no train pair shares a tweet with validation. Its output is the joined
@@ -43,14 +46,14 @@ from twhin_data.core.hashing import hash_ids, stable_hash64
 from twhin_data.core.ids import ID_PATTERN
 from twhin_data.core.parquet import write_parquet_streamed
 from twhin_data.core.pool import Tagged
-from twhin_data.core.spill import Piece, Pieces, SliceRef, read_slices, write_split
+from twhin_data.core.spill import Piece, Pieces, SliceIndex, SliceRef, read_slices, write_split
 from twhin_data.core.tags import ERRORS, STATS
 from twhin_data.schemas import shards
 from twhin_data.transforms.shard import batches
 from twhin_data.transforms.shard.mlm_writer import MLM_ROW_GROUP
 from twhin_data.transforms.shard.tokenize import STAGE
 
-#: Side output of `join_side` "b": ``(partition, ("ends", SliceRef))`` for `cap_pairs`.
+#: Side output of `join_side` "b": ``("ends", SliceIndex)`` for `cap_pairs`.
 ENDS = "ends"
 #: Salt of the partition hash (independent of the split and shard hashes).
 SALT = "pair-join"
@@ -89,8 +92,9 @@ def _spill_path(tmp: str, step: str, name: str) -> str:
     return files.join(tmp, "pairs", step, f"{name}.arrow")
 
 
-def _tagged(refs: list, kind: str) -> list:
-    return [(p, (kind, ref)) for p, ref in refs]
+def _indexed(refs: list, kind: str, parts: int) -> list:
+    """`write_split`'s references by partition -> ``[(kind, SliceIndex)]``: one value per task."""
+    return [(kind, index) for index in SliceIndex.of(refs, parts)]
 
 
 def spill_pair_tweets(item: tuple[str, SliceRef], *, tmp: str, parts: int) -> list:
@@ -100,7 +104,7 @@ def spill_pair_tweets(item: tuple[str, SliceRef], *, tmp: str, parts: int) -> li
     table = table.filter(pc.equal(table.column("copy"), 0)).select(TWEETS.names)
     name = f"{os.path.basename(ref.path)}-{ref.start:06d}"
     parts_of = partition_of(table.column("tweet_id"), parts)
-    return _tagged(write_split(_spill_path(tmp, "tweets", name), TWEETS, table, parts_of), "tweets")
+    return _indexed(write_split(_spill_path(tmp, "tweets", name), TWEETS, table, parts_of), "tweets", parts)
 
 
 def _missing(pairs: pa.Table, side: str) -> list:
@@ -128,7 +132,7 @@ def spill_pairs(item: tuple[str, pa.Table], *, tmp: str, parts: int) -> list:
     good = pairs.filter(valid)
     refs = write_split(_spill_path(tmp, "in", name), PAIRS, good, partition_of(good.column("tweet_id_a"), parts))
     stats = {"pairs_in": pairs.num_rows, "rejected_pair_tweet_missing": bad.num_rows}
-    return _tagged(refs, "pairs") + _missing(bad, "a") + [Tagged(STATS, stats)]
+    return _indexed(refs, "pairs", parts) + _missing(bad, "a") + [Tagged(STATS, stats)]
 
 
 def _read(values: Iterable[tuple[str, SliceRef]], kind: str, schema: pa.Schema) -> pa.Table:
@@ -174,11 +178,11 @@ def join_side(item: tuple[int, Iterable], *, tmp: str, parts: int, side: str, ca
         hit = hit.filter(ok)
         parts_of = partition_of(hit.column("tweet_id_b"), parts)
         refs = write_split(_spill_path(tmp, "a", f"{part:05d}"), WITH_A, hit, parts_of)
-        return _tagged(refs, "pairs") + out + [Tagged(STATS, stats)]
+        return _indexed(refs, "pairs", parts) + out + [Tagged(STATS, stats)]
     either = pc.or_(validation, pc.equal(hit.column("split"), "validation"))
     hit = hit.drop_columns(["split"]).append_column("split", pc.if_else(either, "validation", "train"))
-    refs = write_split(_spill_path(tmp, "b", f"{part:05d}"), JOINED, hit, np.zeros(hit.num_rows, np.int64))
-    out += [(part, ("joined", ref)) for _, ref in refs]
+    refs = write_split(_spill_path(tmp, "b", f"{part:05d}"), JOINED, hit, np.full(hit.num_rows, part, np.int64))
+    out += _indexed(refs, "joined", parts)
     if cap and hit.num_rows:
         a, b = hit.column("tweet_id_a"), hit.column("tweet_id_b")
         score = pc.fill_null(hit.column("score"), 0.0)
@@ -195,7 +199,7 @@ def join_side(item: tuple[int, Iterable], *, tmp: str, parts: int, side: str, ca
         split_refs = write_split(
             _spill_path(tmp, "ends", f"{part:05d}"), END_ROWS, ends, partition_of(ends.column("tweet"), parts)
         )
-        out += [Tagged(ENDS, (p, ref)) for p, ref in split_refs]
+        out += [Tagged(ENDS, value) for value in _indexed(split_refs, "ends", parts)]
     return out + [Tagged(STATS, stats)]
 
 
@@ -203,11 +207,11 @@ def _pair_keys(table: pa.Table, names: tuple[str, str]) -> pa.Array:
     return pc.binary_join_element_wise(table.column(names[0]), table.column(names[1]), ":")
 
 
-def cap_pairs(item: tuple[int, Iterable[SliceRef]], *, tmp: str, parts: int, cap: int) -> list:
+def cap_pairs(item: tuple[int, Iterable], *, tmp: str, parts: int, cap: int) -> list:
     """Step 4 (per partition of ends): the pairs beyond some tweet's `cap` best, as (a, b) routed
     to the partition of their joined row (the partition of tweet b)."""
-    part, refs = item
-    ends = read_slices(list(refs), END_ROWS)
+    part, values = item
+    ends = _read(values, "ends", END_ROWS)
     tweet = pc.rank(ends.column("tweet"), sort_keys="ascending", tiebreaker="dense").to_numpy()
     partner = ends.column("partner").to_numpy()
     score = ends.column("score").to_numpy()
@@ -222,7 +226,7 @@ def cap_pairs(item: tuple[int, Iterable[SliceRef]], *, tmp: str, parts: int, cap
         return []
     over = over.group_by(["a", "b"]).aggregate([])
     refs = write_split(_spill_path(tmp, "over", f"{part:05d}"), OVER, over, partition_of(over.column("b"), parts))
-    return [(p, ("over", ref)) for p, ref in refs]
+    return _indexed(refs, "over", parts)
 
 
 def place_pairs(item: tuple[int, Iterable], *, tmp: str, salt: str) -> list:
