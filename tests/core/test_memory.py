@@ -31,6 +31,36 @@ def test_configure_yields_to_the_environment() -> None:
     assert out.strip() == "{'mmap_threshold': False, 'arrow_system_pool': False} mimalloc"
 
 
+_NATIVE = """
+import os, sys
+from twhin_data.core import memory
+if sys.argv[1] == "after":
+    import pyarrow
+done = memory.configure()
+import numpy as np, pyarrow as pa, pyarrow.parquet as pq
+pq.write_table(pa.table({"x": np.arange(1_000_000)}), sys.argv[2])
+pq.read_table(sys.argv[2])  # the Parquet reader allocates from Arrow's C++ default pool
+print(done["arrow_system_pool"], os.environ["ARROW_DEFAULT_MEMORY_POOL"], pa.mimalloc_memory_pool().max_memory() > 0,
+      [p.backend_name for p in memory._OTHER_POOLS])
+"""
+
+
+@pytest.mark.parametrize(
+    ("when", "want"),
+    [
+        ("before", "True system False []"),  # Arrow loads after: even its C++ readers use the system pool
+        ("after", "True system True ['mimalloc']"),  # loaded before: its C++ pool stays, and is released too
+    ],
+)
+def test_configure_reaches_arrows_own_pool_when_it_runs_before_pyarrow_loads(tmp_path, when, want) -> None:
+    pytest.importorskip("pyarrow").mimalloc_memory_pool()  # a pyarrow built without mimalloc raises here
+    env = {"PATH": "/usr/bin:/bin"}
+    run = subprocess.run(
+        [sys.executable, "-c", _NATIVE, when, str(tmp_path / "x.parquet")], env=env, capture_output=True, text=True, check=True
+    )
+    assert run.stdout.strip() == want
+
+
 _HOLD = """
 import sys
 import numpy as np

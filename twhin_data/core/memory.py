@@ -11,16 +11,23 @@ with what it holds. Three settings, measured together on `shard` with pairs (ben
   more are mapped and unmapped whole.
 * Arrow's default pool (mimalloc) keeps freed pages resident (320 MB of freed buffers stay until
   a collect: tests/core/test_memory.py). `configure` makes Arrow allocate through glibc (the system
-  pool), at the same speed on shard and graph in our runs.
-* `release` hands back what both allocators cache, after every pooled task that ran for at least
+  pool), at the same speed on shard and graph in our runs. Arrow's C++ library picks the pool of
+  its own allocations (the Parquet and IPC readers, compute kernels) once, from
+  ``ARROW_DEFAULT_MEMORY_POOL``, when it is loaded; pyarrow's `set_memory_pool` reaches only the
+  calls made from Python. So `configure` sets that variable when pyarrow is not loaded yet (a
+  command: `runners.cli` imports no pyarrow before it; the variable also reaches every pool child),
+  and calls `set_memory_pool` when it is (a Dataflow worker), remembering the library's own pool
+  for `release`. Measured: the C++ pool left on mimalloc kept 60 MB more at 2M tweets of shard with
+  pairs (bench/RESULTS.md, "shard pairs memory, run 7").
+* `release` hands back what the allocators cache, after every pooled task that ran for at least
   `MIN_TASK_S` (`core.pool.call`); it costs well under a millisecond.
 
 Each setting yields to its environment variable (``MALLOC_MMAP_THRESHOLD_``,
-``ARROW_DEFAULT_MEMORY_POOL``), for a user who wants another allocator.
+``ARROW_DEFAULT_MEMORY_POOL``) when the user set it, for a user who wants another allocator.
 
-`configure` runs first thing in a command (`runners.cli`, so no table is allocated from the other
-pool), and where pooled steps run: `transforms.parallel.PoolMapFn.setup` (a Dataflow worker)
-and `core.pool.child_start` (each local pool process).
+`configure` runs first thing in a command (`runners.cli`, before pyarrow is imported), and where
+pooled steps run: `transforms.parallel.PoolMapFn.setup` (a Dataflow worker) and
+`core.pool.child_start` (each local pool process).
 """
 
 from __future__ import annotations
@@ -45,19 +52,28 @@ def _libc_function(name: str):
 
 _TRIM = _libc_function("malloc_trim")
 _MALLOPT = _libc_function("mallopt")
+#: The variable Arrow's C++ library reads when it is loaded, and the pool `configure` asks for.
+ARROW_POOL_ENV = "ARROW_DEFAULT_MEMORY_POOL"
+#: Pools besides pyarrow's default that `release` hands back (the C++ library's own, when pyarrow
+#: was loaded before `configure`).
+_OTHER_POOLS: list = []
 
 
 def configure() -> dict[str, bool]:
     """This process's allocators as the module docstring says; returns what it set. Each setting
     yields to its environment variable: ``MALLOC_MMAP_THRESHOLD_`` (glibc read it at start) and
-    ``ARROW_DEFAULT_MEMORY_POOL`` (pyarrow read it at import)."""
-    import pyarrow as pa
-
+    ``ARROW_DEFAULT_MEMORY_POOL`` (Arrow reads it when it is loaded; set here when it is not yet)."""
     done = {"mmap_threshold": False, "arrow_system_pool": False}
     if _MALLOPT is not None and "MALLOC_MMAP_THRESHOLD_" not in os.environ:
         done["mmap_threshold"] = bool(_MALLOPT(M_MMAP_THRESHOLD, MMAP_THRESHOLD))
-    if "ARROW_DEFAULT_MEMORY_POOL" not in os.environ:
-        pa.set_memory_pool(pa.system_memory_pool())
+    if ARROW_POOL_ENV not in os.environ:
+        os.environ[ARROW_POOL_ENV] = "system"  # every allocation of a pyarrow loaded from now on, here and in children
+        pa = sys.modules.get("pyarrow")
+        if pa is not None:  # loaded already: its C++ pool stays; pyarrow's own calls move
+            native = pa.default_memory_pool()
+            pa.set_memory_pool(pa.system_memory_pool())
+            if native.backend_name != "system":
+                _OTHER_POOLS.append(native)
         done["arrow_system_pool"] = True
     return done
 
@@ -67,5 +83,7 @@ def release() -> None:
     arrow = sys.modules.get("pyarrow")
     if arrow is not None:
         arrow.default_memory_pool().release_unused()
+        for pool in _OTHER_POOLS:
+            pool.release_unused()
     if _TRIM is not None:
         _TRIM(0)
