@@ -115,7 +115,9 @@ def _run(tmp: str, corpus: list[dict], pairs: list[dict], parts: int, cap: int) 
     for o in tagged:
         if o.tag == STATS:
             stats.update(o.value)
-    return got, [o.value for o in tagged if o.tag == ERRORS], stats
+    errors = [o.value for o in tagged if o.tag == ERRORS]
+    assert all(isinstance(e, pa.Table) and e.num_rows for e in errors)  # a table per task, never empty
+    return got, [row for table in errors for row in table.to_pylist()], stats
 
 
 @pytest.mark.parametrize("cap", [0, 3])

@@ -48,7 +48,8 @@ from twhin_data.core.parquet import write_parquet_streamed
 from twhin_data.core.pool import Tagged
 from twhin_data.core.spill import Piece, Pieces, SliceIndex, SliceRef, read_slices, write_split
 from twhin_data.core.tags import ERRORS, STATS
-from twhin_data.schemas import shards
+from twhin_data.schemas import shards, to_table
+from twhin_data.schemas.errors import ERRORS as ERROR_ROWS
 from twhin_data.transforms.shard import batches
 from twhin_data.transforms.shard.mlm_writer import MLM_ROW_GROUP
 from twhin_data.transforms.shard.tokenize import STAGE
@@ -108,13 +109,15 @@ def spill_pair_tweets(item: tuple[str, SliceRef], *, tmp: str, parts: int) -> li
 
 
 def _missing(pairs: pa.Table, side: str) -> list:
-    """Dead letters for the pairs whose tweet `side` is not in the tokenized corpus."""
-    out = []
+    """Dead letters for the pairs whose tweet `side` is not in the tokenized corpus: one table of
+    error rows per task (`io.WriteErrors` takes tables and rows alike), so the runner carries one
+    element per task, not one per bad pair."""
+    rows = []
     for row in pairs.select([*PAIRS.names]).to_pylist():
         value = {k: row[k] for k in ("tweet_id_a", "tweet_id_b", "score")}
         message = f"tweet_{side} {row[f'tweet_id_{side}']} is not in the tokenized corpus"
-        out.append(Tagged(ERRORS, error_record(STAGE, value, "pair_tweet_missing", message, row["source"])))
-    return out
+        rows.append(error_record(STAGE, value, "pair_tweet_missing", message, row["source"]))
+    return [Tagged(ERRORS, to_table(rows, ERROR_ROWS))] if rows else []
 
 
 def _valid(ids: pa.ChunkedArray) -> pa.Array:
