@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -89,9 +90,10 @@ def main(argv: list[str] | None = None) -> int:
         for stage in args.stages.split(","):
             base, factor = (args.engagements, args.graph_factor) if stage == "graph" else (args.tweets, args.factor)
             tries: dict[str, list[dict]] = {str(base): [], str(base * factor): []}
-            for _ in range(args.repeat):  # interleaved, so a drift of the machine's load hits both sizes
+            for i in range(args.repeat):  # interleaved, so a drift of the machine's load hits both sizes
                 for n in (base, base * factor):
-                    result = stage_runs(stage, n, root, args.workers)
+                    result = stage_runs(stage, n, root / f"run-{i}", args.workers)
+                    shutil.rmtree(root / f"run-{i}", ignore_errors=True)  # each run writes a fresh output
                     tries[str(n)].append({**result, "rows_per_s": round(n / result["wall_s"])})
                     print(f"{stage} {n}: {tries[str(n)][-1]}", file=sys.stderr, flush=True)
             runs = {n: _median_run(results) for n, results in tries.items()}
