@@ -46,7 +46,7 @@ from twhin_data.core.hashing import hash_ids, stable_hash64
 from twhin_data.core.ids import ID_PATTERN
 from twhin_data.core.parquet import write_parquet_streamed
 from twhin_data.core.pool import Tagged
-from twhin_data.core.spill import Piece, Pieces, SliceIndex, SliceRef, read_slices, write_split
+from twhin_data.core.spill import Piece, Pieces, SliceIndex, SliceRef, read_slices, write_slices, write_split
 from twhin_data.core.tags import ERRORS, STATS
 from twhin_data.schemas import shards, to_table
 from twhin_data.schemas.errors import ERRORS as ERROR_ROWS
@@ -184,8 +184,7 @@ def join_side(item: tuple[int, Iterable], *, tmp: str, parts: int, side: str, ca
         return _indexed(refs, "pairs", parts) + out + [Tagged(STATS, stats)]
     either = pc.or_(validation, pc.equal(hit.column("split"), "validation"))
     hit = hit.drop_columns(["split"]).append_column("split", pc.if_else(either, "validation", "train"))
-    refs = write_split(_spill_path(tmp, "b", f"{part:05d}"), JOINED, hit, np.full(hit.num_rows, part, np.int64))
-    out += _indexed(refs, "joined", parts)
+    out += _indexed(write_slices(_spill_path(tmp, "b", f"{part:05d}"), JOINED, [(part, hit)]), "joined", parts)
     if cap and hit.num_rows:
         a, b = hit.column("tweet_id_a"), hit.column("tweet_id_b")
         score = pc.fill_null(hit.column("score"), 0.0)
