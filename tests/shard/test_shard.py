@@ -251,7 +251,7 @@ def test_spill_route_and_read_back(tmp_path):
     import pyarrow as pa
 
     from twhin_data.core.pool import Tagged
-    from twhin_data.core.spill import read_slices
+    from twhin_data.core.spill import KeyShare, Pieces, read_slices
     from twhin_data.transforms.shard.steps import TOKENS, route_slice, spill_tokens
 
     ids = [str(1000 + i) for i in range(40)]
@@ -273,7 +273,9 @@ def test_spill_route_and_read_back(tmp_path):
     routed = route_slice(("train", refs["train"], 3))
     assert [key for key, _ in routed] == [("train", 0), ("train", 1), ("train", 2)]
     got = []
-    for (_split, shard), (ref, rows) in routed:
+    for (_split, shard), (ref, share) in routed:
+        assert share == KeyShare(shard, 3)  # two integers, no row index, go through the shuffle
+        [rows] = Pieces([(ref, share)], TOKENS).rows
         part = read_slices([ref], TOKENS).take(pa.array(rows))
         keys = part.column("key").to_numpy()
         assert (keys % np.uint64(3) == shard).all()
@@ -315,11 +317,68 @@ def test_plan_renumber_and_dedupe():
             "copy": pa.array([0, 0, 0], pa.int32()),
         }
     )
-    order, dropped = dedupe_order(table, lambda rows: table.column("input_ids").take(pa.array(rows)).to_pylist())
+    order, dropped = _dedupe(dedupe_order, table)
     kept = table.take(pa.array(order))
     assert dropped == 1
     assert kept.column("tweet_id").to_pylist() == ["3", "9"]
     assert kept.column("input_ids").to_pylist()[1] == [0, 5, 2]  # the smaller token list wins
+
+
+def _dedupe(dedupe_order, table):
+    """`dedupe_order` on a TOKENS-like table."""
+    import pyarrow as pa
+
+    def column(name):
+        return lambda rows: table.column(name).take(pa.array(rows))
+
+    return dedupe_order(
+        table.column("key").to_numpy(),
+        table.column("copy").to_numpy(),
+        column("tweet_id"),
+        lambda rows: column("input_ids")(rows).to_pylist(),
+    )
+
+
+def _dedupe_reference(table) -> tuple[list[int], int]:
+    """Plain Python: rows sorted by (key, tweet_id, copy, row); of each (tweet_id, copy), the row
+    with the smallest input_ids, then the first."""
+    d = table.to_pydict()
+    rows = sorted(range(table.num_rows), key=lambda r: (d["key"][r], d["tweet_id"][r], d["copy"][r], r))
+    kept: list[int] = []
+    for r in rows:
+        last = kept[-1] if kept else None
+        if last is not None and (d["tweet_id"][last], d["copy"][last]) == (d["tweet_id"][r], d["copy"][r]):
+            if d["input_ids"][r] < d["input_ids"][last]:
+                kept[-1] = r
+            continue
+        kept.append(r)
+    return kept, table.num_rows - len(kept)
+
+
+def test_dedupe_order_matches_a_plain_sort_with_shared_keys_copies_and_repeats():
+    """Keys from a tiny space, so many rows share a key with another tweet ID (as two IDs whose
+    hashes collide), repeated IDs, copies and equal token lists: the order and the rows kept are
+    those of sorting every row by (key, tweet_id, copy, row)."""
+    import random
+
+    import pyarrow as pa
+
+    from twhin_data.transforms.shard.mlm_writer import dedupe_order
+
+    rng = random.Random(5)
+    for n, key_space, id_space in ((0, 1, 1), (1, 1, 1), (2, 1, 1), (50, 3, 9), (400, 40, 60), (300, 1000, 30)):
+        ids = [str(rng.randrange(id_space) * 7 + 1) for _ in range(n)]  # "8" > "15" as strings
+        salt = {i: rng.randrange(key_space) for i in set(ids)}
+        table = pa.table(
+            {
+                "tweet_id": ids,
+                "input_ids": pa.array([[rng.randrange(3) for _ in range(rng.randrange(1, 3))] for _ in ids], pa.list_(pa.int32())),
+                "key": pa.array([salt[i] for i in ids], pa.uint64()),
+                "copy": pa.array([rng.randrange(2) for _ in ids], pa.int32()),
+            }
+        )
+        order, dropped = _dedupe(dedupe_order, table)
+        assert (order.tolist(), dropped) == _dedupe_reference(table), (n, key_space, id_space)
 
 
 def test_streamed_shard_file_equals_the_whole_shard_written_at_once(tmp_path, monkeypatch):
@@ -347,7 +406,7 @@ def test_streamed_shard_file_equals_the_whole_shard_written_at_once(tmp_path, mo
         rows = np.flatnonzero(np.arange(read_slices([ref], TOKENS).num_rows) % 3 != 1)  # a subset, as route_slice gives
         pieces.append((ref, rows))
     whole = pa.concat_tables([read_slices([ref], TOKENS).take(pa.array(rows)) for ref, rows in pieces])
-    order, dropped = mlm_writer.dedupe_order(whole, lambda r: whole.column("input_ids").take(pa.array(r)).to_pylist())
+    order, dropped = _dedupe_reference(whole)
     for pack in (True, False):
         path = tmp_path / f"shard-{pack}.parquet"
         info = mlm_writer.write_mlm_file(str(path), pieces, max_length=32, pack=pack, tmp=str(tmp_path / "chunks"))

@@ -138,8 +138,23 @@ def slices_of(indexes: Iterable[tuple[str, SliceIndex]], key: int) -> list[tuple
     return sorted(out, key=lambda item: (item[1].path, item[0]))
 
 
-#: Rows of one slice: the slice and the indices of the rows wanted in it (None: every row).
-Piece = tuple[SliceRef, "np.ndarray | None"]
+class KeyShare(NamedTuple):
+    """The rows of a slice whose uint64 ``key`` column is `shard` modulo `shards`. A piece names its
+    rows with these two integers instead of their indices, so the shuffle that gathers a shard's
+    pieces carries no per-row data (2M tweets: 8 MB of indices, held by the runner while every
+    shard is written); `Pieces` reads the slice's key column to find them."""
+
+    shard: int
+    shards: int
+
+    def rows(self, keys: np.ndarray) -> np.ndarray:
+        """Indices of the rows of aligned `keys` in this share, ascending."""
+        return np.flatnonzero(keys % np.uint64(self.shards) == np.uint64(self.shard))
+
+
+#: Rows of one slice: the slice and the rows wanted in it: their indices, a `KeyShare`, or None
+#: (every row).
+Piece = tuple[SliceRef, "np.ndarray | KeyShare | None"]
 
 
 #: Most chunk files `Pieces.chunks` writes at once (open files); chunks beyond share files.
@@ -161,6 +176,8 @@ class Pieces:
         for i, (ref, rows) in enumerate(sorted(pieces, key=lambda piece: piece[0])):
             if rows is None:  # counted on a mapping: the batch headers only, no column is read
                 rows = np.arange(read_slices([ref], schema).num_rows, dtype=np.int64)
+            elif isinstance(rows, KeyShare):  # the key column only, mapped
+                rows = rows.rows(read_slices([ref], schema).column("key").to_numpy())
             rows = np.asarray(rows, np.int64)
             self.refs.append(ref)
             self.rows.append(rows)

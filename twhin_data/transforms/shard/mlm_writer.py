@@ -1,8 +1,8 @@
 """Writing one MLM shard file a row group at a time (pure, no Beam; the pool processes import this).
 
-A shard's tokens arrive as pieces: spilled slices (memory-mapped) and the row indices of this
-shard in each. The writer never builds the sorted shard in memory: it sorts and deduplicates the
-small key columns only (key, tweet ID, copy: `dedupe_order`), computes the packing of the whole
+A shard's tokens arrive as pieces: spilled slices (memory-mapped) and the rows of this shard in
+each. The writer never builds the sorted shard in memory: it sorts and deduplicates on the two
+numeric key columns (key, copy; the tweet IDs of rows sharing a key only: `dedupe_order`), computes the packing of the whole
 shard from the token counts alone, then gathers the tokens of one row group at a time, packs them
 and streams that row group into the Parquet file (temporary name + rename), hashing the bytes as
 they go. The tokens of each row group come from a chunk file that a first pass over the pieces
@@ -31,31 +31,56 @@ MLM_ROW_GROUP = 10_000
 SORT_KEYS = [("key", "ascending"), ("tweet_id", "ascending"), ("copy", "ascending")]
 
 
-def dedupe_order(keys: pa.Table, input_ids: Callable[[np.ndarray], list]) -> tuple[np.ndarray, int]:
-    """Rows (of `keys`: key, tweet_id, copy) in (key, tweet_id, copy) order, one per (tweet ID, copy):
-    of rows sharing both, the one with the smallest input_ids (then the first). `input_ids(rows)`
-    returns those rows' ids as lists; it is called for runs of repeated IDs only.
-    Returns (row indices, rows dropped)."""
-    order = pc.sort_indices(keys, sort_keys=SORT_KEYS).to_numpy()
-    if len(order) < 2:
-        return order, 0
-    # Compared as Arrow arrays: no Python string per tweet (1M IDs would be ~70 MB of objects).
-    ids = keys.column("tweet_id").take(pa.array(order))
-    copy = keys.column("copy").take(pa.array(order))
+def dedupe_order(
+    key: np.ndarray,
+    copy: np.ndarray,
+    tweet_ids: Callable[[np.ndarray], pa.Array | pa.ChunkedArray],
+    input_ids: Callable[[np.ndarray], list],
+) -> tuple[np.ndarray, int]:
+    """Rows (of aligned uint64 `key` and int `copy`) in (key, tweet ID, copy) order, ties in row
+    order, one per (tweet ID, copy): of rows sharing both, the one with the smallest input_ids
+    (then the first). Returns (row indices, rows dropped).
+
+    The key is a hash of the tweet ID, so rows of one tweet ID share a key. The rows are sorted on
+    the two numeric columns; only the rows whose key another row shares are looked at again:
+    `tweet_ids(rows)` gives their IDs (strings), which order a key's rows when two IDs hashed to
+    it and tell the repeats; `input_ids(rows)` gives the token lists of the repeated rows only. No
+    string column of the whole shard is read (1M tweet IDs and a sorted copy: ~50 MB).
+    """
+    order = np.lexsort((copy, key))  # stable: ties in row order
     n = len(order)
-    same = pc.and_(
-        pc.equal(ids.slice(1), ids.slice(0, n - 1)), pc.equal(copy.slice(1), copy.slice(0, n - 1))
-    ).to_numpy(zero_copy_only=False)
-    if not same.any():
+    if n < 2:
         return order, 0
+    sorted_keys = key[order]
+    shared = sorted_keys[1:] == sorted_keys[:-1]
+    if not shared.any():
+        return order, 0
+    member = np.zeros(n, dtype=bool)
+    member[1:] = shared
+    member[:-1] |= shared
+    positions = np.flatnonzero(member)
+    run = np.cumsum(np.concatenate(([True], ~shared)))[positions]  # one number per key, ascending
+    rows = order[positions]
+    runs = pa.table({"run": run, "tweet_id": tweet_ids(rows), "copy": copy[rows]})
+    resort = pc.sort_indices(runs, sort_keys=[("run", "ascending"), *SORT_KEYS[1:]]).to_numpy()  # stable
+    order[positions] = rows[resort]
+    runs = runs.take(pa.array(resort))
+    m = len(positions)
+    ids, copies, run = runs.column("tweet_id"), runs.column("copy").to_numpy(), run[resort]
+    repeat = (run[1:] == run[:-1]) & (copies[1:] == copies[:-1])
+    repeat &= pc.equal(ids.slice(1), ids.slice(0, m - 1)).to_numpy(zero_copy_only=False)
+    if not repeat.any():
+        return order, 0
+    same = np.zeros(n - 1, dtype=bool)  # same[i]: rows i and i + 1 of the order share (tweet ID, copy)
+    same[positions[:-1][repeat]] = True  # a key's rows are adjacent: positions[j + 1] == positions[j] + 1
     keep = np.ones(n, dtype=bool)
     starts = np.flatnonzero(same & ~np.concatenate(([False], same[:-1])))
     for start in starts.tolist():
         stop = start + 1
         while stop < n and same[stop - 1]:
             stop += 1
-        rows = input_ids(order[start:stop])
-        best = min(range(len(rows)), key=lambda r: (rows[r], r))
+        tokens = input_ids(order[start:stop])
+        best = min(range(len(tokens)), key=lambda r: (tokens[r], r))
         keep[start:stop] = False
         keep[start + best] = True
     return order[keep], int((~keep).sum())
@@ -80,9 +105,16 @@ def write_mlm_file(path: str, pieces: list[Piece], *, max_length: int, pack: boo
     the folder `tmp`. Returns the file's rows, bytes, sha256 and tokens, and the shard's duplicates,
     tweets and {lang: [tweets, tokens]}."""
     shard = Pieces(pieces, TOKENS)
-    keys = shard.columns(["key", "tweet_id", "copy"])
-    order, duplicates = dedupe_order(keys, lambda rows: shard.columns(["input_ids"], rows).column(0).to_pylist())
-    del keys  # the order is all the writer needs of them
+    keys = shard.columns(["key", "copy"])
+    key, copy = keys.column("key").to_numpy(), keys.column("copy").to_numpy()
+    del keys
+    order, duplicates = dedupe_order(
+        key,
+        copy,
+        lambda rows: shard.columns(["tweet_id"], rows).column(0),
+        lambda rows: shard.columns(["input_ids"], rows).column(0).to_pylist(),
+    )
+    del key, copy  # the order is all the writer needs of them
     lengths = shard.list_lengths("input_ids")[order]
     bounds = pack_boundaries(lengths, max_length if pack else 1)
 

@@ -9,8 +9,9 @@ spill files (core/spill.py) under ``DIR/.tmp_shard``:
    record-batch range per split; emit ``(split, SliceRef)``, dead letters and size stats;
 2. `route_slice` (per slice, once the shard plan is known from the summed stats): the shard of
    each row is ``key % n`` (`key`: salted hash of the tweet ID, so membership depends on nothing
-   but the data and the seed); emit ``((split, shard), (SliceRef, rows))``, `rows` being the
-   row indices in that shard (None: all of them, the case when a split has one shard);
+   but the data and the seed); emit ``((split, shard), (SliceRef, KeyShare(shard, n)))`` per shard
+   the slice has rows of (the writer finds them from the key column again, so no row index goes
+   through the shuffle; None: all of them, the case when a split has one shard);
 3. `write_mlm_shard` (per shard, after a GroupByKey of the small references): its rows in
    file-name order, sorted by (key, tweet ID), repeated tweet IDs dropped (counted), whole tweets
    packed, written as ``{split}-{i:05d}-of-{n:05d}.parquet`` a row group at a time
@@ -33,8 +34,8 @@ import pyarrow.compute as pc
 
 from twhin_data.core import files
 from twhin_data.core.pool import Tagged
-from twhin_data.core.spill import Piece, SliceRef, read_slices, write_slices
-from twhin_data.core.tables import groups
+from twhin_data.core.spill import KeyShare, Piece, SliceRef, read_slices, write_slices
+from twhin_data.core.tables import sorted_unique
 from twhin_data.transforms.shard.mlm_writer import write_mlm_file
 from twhin_data.transforms.shard.tokenize import TOKENS, tokenize_table
 
@@ -115,12 +116,13 @@ def spill_tokens(
 
 
 def route_slice(item: tuple[str, SliceRef, int]) -> list[tuple[tuple[str, int], Piece]]:
-    """Step 2 (pool function): ``(split, ref, n)`` -> ``((split, shard), (ref, rows))`` per shard hit."""
+    """Step 2 (pool function): ``(split, ref, n)`` -> ``((split, shard), (ref, KeyShare(shard, n)))``
+    per shard that holds rows of the slice (``(ref, None)``: all of them, when n is 1)."""
     split, ref, n = item
     if n == 1:
         return [((split, 0), (ref, None))]
-    shards = (read_slices([ref], TOKENS).column("key").to_numpy() % np.uint64(n)).astype(np.int64)
-    return [((split, shard), (ref, rows.astype(np.int32))) for shard, rows in groups(shards)]
+    shards = sorted_unique(read_slices([ref], TOKENS).column("key").to_numpy() % np.uint64(n))
+    return [((split, int(shard)), (ref, KeyShare(int(shard), n))) for shard in shards.tolist()]
 
 
 def write_mlm_shard(
