@@ -4,7 +4,7 @@ Tokenize + spill per corpus table, routing per spilled slice (once the shard pla
 the summed size stats), and sort + dedupe + pack + Parquet write per shard, all in one shared
 `PoolMapFn` pool of ``--workers`` processes (inline with one worker or on Dataflow). Tokens move
 between the steps as Arrow IPC files under a temporary directory of the output; the shuffle
-carries only file references and row indices, so the main process does little per tweet
+carries only file references and shard numbers, so the main process does little per tweet
 (transforms/shard/steps.py, docs/scale-up.md).
 """
 
