@@ -289,7 +289,6 @@ def test_spill_route_and_read_back(tmp_path):
 def test_plan_renumber_and_dedupe():
     import pyarrow as pa
 
-    from twhin_data.transforms.shard.mlm_writer import dedupe_order
     from twhin_data.transforms.shard.steps import plan_shards, renumber
 
     totals = {
@@ -317,16 +316,18 @@ def test_plan_renumber_and_dedupe():
             "copy": pa.array([0, 0, 0], pa.int32()),
         }
     )
-    order, dropped = _dedupe(dedupe_order, table)
+    order, dropped = _dedupe(table)
     kept = table.take(pa.array(order))
     assert dropped == 1
     assert kept.column("tweet_id").to_pylist() == ["3", "9"]
     assert kept.column("input_ids").to_pylist()[1] == [0, 5, 2]  # the smaller token list wins
 
 
-def _dedupe(dedupe_order, table):
+def _dedupe(table):
     """`dedupe_order` on a TOKENS-like table."""
     import pyarrow as pa
+
+    from twhin_data.transforms.shard.mlm_writer import dedupe_order
 
     def column(name):
         return lambda rows: table.column(name).take(pa.array(rows))
@@ -363,8 +364,6 @@ def test_dedupe_order_matches_a_plain_sort_with_shared_keys_copies_and_repeats()
 
     import pyarrow as pa
 
-    from twhin_data.transforms.shard.mlm_writer import dedupe_order
-
     rng = random.Random(5)
     for n, key_space, id_space in ((0, 1, 1), (1, 1, 1), (2, 1, 1), (50, 3, 9), (400, 40, 60), (300, 1000, 30)):
         ids = [str(rng.randrange(id_space) * 7 + 1) for _ in range(n)]  # "8" > "15" as strings
@@ -377,7 +376,7 @@ def test_dedupe_order_matches_a_plain_sort_with_shared_keys_copies_and_repeats()
                 "copy": pa.array([rng.randrange(2) for _ in ids], pa.int32()),
             }
         )
-        order, dropped = _dedupe(dedupe_order, table)
+        order, dropped = _dedupe(table)
         assert (order.tolist(), dropped) == _dedupe_reference(table), (n, key_space, id_space)
 
 
