@@ -1,9 +1,13 @@
 """Language-ID benchmark: speed (tweets/s per core) and accuracy of fasttext vs langdetect vs x.
 
     python bench/bench_langid.py --n 20000 --langdetect_n 2000 --out bench/out/langid
+    python bench/bench_langid.py --recorded DIR   # also: speed on real tweets of recorded API pages
 
 Speed: single process, one core, on normalized synthetic tweets (twhin_data.data.synth) with
-mentions/URLs removed (what prepare feeds the detector); model loading is excluded.
+mentions/URLs removed (what prepare feeds the detector); model loading is excluded. With
+--recorded, also on the real tweets of recorded X API responses (VCR cassettes as tweepy's test
+suite records them: `*.json` v1.1 pages and `*.yaml` v2 pages, gzip bodies included), normalized
+the same way and repeated to --n.
 Accuracy: (a) the bundled labelled texts (twhin_data/data/sample_texts_labelled.jsonl, 17
 languages; X's lang is not part of that set), (b) synthetic tweets with their true language
 (all three backends; `x` uses the generator's simulated X `lang`).
@@ -43,6 +47,36 @@ def labelled() -> tuple[list[str], list[str]]:
     return [normalize_v1_pair(r["text"])[1] for r in rows], [r["lang"] for r in rows]
 
 
+def recorded(folder: str) -> list[str]:
+    """Normalized texts of every tweet in the recorded API responses under `folder`."""
+    import gzip
+
+    import yaml
+
+    bodies = []
+    for name in sorted(os.listdir(folder)):
+        path = os.path.join(folder, name)
+        if name.endswith(".json"):
+            bodies += [i["response"]["body"]["string"] for i in json.load(open(path))["interactions"]]
+        elif name.endswith(".yaml"):
+            for interaction in yaml.safe_load(open(path))["interactions"]:
+                raw = interaction["response"]["body"]["string"]
+                bodies.append(gzip.decompress(raw) if isinstance(raw, bytes) else raw)
+    texts = []
+    for raw in bodies:
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(body, dict):
+            body = body.get("statuses") or body.get("data") or [body]
+        for tweet in body if isinstance(body, list) else [body]:
+            text = isinstance(tweet, dict) and (tweet.get("full_text") or tweet.get("text"))
+            if text:
+                texts.append(normalize_v1_pair(text)[1])
+    return texts
+
+
 def speed(name: str, texts: list[str]) -> float:
     detector = langid.get_detector(name)
     langid.warm(name)
@@ -64,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--out", default=os.path.join(HERE, "out", "langid"), help="Output prefix (.json, .md)."
     )
+    parser.add_argument("--recorded", help="A folder of recorded X API responses (VCR cassettes).")
     args = parser.parse_args(argv)
     texts, truth, x = synthetic(args.n)
     small = slice(0, args.langdetect_n)
@@ -90,6 +125,10 @@ def main(argv: list[str] | None = None) -> int:
         },
     }
     speeds = result["speed_tweets_per_cpu_s"]
+    if args.recorded:
+        real = recorded(args.recorded)
+        result["recorded_tweets"] = len(real)
+        speeds["fasttext_recorded"] = round(speed("fasttext", (real * (args.n // max(len(real), 1) + 1))[: args.n]))
     result["speed_ratio_fasttext_vs_langdetect"] = round(
         speeds["fasttext_same_subset"] / speeds["langdetect"], 1
     )
@@ -113,6 +152,12 @@ def main(argv: list[str] | None = None) -> int:
                 f"fasttext / langdetect speed on the same {args.langdetect_n} tweets: "
                 f"x{result['speed_ratio_fasttext_vs_langdetect']}",
             ]
+            + (
+                [f"fasttext on the {result['recorded_tweets']} recorded real tweets (repeated to "
+                 f"{args.n}): {speeds['fasttext_recorded']:,} tweets/s per core"]  # fmt: skip
+                if args.recorded
+                else []
+            )
         )
         + "\n"
     )

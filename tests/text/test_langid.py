@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import random
+import re
 from pathlib import Path
 
 import pytest
@@ -148,3 +150,43 @@ def test_x_lang_decides_only_when_the_detector_is_unsure() -> None:
 
 def test_detection_view_writes_elongated_letters_once() -> None:
     assert langid.detection_view("kkkkkkk felizzzzz SOOOO good, cool") == "k feliz so good, cool"
+
+
+def _reference_view(text: str) -> str:
+    """detection_view before the triple test: elongation folded on every text, before spaces."""
+    text = langid._HASH_MARK.sub("", text)
+    text = text.translate(langid._ASCII_DIGITS) if text.isascii() else langid._NO_LANGUAGE.sub(" ", text)
+    if text[:4].lstrip()[:2].lower() == "rt":
+        text = langid._RT.sub("", text)
+    return " ".join(re.sub(r"(\w)\1{2,}", r"\1", text.lower()).split())
+
+
+def test_detection_view_shortcuts_give_the_reference_view() -> None:
+    rng = random.Random(5)
+    pieces = ["a", "aa", "aaa", "É", "éé", "ééé", "ß", "_", "__", "___", "1", "22", "333", "٣٣٣", " ", "   ",
+              "\u3000", "\u2003", "\n", "\t", "\x1c", ".", "...", "!!!", "#", "＃", "#x", "😀", "😀😀😀",
+              "\ufe0f", "RT", "rt:", "Rt ", "日本", "本本本", "ккк", "k", "K", "KKK", "kK", "o", "O"]  # fmt: skip
+    texts = ["".join(rng.choice(pieces) for _ in range(rng.randint(0, 12))) for _ in range(20_000)]
+    texts += [text for _, text in TWEETS]
+    for text in texts:
+        assert langid.detection_view(text) == _reference_view(text), repr(text)
+
+
+def test_detect_fast_path_decides_as_decide_does() -> None:
+    predict = langid.load_fasttext().f.predict
+    rows = [json.loads(line) for line in LABELLED.read_text().splitlines() if line.strip()]
+    texts = [text for _, text in TWEETS] + [row["text"] for row in rows] + ["", "😀 123", "ok", "jajaja"]
+    x_langs = [[None, "pt", "en", "es", "qme"][i % 5] for i in range(len(texts))]
+    for min_score in (0.0, 0.15, 0.5, 0.99):
+        expected = ([], [])
+        for text, x_lang in zip(texts, x_langs, strict=True):
+            view = langid.detection_view(text)
+            result = predict(view + "\n", 3, 0.0, "replace") if langid.has_letters(view) else None
+            if result is None:
+                lang, score = "und", 0.0
+            else:
+                guesses = [(langid.canonical(label[9:]), min(float(p), 1.0)) for p, label in result]
+                lang, score = langid.decide(guesses, x_lang, min_score)
+            expected[0].append(lang)
+            expected[1].append(score)
+        assert langid.get_detector("fasttext", min_score).detect(texts, x_langs) == expected
