@@ -127,8 +127,10 @@ def main(argv: list[str] | None = None) -> int:
     speeds = result["speed_tweets_per_cpu_s"]
     if args.recorded:
         real = recorded(args.recorded)
+        if not real:
+            raise SystemExit(f"--recorded {args.recorded}: no tweets in its .json/.yaml cassettes")
         result["recorded_tweets"] = len(real)
-        speeds["fasttext_recorded"] = round(speed("fasttext", (real * (args.n // max(len(real), 1) + 1))[: args.n]))
+        speeds["fasttext_recorded"] = round(speed("fasttext", (real * (args.n // len(real) + 1))[: args.n]))
     result["speed_ratio_fasttext_vs_langdetect"] = round(
         speeds["fasttext_same_subset"] / speeds["langdetect"], 1
     )
@@ -136,6 +138,12 @@ def main(argv: list[str] | None = None) -> int:
     with open(args.out + ".json", "w") as handle:
         json.dump(result, handle, indent=2)
     acc_l, acc_s = result["accuracy_labelled_texts"], result["accuracy_synthetic_tweets"]
+    real_line = []
+    if args.recorded:
+        real_line.append(
+            f"fasttext on the {result['recorded_tweets']} recorded real tweets (repeated to "
+            f"{args.n}): {speeds['fasttext_recorded']:,} tweets/s per core"
+        )
     md = (
         "\n".join(
             [
@@ -152,12 +160,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"fasttext / langdetect speed on the same {args.langdetect_n} tweets: "
                 f"x{result['speed_ratio_fasttext_vs_langdetect']}",
             ]
-            + (
-                [f"fasttext on the {result['recorded_tweets']} recorded real tweets (repeated to "
-                 f"{args.n}): {speeds['fasttext_recorded']:,} tweets/s per core"]  # fmt: skip
-                if args.recorded
-                else []
-            )
+            + real_line
         )
         + "\n"
     )

@@ -32,6 +32,7 @@ confident detection is never overridden.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Sequence
@@ -121,15 +122,10 @@ def canonical(code: str | None) -> str:
     return ALIASES.get(code, code)
 
 
-_LABEL_CODES: dict[str, str] = {}
-
-
+@functools.cache
 def _label_code(label: str) -> str:
-    """fastText's ``__label__xx`` -> our code (memoized: lid.176 has 176 labels)."""
-    code = _LABEL_CODES.get(label)
-    if code is None:
-        code = _LABEL_CODES[label] = canonical(label[9:])
-    return code
+    """fastText's ``__label__xx`` -> our code (cached: lid.176 has 176 labels)."""
+    return canonical(label[9:])
 
 
 def fasttext_model_path() -> str:
@@ -194,9 +190,10 @@ class FastTextDetector:
                 scores.append(0.0)
                 continue
             result = predict(view + "\n", 1, 0.0, "replace")
-            if result and min(result[0][0], 1.0) >= min_score:  # confident: the common case
+            best = min(float(result[0][0]), 1.0) if result else 0.0
+            if result and best >= min_score:  # confident: the common case
                 langs.append(_label_code(result[0][1]))
-                scores.append(min(float(result[0][0]), 1.0))
+                scores.append(best)
                 continue
             if result and x_lang:  # unsure: X's lang may decide
                 result = predict(view + "\n", X_EVIDENCE_TOP_K, 0.0, "replace")
