@@ -16,12 +16,15 @@ run, and reports wall seconds and peak RSS (its own and its children's):
 - hf: what a user would otherwise write: `datasets.load_dataset("parquet")`, `.map(batched=True)`
   with `transformers.PreTrainedTokenizerFast` (truncation, max_length=128), `.to_parquet`;
 - shard: `twhin-data shard` end to end (read, tokenize, split, shard, pack, write, manifest),
-  once per --workers value (passed as the command's --workers).
+  once per --workers value (passed as the command's --workers);
+- with --memo_compare: raw_memo, `text.word_memo` (shard's encoder on one thread) over the same
+  texts; and shard with TWHIN_WORD_MEMO=0 (the Rust batch call), whose shards must hash the same.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import random
@@ -162,17 +165,23 @@ def child(mode: str, args: argparse.Namespace) -> dict:
     import glob
 
     files = sorted(glob.glob(os.path.join(args.corpus, "corpus", "*.parquet")))
-    if mode == "raw":
+    if mode in ("raw", "raw_memo"):
         import pyarrow.parquet as pq
         from tokenizers import Tokenizer
 
         texts = [t for f in files for t in pq.read_table(f, columns=["text"]).column("text").to_pylist()]
         tok = Tokenizer.from_file(args.tokenizer)
+        if mode == "raw_memo":
+            from twhin_data.text.word_memo import memo_for
+
+            encode = memo_for(tok).encode
+        else:
+            encode = lambda batch: [e.ids for e in tok.encode_batch_fast(batch)]  # noqa: E731
         cpu0 = _peak()["cpu_total"]
         started = time.perf_counter()
         tokens = 0
         for i in range(0, len(texts), args.batch):
-            ids = [e.ids for e in tok.encode_batch_fast(texts[i : i + args.batch])]
+            ids = encode(texts[i : i + args.batch])
             tokens += sum(map(len, ids))
         seconds = time.perf_counter() - started
         return {"tweets": len(texts), "tokens": tokens, "seconds": seconds, "cpu0": cpu0, **_peak()}
@@ -218,7 +227,11 @@ def child(mode: str, args: argparse.Namespace) -> dict:
     code = cli.main([*argv, "--workers", str(args.child_workers), "--overwrite", "--log_level", "WARNING"])
     seconds = time.perf_counter() - started
     manifest = json.load(open(os.path.join(args.out, "shards", "manifest.json"), encoding="utf-8"))
+    digest = hashlib.sha256()
+    for path in sorted(glob.glob(os.path.join(args.out, "shards", "**", "*.parquet"), recursive=True)):
+        digest.update(os.path.relpath(path, args.out).encode() + open(path, "rb").read())
     return {
+        "digest": digest.hexdigest()[:16],
         "tweets": manifest["counts"]["tweets_out"],
         "tokens": manifest["counts"]["tokens"],
         "seconds": seconds,
@@ -228,9 +241,12 @@ def child(mode: str, args: argparse.Namespace) -> dict:
     }
 
 
-def run_child(mode: str, args: argparse.Namespace, corpus: str, tokenizer: str, workers: int = 1) -> dict:
+def run_child(
+    mode: str, args: argparse.Namespace, corpus: str, tokenizer: str, workers: int = 1, memo: bool = True
+) -> dict:
     env = dict(os.environ, RAYON_NUM_THREADS=str(args.threads), TOKENIZERS_PARALLELISM="true")
-    out = os.path.join(CACHE, f"bench-shard-out-{mode}-{workers}")
+    env["TWHIN_WORD_MEMO"] = "1" if memo else "0"
+    out = os.path.join(CACHE, f"bench-shard-out-{mode}-{workers}-{int(memo)}")
     shutil.rmtree(out, ignore_errors=True)  # no datasets cache hits, no leftover shards
     cmd = [sys.executable, __file__, "--child", mode, "--corpus", corpus, "--tokenizer", tokenizer]
     cmd += ["--out", out, "--batch", str(args.batch), "--child_workers", str(workers)]
@@ -257,6 +273,11 @@ def main(argv: list[str] | None = None) -> int:
         "--repeat", type=int, default=2, help="Runs per contender, interleaved; best time kept."
     )
     parser.add_argument("--skip_hf", action="store_true", help="Skip the datasets/transformers contender.")
+    parser.add_argument(
+        "--memo_compare",
+        action="store_true",
+        help="Also run the word memo alone (raw_memo) and shard with TWHIN_WORD_MEMO=0 (shard_wN_nomemo).",
+    )
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--corpus", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--tokenizer", default=None, help=argparse.SUPPRESS)
@@ -269,13 +290,18 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     corpus, tokenizer = corpus_dir(args.n, args.seed), big_tokenizer()
     print(f"inputs ready in {time.perf_counter() - t0:.1f}s: {corpus}, {tokenizer}", flush=True)
-    contenders = [("raw", "raw", 1)] + ([] if args.skip_hf else [("hf", "hf", 1)])
-    contenders += [(f"shard_w{w}", "shard", w) for w in [int(x) for x in args.workers.split(",")]]
+    contenders = [("raw", "raw", 1, True)] + ([] if args.skip_hf else [("hf", "hf", 1, True)])
+    worker_counts = [int(x) for x in args.workers.split(",")]
+    contenders += [(f"shard_w{w}", "shard", w, True) for w in worker_counts]
+    if args.memo_compare:
+        contenders += [("raw_memo", "raw_memo", 1, True)]
+        contenders += [(f"shard_w{w}_nomemo", "shard", w, False) for w in worker_counts]
     results: dict[str, dict] = {}
     for rep in range(args.repeat):  # interleaved, best of --repeat: the machine is shared and noisy
-        for name, mode, workers in contenders:
-            r = run_child(mode, args, corpus, tokenizer, workers=workers)
-            print(f"  rep {rep} {name}: {r['seconds']:.2f}s wall, {r['cpu_s']:.2f}s cpu", flush=True)
+        for name, mode, workers, memo in contenders:
+            r = run_child(mode, args, corpus, tokenizer, workers=workers, memo=memo)
+            digest = f", shards sha256 {r['digest']}" if "digest" in r else ""
+            print(f"  rep {rep} {name}: {r['seconds']:.2f}s wall, {r['cpu_s']:.2f}s cpu{digest}", flush=True)
             best = results.get(name)
             if best is None or r["seconds"] < best["seconds"]:
                 peak = max(r["peak_rss_mb"], best["peak_rss_mb"]) if best else r["peak_rss_mb"]

@@ -1,0 +1,172 @@
+"""The ids of ``Tokenizer.encode_batch_fast``, computed once per distinct word (pure, no Beam).
+
+A `tokenizers` tokenizer encodes a text in four steps: added tokens (``<s>``, ``<mask>`` ...)
+are cut out, the normalizer runs, the pre-tokenizer cuts words, the model encodes each word on
+its own, and the post-processor adds the special tokens. With the SentencePiece layout of XLM-R
+and TwHIN-BERT (a ``Metaspace`` pre-tokenizer that splits, ``prepend_scheme`` ``always`` or
+``never``; a Unigram model without sampling, or BPE without dropout), the words of a text are its
+normalized text with spaces written ``▁``, cut before each ``▁``. So
+
+    ids(text) = prefix + model(word_1) + ... + model(word_n) + suffix
+
+and since tweets repeat their words, `WordMemo` runs the model once per distinct word. On one
+thread it is 2-3x faster than ``encode_batch_fast`` on 200k synthetic tweets with XLM-R-layout
+Unigram tokenizers of 1k-250k pieces (bench/RESULTS.md); the Rust tokenizer is faster when it
+has several threads of its own, so `memo_wanted` picks the memo only on one thread.
+
+Exactness is by construction and checked: a tokenizer of another layout gets no memo
+(`memo_for` returns None), a text holding an added token's content (before or after
+normalization) or normalizing to nothing goes through ``encode_batch_fast``, and each memo
+compares itself with the tokenizer on probe texts before it is used.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+from collections.abc import Sequence
+
+from tokenizers import Tokenizer
+
+#: Distinct words a memo holds (the first seen: a language's frequent words come early), about
+#: 35 MB of Python objects; later words are encoded by the model each time.
+MAX_WORDS = 1 << 17
+#: Longer words (a clause of a script written without spaces) rarely repeat: not held.
+MAX_WORD_CHARS = 24
+#: Texts the memo must encode exactly as the tokenizer does before it is used.
+PROBES = (
+    "hello world",
+    "a",
+    " leading and trailing spaces ",
+    "two  spaces,\ttab and\nnewline",
+    "Ünïcödé ｆｕｌｌｗｉｄｔｈ ﬁ ligature, 日本語のテキスト, عربي, emoji 🎉🏳️‍🌈",
+    "▁already▁marked ▁ words",
+)
+#: Values of TOKENIZERS_PARALLELISM that turn the Rust tokenizer's threads off (its own list).
+_FALSE = ("", "0", "f", "false", "n", "no", "off")
+
+
+class _Words(dict):
+    """word -> ids; a missing word is encoded by the model (and kept while there is room)."""
+
+    def __init__(self, tokenize):
+        super().__init__()
+        self.tokenize = tokenize
+
+    def __missing__(self, word: str) -> tuple[int, ...]:
+        ids = tuple(token.id for token in self.tokenize(word))
+        if len(word) <= MAX_WORD_CHARS and len(self) < MAX_WORDS:  # else: the model each time
+            self[word] = ids
+        return ids
+
+
+class WordMemo:
+    """Encodes texts as the tokenizer's ``encode_batch_fast(texts)`` would (ids only)."""
+
+    def __init__(self, tokenizer: Tokenizer, prepend: bool, replacement: str):
+        self.tokenizer = tokenizer
+        self.prepend = prepend
+        self.replacement = replacement
+        self.normalize = tokenizer.normalizer.normalize_str if tokenizer.normalizer else str
+        # Model ids of "▁" + piece, keyed by the piece; and of a first piece without "▁" (never).
+        self.words = _Words(lambda piece: tokenizer.model.tokenize(replacement + piece))
+        self.bare = _Words(tokenizer.model.tokenize)
+        contents = sorted({t.content for t in tokenizer.get_added_tokens_decoder().values()}, key=len, reverse=True)
+        self.added = re.compile("|".join(map(re.escape, contents))) if contents else None
+        self.prefix: list[int] = []
+        self.suffix: list[int] = []
+
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        """One id list per text, equal to ``[e.ids for e in tokenizer.encode_batch_fast(texts)]``."""
+        out: list[list[int]] = []
+        direct: list[int] = []
+        rep, prefix, suffix = self.replacement, self.prefix, self.suffix
+        words, added, normalize = self.words, self.added, self.normalize
+        getitem = words.__getitem__
+        for i, text in enumerate(texts):
+            s = normalize(text)
+            if not s or (added is not None and (added.search(text) or added.search(s))):
+                direct.append(i)
+                out.append(prefix)
+                continue
+            s = s.replace(" ", rep)
+            if self.prepend and not s.startswith(rep):
+                s = rep + s
+            parts = s.split(rep)
+            ids = prefix.copy()
+            if parts[0]:
+                ids.extend(self.bare[parts[0]])
+            ids.extend(itertools.chain.from_iterable(map(getitem, itertools.islice(parts, 1, None))))
+            ids.extend(suffix)
+            out.append(ids)
+        if direct:
+            encodings = self.tokenizer.encode_batch_fast([texts[i] for i in direct])
+            for i, encoding in zip(direct, encodings, strict=True):
+                out[i] = encoding.ids
+        return out
+
+
+def _layout(tokenizer: Tokenizer) -> tuple[bool, str] | None:
+    """(prepend, replacement) when the tokenizer has the layout the memo reproduces, else None."""
+    pre, model = tokenizer.pre_tokenizer, tokenizer.model
+    if type(pre).__name__ != "Metaspace" or not getattr(pre, "split", False):
+        return None
+    scheme = getattr(pre, "prepend_scheme", None)
+    if scheme not in ("always", "never"):
+        return None
+    kind = type(model).__name__
+    if kind == "Unigram":
+        if getattr(model, "alpha", None) is not None or getattr(model, "nbest_size", None) is not None:
+            return None  # subword sampling: not a function of the word
+    elif kind == "BPE":
+        if getattr(model, "dropout", None) not in (None, 0.0):
+            return None
+    else:
+        return None
+    return scheme == "always", pre.replacement
+
+
+def _specials(tokenizer: Tokenizer, probe: str) -> tuple[list[int], list[int]] | None:
+    """The ids the post-processor puts before and after a text's own ids."""
+    full = tokenizer.encode(probe).ids
+    own = tokenizer.encode(probe, add_special_tokens=False).ids
+    for k in range(len(full) - len(own) + 1):
+        if full[k : k + len(own)] == own:
+            return full[:k], full[k + len(own) :]
+    return None
+
+
+def memo_for(tokenizer: Tokenizer) -> WordMemo | None:
+    """A `WordMemo` for `tokenizer`, or None when its layout or a probe says the memo would differ."""
+    layout = _layout(tokenizer)
+    if layout is None:
+        return None
+    found = [_specials(tokenizer, probe) for probe in PROBES]
+    if found[0] is None or any(f != found[0] for f in found):
+        return None
+    memo = WordMemo(tokenizer, *layout)
+    memo.prefix, memo.suffix = found[0]
+    if memo.encode(PROBES) != [e.ids for e in tokenizer.encode_batch_fast(list(PROBES))]:
+        return None
+    memo.words.clear()
+    memo.bare.clear()
+    return memo
+
+
+def memo_wanted() -> bool:
+    """The default choice: the memo when the Rust tokenizer has one thread in this process, unless
+    ``TWHIN_WORD_MEMO=0`` turns it off (the output is the same either way)."""
+    if os.environ.get("TWHIN_WORD_MEMO", "1").strip().lower() in ("0", "false", "off", "no"):
+        return False
+    return tokenizer_threads() == 1
+
+
+def tokenizer_threads() -> int:
+    """How many threads the Rust tokenizer's batch calls use in this process."""
+    if os.environ.get("TOKENIZERS_PARALLELISM", "true").lower() in _FALSE:
+        return 1
+    value = os.environ.get("RAYON_NUM_THREADS", "").strip()
+    if value.isdigit() and int(value) > 0:
+        return int(value)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
