@@ -70,8 +70,9 @@ class WordMemo:
         self.replacement = replacement
         self.normalize = tokenizer.normalizer.normalize_str if tokenizer.normalizer else str
         # Model ids of "▁" + piece, keyed by the piece; and of a first piece without "▁" (never).
-        self.words = _Words(lambda piece: tokenizer.model.tokenize(replacement + piece))
-        self.bare = _Words(tokenizer.model.tokenize)
+        tokenize = tokenizer.model.tokenize  # the model the tokenizer itself runs (shared, not a copy)
+        self.words = _Words(lambda piece: tokenize(replacement + piece))
+        self.bare = _Words(tokenize)
         contents = sorted({t.content for t in tokenizer.get_added_tokens_decoder().values()}, key=len, reverse=True)
         self.added = re.compile("|".join(map(re.escape, contents))) if contents else None
         self.prefix: list[int] = []
