@@ -13,8 +13,7 @@ from twhin_data.data import synth
 from twhin_data.text import word_memo
 from twhin_data.text.normalize import normalize_v1
 from twhin_data.text.tokenize import encode_arrow, load_tokenizer
-from twhin_data.text.tokenize import word_memo as memo_of
-from twhin_data.text.word_memo import memo_for, tokenizer_threads
+from twhin_data.text.word_memo import memo_for, memo_of, tokenizer_threads
 
 #: Pieces that stress each step: spaces of every kind, the ``▁`` mark itself, added tokens raw and
 #: as NFKC makes them, combining marks, emoji sequences, scripts without spaces, controls.

@@ -22,7 +22,7 @@ from tokenizers import Tokenizer
 
 from twhin_data.core import files
 from twhin_data.core.errors import ConfigError
-from twhin_data.text.word_memo import WordMemo, memo_for, memo_wanted
+from twhin_data.text.word_memo import memo_of, memo_wanted
 
 #: The small tokenizer bundled with the package (8,000 pieces, XLM-R layout).
 BUNDLED = "bundled"
@@ -171,20 +171,6 @@ def _eos(tokenizer: Tokenizer) -> int | None:
     return special_ids(tokenizer)[0]["eos"]
 
 
-#: id(tokenizer) -> (tokenizer, its word memo or None); the tokenizer is held so its id stays its own.
-_MEMOS: dict[int, tuple[Tokenizer, WordMemo | None]] = {}
-
-
-def word_memo(tokenizer: Tokenizer) -> WordMemo | None:
-    """The tokenizer's `WordMemo` (built once per process), or None when its layout has none."""
-    held = _MEMOS.get(id(tokenizer))
-    if held is None or held[0] is not tokenizer:
-        if len(_MEMOS) >= 4:
-            _MEMOS.clear()
-        held = _MEMOS[id(tokenizer)] = (tokenizer, memo_for(tokenizer))
-    return held[1]
-
-
 def encode_arrow(
     tokenizer: Tokenizer, texts: list[str], max_length: int, *, eos_id: int | None, memo: bool | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -205,7 +191,7 @@ def encode_arrow(
     """
     if max_length < 2:
         raise ValueError("max_length must be at least 2")
-    memoized = word_memo(tokenizer) if (memo_wanted() if memo is None else memo) else None
+    memoized = memo_of(tokenizer) if (memo_wanted() if memo is None else memo) else None
     ids = memoized.encode(texts) if memoized else [enc.ids for enc in tokenizer.encode_batch_fast(texts)]
     lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
     truncated = lengths > max_length

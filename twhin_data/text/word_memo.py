@@ -155,6 +155,20 @@ def memo_for(tokenizer: Tokenizer) -> WordMemo | None:
     return memo
 
 
+#: id(tokenizer) -> (tokenizer, its memo or None); the tokenizer is held so its id stays its own.
+_MEMOS: dict[int, tuple[Tokenizer, WordMemo | None]] = {}
+
+
+def memo_of(tokenizer: Tokenizer) -> WordMemo | None:
+    """`memo_for(tokenizer)`, built once per process and tokenizer."""
+    held = _MEMOS.get(id(tokenizer))
+    if held is None or held[0] is not tokenizer:
+        if len(_MEMOS) >= 4:
+            _MEMOS.clear()
+        held = _MEMOS[id(tokenizer)] = (tokenizer, memo_for(tokenizer))
+    return held[1]
+
+
 def memo_wanted() -> bool:
     """The default choice: the memo when the Rust tokenizer has one thread in this process, unless
     ``TWHIN_WORD_MEMO=0`` turns it off (the output is the same either way)."""
