@@ -18,7 +18,8 @@ from twhin_data.text.word_memo import memo_for, memo_of, tokenizer_threads
 #: Pieces that stress each step: spaces of every kind, the ``▁`` mark itself, added tokens raw and
 #: as NFKC makes them, combining marks, emoji sequences, scripts without spaces, controls.
 HARD = [
-    " ", "  ", "   ", "\t", "\n", "\r\n", "\u00a0", "\u3000", "\u2009", "\u200b", "\u2581", "\u2581\u2581",
+    " ", "  ", "   ", "\t", "\n", "\r\n", "\u00a0", "\u3000", "\u2009", "\u200b", "\x1c", "\x1f", "\x85", "\u180e",
+    "\u2028", "\u202f", "\u2581", "\u2581\u2581",
     "<s>", "</s>", "<mask>", "<pad>", "<unk>", "\uff1cmask\uff1e", "<mask", "mask>", "<", ">",
     "e\u0301", "\u0301", "\ufb01", "\uff21\uff22", "\u2460", "\u00bd", "\u1e9b\u0323",
     "\U0001F600", "\U0001F3F3\ufe0f\u200d\U0001F308", "\U0001F1E9\U0001F1EA", "#tag", "@user", "<URL>",
@@ -95,6 +96,26 @@ def test_bpe_with_byte_fallback_and_no_prefix_space_gives_the_same_ids():
     assert memo is not None and not memo.prepend
     texts = _texts()
     assert memo.encode(texts) == _raw(tok, texts)
+
+
+def test_whitespace_split_then_metaspace_as_in_older_converted_files_gives_the_same_ids():
+    tok, _info = load_tokenizer("bundled")
+    spec = json.loads(tok.to_str())
+    for scheme in ("always", "never"):
+        spec["pre_tokenizer"] = {
+            "type": "Sequence",
+            "pretokenizers": [
+                {"type": "WhitespaceSplit"},
+                {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": scheme, "split": True},
+            ],
+        }
+        older = Tokenizer.from_str(json.dumps(spec))
+        memo = memo_for(older)
+        assert memo is not None and memo.whitespace_split and memo.prepend is (scheme == "always")
+        texts = _texts()
+        assert memo.encode(texts) == _raw(older, texts)
+    spec["pre_tokenizer"]["pretokenizers"][0] = {"type": "Punctuation", "behavior": "Isolated"}
+    assert memo_for(Tokenizer.from_str(json.dumps(spec))) is None
 
 
 def test_unigram_without_post_processor_has_no_specials_and_the_same_ids():

@@ -4,8 +4,9 @@ A `tokenizers` tokenizer encodes a text in four steps: added tokens (``<s>``, ``
 are cut out, the normalizer runs, the pre-tokenizer cuts words, the model encodes each word on
 its own, and the post-processor adds the special tokens. With the SentencePiece layout of XLM-R
 and TwHIN-BERT (a ``Metaspace`` pre-tokenizer that splits, ``prepend_scheme`` ``always`` or
-``never``; a Unigram model without sampling, or BPE without dropout), the words of a text are its
-normalized text with spaces written ``▁``, cut before each ``▁``. So
+``never``, alone or after ``WhitespaceSplit`` as in older converted files; a Unigram model without
+sampling, or BPE without dropout), the words of a text are its normalized text with spaces
+written ``▁`` (or each whitespace-separated word marked with a ``▁``), cut before each ``▁``. So
 
     ids(text) = prefix + model(word_1) + ... + model(word_n) + suffix
 
@@ -23,6 +24,7 @@ compares itself with the tokenizer on probe texts before it is used.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import re
 from collections.abc import Sequence
@@ -34,6 +36,9 @@ from tokenizers import Tokenizer
 MAX_WORDS = 1 << 17
 #: Longer words (a clause of a script written without spaces) rarely repeat: not held.
 MAX_WORD_CHARS = 24
+#: Rust's ``char::is_whitespace`` (Unicode White_Space), what ``WhitespaceSplit`` cuts on; Python's
+#: ``str.split()`` differs (it also cuts on U+001C-U+001F).
+_WHITESPACE = re.compile("[\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+")
 #: Texts the memo must encode exactly as the tokenizer does before it is used.
 PROBES = (
     "hello world",
@@ -42,6 +47,7 @@ PROBES = (
     "two  spaces,\ttab and\nnewline",
     "Ünïcödé ｆｕｌｌｗｉｄｔｈ ﬁ ligature, 日本語のテキスト, عربي, emoji 🎉🏳️‍🌈",
     "▁already▁marked ▁ words",
+    "\u3000ideographic\u2003em\u00a0nbsp\u0085nel\x1cfile-separator\u200bzero-width",
 )
 #: Values of TOKENIZERS_PARALLELISM that turn the Rust tokenizer's threads off (its own list).
 _FALSE = ("", "0", "f", "false", "n", "no", "off")
@@ -64,10 +70,11 @@ class _Words(dict):
 class WordMemo:
     """Encodes texts as the tokenizer's ``encode_batch_fast(texts)`` would (ids only)."""
 
-    def __init__(self, tokenizer: Tokenizer, prepend: bool, replacement: str):
+    def __init__(self, tokenizer: Tokenizer, prepend: bool, replacement: str, whitespace_split: bool = False):
         self.tokenizer = tokenizer
         self.prepend = prepend
         self.replacement = replacement
+        self.whitespace_split = whitespace_split
         self.normalize = tokenizer.normalizer.normalize_str if tokenizer.normalizer else str
         # Model ids of "▁" + piece, keyed by the piece; and of a first piece without "▁" (never).
         tokenize = tokenizer.model.tokenize  # the model the tokenizer itself runs (shared, not a copy)
@@ -91,14 +98,13 @@ class WordMemo:
                 direct.append(i)
                 out.append(prefix)
                 continue
-            s = s.replace(" ", rep)
-            if self.prepend and not s.startswith(rep):
-                s = rep + s
-            parts = s.split(rep)
             ids = prefix.copy()
-            if parts[0]:
-                ids.extend(self.bare[parts[0]])
-            ids.extend(itertools.chain.from_iterable(map(getitem, itertools.islice(parts, 1, None))))
+            if self.whitespace_split:  # each word on its own, as WhitespaceSplit hands them over
+                for word in _WHITESPACE.split(s):
+                    if word:
+                        self._extend(ids, word, getitem)
+            else:
+                self._extend(ids, s.replace(" ", rep), getitem)
             ids.extend(suffix)
             out.append(ids)
         if direct:
@@ -107,15 +113,32 @@ class WordMemo:
                 out[i] = encoding.ids
         return out
 
+    def _extend(self, ids: list[int], s: str, getitem) -> None:
+        """Appends the ids of Metaspace's pieces of `s` (spaces already written as the mark)."""
+        rep = self.replacement
+        if self.prepend and not s.startswith(rep):
+            s = rep + s
+        parts = s.split(rep)
+        if parts[0]:
+            ids.extend(self.bare[parts[0]])
+        ids.extend(itertools.chain.from_iterable(map(getitem, itertools.islice(parts, 1, None))))
 
-def _layout(tokenizer: Tokenizer) -> tuple[bool, str] | None:
-    """(prepend, replacement) when the tokenizer has the layout the memo reproduces, else None."""
-    pre, model = tokenizer.pre_tokenizer, tokenizer.model
-    if type(pre).__name__ != "Metaspace" or not getattr(pre, "split", False):
+
+def _layout(tokenizer: Tokenizer) -> tuple[bool, str, bool] | None:
+    """(prepend, replacement, whitespace_split) when the tokenizer has a layout the memo
+    reproduces, else None."""
+    if tokenizer.pre_tokenizer is None:
         return None
-    scheme = getattr(pre, "prepend_scheme", None)
-    if scheme not in ("always", "never"):
+    spec = json.loads(tokenizer.pre_tokenizer.__getstate__())
+    whitespace_split = spec.get("type") == "Sequence"
+    if whitespace_split:
+        steps = spec.get("pretokenizers") or []
+        if len(steps) != 2 or steps[0].get("type") != "WhitespaceSplit":
+            return None
+        spec = steps[1]
+    if spec.get("type") != "Metaspace" or not spec.get("split") or spec.get("prepend_scheme") not in ("always", "never"):
         return None
+    model = tokenizer.model
     kind = type(model).__name__
     if kind == "Unigram":
         if getattr(model, "alpha", None) is not None or getattr(model, "nbest_size", None) is not None:
@@ -125,7 +148,7 @@ def _layout(tokenizer: Tokenizer) -> tuple[bool, str] | None:
             return None
     else:
         return None
-    return scheme == "always", pre.replacement
+    return spec["prepend_scheme"] == "always", spec["replacement"], whitespace_split
 
 
 def _specials(tokenizer: Tokenizer, probe: str) -> tuple[list[int], list[int]] | None:
