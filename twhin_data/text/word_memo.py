@@ -80,7 +80,8 @@ class WordMemo:
         tokenize = tokenizer.model.tokenize  # the model the tokenizer itself runs (shared, not a copy)
         self.words = _Words(lambda piece: tokenize(replacement + piece))
         self.bare = _Words(tokenize)
-        contents = sorted({t.content for t in tokenizer.get_added_tokens_decoder().values()}, key=len, reverse=True)
+        added = tokenizer.get_added_tokens_decoder().values()
+        contents = sorted({t.content for t in added if t.content}, key=len, reverse=True)
         self.added = re.compile("|".join(map(re.escape, contents))) if contents else None
         self.prefix: list[int] = []
         self.suffix: list[int] = []
