@@ -174,7 +174,10 @@ def child(mode: str, args: argparse.Namespace) -> dict:
         if mode == "raw_memo":
             from twhin_data.text.word_memo import memo_for
 
-            encode = memo_for(tok).encode
+            memo = memo_for(tok)
+            if memo is None:
+                raise SystemExit(f"{args.tokenizer}: no word memo for this tokenizer's layout (text/word_memo.py)")
+            encode = memo.encode
         else:
             encode = lambda batch: [e.ids for e in tok.encode_batch_fast(batch)]  # noqa: E731
         cpu0 = _peak()["cpu_total"]
