@@ -53,6 +53,11 @@ class Tagged:
     value: Any
 
 
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity, else the machine's count)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def call(fn: Callable[[Any], Iterable], element: Any) -> list:
     """What a pool process (or the inline path) runs: ``list(fn(element))``, then a task that took
     `memory.MIN_TASK_S` or more hands its freed memory back (`memory.release`)."""

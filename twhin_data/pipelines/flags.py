@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Callable
+
+from twhin_data.core.pool import usable_cores
 
 
 def _number(text: str, cast: Callable[[str], float], ok: Callable[[float], bool], expected: str):
@@ -43,4 +44,4 @@ def csv_list(text: str) -> list[str]:
 
 
 def default_workers() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return usable_cores()

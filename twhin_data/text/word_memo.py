@@ -31,6 +31,8 @@ from collections.abc import Sequence
 
 from tokenizers import Tokenizer
 
+from twhin_data.core.pool import usable_cores
+
 #: Distinct words a memo holds (the first seen: a language's frequent words come early), about
 #: 35 MB of Python objects; later words are encoded by the model each time.
 MAX_WORDS = 1 << 17
@@ -70,8 +72,16 @@ class _Words(dict):
 class WordMemo:
     """Encodes texts as the tokenizer's ``encode_batch_fast(texts)`` would (ids only)."""
 
-    def __init__(self, tokenizer: Tokenizer, prepend: bool, replacement: str, whitespace_split: bool = False):
+    def __init__(
+        self,
+        tokenizer: Tokenizer,
+        prepend: bool,
+        replacement: str,
+        whitespace_split: bool = False,
+        specials: tuple[list[int], list[int]] = ([], []),
+    ):
         self.tokenizer = tokenizer
+        self.prefix, self.suffix = specials  # the post-processor's ids before and after a text's
         self.prepend = prepend
         self.replacement = replacement
         self.whitespace_split = whitespace_split
@@ -83,8 +93,6 @@ class WordMemo:
         added = tokenizer.get_added_tokens_decoder().values()
         contents = sorted({t.content for t in added if t.content}, key=len, reverse=True)
         self.added = re.compile("|".join(map(re.escape, contents))) if contents else None
-        self.prefix: list[int] = []
-        self.suffix: list[int] = []
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
         """One id list per text, equal to ``[e.ids for e in tokenizer.encode_batch_fast(texts)]``."""
@@ -170,12 +178,9 @@ def memo_for(tokenizer: Tokenizer) -> WordMemo | None:
     found = [_specials(tokenizer, probe) for probe in PROBES]
     if found[0] is None or any(f != found[0] for f in found):
         return None
-    memo = WordMemo(tokenizer, *layout)
-    memo.prefix, memo.suffix = found[0]
+    memo = WordMemo(tokenizer, *layout, specials=found[0])
     if memo.encode(PROBES) != [e.ids for e in tokenizer.encode_batch_fast(list(PROBES))]:
         return None
-    memo.words.clear()
-    memo.bare.clear()
     return memo
 
 
@@ -208,4 +213,4 @@ def tokenizer_threads() -> int:
     value = os.environ.get("RAYON_NUM_THREADS", "").strip()
     if value.isdigit() and int(value) > 0:
         return int(value)
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return usable_cores()

@@ -11,10 +11,10 @@ carries only file references and shard numbers, so the main process does little 
 from __future__ import annotations
 
 import functools
-import os
 
 import apache_beam as beam
 
+from twhin_data.core.pool import usable_cores
 from twhin_data.core.tags import ERRORS, STATS
 from twhin_data.transforms.combiners import SetUnion, SumDicts
 from twhin_data.transforms.metrics import CountStatsFn
@@ -42,7 +42,7 @@ def _numbered(item: tuple, nonempty: list) -> tuple:
 def pooled(fn, workers: int, progress: tuple[str, str] | None = None) -> PoolMapFn:
     """`fn` in shard's shared pool of `workers` processes: N > 1 processes get ceil(cores / N) Rust
     tokenizer threads each (1: inline, the tokenizer using every core)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = usable_cores()
     init = functools.partial(limit_tokenizer_threads, -(-cores // workers)) if workers > 1 else None
     return PoolMapFn(fn, workers=workers, initializer=init, shared=STAGE, progress=progress)
 
