@@ -4,10 +4,12 @@
 
 FILE: real tweets as ``tweet_id;text;lang`` (semicolon CSV with quoting, e.g. Twitter's 2015
 language-identification evaluation set with the texts filled in, as published in the GitHub
-repository DOOMinikThunder/NNLangID, ``LanguageIdentification/data/input_data/``). This repository
-ships no real tweets: get the files yourself. Gold codes are mapped as prepare maps codes
-(``zh-CN`` -> ``zh``, ``in`` -> ``id``); ``und`` and transliterated labels (``ta_LATN``, ...) are
-left out of the scores.
+repository DOOMinikThunder/NNLangID, ``LanguageIdentification/data/input_data/``), or
+``LANG=PATH``: a text file of one tweet per line, all of gold language LANG (e.g. the per-language
+tweet files of the multilingual sentiment set in the GitHub repository cardiffnlp/xlm-t,
+``de=data/sentiment/german/test_text.txt``). This repository ships no real tweets: get the files
+yourself. Gold codes are mapped as prepare maps codes (``zh-CN`` -> ``zh``, ``in`` -> ``id``);
+``und`` and transliterated labels (``ta_LATN``, ...) are left out of the scores.
 
 The tweets are split in two halves by a hash of the tweet ID: `tune` (where the threshold is
 chosen) and `report` (the figures to quote), so nothing is tuned on the tweets it is judged on.
@@ -20,6 +22,7 @@ import argparse
 import csv
 import json
 import os
+import re
 import sys
 import time
 from collections import Counter
@@ -34,10 +37,36 @@ from twhin_data.text.normalize import normalize_v1_pair  # noqa: E402
 THRESHOLDS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5)
 
 
+# Sets published with their links already replaced by the bare word `http` (TweetEval, XLM-T).
+_BARE_HTTP = re.compile(r"\bhttp\b(?!s?://)")
+
+
+def read_lines(spec: str) -> list[tuple[str, str, str]]:
+    """``LANG=PATH``: one tweet per line, all of language LANG; the ID is the file's name and line number.
+
+    Such sets write every link as the bare word ``http`` and every mention as ``@user``: the link
+    is turned back into a URL, so prepare's normalization drops it from the language-ID text as it
+    drops the links of hydrated tweets (the mention is dropped as it is).
+    """
+    lang, path = spec.split("=", 1)
+    gold = langid.canonical(lang)
+    name = os.path.basename(os.path.dirname(path)) + "/" + os.path.basename(path)
+    with open(path, encoding="utf-8", newline="\n") as handle:
+        lines = handle.read().split("\n")
+    return [
+        (f"{name}:{i}", normalize_v1_pair(_BARE_HTTP.sub("https://t.co/x", t))[1], gold)
+        for i, t in enumerate(lines, 1)
+        if t.strip()
+    ]
+
+
 def read(paths: list[str]) -> list[tuple[str, str, str]]:
     rows, seen = [], set()
     csv.field_size_limit(1 << 24)
     for path in paths:
+        if "=" in path and not os.path.exists(path):
+            rows.extend(read_lines(path))
+            continue
         with open(path, encoding="utf-8", newline="") as handle:
             for row in csv.reader(handle, delimiter=";"):
                 if len(row) != 3 or not row[0].isdigit() or row[0] in seen:
@@ -70,6 +99,15 @@ def per_language(pred: list[str], gold: list[str]) -> dict:
     return {lang: round(right[lang] / n, 3) for lang, n in total.most_common() if n >= 20}
 
 
+def confusions(pred: list[str], gold: list[str], top: int = 4) -> dict:
+    """Per gold language, the most frequent wrong answers (``und`` included)."""
+    wrong: dict[str, Counter] = {}
+    for p, g in zip(pred, gold, strict=True):
+        if p != g:
+            wrong.setdefault(g, Counter())[p] += 1
+    return {lang: dict(c.most_common(top)) for lang, c in sorted(wrong.items())}
+
+
 def compare(texts: list[str], gold: list[str], lid176: list[str], scores: list[float]) -> dict:
     """Other detectors on the detection view, alone and overruling an unsure lid.176 when they agree."""
     from langid_others import cld2_detect, cld3_detect, lingua_detect, vote
@@ -93,6 +131,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="Write the figures as JSON here.")
     parser.add_argument("--languages", default=None, help="Score only these gold languages (comma-separated).")
     parser.add_argument(
+        "--whole",
+        action="store_true",
+        help="Report on every tweet, not only the report half: for sets that are only judged, never tuned on.",
+    )
+    parser.add_argument(
         "--compare",
         action="store_true",
         help="Also lingua, CLD2, CLD3 alone and voting with lid.176 (bench/langid_others.py; needs "
@@ -112,13 +155,15 @@ def main(argv: list[str] | None = None) -> int:
     for threshold in THRESHOLDS:
         pred, _ = langid.FastTextDetector(threshold).detect(tune_texts)
         sweep[threshold] = score(pred, tune_gold)
-    texts, gold = [r[1] for r in halves["report"]], [r[2] for r in halves["report"]]
+    judged = rows if args.whole else halves["report"]
+    texts, gold = [r[1] for r in judged], [r[2] for r in judged]
     chosen = langid.DEFAULT_MIN_SCORE["fasttext"]
     result = {
         "tweets": len(rows),
         "languages": dict(Counter(r[2] for r in rows).most_common()),
         "tune_threshold_sweep": {str(k): v for k, v in sweep.items()},
         "default_min_score": chosen,
+        "judged": "every tweet" if args.whole else "the report half",
     }
     started = time.process_time()
     pred, scores = langid.FastTextDetector().detect(texts)
@@ -128,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         "old_way (normalized text, lid.176, 0.3)": score(old_way(texts), gold),
     }
     result["per_language_prepare_default"] = per_language(pred, gold)
+    result["confusions_prepare_default"] = confusions(pred, gold)
     small = slice(0, args.langdetect_n)
     ld_pred, _ = langid.LangdetectDetector().detect(texts[small])
     result["report"][f"langdetect (view, first {len(ld_pred)})"] = score(ld_pred, gold[small])
