@@ -65,8 +65,12 @@ def read(paths: list[str]) -> list[tuple[str, str, str]]:
     csv.field_size_limit(1 << 24)
     for path in paths:
         if "=" in path and not os.path.exists(path):
+            if not os.path.isfile(path.split("=", 1)[1]):
+                raise SystemExit(f"{path}: no such file (LANG=PATH: one tweet per line)")
             rows.extend(read_lines(path))
             continue
+        if not os.path.isfile(path):
+            raise SystemExit(f"{path}: no such file (tweet_id;text;lang rows, or LANG=PATH)")
         with open(path, encoding="utf-8", newline="") as handle:
             for row in csv.reader(handle, delimiter=";"):
                 if len(row) != 3 or not row[0].isdigit() or row[0] in seen:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from twhin_data.core.pool import usable_cores
-
 
 def _number(text: str, cast: Callable[[str], float], ok: Callable[[float], bool], expected: str):
     """`cast(text)` when it parses and `ok` accepts it; else argparse's one-line type error."""
@@ -42,6 +40,3 @@ def number(text: str) -> float:
 def csv_list(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
-
-def default_workers() -> int:
-    return usable_cores()

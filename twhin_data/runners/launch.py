@@ -16,8 +16,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from twhin_data.core import files, progress
 from twhin_data.core.errors import ConfigError, InputRejectedError
 from twhin_data.core.lock import OutputLock
-from twhin_data.core.pool import start_forkserver
-from twhin_data.pipelines import flags
+from twhin_data.core.pool import start_forkserver, usable_cores
 from twhin_data.pipelines.plan import Plan, RunSettings
 from twhin_data.runners import options as opts
 from twhin_data.runners.dataflow import profile
@@ -34,7 +33,7 @@ def resolve_workers(args: argparse.Namespace, beam_args: list[str]) -> int:
                 "--worker_machine_type (each worker already runs one SDK process per vCPU)"
             )
         return 1
-    return args.workers or flags.default_workers()
+    return args.workers or usable_cores()
 
 
 def pipeline_options(args: argparse.Namespace, beam_args: list[str]) -> PipelineOptions:
