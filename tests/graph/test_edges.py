@@ -117,6 +117,22 @@ def test_user_pairs_time_gap():
     assert counts["pair_edges_no_ts"] == 1
 
 
+@pytest.mark.parametrize("with_counts", [False, True])
+def test_aggregate_coded_matches_the_two_key_aggregation(with_counts):
+    rng = np.random.default_rng(3)
+    ids = rng.integers(0, 2**62, size=300, dtype=np.uint64) + np.uint64(2**63)  # above int64
+    focal, other = rng.choice(ids, 20_000), rng.choice(ids, 20_000)
+    count = rng.integers(1, 9, size=20_000).astype(np.int64) if with_counts else np.ones(20_000, np.int64)
+    want = pcore.aggregate_directed(focal, other, count)
+    keys, first, codes = pcore.dense_codes(np.r_[focal, other])
+    assert (keys[codes] == np.r_[focal, other]).all() and (np.r_[focal, other][first] == keys).all()
+    f, o, c = pcore.aggregate_coded(codes[:20_000], codes[20_000:], len(keys), count if with_counts else None)
+    for got, expected in zip((keys[f], keys[o], c), want, strict=True):
+        assert got.tolist() == expected.tolist()
+    empty = pcore.aggregate_coded(np.zeros(0, np.int64), np.zeros(0, np.int64), 0)
+    assert [len(a) for a in empty] == [0, 0, 0]
+
+
 def test_resolve_factory_scales_to_n():
     assert pcore.resolve_factory("auto", 1000, 256, 2000) == ("Flat", 2000)
     assert pcore.resolve_factory("auto", 200_000, 256, 2000) == ("IVF1024,Flat", 32)

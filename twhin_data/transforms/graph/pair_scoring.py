@@ -117,6 +117,35 @@ def aggregate_directed(focal: np.ndarray, other: np.ndarray, count: np.ndarray) 
     return f[starts], o[starts], np.add.reduceat(c, starts)
 
 
+def dense_codes(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(sorted distinct ids, index of each one's first row, each row's code): codes are positions in
+    the sorted ids, so ordering by code is ordering by id."""
+    keys, first, codes = np.unique(ids, return_index=True, return_inverse=True)
+    return keys, first, codes.astype(np.int64).reshape(-1)
+
+
+def aggregate_coded(
+    focal: np.ndarray, other: np.ndarray, n: int, count: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`aggregate_directed` over dense codes in [0, n): one sort of a single int64 key (focal * n + other)
+    instead of a two-key lexsort; `count` None counts rows. Returns (focal, other, count) codes,
+    sorted by focal, other."""
+    if len(focal) == 0:
+        return focal, other, (count if count is not None else np.zeros(0, np.int64))
+    key = focal.astype(np.int64) * n + other
+    if count is None:
+        key.sort()
+        starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+        summed = np.diff(np.r_[starts, len(key)])
+    else:
+        order = np.argsort(key)
+        key = key[order]
+        starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+        summed = np.add.reduceat(count[order], starts)
+    key = key[starts]
+    return key // n, key % n, summed.astype(np.int64)
+
+
 def top_k(focal: np.ndarray, other: np.ndarray, score: np.ndarray, count: np.ndarray, k: int) -> np.ndarray:
     """Rank (1 = best) of each row among its focal's rows by (score desc, count desc, other asc);
     0 where the rank is beyond k."""

@@ -43,27 +43,29 @@ def directed_pairs(item: tuple[int, SliceRef, dict], *, gap_ms: int, fanout_cap:
     """Step 1 (pool function): (user shard, final edges, splits) -> ``(tweet shard, SliceRef)``."""
     shard, ref, splits = item
     edges = read_slices([ref], EDGES_SCHEMA)
-    left, right, counts = pcore.user_pairs(edges, gap_ms=gap_ms, fanout_cap=fanout_cap)
+    # Tweets as dense codes (ordered like their IDs): the pairs are then counted with one sort of
+    # a single int64 key, and the engager counts are read by code, not searched.
+    keys, first, codes = pcore.dense_codes(edges.column("tweet").to_numpy())
+    coded = edges.set_column(edges.schema.get_field_index("tweet"), "tweet", pa.array(codes, pa.uint64()))
+    left, right, counts = pcore.user_pairs(coded, gap_ms=gap_ms, fanout_cap=fanout_cap)
     stats = {name: int(value) for name, value in counts.items() if value}
     if len(left):
         stats["pairs_generated"] = len(left)
     outputs: list = [Tagged(STATS, stats)]
     if len(left) == 0:
         return outputs
-    tweets = edges.column("tweet").to_numpy()
-    _, first = np.unique(tweets, return_index=True)
-    keys, engagers = tweets[first], edges.column("engagers").to_numpy()[first]
+    left, right = left.astype(np.int64), right.astype(np.int64)
     # Both directions, pre-aggregated here so the next step reads each (focal, other) once per user shard.
-    focal, other, count = pcore.aggregate_directed(
-        np.r_[left, right], np.r_[right, left], np.ones(2 * len(left), dtype=np.int64)
-    )
+    f, o, count = pcore.aggregate_coded(np.r_[left, right], np.r_[right, left], len(keys))
+    engagers = edges.column("engagers").to_numpy()[first]
+    focal = keys[f]
     table = pa.table(
         {
             "tweet": pa.array(focal, pa.uint64()),
-            "other": pa.array(other, pa.uint64()),
+            "other": pa.array(keys[o], pa.uint64()),
             "count": pa.array(count, pa.int64()),
-            "deg_f": pa.array(gc.lookup(keys, engagers, focal), pa.int64()),
-            "deg_o": pa.array(gc.lookup(keys, engagers, other), pa.int64()),
+            "deg_f": pa.array(engagers[f], pa.int64()),
+            "deg_o": pa.array(engagers[o], pa.int64()),
         }
     )
     homes = gc.range_shard(focal, splits["tweet"])
@@ -76,15 +78,15 @@ def score_top_k(
     """Step 2 (pool function): (tweet shard, refs, splits) -> ``(shard of a, SliceRef)`` of ranked pairs."""
     shard, refs, splits = item
     table = read_slices(refs, DIRECTED)
-    focal, other, count = pcore.aggregate_directed(*gc.cols(table, "tweet", "other", "count"))
-    deg = {}
-    for name, col in (("f", "tweet"), ("o", "other")):
-        keys = table.column(col).to_numpy()
-        _, first = np.unique(keys, return_index=True)
-        deg[name] = gc.lookup(
-            keys[first], table.column(f"deg_{name}").to_numpy()[first], focal if name == "f" else other
-        )
-    score = (count / np.sqrt(np.maximum(deg["f"] * deg["o"], 1))).astype(np.float32)
+    focal, other, count, deg_f, deg_o = gc.cols(table, "tweet", "other", "count", "deg_f", "deg_o")
+    # Both ends as dense codes of one sorted ID list: one single-key sort sums the counts, and
+    # each tweet's engager count is read by code.
+    keys, first, codes = pcore.dense_codes(np.r_[focal, other])
+    degree = np.r_[deg_f, deg_o][first]
+    n = len(focal)
+    f, o, count = pcore.aggregate_coded(codes[:n], codes[n:], len(keys), count)
+    focal, other = keys[f], keys[o]
+    score = (count / np.sqrt(np.maximum(degree[f] * degree[o], 1))).astype(np.float32)
     ok = (count >= min_count) & (score >= min_score)
     focal, other, count, score = focal[ok], other[ok], count[ok], score[ok]
     rank = pcore.top_k(focal, other, score, count, top_k)
