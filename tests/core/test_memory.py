@@ -31,6 +31,23 @@ def test_configure_yields_to_the_environment() -> None:
     assert out.strip() == "{'mmap_threshold': False, 'arrow_system_pool': False} mimalloc"
 
 
+def test_configure_exports_its_threshold_to_the_processes_started_after_it() -> None:
+    grandchild = "from twhin_data.core import memory; print(memory.configure()['mmap_threshold'])"
+    code = (
+        "import os, subprocess, sys; from twhin_data.core import memory; "
+        "print(memory.configure(memory.GRAPH_MMAP_THRESHOLD)['mmap_threshold'], os.environ[memory.MMAP_ENV]); "
+        "sys.stdout.flush(); subprocess.run([sys.executable, '-c', sys.argv[1]]); "
+        "print(memory.configure()['mmap_threshold'], os.environ[memory.MMAP_ENV]); "
+        "print(memory.configure(memory.MMAP_THRESHOLD)['mmap_threshold'], os.environ[memory.MMAP_ENV])"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, grandchild], env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True, check=True
+    )
+    # The pool's processes start with graph's threshold from glibc and leave it, so does a pooled
+    # step's setup (no threshold given); a command may change its own export, never a user's.
+    assert done.stdout.split() == ["True", str(32 << 20), "False", "False", str(32 << 20), "True", str(1 << 20)]
+
+
 _NATIVE = """
 import os, sys
 from twhin_data.core import memory

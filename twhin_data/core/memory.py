@@ -19,6 +19,11 @@ with what it holds. Three settings, measured together on `shard` with pairs (ben
   and calls `set_memory_pool` when it is (a Dataflow worker), remembering the library's own pool
   for `release`. Measured: the C++ pool left on mimalloc kept 60 MB more at 2M tweets of shard with
   pairs (bench/RESULTS.md, "shard pairs memory, run 7").
+  graph is the exception (`GRAPH_MMAP_THRESHOLD`, 32 MiB, the most glibc's own rule reaches): its
+  steps allocate and free many arrays of 1-32 MiB, each of which the 1 MiB threshold maps afresh
+  and faults in page by page (600k page faults, ~1 s of system time at 1M engagements), while the
+  heap it keeps instead measured no growth (bench/RESULTS.md, "graph, run 4").
+  The threshold is exported as ``MALLOC_MMAP_THRESHOLD_``, so the pool's processes start with it.
 * `release` hands back what the allocators cache, after every pooled task that ran for at least
   `MIN_TASK_S` (`core.pool.call`); it costs well under a millisecond.
 
@@ -39,6 +44,8 @@ import sys
 #: glibc's M_MMAP_THRESHOLD option (mallopt) and the value `configure` sets.
 M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD = 1 << 20
+GRAPH_MMAP_THRESHOLD = 32 << 20
+MMAP_ENV = "MALLOC_MMAP_THRESHOLD_"
 #: Tasks shorter than this (seconds) skip the release: they allocate little.
 MIN_TASK_S = 0.05
 
@@ -54,18 +61,27 @@ _TRIM = _libc_function("malloc_trim")
 _MALLOPT = _libc_function("mallopt")
 #: The variable Arrow's C++ library reads when it is loaded, and the pool `configure` asks for.
 ARROW_POOL_ENV = "ARROW_DEFAULT_MEMORY_POOL"
+#: The variables `configure` exported itself (a user's setting is never overridden).
+_EXPORTED: set[str] = set()
 #: Pools besides pyarrow's default that `release` hands back (the C++ library's own, when pyarrow
 #: was loaded before `configure`).
 _OTHER_POOLS: list = []
 
 
-def configure() -> dict[str, bool]:
+def configure(mmap_threshold: int | None = None) -> dict[str, bool]:
     """This process's allocators as the module docstring says; returns what it set. Each setting
     yields to its environment variable: ``MALLOC_MMAP_THRESHOLD_`` (glibc read it at start) and
-    ``ARROW_DEFAULT_MEMORY_POOL`` (Arrow reads it when it is loaded; set here when it is not yet)."""
+    ``ARROW_DEFAULT_MEMORY_POOL`` (Arrow reads it when it is loaded; set here when it is not yet).
+
+    `mmap_threshold`: a command's own (None: `MMAP_THRESHOLD`, or the one an earlier call of this
+    process or its parent set, so a pooled step's setup keeps its command's)."""
     done = {"mmap_threshold": False, "arrow_system_pool": False}
-    if _MALLOPT is not None and "MALLOC_MMAP_THRESHOLD_" not in os.environ:
-        done["mmap_threshold"] = bool(_MALLOPT(M_MMAP_THRESHOLD, MMAP_THRESHOLD))
+    ours = MMAP_ENV in _EXPORTED and mmap_threshold is not None
+    if _MALLOPT is not None and (MMAP_ENV not in os.environ or ours):
+        mmap_threshold = mmap_threshold or MMAP_THRESHOLD
+        done["mmap_threshold"] = bool(_MALLOPT(M_MMAP_THRESHOLD, mmap_threshold))
+        os.environ[MMAP_ENV] = str(mmap_threshold)  # processes started from here on: glibc applies it at start
+        _EXPORTED.add(MMAP_ENV)
     if ARROW_POOL_ENV not in os.environ:
         os.environ[ARROW_POOL_ENV] = "system"  # every allocation of a pyarrow loaded from now on, here and in children
         pa = sys.modules.get("pyarrow")

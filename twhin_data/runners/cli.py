@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             sys.stderr.write(f"twhin-data: error: unknown command {command!r} (see twhin-data --help)\n")
         return 2
     quiet_import_warnings()
-    memory.configure()  # before the first table is read: every buffer then comes from the system pool
+    memory.configure(COMMANDS[command].mmap_threshold)  # before the first table is read: every buffer then comes from the system pool
     # Beam (~1.5 s to import) loads only once a command runs, so `twhin-data --help` stays fast.
     from twhin_data.runners import options as opts
     from twhin_data.runners.launch import run_module

@@ -7,6 +7,7 @@ import importlib
 from types import ModuleType
 from typing import NamedTuple
 
+from twhin_data.core import memory
 from twhin_data.core.errors import ConfigError
 
 
@@ -14,6 +15,7 @@ class Command(NamedTuple):
     module: str  # "pipeline" modules follow pipelines/__init__.py; "tool" modules expose
     kind: str  # add_arguments(parser) and main(args, extra_args) -> int
     help: str  # the one line of `twhin-data --help` (no module is imported to print it)
+    mmap_threshold: int = memory.MMAP_THRESHOLD  # glibc's, for the command and its pool (core/memory.py)
 
 
 #: command -> Command, in the order `twhin-data --help` lists them.
@@ -37,6 +39,7 @@ COMMANDS: dict[str, Command] = {
         "twhin_data.pipelines.graph",
         "pipeline",
         "Build the user-tweet engagement graph (PyTorch-BigGraph ready) and socially-similar tweet pairs.",
+        memory.GRAPH_MMAP_THRESHOLD,
     ),
     "embed": Command(
         "twhin_data.pipelines.embed",
