@@ -39,7 +39,8 @@ def test_every_source_folder_has_init():
 def test_cli_commands_point_at_modules():
     from twhin_data.runners.commands import COMMANDS
 
-    for command, (module_name, kind, help_line) in COMMANDS.items():
+    for command, entry in COMMANDS.items():
+        module_name, kind, help_line = entry.module, entry.kind, entry.help
         module = importlib.import_module(module_name)
         assert isinstance(help_line, str) and help_line, command
         assert callable(module.add_arguments), command
