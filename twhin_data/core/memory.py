@@ -9,6 +9,13 @@ with what it holds. Three settings, measured together on `shard` with pairs (ben
   threshold each time a large block is freed (up to 32 MiB), so later large arrays come from the
   heap, whose pages stay. `configure` fixes the threshold at `MMAP_THRESHOLD`: arrays of 1 MiB and
   more are mapped and unmapped whole.
+  `twhin-data graph` is the exception (`GRAPH_MMAP_THRESHOLD`, 32 MiB, the most glibc's own rule
+  reaches; `twhin-data run`, which also runs shard, keeps 1 MiB for all its stages): graph's
+  steps allocate and free many arrays of 1-32 MiB, each of which a 1 MiB threshold maps afresh
+  and faults in page by page (640-675k page faults a run at 1M engagements against 420-440k, about
+  8% of its time), while the heap it keeps instead measured no memory growth (bench/RESULTS.md,
+  "graph, run 4"). The threshold is exported as ``MALLOC_MMAP_THRESHOLD_``, so the pool's
+  processes start with it (a Dataflow worker, which runs no command, keeps 1 MiB).
 * Arrow's default pool (mimalloc) keeps freed pages resident (320 MB of freed buffers stay until
   a collect: tests/core/test_memory.py). `configure` makes Arrow allocate through glibc (the system
   pool), at the same speed on shard and graph in our runs. Arrow's C++ library picks the pool of
@@ -19,11 +26,6 @@ with what it holds. Three settings, measured together on `shard` with pairs (ben
   and calls `set_memory_pool` when it is (a Dataflow worker), remembering the library's own pool
   for `release`. Measured: the C++ pool left on mimalloc kept 60 MB more at 2M tweets of shard with
   pairs (bench/RESULTS.md, "shard pairs memory, run 7").
-  graph is the exception (`GRAPH_MMAP_THRESHOLD`, 32 MiB, the most glibc's own rule reaches): its
-  steps allocate and free many arrays of 1-32 MiB, each of which the 1 MiB threshold maps afresh
-  and faults in page by page (600k page faults, ~1 s of system time at 1M engagements), while the
-  heap it keeps instead measured no growth (bench/RESULTS.md, "graph, run 4").
-  The threshold is exported as ``MALLOC_MMAP_THRESHOLD_``, so the pool's processes start with it.
 * `release` hands back what the allocators cache, after every pooled task that ran for at least
   `MIN_TASK_S` (`core.pool.call`); it costs well under a millisecond.
 
