@@ -131,6 +131,8 @@ def test_aggregate_coded_matches_the_two_key_aggregation(with_counts):
         assert got.tolist() == expected.tolist()
     empty = pcore.aggregate_coded(np.zeros(0, np.int64), np.zeros(0, np.int64), 0)
     assert [len(a) for a in empty] == [0, 0, 0]
+    with pytest.raises(ValueError, match="--partitions"):  # n * n would overflow int64
+        pcore.aggregate_coded(np.zeros(1, np.int64), np.zeros(1, np.int64), pcore.MAX_CODES + 1)
 
 
 def test_resolve_factory_scales_to_n():

@@ -117,6 +117,10 @@ def aggregate_directed(focal: np.ndarray, other: np.ndarray, count: np.ndarray) 
     return f[starts], o[starts], np.add.reduceat(c, starts)
 
 
+#: The most codes `aggregate_coded` pairs into one int64 key (floor(sqrt(2**63 - 1))).
+MAX_CODES = 3_037_000_499
+
+
 def dense_codes(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(sorted distinct ids, index of each one's first row, each row's code): codes are positions in
     the sorted ids, so ordering by code is ordering by id."""
@@ -129,9 +133,11 @@ def aggregate_coded(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """`aggregate_directed` over dense codes in [0, n): one sort of a single int64 key (focal * n + other)
     instead of a two-key lexsort; `count` None counts rows. Returns (focal, other, count) codes,
-    sorted by focal, other."""
+    sorted by focal, other. n * n must fit in int64 (n below 3.04e9 distinct tweets in one shard)."""
     if len(focal) == 0:
         return focal, other, (count if count is not None else np.zeros(0, np.int64))
+    if n > MAX_CODES:
+        raise ValueError(f"{n} distinct tweets in one shard: more than {MAX_CODES}; give graph more --partitions")
     key = focal.astype(np.int64) * n + other
     if count is None:
         key.sort()
