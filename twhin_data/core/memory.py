@@ -63,8 +63,8 @@ _TRIM = _libc_function("malloc_trim")
 _MALLOPT = _libc_function("mallopt")
 #: The variable Arrow's C++ library reads when it is loaded, and the pool `configure` asks for.
 ARROW_POOL_ENV = "ARROW_DEFAULT_MEMORY_POOL"
-#: The variables `configure` exported itself (a user's setting is never overridden).
-_EXPORTED: set[str] = set()
+#: Whether `MMAP_ENV` was exported by `configure` in this process (a user's setting is never overridden).
+_exported_mmap = False
 #: Pools besides pyarrow's default that `release` hands back (the C++ library's own, when pyarrow
 #: was loaded before `configure`).
 _OTHER_POOLS: list = []
@@ -77,13 +77,13 @@ def configure(mmap_threshold: int | None = None) -> dict[str, bool]:
 
     `mmap_threshold`: a command's own (None: `MMAP_THRESHOLD`, or the one an earlier call of this
     process or its parent set, so a pooled step's setup keeps its command's)."""
+    global _exported_mmap
     done = {"mmap_threshold": False, "arrow_system_pool": False}
-    ours = MMAP_ENV in _EXPORTED and mmap_threshold is not None
-    if _MALLOPT is not None and (MMAP_ENV not in os.environ or ours):
+    if _MALLOPT is not None and (MMAP_ENV not in os.environ or (_exported_mmap and mmap_threshold is not None)):
         mmap_threshold = mmap_threshold or MMAP_THRESHOLD
         done["mmap_threshold"] = bool(_MALLOPT(M_MMAP_THRESHOLD, mmap_threshold))
         os.environ[MMAP_ENV] = str(mmap_threshold)  # processes started from here on: glibc applies it at start
-        _EXPORTED.add(MMAP_ENV)
+        _exported_mmap = True
     if ARROW_POOL_ENV not in os.environ:
         os.environ[ARROW_POOL_ENV] = "system"  # every allocation of a pyarrow loaded from now on, here and in children
         pa = sys.modules.get("pyarrow")

@@ -138,7 +138,7 @@ def aggregate_coded(
         return focal, other, (count if count is not None else np.zeros(0, np.int64))
     if n > MAX_CODES:
         raise ValueError(f"{n} distinct tweets in one shard: more than {MAX_CODES}; give graph more --partitions")
-    key = focal.astype(np.int64) * n + other
+    key = focal.astype(np.int64) * n + other.astype(np.int64)  # uint64 + int64 would give float64
     if count is None:
         key.sort()
         starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])

@@ -54,7 +54,6 @@ def directed_pairs(item: tuple[int, SliceRef, dict], *, gap_ms: int, fanout_cap:
     outputs: list = [Tagged(STATS, stats)]
     if len(left) == 0:
         return outputs
-    left, right = left.astype(np.int64), right.astype(np.int64)
     # Both directions, pre-aggregated here so the next step reads each (focal, other) once per user shard.
     f, o, count = pcore.aggregate_coded(np.r_[left, right], np.r_[right, left], len(keys))
     engagers = edges.column("engagers").to_numpy()[first]
