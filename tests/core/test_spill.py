@@ -73,3 +73,14 @@ def test_slice_index_gives_each_key_the_slices_write_split_returned(tmp_path):
     assert spill.SliceIndex.of([], parts) == []
     with pytest.raises(ValueError, match="outside"):
         spill.SliceIndex.of([(parts, spill.SliceRef("x", 0, 1))], parts)
+
+
+@pytest.mark.parametrize("keys", [[0, 0, 0, 0, 0, 0], [0, 0, 2, 2, 2, 5], [2, 0, 2, 5, 0, 2]])
+def test_write_split_gives_each_key_its_rows_in_order_sorted_or_not(tmp_path, keys):
+    keys = np.array(keys, np.int64)
+    table = pa.table({"id": pa.array(np.arange(6) * 10, pa.int64())})
+    refs = spill.write_split(str(tmp_path / "s.arrow"), table.schema, table, keys)
+    assert [key for key, _ in refs] == sorted(set(keys.tolist()))
+    for key, ref in refs:
+        got = spill.read_slices([ref], table.schema).column("id").to_pylist()
+        assert got == (np.flatnonzero(keys == key) * 10).tolist()  # original row order within a key

@@ -117,22 +117,44 @@ def test_user_pairs_time_gap():
     assert counts["pair_edges_no_ts"] == 1
 
 
-@pytest.mark.parametrize("with_counts", [False, True])
-def test_aggregate_coded_matches_the_two_key_aggregation(with_counts):
+def test_aggregate_coded_matches_the_two_key_aggregation():
     rng = np.random.default_rng(3)
     ids = rng.integers(0, 2**62, size=300, dtype=np.uint64) + np.uint64(2**63)  # above int64
     focal, other = rng.choice(ids, 20_000), rng.choice(ids, 20_000)
-    count = rng.integers(1, 9, size=20_000).astype(np.int64) if with_counts else np.ones(20_000, np.int64)
-    want = pcore.aggregate_directed(focal, other, count)
+    want = pcore.aggregate_directed(focal, other, np.ones(20_000, np.int64))
     keys, first, codes = pcore.dense_codes(np.r_[focal, other])
     assert (keys[codes] == np.r_[focal, other]).all() and (np.r_[focal, other][first] == keys).all()
-    f, o, c = pcore.aggregate_coded(codes[:20_000], codes[20_000:], len(keys), count if with_counts else None)
+    f, o, c = pcore.aggregate_coded(codes[:20_000], codes[20_000:], len(keys))
     for got, expected in zip((keys[f], keys[o], c), want, strict=True):
         assert got.tolist() == expected.tolist()
     empty = pcore.aggregate_coded(np.zeros(0, np.int64), np.zeros(0, np.int64), 0)
     assert [len(a) for a in empty] == [0, 0, 0]
     with pytest.raises(ValueError, match="--partitions"):  # n * n would overflow int64
         pcore.aggregate_coded(np.zeros(1, np.int64), np.zeros(1, np.int64), pcore.MAX_CODES + 1)
+
+
+@pytest.mark.parametrize("sorted_slices", [True, False])
+def test_sum_directed_matches_the_two_key_aggregation(sorted_slices):
+    rng = np.random.default_rng(4)
+    ids = rng.integers(0, 2**62, size=200, dtype=np.uint64) + np.uint64(2**63)
+    degree = dict(zip(ids.tolist(), rng.integers(1, 50, 200).tolist(), strict=True))  # engagers of each tweet
+    slices = []
+    for _ in range(5):  # one slice per user shard, each summed and sorted by (tweet, other) as directed_pairs writes
+        f, o, c = pcore.aggregate_directed(rng.choice(ids, 4_000), rng.choice(ids, 4_000), rng.integers(1, 5, 4_000))
+        if not sorted_slices:
+            shuffle = rng.permutation(len(f))
+            f, o, c = f[shuffle], o[shuffle], c[shuffle]
+        deg_f, deg_o = ([degree[t] for t in side.tolist()] for side in (f, o))
+        slices.append(pa.table({"tweet": f, "other": o, "count": c, "deg_f": deg_f, "deg_o": deg_o}))
+    table = pa.concat_tables(slices)
+    focal, other, count = (table.column(n).to_numpy() for n in ("tweet", "other", "count"))
+    want = pcore.aggregate_directed(focal, other, count)
+    got = pcore.sum_directed(table)
+    for a, b in zip(got[:3], want, strict=True):
+        assert a.tolist() == b.tolist()
+    assert got[3].tolist() == [degree[t] for t in want[0].tolist()]
+    assert got[4].tolist() == [degree[t] for t in want[1].tolist()]
+    assert [len(a) for a in pcore.sum_directed(table.slice(0, 0))] == [0] * 5
 
 
 def test_resolve_factory_scales_to_n():

@@ -90,14 +90,16 @@ def write_slices(path: str, schema: pa.Schema, slices: Iterable[tuple[int, pa.Ta
 def write_split(path: str, schema: pa.Schema, table: pa.Table, keys: np.ndarray) -> list:
     """Writes the rows of `table` to one IPC file, a slice per distinct aligned integer key (keys
     ascending, rows in their original order); returns ``(key, SliceRef)`` per slice. One take in
-    key order, then zero-copy slices (IPC writes a slice's rows only; a pickled slice would carry
+    key order (none when the rows already are in it), then zero-copy slices (IPC writes a slice's rows only; a pickled slice would carry
     its whole parent, so `core.tables.split_table` stays the splitter for tables that travel)."""
     writer = SliceWriter(path, schema)
     if len(keys):
-        order = np.argsort(keys, kind="stable")
-        ordered = keys[order]
+        if (keys[1:] >= keys[:-1]).all():  # already in key order (one key, or rows sorted by it): no copy
+            ordered, taken = keys, table
+        else:
+            order = np.argsort(keys, kind="stable")
+            ordered, taken = keys[order], table.take(pa.array(order))
         bounds = np.flatnonzero(ordered[1:] != ordered[:-1]) + 1
-        taken = table.take(pa.array(order))
         for start, stop in zip(np.r_[0, bounds], np.r_[bounds, len(keys)], strict=True):
             writer.add(int(ordered[start]), taken.slice(int(start), int(stop - start)))
     return writer.close()

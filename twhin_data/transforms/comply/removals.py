@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from twhin_data.core import files
-from twhin_data.core.ids import ID_PATTERN, ID_RE
+from twhin_data.core.ids import ID_RE, id_mask
 
 #: unavailable/ statuses that mean "this tweet is gone for us": deleted (or never existed) and
 #: protected / suspended authors. `unavailable`, `failed` and `invalid_id` are not verdicts.
@@ -68,7 +68,7 @@ def to_uint64(column: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarra
     if pa.types.is_integer(arr.type):
         valid = ~np.asarray(arr.is_null().to_numpy(zero_copy_only=False))
         return pc.fill_null(arr, 0).cast(pa.uint64()).to_numpy(zero_copy_only=False), valid
-    ok = pc.fill_null(pc.match_substring_regex(arr, ID_PATTERN), False)
+    ok = id_mask(arr)
     valid = np.asarray(ok.to_numpy(zero_copy_only=False), dtype=bool)
     digits = pc.if_else(ok, arr, "0")
     return pc.cast(digits, pa.uint64()).to_numpy(zero_copy_only=False), valid

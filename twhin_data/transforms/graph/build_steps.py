@@ -37,7 +37,7 @@ import pyarrow as pa
 from twhin_data.core import files
 from twhin_data.core.pool import Tagged
 from twhin_data.core.spill import SliceRef, read_slices, write_split
-from twhin_data.core.tables import sorted_unique
+from twhin_data.core.tables import lexsort, sorted_unique
 from twhin_data.core.tags import STATS
 from twhin_data.schemas.graph import ENGAGEMENT_TYPES
 from twhin_data.transforms.graph import edges as gc
@@ -201,7 +201,7 @@ def index_users(
     nodes = pa.table({"index": pa.array(index), "user": pa.array(node_ids, pa.uint64()), "degree": pa.array(degree, pa.int64())})
     lhs = gc.lookup(node_ids, index, user, default=-1)
     edges = edges.append_column("lhs", pa.array(lhs, pa.int64()))
-    order = np.lexsort((edges.column("rel").to_numpy(), edges.column("rhs").to_numpy(), lhs))
+    order = lexsort((edges.column("rel").to_numpy(), edges.column("rhs").to_numpy(), lhs))
     edges = edges.take(pa.array(order))
     out: list = add_parts(outputs, "users", nodes, tmp, f"users-{shard:05d}")
     out += add_parts(outputs, "edges", edges, tmp, f"edges-{shard:05d}")

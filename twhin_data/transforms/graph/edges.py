@@ -15,8 +15,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from twhin_data.core.ids import ID_PATTERN
-from twhin_data.core.tables import sorted_unique
+from twhin_data.core.ids import id_mask
+from twhin_data.core.tables import lexsort, sorted_unique
 from twhin_data.schemas.graph import ENGAGEMENT_TYPES
 
 NO_TS = np.iinfo(np.int64).min
@@ -44,6 +44,8 @@ TYPE_ALIASES = {
     "quote": "quote",
     "quoted": "quote",
 }
+#: The code of each alias in TYPE_ALIASES' order, then -1 (unknown).
+_ALIAS_CODES = np.array([ENGAGEMENT_TYPES.index(name) for name in TYPE_ALIASES.values()] + [-1], dtype=np.int8)
 _DIGITS = re.compile(r"^-?[0-9]+(\.[0-9]+)?$")
 
 
@@ -54,7 +56,7 @@ def empty_edges() -> pa.Table:
 def parse_ids(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """Decimal ID strings -> (uint64 array, valid mask). Valid: 1-19 digits (always < 2**64)."""
     text = pc.utf8_trim_whitespace(values.cast(pa.string()))
-    ok = pc.fill_null(pc.match_substring_regex(text, ID_PATTERN), False).to_numpy(zero_copy_only=False)
+    ok = id_mask(text).to_numpy(zero_copy_only=False)
     out = np.zeros(len(values), dtype=np.uint64)
     if ok.any():
         good = pc.filter(text, pa.array(ok))
@@ -65,11 +67,10 @@ def parse_ids(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
 def parse_types(values: pa.Array) -> np.ndarray:
     """Engagement type strings -> int8 codes (index in ENGAGEMENT_TYPES), -1 when unknown."""
     lowered = pc.utf8_lower(pc.utf8_trim_whitespace(values.cast(pa.string())))
-    codes = np.full(len(values), -1, dtype=np.int8)
-    for alias, name in TYPE_ALIASES.items():
-        hit = pc.fill_null(pc.equal(lowered, alias), False).to_numpy(zero_copy_only=False)
-        codes[hit] = ENGAGEMENT_TYPES.index(name)
-    return codes
+    # One hash lookup per row: position in the alias list (null when unknown), then its type's code.
+    found = pc.index_in(lowered, value_set=pa.array(list(TYPE_ALIASES)))
+    position = pc.fill_null(found, len(TYPE_ALIASES)).to_numpy(zero_copy_only=False)
+    return _ALIAS_CODES[position]
 
 
 def _parse_one_ts(text: str) -> int | None:
@@ -163,7 +164,7 @@ def dedupe(edges: pa.Table) -> tuple[pa.Table, np.ndarray]:
         return edges, np.zeros(len(ENGAGEMENT_TYPES), np.int64)
     user, tweet, rel, ts, source = cols(edges, "user", "tweet", "rel", "ts", "source")
     unknown = ts == NO_TS  # unknown times sort after known ones
-    order = np.lexsort((source, ts, unknown, rel, tweet, user))
+    order = lexsort((source, ts, unknown, rel, tweet, user))
     u, t, r = user[order], tweet[order], rel[order]
     first = np.ones(len(order), dtype=bool)
     first[1:] = (u[1:] != u[:-1]) | (t[1:] != t[:-1]) | (r[1:] != r[:-1])
@@ -198,9 +199,9 @@ def cap_per_user(edges: pa.Table, alive: np.ndarray, cap: int, policy: str) -> n
         return selected
     user, tweet, rel, ts = (c[idx] for c in cols(edges, "user", "tweet", "rel", "ts"))
     if policy == "hash":
-        order = np.lexsort((edge_hash(user, tweet, rel, salt=0x5EED), user))
+        order = lexsort((edge_hash(user, tweet, rel, salt=0x5EED), user))
     else:
-        order = np.lexsort((rel, tweet, -np.maximum(ts, NO_TS + 1), user))
+        order = lexsort((rel, tweet, -np.maximum(ts, NO_TS + 1), user))
     keep = rank_within_groups(user[order]) < cap
     selected[idx[order[keep]]] = True
     return selected
@@ -210,7 +211,7 @@ def distinct_users_per_tweet(tweet: np.ndarray, user: np.ndarray) -> tuple[np.nd
     """(tweets sorted, number of distinct users of each) over aligned tweet/user arrays."""
     if len(tweet) == 0:
         return np.zeros(0, np.uint64), np.zeros(0, np.int64)
-    order = np.lexsort((user, tweet))
+    order = lexsort((user, tweet))
     t, u = tweet[order], user[order]
     distinct = np.r_[True, (t[1:] != t[:-1]) | (u[1:] != u[:-1])]  # first row of each (tweet, user)
     tweets, counts = np.unique(t[distinct], return_counts=True)

@@ -11,7 +11,9 @@ import re
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from twhin_data.core.tables import lexsort
 from twhin_data.transforms.graph import edges as gc
 
 PAIR_COLUMNS = pa.schema(
@@ -81,13 +83,13 @@ def user_pairs(
         known = ts != gc.NO_TS
         counts["pair_edges_no_ts"] = int((~known).sum())
         user, tweet, ts = user[known], tweet[known], ts[known]
-    order = np.lexsort((ts, tweet, user))
+    order = lexsort((ts, tweet, user))
     user, tweet, ts = user[order], tweet[order], ts[order]
     first = (
         np.r_[True, (user[1:] != user[:-1]) | (tweet[1:] != tweet[:-1])] if len(user) else np.zeros(0, bool)
     )
     user, tweet, ts = user[first], tweet[first], ts[first]
-    order = np.lexsort((tweet, ts, user))
+    order = lexsort((tweet, ts, user))
     user, tweet, ts = user[order], tweet[order], ts[order]
     ends = _eligible_ends(user, ts, gap_ms)
     count = ends - np.arange(len(user))
@@ -128,28 +130,39 @@ def dense_codes(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return keys, first, codes.astype(np.int64).reshape(-1)
 
 
-def aggregate_coded(
-    focal: np.ndarray, other: np.ndarray, n: int, count: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """`aggregate_directed` over dense codes in [0, n): one sort of a single int64 key (focal * n + other)
-    instead of a two-key lexsort; `count` None counts rows. Returns (focal, other, count) codes,
-    sorted by focal, other. n * n must fit in int64 (n below 3.04e9 distinct tweets in one shard)."""
+def aggregate_coded(focal: np.ndarray, other: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`aggregate_directed` of unit counts over dense codes in [0, n): one sort of a single int64 key
+    (focal * n + other) instead of a two-key lexsort. Returns (focal, other, count) codes, sorted by
+    focal, other. n * n must fit in int64 (n below 3.04e9 distinct tweets in one shard)."""
     if len(focal) == 0:
-        return focal, other, (count if count is not None else np.zeros(0, np.int64))
+        return focal, other, np.zeros(0, np.int64)
     if n > MAX_CODES:
         raise ValueError(f"{n} distinct tweets in one shard: more than {MAX_CODES}; give graph more --partitions")
     key = focal.astype(np.int64) * n + other.astype(np.int64)  # uint64 + int64 would give float64
-    if count is None:
-        key.sort()
-        starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
-        summed = np.diff(np.r_[starts, len(key)])
-    else:
-        order = np.argsort(key)
-        key = key[order]
-        starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
-        summed = np.add.reduceat(count[order], starts)
+    key.sort()
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    count = np.diff(np.r_[starts, len(key)]).astype(np.int64)
     key = key[starts]
-    return key // n, key % n, summed.astype(np.int64)
+    return key // n, key % n, count
+
+
+def sum_directed(table: pa.Table) -> tuple[np.ndarray, ...]:
+    """Directed pair rows (tweet, other, count, deg_f, deg_o) summed per (tweet, other): returns
+    (focal, other, count, deg_f, deg_o) sorted by focal, other. deg_f and deg_o are the tweets'
+    engager counts, the same on every row of a pair, so the first row's are kept.
+
+    The rows come as slices each sorted by (tweet, other); Arrow's stable two-key sort merges such
+    runs about 3x faster than dense codes plus one key sort, and 2.8x faster than `np.lexsort`.
+    """
+    if table.num_rows == 0:
+        empty = np.zeros(0, np.int64)
+        return np.zeros(0, np.uint64), np.zeros(0, np.uint64), empty, empty, empty
+    keys = table.select(["tweet", "other"]).combine_chunks()
+    order = pc.sort_indices(keys, sort_keys=[("tweet", "ascending"), ("other", "ascending")]).to_numpy()
+    focal, other = (c.to_numpy()[order] for c in keys.columns)
+    starts = np.flatnonzero(np.r_[True, (focal[1:] != focal[:-1]) | (other[1:] != other[:-1])])
+    count, deg_f, deg_o = (table.column(n).to_numpy()[order] for n in ("count", "deg_f", "deg_o"))
+    return focal[starts], other[starts], np.add.reduceat(count, starts), deg_f[starts], deg_o[starts]
 
 
 def top_k(focal: np.ndarray, other: np.ndarray, score: np.ndarray, count: np.ndarray, k: int) -> np.ndarray:
@@ -157,7 +170,7 @@ def top_k(focal: np.ndarray, other: np.ndarray, score: np.ndarray, count: np.nda
     0 where the rank is beyond k."""
     if len(focal) == 0:
         return np.zeros(0, np.int32)
-    order = np.lexsort((other, -count, -score, focal))
+    order = lexsort((other, -count, -score, focal))
     rank = np.zeros(len(focal), dtype=np.int32)
     rank[order] = gc.rank_within_groups(focal[order]) + 1
     rank[rank > k] = 0
@@ -168,7 +181,7 @@ def canonical_min_rank(a: np.ndarray, b: np.ndarray, rank: np.ndarray) -> np.nda
     """Row indices keeping one row per unordered pair (a < b): the one with the best rank."""
     if len(a) == 0:
         return np.zeros(0, np.int64)
-    order = np.lexsort((rank, b, a))
+    order = lexsort((rank, b, a))
     first = np.r_[True, (a[order][1:] != a[order][:-1]) | (b[order][1:] != b[order][:-1])]
     return order[first]
 

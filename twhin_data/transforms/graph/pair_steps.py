@@ -76,16 +76,8 @@ def score_top_k(
 ) -> list:
     """Step 2 (pool function): (tweet shard, refs, splits) -> ``(shard of a, SliceRef)`` of ranked pairs."""
     shard, refs, splits = item
-    table = read_slices(refs, DIRECTED)
-    focal, other, count, deg_f, deg_o = gc.cols(table, "tweet", "other", "count", "deg_f", "deg_o")
-    # Both ends as dense codes of one sorted ID list: one single-key sort sums the counts, and
-    # each tweet's engager count is read by code.
-    keys, first, codes = pcore.dense_codes(np.r_[focal, other])
-    degree = np.r_[deg_f, deg_o][first]
-    n = len(focal)
-    f, o, count = pcore.aggregate_coded(codes[:n], codes[n:], len(keys), count)
-    focal, other = keys[f], keys[o]
-    score = (count / np.sqrt(np.maximum(degree[f] * degree[o], 1))).astype(np.float32)
+    focal, other, count, deg_f, deg_o = pcore.sum_directed(read_slices(refs, DIRECTED))
+    score = (count / np.sqrt(np.maximum(deg_f * deg_o, 1))).astype(np.float32)
     ok = (count >= min_count) & (score >= min_score)
     focal, other, count, score = focal[ok], other[ok], count[ok], score[ok]
     rank = pcore.top_k(focal, other, score, count, top_k)

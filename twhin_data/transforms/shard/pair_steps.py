@@ -43,7 +43,7 @@ import pyarrow.compute as pc
 from twhin_data.core import files
 from twhin_data.core.errors import error_record
 from twhin_data.core.hashing import hash_ids, stable_hash64
-from twhin_data.core.ids import ID_PATTERN
+from twhin_data.core.ids import id_mask
 from twhin_data.core.parquet import write_parquet_streamed
 from twhin_data.core.pool import Tagged
 from twhin_data.core.spill import Piece, Pieces, SliceIndex, SliceRef, read_slices, write_slices, write_split
@@ -120,17 +120,13 @@ def _missing(pairs: pa.Table, side: str) -> list:
     return [Tagged(ERRORS, to_table(rows, ERROR_ROWS))] if rows else []
 
 
-def _valid(ids: pa.ChunkedArray) -> pa.Array:
-    return pc.fill_null(pc.match_substring_regex(ids, ID_PATTERN), False)
-
-
 def spill_pairs(item: tuple[str, pa.Table], *, tmp: str, parts: int) -> list:
     """Step 2: one named pairs table -> pairs split by the partition of tweet a; dead letters; stats."""
     name, table = item
     columns = {c: table.column(c).cast(PAIRS.field(c).type) for c in ("tweet_id_a", "tweet_id_b", "score")}
     source = table.column("source") if "source" in table.column_names else pa.nulls(table.num_rows, pa.string())
     pairs = pa.table({**columns, "source": source.cast(pa.string())}, schema=PAIRS)
-    valid = _valid(pairs.column("tweet_id_a"))
+    valid = id_mask(pairs.column("tweet_id_a"))
     bad = pairs.filter(pc.invert(valid))
     good = pairs.filter(valid)
     refs = write_split(_spill_path(tmp, "in", name), PAIRS, good, partition_of(good.column("tweet_id_a"), parts))
@@ -175,7 +171,7 @@ def join_side(item: tuple[int, Iterable], *, tmp: str, parts: int, side: str, ca
     stats = {"rejected_pair_tweet_missing": missing.num_rows}
     if side == "a":
         hit = hit.append_column("split", pc.if_else(validation, "validation", "train"))
-        ok = _valid(hit.column("tweet_id_b"))
+        ok = id_mask(hit.column("tweet_id_b"))
         out += _missing(hit.filter(pc.invert(ok)), "b")
         stats["rejected_pair_tweet_missing"] += hit.num_rows - (pc.sum(ok).as_py() or 0)
         hit = hit.filter(ok)

@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 
 from twhin_data.core.errors import error_record
 from twhin_data.core.hashing import hash_ids, id_unit_interval, splitmix64
-from twhin_data.core.ids import ID_PATTERN
+from twhin_data.core.ids import id_mask
 from twhin_data.core.pool import Tagged
 from twhin_data.core.tables import sorted_unique
 from twhin_data.core.tags import ERRORS, STATS
@@ -81,9 +81,7 @@ def tokenize_table(
         table = table.set_column(0, "tweet_id", pc.cast(table.column("tweet_id"), pa.string()))
     ids = table.column("tweet_id")
     text = table.column("text")
-    bad_id = pc.invert(pc.fill_null(pc.match_substring_regex(ids, ID_PATTERN), False)).to_numpy(
-        zero_copy_only=False
-    )
+    bad_id = pc.invert(id_mask(ids)).to_numpy(zero_copy_only=False)
     blank = pc.fill_null(pc.equal(pc.utf8_trim_whitespace(text), ""), True).to_numpy(zero_copy_only=False)
     blank &= ~bad_id
     stats = {"tweets_in": table.num_rows, "rejected_invalid_id": int(bad_id.sum())}
