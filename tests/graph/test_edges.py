@@ -127,6 +127,11 @@ def test_aggregate_coded_matches_the_two_key_aggregation():
     f, o, c = pcore.aggregate_coded(codes[:20_000], codes[20_000:], len(keys))
     for got, expected in zip((keys[f], keys[o], c), want, strict=True):
         assert got.tolist() == expected.tolist()
+    for n in (65_536, 65_537):  # the largest n with uint32 keys, and the first with int64 keys
+        codes = rng.integers(n - 3, n, size=(2, 5_000))
+        want = pcore.aggregate_directed(codes[0], codes[1], np.ones(5_000, np.int64))
+        got = pcore.aggregate_coded(codes[0], codes[1], n)
+        assert [a.tolist() for a in got] == [a.tolist() for a in want] and got[0].dtype == np.int64
     empty = pcore.aggregate_coded(np.zeros(0, np.int64), np.zeros(0, np.int64), 0)
     assert [len(a) for a in empty] == [0, 0, 0]
     with pytest.raises(ValueError, match="--partitions"):  # n * n would overflow int64
