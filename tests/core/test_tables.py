@@ -69,7 +69,7 @@ def test_lexsort_is_np_lexsort():
     for _ in range(60):
         keys = _random_keys(rng, int(rng.integers(1, 2_000)))
         got = lexsort(keys)
-        assert got.dtype == np.int64
+        assert got.dtype == np.int64 and got.flags.writeable
         assert got.tolist() == np.lexsort(keys).tolist()
     # keys that already come in sorted runs (the merge path)
     runs = np.concatenate([np.sort(rng.integers(0, 100, 500)) for _ in range(4)]).astype(np.uint64)

@@ -90,8 +90,9 @@ def write_slices(path: str, schema: pa.Schema, slices: Iterable[tuple[int, pa.Ta
 def write_split(path: str, schema: pa.Schema, table: pa.Table, keys: np.ndarray) -> list:
     """Writes the rows of `table` to one IPC file, a slice per distinct aligned integer key (keys
     ascending, rows in their original order); returns ``(key, SliceRef)`` per slice. One take in
-    key order (none when the rows already are in it), then zero-copy slices (IPC writes a slice's rows only; a pickled slice would carry
-    its whole parent, so `core.tables.split_table` stays the splitter for tables that travel)."""
+    key order (none when the rows already are in it), then zero-copy slices (IPC writes a slice's
+    rows only; a pickled slice would carry its whole parent, so `core.tables.split_table` stays the
+    splitter for tables that travel)."""
     writer = SliceWriter(path, schema)
     if len(keys):
         if (keys[1:] >= keys[:-1]).all():  # already in key order (one key, or rows sorted by it): no copy

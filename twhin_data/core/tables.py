@@ -38,7 +38,7 @@ def lexsort(keys: Sequence[np.ndarray]) -> np.ndarray:
     names = [f"k{i}" for i in range(len(keys))]
     table = pa.table(dict(zip(names, keys, strict=True)))
     order = pc.sort_indices(table, sort_keys=[(name, "ascending") for name in reversed(names)])
-    return order.to_numpy().view(np.int64)  # row indices, far below 2**63
+    return order.to_numpy().astype(np.int64)  # a writable array, as np.lexsort's
 
 
 def groups(keys: np.ndarray) -> list[tuple[int, np.ndarray]]:
