@@ -1,4 +1,4 @@
-"""core.ids.id_mask: the Arrow form of ID_PATTERN gives the regex kernel's answers."""
+"""core.ids.id_mask and digits_mask: the byte-kernel forms of ID_PATTERN give the regex kernel's answers."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from twhin_data.core.ids import ID_PATTERN, id_mask
+from twhin_data.core.ids import ID_PATTERN, digits_mask, id_mask
 
 CASES = [
     "0", "00", "1293593516040269825", "1" * 19, "1" * 20, "", " ", " 12", "12 ", "12\n", "12a", "a", "+1", "-1",
@@ -26,3 +26,10 @@ def test_id_mask_is_the_regex_kernel():
     want = pc.fill_null(pc.match_substring_regex(chunked, ID_PATTERN), False)
     assert id_mask(chunked).to_pylist() == want.to_pylist()
     assert id_mask(pa.array(texts, pa.large_string())).to_pylist() == want.to_pylist()
+
+
+def test_digits_mask_is_the_regex_kernel_for_other_lengths():
+    values = pa.array([*CASES, "1" * 15, "1" * 16, "123456789012345"], pa.string())
+    for n in (1, 15):
+        want = pc.fill_null(pc.match_substring_regex(values, f"^[0-9]{{1,{n}}}$"), False)
+        assert digits_mask(values, n).to_pylist() == want.to_pylist()

@@ -43,6 +43,8 @@ def test_parse_ts_iso_naive_epoch_and_invalid():
     assert ok.tolist() == [True, True, True, True, True, False]
     assert ms[:4].tolist() == [1640995200000] * 4
     assert ms[4] == gc.NO_TS
+    epochs, ok = gc.parse_ts(pa.array(["1640995200", " 1640995200000 "]))  # all epoch digits: no filter
+    assert epochs.tolist() == [1640995200000] * 2 and ok.all()
 
 
 def test_clean_rows_counts_every_row_once():

@@ -14,15 +14,20 @@ ID_RE = re.compile(ID_PATTERN)
 #: Longest stripped input kept as the key of a rejected ID (for reporting).
 MAX_KEY_CHARS = 200
 
-def id_mask(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
-    """True where a string value matches ID_PATTERN (1-19 ASCII digits, nothing else); null -> False.
+def digits_mask(values: pa.Array | pa.ChunkedArray, max_digits: int) -> pa.Array | pa.ChunkedArray:
+    """True where a string value is 1 to `max_digits` ASCII digits and nothing else; null -> False.
 
-    The same booleans as ``pc.match_substring_regex(values, ID_PATTERN)`` with nulls filled (RE2's
-    ``$`` is the end of the text, so a trailing newline is not an ID), from two byte-level kernels
-    instead of a regex: 5x faster on a million IDs.
+    The same booleans as ``pc.match_substring_regex(values, "^[0-9]{1,N}$")`` with nulls filled
+    (RE2's ``$`` is the end of the text, so a trailing newline does not match), from two byte-level
+    kernels instead of a regex: 5x faster on a million IDs.
     """
-    digits = pc.and_(pc.ascii_is_decimal(values), pc.less_equal(pc.binary_length(values), MAX_ID_DIGITS))
+    digits = pc.and_(pc.ascii_is_decimal(values), pc.less_equal(pc.binary_length(values), max_digits))
     return pc.fill_null(digits, False)
+
+
+def id_mask(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """True where a string value matches ID_PATTERN (1-19 ASCII digits); null -> False."""
+    return digits_mask(values, MAX_ID_DIGITS)
 
 
 _SCIENTIFIC_RE = re.compile(r"^[+-]?[0-9]+(?:[.,][0-9]+)?[eE][+-]?[0-9]+$")

@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from twhin_data.core.ids import id_mask
+from twhin_data.core.ids import digits_mask, id_mask
 from twhin_data.core.tables import lexsort, sorted_unique
 from twhin_data.schemas.graph import ENGAGEMENT_TYPES
 
@@ -105,11 +105,10 @@ def parse_ts(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     out = np.full(n, NO_TS, dtype=np.int64)
     valid = np.ones(n, dtype=bool)
     present = pc.fill_null(pc.greater(pc.utf8_length(text), 0), False).to_numpy(zero_copy_only=False)
-    digits = pc.fill_null(pc.match_substring_regex(text, r"^[0-9]{1,15}$"), False).to_numpy(
-        zero_copy_only=False
-    )
+    digits = digits_mask(text, 15).to_numpy(zero_copy_only=False)
     if digits.any():  # epoch seconds (< 1e11, i.e. before year 5138) or milliseconds, vectorized
-        epoch = pc.cast(pc.filter(text, pa.array(digits)), pa.int64()).to_numpy(zero_copy_only=False)
+        epoch_text = text if digits.all() else pc.filter(text, pa.array(digits))
+        epoch = pc.cast(epoch_text, pa.int64()).to_numpy(zero_copy_only=False)
         out[digits] = np.where(epoch < 100_000_000_000, epoch * 1000, epoch)
     rest = np.flatnonzero(present & ~digits)
     if len(rest):
