@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from twhin_data.core.ids import ID_PATTERN, digits_mask, id_mask
+from twhin_data.core.ids import ID_PATTERN, MAX_ID_DIGITS, digits_mask, id_mask
 
 CASES = [
     "0", "00", "1293593516040269825", "1" * 19, "1" * 20, "", " ", " 12", "12 ", "12\n", "12a", "a", "+1", "-1",
@@ -15,6 +15,7 @@ CASES = [
 
 
 def test_id_mask_is_the_regex_kernel():
+    assert ID_PATTERN == f"^[0-9]{{1,{MAX_ID_DIGITS}}}$"  # id_mask's length bound is the pattern's
     values = pa.array(CASES, pa.string())
     want = pc.fill_null(pc.match_substring_regex(values, ID_PATTERN), False)
     assert id_mask(values).to_pylist() == want.to_pylist()

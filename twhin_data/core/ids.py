@@ -7,10 +7,10 @@ import re
 import pyarrow as pa
 import pyarrow.compute as pc
 
-MAX_ID_DIGITS = 19
-#: The one definition of a valid ID (`id_mask` is its form for Arrow columns).
-ID_PATTERN = rf"^[0-9]{{1,{MAX_ID_DIGITS}}}$"
+#: The one definition of a valid ID (`id_mask` is its form for Arrow columns, with MAX_ID_DIGITS).
+ID_PATTERN = r"^[0-9]{1,19}$"
 ID_RE = re.compile(ID_PATTERN)
+MAX_ID_DIGITS = 19
 #: Longest stripped input kept as the key of a rejected ID (for reporting).
 MAX_KEY_CHARS = 200
 
