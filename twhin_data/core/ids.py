@@ -14,6 +14,7 @@ MAX_ID_DIGITS = 19
 #: Longest stripped input kept as the key of a rejected ID (for reporting).
 MAX_KEY_CHARS = 200
 
+
 def digits_mask(values: pa.Array | pa.ChunkedArray, max_digits: int) -> pa.Array | pa.ChunkedArray:
     """True where a string value is 1 to `max_digits` ASCII digits and nothing else; null -> False.
 

@@ -11,7 +11,6 @@ import re
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from twhin_data.core.tables import lexsort
 from twhin_data.transforms.graph import edges as gc
@@ -154,17 +153,16 @@ def sum_directed(table: pa.Table) -> tuple[np.ndarray, ...]:
     (focal, other, count, deg_f, deg_o) sorted by focal, other. deg_f and deg_o are the tweets'
     engager counts, the same on every row of a pair, so the first row's are kept.
 
-    The rows come as slices each sorted by (tweet, other); Arrow's stable two-key sort merges such
-    runs about 3x faster than dense codes plus one key sort, and 2.8x faster than `np.lexsort`.
+    The rows come as slices each sorted by (tweet, other); Arrow's two-key sort (`lexsort`) merges
+    such runs about 3x faster than dense codes plus one key sort, and 2.8x faster than `np.lexsort`.
     """
     if table.num_rows == 0:
         empty = np.zeros(0, np.int64)
         return np.zeros(0, np.uint64), np.zeros(0, np.uint64), empty, empty, empty
-    keys = table.select(["tweet", "other"]).combine_chunks()
-    order = pc.sort_indices(keys, sort_keys=[("tweet", "ascending"), ("other", "ascending")]).to_numpy()
-    focal, other = (c.to_numpy()[order] for c in keys.columns)
+    focal, other, count, deg_f, deg_o = gc.cols(table, "tweet", "other", "count", "deg_f", "deg_o")
+    order = lexsort((other, focal))
+    focal, other, count, deg_f, deg_o = (column[order] for column in (focal, other, count, deg_f, deg_o))
     starts = np.flatnonzero(np.r_[True, (focal[1:] != focal[:-1]) | (other[1:] != other[:-1])])
-    count, deg_f, deg_o = (table.column(n).to_numpy()[order] for n in ("count", "deg_f", "deg_o"))
     return focal[starts], other[starts], np.add.reduceat(count, starts), deg_f[starts], deg_o[starts]
 
 
